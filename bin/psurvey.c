@@ -1,0 +1,120 @@
+/*
+ * psurvey.c: the host program. One binary is the command line, the
+ * worker (`psurvey worker`) and, later, the agent. Like lua.c it owns the
+ * Lua state from the first instruction; its Lua modules are compiled in
+ * (embedded_lua.c), so it needs no files beside it. Everything about the
+ * command line itself is in lua/psurvey/cli.lua.
+ */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lpsurvey.h"
+
+struct ps_embedded {
+  const char *name, *chunkname, *code;
+  size_t size;
+};
+extern const struct ps_embedded ps_embedded_lua[];
+
+static lua_State *globalL;
+
+/* Ctrl-C while the script runs Lua code: raise an error at the next hook,
+   as lua.c does. (While map() runs, the engine handles it.) */
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig) {
+  signal(sig, SIG_DFL); /* a second Ctrl-C kills */
+  lua_sethook(globalL, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static int open_core(lua_State *L) {
+  psL_open_core(L);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    lua_pushlstring(L, exe, (size_t)n);
+    lua_setfield(L, -2, "exe_path");
+  }
+  return 1;
+}
+
+static int load_embedded(lua_State *L) {
+  const struct ps_embedded *m = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, m->code, m->size, m->chunkname) != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    /* A table error (cli.lua raises those for clean exits) passes as is. */
+    lua_settop(L, 1);
+    return 1;
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open_core);
+  lua_setfield(L, -2, "psurvey.core");
+  for (const struct ps_embedded *m = ps_embedded_lua; m->name; m++) {
+    lua_pushlightuserdata(L, (void *)m);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "psurvey.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, argc, 0);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "worker") == 0) return psL_worker_main(argc, argv);
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "psurvey: cannot create a Lua state: not enough memory\n");
+    return 3;
+  }
+  globalL = L;
+  signal(SIGINT, on_sigint);
+  lua_pushcfunction(L, msgh);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = lua_pcall(L, 2, 1, 1);
+  int code;
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "psurvey: %s\n", msg ? msg : "(error object is not a string)");
+    code = 3;
+  } else {
+    code = (int)lua_tointeger(L, -1);
+  }
+  fflush(stdout);
+  lua_close(L);
+  return code;
+}

@@ -1,0 +1,71 @@
+/*
+ * frame.h: length-prefixed frames over any byte stream, and the message
+ * kinds that driver, agents and workers exchange.
+ *
+ * A frame is a 4-byte little-endian length N, then N bytes: one kind byte
+ * and the payload. Payload layouts (varint = LEB128, bytes = varint length
+ * and bytes, value = value.h encoding):
+ *   HELLO    worker -> driver: varint protocol, varint pid, bytes host,
+ *            varint cores, bytes psurvey version
+ *   CODE     driver -> worker: varint worker id, varint flags, bytes stage
+ *            name, bytes shipped function (lship.c), bytes user value
+ *   CODE_OK  worker -> driver: varint ok (1/0), bytes message
+ *   TASKS    driver -> worker: varint n, then n times: varint index,
+ *            varint attempt, bytes pset value
+ *   RESULTS  worker -> driver: varint n, then n times: varint index,
+ *            varint start (us since epoch), varint duration (us), byte
+ *            status (0 ok, 1 error), then for ok: bytes result value
+ *            (empty for none); for error: bytes message, bytes traceback
+ *   STARTED  worker -> driver: varint index, varint start (us)
+ *   BYE      driver -> worker: no payload; the worker exits
+ *   FATAL    worker -> driver: bytes message; the worker exits
+ */
+#ifndef PS_FRAME_H
+#define PS_FRAME_H
+
+#include "buf.h"
+#include "ps.h"
+
+enum {
+  PS_MSG_HELLO = 1,
+  PS_MSG_CODE = 2,
+  PS_MSG_CODE_OK = 3,
+  PS_MSG_TASKS = 4,
+  PS_MSG_RESULTS = 5,
+  PS_MSG_STARTED = 6,
+  PS_MSG_BYE = 7,
+  PS_MSG_FATAL = 8,
+  PS_MSG_LAST = 8
+};
+
+/* CODE flags. */
+enum { PS_CODE_REPORT_STARTS = 1 };
+
+#define PS_FRAME_HEADER 5
+
+/* Starts a frame in b and returns where it starts, for ps_frame_end. */
+size_t ps_frame_begin(ps_buf_t *b, int kind);
+/* Writes the length of the frame that starts at `start`. */
+void ps_frame_end(ps_buf_t *b, size_t start);
+
+/*
+ * Splits a byte stream into frames. Bytes are appended at data+len (the
+ * libuv alloc callback hands out that space); ps_framer_next returns one
+ * frame at a time.
+ */
+typedef struct ps_framer_s {
+  ps_buf_t in;
+  size_t pos; /* start of the first unread byte */
+  uint32_t max;
+} ps_framer_t;
+
+void ps_framer_init(ps_framer_t *f, uint32_t max);
+void ps_framer_free(ps_framer_t *f);
+/* Room for at least `want` more bytes at in.data + in.len. */
+int ps_framer_space(ps_framer_t *f, size_t want, char **p, size_t *n);
+/* 1 and the frame when one is complete, 0 when more bytes are needed,
+   PS_EPROTO (err filled) when the stream is malformed. The payload stays
+   valid until the next call. */
+int ps_framer_next(ps_framer_t *f, int *kind, const char **payload, size_t *len, ps_err_t *err);
+
+#endif

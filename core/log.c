@@ -1,0 +1,74 @@
+/* log.c: the hidden log file of log.h. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "ps.h"
+
+void ps_log_open(ps_log_t *log) {
+  time_t t = time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(log->path, sizeof log->path, ".psurvey-%Y%m%d-%H%M%S.log", &tm);
+  log->fd = open(log->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+void ps_log_close(ps_log_t *log) {
+  if (log->fd >= 0) close(log->fd);
+  log->fd = -1;
+}
+
+static void stamp(ps_buf_t *b) {
+  int64_t us = ps_now_us();
+  time_t t = (time_t)(us / 1000000);
+  struct tm tm;
+  char s[32];
+  localtime_r(&t, &tm);
+  strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
+  ps_buf_printf(b, "%s.%03d ", s, (int)(us / 1000 % 1000));
+}
+
+static void write_buf(ps_log_t *log, ps_buf_t *b) {
+  if (!b->failed && log->fd >= 0) {
+    ssize_t k = write(log->fd, b->data, b->len);
+    (void)k;
+  }
+  ps_buf_free(b);
+}
+
+void ps_log_printf(ps_log_t *log, const char *fmt, ...) {
+  if (log->fd < 0) return;
+  ps_buf_t b;
+  ps_buf_init(&b);
+  stamp(&b);
+  char small[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  ps_buf_puts(&b, small);
+  ps_buf_putc(&b, '\n');
+  write_buf(log, &b);
+}
+
+void ps_log_block(ps_log_t *log, const char *prefix, const char *text, size_t len) {
+  if (log->fd < 0 || len == 0) return;
+  ps_buf_t b;
+  ps_buf_init(&b);
+  const char *p = text, *end = text + len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    ps_buf_puts(&b, prefix);
+    ps_buf_put(&b, p, n);
+    ps_buf_putc(&b, '\n');
+    p += n + (nl != NULL);
+  }
+  write_buf(log, &b);
+}

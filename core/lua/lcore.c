@@ -1,0 +1,147 @@
+/*
+ * lcore.c: the functions of require('psurvey.core') that belong to no
+ * object: the codec, shipping, memory use, versions.
+ */
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "lcodec.h"
+#include "lpsurvey.h"
+#include "lship.h"
+#include "value.h"
+
+void psL_push_item(lua_State *L, const ps_item_t *it) {
+  char err[200];
+  switch (it->type) {
+    case PS_V_NIL: lua_pushnil(L); break;
+    case PS_V_BOOL: lua_pushboolean(L, (int)it->i); break;
+    case PS_V_INT: lua_pushinteger(L, (lua_Integer)it->i); break;
+    case PS_V_FLOAT: lua_pushnumber(L, (lua_Number)it->d); break;
+    case PS_V_STR: lua_pushlstring(L, it->s, it->len); break;
+    default:
+      if (psL_decode(L, it->s, it->len, err, sizeof err) != 0) luaL_error(L, "stored table: %s", err);
+  }
+}
+
+/* core.encode(value [, canonical]) -> string */
+static int core_encode(lua_State *L) {
+  ps_buf_t b;
+  psL_encerr_t e;
+  luaL_checkany(L, 1);
+  ps_buf_init(&b);
+  if (psL_encode(L, 1, &b, lua_toboolean(L, 2), &e) != 0) {
+    ps_buf_free(&b);
+    return luaL_error(L, "value%s is %s, which cannot be encoded", e.path, e.what);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  ps_buf_free(&b);
+  return 1;
+}
+
+/* core.decode(string) -> value */
+static int core_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char err[200];
+  if (psL_decode(L, s, n, err, sizeof err) != 0) return luaL_error(L, "%s", err);
+  return 1;
+}
+
+/* core.ship(f) -> string; raises naming what cannot travel */
+static int core_ship(lua_State *L) {
+  ps_buf_t b;
+  char err[700];
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  ps_buf_init(&b);
+  if (psL_ship(L, 1, &b, err, sizeof err) != 0) {
+    ps_buf_free(&b);
+    lua_pushstring(L, err);
+    return lua_error(L);
+  }
+  lua_pushlstring(L, b.data, b.len);
+  ps_buf_free(&b);
+  return 1;
+}
+
+/* core.vmem() -> resident GiB, peak resident GiB */
+static int core_vmem(lua_State *L) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  lua_pushnumber(L, (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024));
+  lua_pushnumber(L, (double)ru.ru_maxrss / (1024.0 * 1024));
+  return 2;
+}
+
+/* core.isatty(fd) -> boolean */
+static int core_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.mkdir(path) -> true | fail, message (an existing directory is fine) */
+static int core_mkdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return luaL_fileresult(L, 0, path);
+}
+
+/* core.env_names(prefix) -> names of the environment variables with prefix */
+static int core_env_names(lua_State *L) {
+  extern char **environ;
+  size_t n;
+  const char *prefix = luaL_checklstring(L, 1, &n);
+  lua_newtable(L);
+  int k = 0;
+  for (char **e = environ; e && *e; e++)
+    if (strncmp(*e, prefix, n) == 0) {
+      const char *eq = strchr(*e, '=');
+      lua_pushlstring(L, *e, eq ? (size_t)(eq - *e) : strlen(*e));
+      lua_rawseti(L, -2, ++k);
+    }
+  return 1;
+}
+
+/* core.ncpu() -> number of online cores */
+static int core_ncpu(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"encode", core_encode}, {"decode", core_decode}, {"ship", core_ship}, {"vmem", core_vmem},
+    {"isatty", core_isatty}, {"ncpu", core_ncpu},     {"mkdir", core_mkdir},
+    {"env_names", core_env_names}, {NULL, NULL}};
+
+int psL_open_core(lua_State *L) {
+  luaL_newlib(L, core_funcs);
+  psL_open_engine(L);
+  psL_open_source(L);
+  psL_open_store(L);
+  lua_pushliteral(L, PSURVEY_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, PS_PROTOCOL);
+  lua_setfield(L, -2, "protocol");
+  lua_pushstring(L, uv_version_string());
+  lua_setfield(L, -2, "libuv_version");
+  lua_pushstring(L, sqlite3_libversion());
+  lua_setfield(L, -2, "sqlite_version");
+  return 1;
+}

@@ -1,0 +1,179 @@
+/*
+ * lengine.c: the "psurvey.engine" userdata: the libuv loop, the worker
+ * pool and the log of one driver. engine:run() runs a whole stage in C and
+ * calls no Lua while the loop runs, so no Lua error can unwind through
+ * libuv frames.
+ */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lpsurvey.h"
+#include "run.h"
+#include "source.h"
+#include "store.h"
+
+#define ENGINE "psurvey.engine"
+
+typedef struct lengine_s {
+  ps_engine_t *e; /* owned; NULL once closed */
+} lengine_t;
+
+ps_source_t *psL_checksource(lua_State *L, int idx);
+ps_store_t *psL_checkstore(lua_State *L, int idx);
+
+static lengine_t *check_engine(lua_State *L) {
+  lengine_t *u = luaL_checkudata(L, 1, ENGINE);
+  if (u->e == NULL) luaL_error(L, "attempt to use a closed psurvey engine");
+  return u;
+}
+
+/* core.engine(exe) -> engine */
+static int engine_new(lua_State *L) {
+  const char *exe = luaL_checkstring(L, 1);
+  lengine_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->e = NULL;
+  luaL_setmetatable(L, ENGINE);
+  ps_engine_t *e = malloc(sizeof *e);
+  ps_err_t err;
+  if (e == NULL) return luaL_error(L, "out of memory");
+  if (ps_engine_init(e, exe, &err) != 0) {
+    free(e);
+    return luaL_error(L, "%s", err.msg);
+  }
+  u->e = e;
+  return 1;
+}
+
+/* engine:close() (also __gc): stops the workers. */
+static int engine_close(lua_State *L) {
+  lengine_t *u = luaL_checkudata(L, 1, ENGINE);
+  if (u->e) {
+    ps_engine_close(u->e);
+    free(u->e);
+    u->e = NULL;
+  }
+  return 0;
+}
+
+/* engine:log_path() -> the hidden log file's name */
+static int engine_log_path(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  lua_pushstring(L, u->e->log.path);
+  return 1;
+}
+
+/* engine:log(text): appends text to the hidden log */
+static int engine_log(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  ps_log_block(&u->e->log, "", s, n);
+  return 0;
+}
+
+static lua_Integer int_field(lua_State *L, int t, const char *k, lua_Integer dflt) {
+  lua_getfield(L, t, k);
+  lua_Integer v = lua_isnil(L, -1) ? dflt : luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *str_field(lua_State *L, int t, const char *k, size_t *len) {
+  lua_getfield(L, t, k);
+  const char *s = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, len);
+  lua_pop(L, 1); /* the table keeps the string alive */
+  return s;
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {...} } */
+static void push_result(lua_State *L, const ps_run_result_t *r) {
+  lua_createtable(L, 0, 8);
+  set_int(L, "total", r->counts.total);
+  set_int(L, "ok", r->counts.ok);
+  set_int(L, "failed", r->counts.failed);
+  set_int(L, "exceptions", r->counts.exceptions);
+  set_num(L, "seconds", r->seconds);
+  set_int(L, "interrupted", r->interrupted);
+  const ps_hist_t *h = &r->hist;
+  lua_createtable(L, 0, 10);
+  set_int(L, "count", h->count);
+  if (h->count > 0) {
+    set_num(L, "mean", h->sum_us / (double)h->count / 1e6);
+    set_num(L, "min", (double)h->min_us / 1e6);
+    set_num(L, "max", (double)h->max_us / 1e6);
+    set_num(L, "p25", ps_hist_quantile(h, 0.25) / 1e6);
+    set_num(L, "p50", ps_hist_quantile(h, 0.50) / 1e6);
+    set_num(L, "p75", ps_hist_quantile(h, 0.75) / 1e6);
+    set_num(L, "p90", ps_hist_quantile(h, 0.90) / 1e6);
+    set_num(L, "p95", ps_hist_quantile(h, 0.95) / 1e6);
+    set_num(L, "p99", ps_hist_quantile(h, 0.99) / 1e6);
+  }
+  lua_setfield(L, -2, "stats");
+}
+
+/* engine:run(source, store|nil, opts) -> result | nil, message, result */
+static int engine_run(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  ps_source_t *src = psL_checksource(L, 2);
+  ps_store_t *store = lua_isnil(L, 3) ? NULL : psL_checkstore(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  if (u->e->run) return luaL_error(L, "map() cannot be called while a map() runs");
+  ps_run_opts_t o;
+  memset(&o, 0, sizeof o);
+  size_t n;
+  o.name = str_field(L, 4, "name", &n);
+  if (o.name == NULL) return luaL_error(L, "engine:run needs a name");
+  o.limit = int_field(L, 4, "limit", 0);
+  o.ncores = (int)int_field(L, 4, "ncores", 1);
+  o.group_size = int_field(L, 4, "group_size", 0);
+  o.max_tasks_per_child = int_field(L, 4, "max_tasks_per_child", 0);
+  o.verbose = (int)int_field(L, 4, "verbose", 0);
+  o.vstats = (int)int_field(L, 4, "vstats", 0);
+  o.code = str_field(L, 4, "code", &o.code_len);
+  o.user = str_field(L, 4, "user", &o.user_len);
+  o.options_text = str_field(L, 4, "options_text", &n);
+  if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");
+  if (o.ncores < 1) o.ncores = 1;
+  ps_run_result_t res;
+  ps_err_t err;
+  memset(&res, 0, sizeof res);
+  int rc = ps_engine_run(u->e, src, store, &o, &res, &err);
+  if (rc == 0) {
+    push_result(L, &res);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, err.msg);
+  push_result(L, &res);
+  return 3;
+}
+
+static const luaL_Reg engine_methods[] = {{"run", engine_run},
+                                          {"close", engine_close},
+                                          {"log_path", engine_log_path},
+                                          {"log", engine_log},
+                                          {"__gc", engine_close},
+                                          {"__close", engine_close},
+                                          {NULL, NULL}};
+
+void psL_open_engine(lua_State *L) {
+  if (luaL_newmetatable(L, ENGINE)) {
+    luaL_setfuncs(L, engine_methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, engine_new);
+  lua_setfield(L, -2, "engine");
+}

@@ -1,0 +1,23 @@
+/*
+ * lpsurvey.h: the bindings' shared entry points. psL_open_core builds the
+ * table that require('psurvey.core') returns, in the host program and in
+ * psurvey/core.so alike.
+ */
+#ifndef PSL_PSURVEY_H
+#define PSL_PSURVEY_H
+
+#include <lua.h>
+
+int psL_open_core(lua_State *L);
+void psL_open_engine(lua_State *L);
+void psL_open_source(lua_State *L);
+void psL_open_store(lua_State *L);
+
+/* The worker process: `psurvey worker` (lworker.c). */
+int psL_worker_main(int argc, char **argv);
+
+/* Pushes an item read from the store or a frame as a Lua value. */
+struct ps_item_s;
+void psL_push_item(lua_State *L, const struct ps_item_s *it);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * lship.h: shipping a worker function to another Lua state: its bytecode
+ * and its upvalues, captured by value.
+ */
+#ifndef PSL_SHIP_H
+#define PSL_SHIP_H
+
+#include <lua.h>
+
+#include "buf.h"
+
+struct ps_reader_s;
+
+/* Appends the function at idx to b. On failure returns -1 and writes a
+   message naming the upvalue that cannot travel into err. */
+int psL_ship(lua_State *L, int idx, ps_buf_t *b, char *err, size_t errsz);
+
+/* Pushes the function shipped in r. Upvalues named _ENV are joined to
+   upvalue 1 of the function at envholder, so that one lua_setupvalue on the
+   holder gives every shipped function a fresh environment. May raise (a
+   module fails to load): call it under lua_pcall. */
+int psL_unship(lua_State *L, struct ps_reader_s *r, int envholder, char *err, size_t errsz);
+
+#endif

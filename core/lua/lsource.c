@@ -1,0 +1,256 @@
+/*
+ * lsource.c: the "psurvey.source" userdata: the psets of a stage, from a
+ * lazy product (core.product) or from a Lua array of pset tables
+ * (core.array), encoded once here so the engine never calls Lua.
+ */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lcodec.h"
+#include "lpsurvey.h"
+#include "source.h"
+#include "value.h"
+
+#define SOURCE "psurvey.source"
+
+typedef struct lsource_s {
+  ps_source_t *src; /* owned */
+} lsource_t;
+
+ps_source_t *psL_checksource(lua_State *L, int idx) {
+  lsource_t *u = luaL_checkudata(L, idx, SOURCE);
+  return u->src;
+}
+
+static void push_source(lua_State *L, ps_source_t *src) {
+  lsource_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->src = src;
+  luaL_setmetatable(L, SOURCE);
+}
+
+static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL; }
+
+/*
+ * core.product(axes) -> source, where axes lists, in enumeration order
+ * (the last varies fastest), { name = 'x', values = {...} } or
+ * { name = 'x', range = { first, step, n } } (integers or floats).
+ */
+static int source_product(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int n = (int)luaL_len(L, 1);
+  if (n > 10000) return luaL_error(L, "a product of more than 10000 keys");
+  ps_axis_t *axes = calloc((size_t)(n ? n : 1), sizeof *axes);
+  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  char msg[600] = "";
+  if (axes == NULL || order == NULL) {
+    free(axes);
+    free(order);
+    return luaL_error(L, "out of memory");
+  }
+  int k;
+  for (k = 0; k < n; k++) {
+    ps_axis_t *a = &axes[k];
+    order[k] = k;
+    lua_rawgeti(L, 1, k + 1);
+    lua_getfield(L, -1, "name");
+    size_t len;
+    const char *name = lua_tolstring(L, -1, &len);
+    if (name == NULL || !valid_key(name, len)) {
+      snprintf(msg, sizeof msg, "product key #%d is not a valid name", k + 1);
+      lua_pop(L, 2);
+      break;
+    }
+    a->name = malloc(len + 1);
+    if (a->name) memcpy(a->name, name, len + 1);
+    a->namelen = len;
+    lua_pop(L, 1);
+    ps_buf_init(&a->values);
+    if (lua_getfield(L, -1, "range") == LUA_TTABLE) {
+      a->is_range = 1;
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      lua_rawgeti(L, -3, 3);
+      a->n = (int64_t)lua_tointeger(L, -1);
+      a->is_int = lua_isinteger(L, -3) && lua_isinteger(L, -2);
+      if (a->is_int) {
+        a->ifirst = (int64_t)lua_tointeger(L, -3);
+        a->istep = (int64_t)lua_tointeger(L, -2);
+      } else {
+        a->dfirst = (double)lua_tonumber(L, -3);
+        a->dstep = (double)lua_tonumber(L, -2);
+      }
+      lua_pop(L, 5);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "values");
+    int vals = lua_gettop(L);
+    a->n = (int64_t)luaL_len(L, vals);
+    a->offsets = malloc(sizeof(size_t) * (size_t)(a->n + 1));
+    if (a->offsets == NULL || a->name == NULL) {
+      snprintf(msg, sizeof msg, "out of memory");
+      lua_pop(L, 2);
+      break;
+    }
+    int64_t j;
+    for (j = 0; j < a->n; j++) {
+      a->offsets[j] = a->values.len;
+      lua_rawgeti(L, vals, (lua_Integer)j + 1);
+      psL_encerr_t e;
+      if (lua_isnil(L, -1)) {
+        snprintf(msg, sizeof msg, "product key '%s' value #%lld is nil (a hole in the list)", a->name,
+                 (long long)j + 1);
+      } else if (psL_encode(L, -1, &a->values, 1, &e) != 0) {
+        snprintf(msg, sizeof msg, "product key '%s' value #%lld%s is %s, which cannot be sent to workers",
+                 a->name, (long long)j + 1, e.path, e.what);
+      }
+      lua_pop(L, 1);
+      if (msg[0]) break;
+    }
+    a->offsets[a->n] = a->values.len;
+    lua_pop(L, 2);
+    if (msg[0]) break;
+  }
+  ps_err_t err;
+  ps_source_t *src = msg[0] ? NULL : ps_product_new(axes, n, order, &err);
+  if (src == NULL) {
+    if (!msg[0]) snprintf(msg, sizeof msg, "%s", err.msg);
+    for (int j = 0; j < n; j++) {
+      free(axes[j].name);
+      ps_buf_free(&axes[j].values);
+      free(axes[j].offsets);
+    }
+  }
+  free(axes);
+  free(order);
+  if (src == NULL) return luaL_error(L, "%s", msg);
+  push_source(L, src);
+  return 1;
+}
+
+/* Encodes psets[i] as a table of string keys into b; fills msg on error. */
+static int encode_pset(lua_State *L, int i, ps_buf_t *b, char *msg, size_t msgsz) {
+  int t = lua_gettop(L);
+  if (lua_type(L, t) != LUA_TTABLE) {
+    snprintf(msg, msgsz, "pset #%d is a %s, expected a table", i, luaL_typename(L, t));
+    return -1;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      char kp[96];
+      psL_keypath(L, -1, kp, sizeof kp);
+      snprintf(msg, msgsz, "pset #%d has key %s: pset keys must be strings", i, kp + (kp[0] == '.'));
+      lua_settop(L, t);
+      return -1;
+    }
+    size_t n;
+    const char *k = lua_tolstring(L, -1, &n);
+    if (!valid_key(k, n)) {
+      snprintf(msg, msgsz, "pset #%d key '%.60s' is not a valid column name (it must be non-empty UTF-8)", i, k);
+      lua_settop(L, t);
+      return -1;
+    }
+    if (k[0] == '_') {
+      snprintf(msg, msgsz, "pset #%d key '%.60s' is reserved: keys starting with '_' are psurvey's columns", i, k);
+      lua_settop(L, t);
+      return -1;
+    }
+  }
+  psL_encerr_t e;
+  if (psL_encode(L, t, b, 1, &e) != 0) {
+    snprintf(msg, msgsz, "pset #%d key '%s' holds %s, which cannot be sent to workers", i,
+             e.path + (e.path[0] == '.'), e.what);
+    return -1;
+  }
+  return 0;
+}
+
+/* core.array(psets) -> source; raises naming the first bad pset */
+static int source_array(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  /* A table that is not an array is most likely one pset passed alone. */
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
+      char kp[96];
+      psL_keypath(L, -1, kp, sizeof kp);
+      return luaL_error(L, "psets must be an array of pset tables, but it has key %s (wrap one pset in {})",
+                        kp + (kp[0] == '.'));
+    }
+  }
+  ps_buf_t b;
+  ps_buf_init(&b);
+  int64_t *offsets = malloc(sizeof(int64_t) * (size_t)(n + 1));
+  if (offsets == NULL) return luaL_error(L, "out of memory");
+  char msg[600];
+  for (lua_Integer i = 1; i <= n; i++) {
+    offsets[i - 1] = (int64_t)b.len;
+    lua_rawgeti(L, 1, i);
+    int rc = encode_pset(L, (int)i, &b, msg, sizeof msg);
+    lua_pop(L, 1);
+    if (rc != 0 || b.failed) {
+      ps_buf_free(&b);
+      free(offsets);
+      return luaL_error(L, "%s", rc ? msg : "out of memory");
+    }
+  }
+  offsets[n] = (int64_t)b.len;
+  size_t len;
+  char *data = ps_buf_steal(&b, &len);
+  ps_source_t *src = ps_array_new(data, offsets, (int64_t)n);
+  if (src == NULL) {
+    free(data);
+    free(offsets);
+    return luaL_error(L, "out of memory");
+  }
+  push_source(L, src);
+  return 1;
+}
+
+/* #source -> number of psets */
+static int source_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)psL_checksource(L, 1)->count);
+  return 1;
+}
+
+/* source:get(i) -> pset table i (1-based) */
+static int source_get(lua_State *L) {
+  ps_source_t *src = psL_checksource(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 1 && i <= src->count, 2, "index out of range");
+  ps_buf_t b;
+  ps_buf_init(&b);
+  src->get(src, (int64_t)i - 1, &b);
+  char err[200];
+  int rc = b.failed ? -1 : psL_decode(L, b.data, b.len, err, sizeof err);
+  ps_buf_free(&b);
+  if (rc != 0) return luaL_error(L, "cannot decode pset #%d", (int)i);
+  return 1;
+}
+
+static int source_gc(lua_State *L) {
+  lsource_t *u = luaL_checkudata(L, 1, SOURCE);
+  if (u->src) u->src->free(u->src);
+  u->src = NULL;
+  return 0;
+}
+
+static const luaL_Reg source_methods[] = {{"get", source_get}, {"__len", source_len}, {"__gc", source_gc}, {NULL, NULL}};
+
+void psL_open_source(lua_State *L) {
+  if (luaL_newmetatable(L, SOURCE)) {
+    luaL_setfuncs(L, source_methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, source_product);
+  lua_setfield(L, -2, "product");
+  lua_pushcfunction(L, source_array);
+  lua_setfield(L, -2, "array");
+}

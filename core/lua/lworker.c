@@ -1,0 +1,472 @@
+/*
+ * lworker.c: the worker process (`psurvey worker`). One Lua state, fed over
+ * stdin and answering on stdout with frames (frame.h). It loads the shipped
+ * worker function once per stage, then runs batches of psets, each in a
+ * fresh global environment, and sends results back in batches: at the end
+ * of a batch, or sooner when a pset took long, so the driver sees long psets
+ * finish as they finish. Blocking I/O: a worker has nothing else to do.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "lcodec.h"
+#include "lship.h"
+#include "value.h"
+
+/* Results are sent when a batch ends, or once this long has passed. */
+#define FLUSH_AFTER_US 20000
+
+typedef struct worker_s {
+  lua_State *L;
+  int in, out;
+  ps_framer_t framer;
+  ps_buf_t recs; /* result records not sent yet */
+  uint64_t nrecs;
+  int64_t last_flush;
+  int holder;  /* registry ref: function whose upvalue 1 is the pset _ENV */
+  int envmt;   /* registry ref: { __index = _G } */
+  int fn;      /* registry ref: the worker function, LUA_NOREF before CODE */
+  int user;    /* registry ref: the user value */
+  int64_t id;
+  int flags;
+  char host[256];
+  char stage[128];
+  size_t mem, peak; /* bytes the Lua state holds, and the most it held */
+} worker_t;
+
+static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  worker_t *W = ud;
+  if (ptr == NULL) osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    W->mem -= osize;
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p == NULL) return NULL;
+  W->mem = W->mem - osize + nsize;
+  if (W->mem > W->peak) W->peak = W->mem;
+  return p;
+}
+
+static void write_all(worker_t *W, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t k = write(W->out, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) _exit(0); /* the driver is gone */
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+static void send_frame(worker_t *W, ps_buf_t *b) {
+  if (b->failed) {
+    fprintf(stderr, "psurvey worker: out of memory building a frame\n");
+    _exit(70);
+  }
+  write_all(W, b->data, b->len);
+  b->len = 0;
+}
+
+static void flush_results(worker_t *W) {
+  if (W->nrecs == 0) return;
+  ps_buf_t f;
+  ps_buf_init(&f);
+  size_t start = ps_frame_begin(&f, PS_MSG_RESULTS);
+  ps_buf_put_varint(&f, W->nrecs);
+  ps_buf_put(&f, W->recs.data, W->recs.len);
+  ps_frame_end(&f, start);
+  send_frame(W, &f);
+  ps_buf_free(&f);
+  W->recs.len = 0;
+  W->nrecs = 0;
+  W->last_flush = ps_mono_us();
+}
+
+static void fatal(worker_t *W, const char *msg) {
+  ps_buf_t f;
+  ps_buf_init(&f);
+  size_t start = ps_frame_begin(&f, PS_MSG_FATAL);
+  ps_put_bytes(&f, msg, strlen(msg));
+  ps_frame_end(&f, start);
+  send_frame(W, &f);
+  ps_buf_free(&f);
+  fprintf(stderr, "psurvey worker: %s\n", msg);
+  _exit(2);
+}
+
+/* Reads until a whole frame is there. Returns 0 at end of input. */
+static int read_frame(worker_t *W, int *kind, const char **p, size_t *n) {
+  ps_err_t err;
+  for (;;) {
+    int rc = ps_framer_next(&W->framer, kind, p, n, &err);
+    if (rc == 1) return 1;
+    if (rc < 0) fatal(W, err.msg);
+    char *dst;
+    size_t room;
+    if (ps_framer_space(&W->framer, 65536, &dst, &room) != 0) fatal(W, "out of memory");
+    ssize_t k = read(W->in, dst, room);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return 0;
+    W->framer.in.len += (size_t)k;
+  }
+}
+
+/* Message handler: keeps the traceback in the registry, returns the message. */
+static int msgh(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) lua_replace(L, 1);
+    else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1)), lua_replace(L, 1);
+  }
+  luaL_traceback(L, L, NULL, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
+  lua_settop(L, 1);
+  return 1;
+}
+
+static void put_error(worker_t *W, const char *msg, size_t msglen, const char *tb, size_t tblen) {
+  ps_buf_putc(&W->recs, 1);
+  ps_put_bytes(&W->recs, msg, msglen);
+  ps_put_bytes(&W->recs, tb, tblen);
+}
+
+static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && !memchr(s, 0, n); }
+
+/*
+ * Encodes the result at the top of the stack (the pset table is at `pset`)
+ * into W->recs after the record header. On a bad result writes an error
+ * record instead: the pset fails, the survey goes on.
+ */
+static void put_result(worker_t *W, int pset) {
+  lua_State *L = W->L;
+  int res = lua_gettop(L);
+  char msg[600];
+  int t = lua_type(L, res);
+  if (t == LUA_TNIL) {
+    ps_buf_putc(&W->recs, 0);
+    ps_put_bytes(&W->recs, "", 0);
+    return;
+  }
+  if (t != LUA_TTABLE) {
+    snprintf(msg, sizeof msg, "the worker returned a %s, expected a table of results (or nil)",
+             luaL_typename(L, res));
+    put_error(W, msg, strlen(msg), "", 0);
+    return;
+  }
+  ps_buf_t v;
+  ps_buf_init(&v);
+  uint64_t n = 0;
+  ps_put_table(&v, 0, 0); /* the real header is written below, with the count */
+  size_t body = v.len;
+  lua_pushnil(L);
+  while (lua_next(L, res) != 0) {
+    int kv = lua_gettop(L);
+    size_t klen;
+    const char *k;
+    if (lua_type(L, kv - 1) != LUA_TSTRING) {
+      char kp[96];
+      psL_keypath(L, kv - 1, kp, sizeof kp);
+      snprintf(msg, sizeof msg, "the worker returned a table with key %s: result keys must be strings", kp + (kp[0] == '.'));
+      goto bad;
+    }
+    k = lua_tolstring(L, kv - 1, &klen);
+    if (!valid_key(k, klen)) {
+      snprintf(msg, sizeof msg, "result key '%.60s' is not a valid column name (it must be non-empty UTF-8)", k);
+      goto bad;
+    }
+    if (k[0] == '_') {
+      snprintf(msg, sizeof msg, "result key '%.60s' is reserved: keys starting with '_' are psurvey's columns", k);
+      goto bad;
+    }
+    lua_pushvalue(L, kv - 1);
+    if (lua_rawget(L, pset) != LUA_TNIL) {
+      int same = lua_rawequal(L, -1, kv);
+      lua_pop(L, 1);
+      if (!same) {
+        snprintf(msg, sizeof msg,
+                 "result key '%.60s' repeats pset key '%.60s' with a different value: rename the result", k, k);
+        goto bad;
+      }
+      lua_pop(L, 1);
+      continue; /* the same value: stored once, as the pset's */
+    }
+    lua_pop(L, 1);
+    ps_put_str(&v, k, klen);
+    psL_encerr_t e;
+    if (psL_encode(L, kv, &v, 0, &e) != 0) {
+      snprintf(msg, sizeof msg,
+               "result key '%.60s%s' holds %s, which cannot be stored: return plain data "
+               "(nil, booleans, numbers, strings and tables of them)",
+               k, e.path, e.what);
+      goto bad;
+    }
+    n++;
+    lua_pop(L, 1);
+  }
+  if (v.failed) {
+    snprintf(msg, sizeof msg, "the result is too large: out of memory");
+    goto bad2;
+  }
+  {
+    /* Rewrite the header with the real count. */
+    ps_buf_t h;
+    ps_buf_init(&h);
+    ps_put_table(&h, 0, n);
+    ps_buf_putc(&W->recs, 0);
+    ps_buf_put_varint(&W->recs, h.len + (v.len - body));
+    ps_buf_put(&W->recs, h.data, h.len);
+    ps_buf_put(&W->recs, v.data + body, v.len - body);
+    ps_buf_free(&h);
+  }
+  ps_buf_free(&v);
+  return;
+bad:
+  lua_settop(L, res);
+bad2:
+  ps_buf_free(&v);
+  put_error(W, msg, strlen(msg), "", 0);
+}
+
+static void push_system(worker_t *W, int64_t index, int64_t attempt) {
+  lua_State *L = W->L;
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)index + 1);
+  lua_setfield(L, -2, "index");
+  lua_pushinteger(L, (lua_Integer)attempt);
+  lua_setfield(L, -2, "attempt");
+  lua_pushinteger(L, (lua_Integer)W->id);
+  lua_setfield(L, -2, "worker");
+  lua_pushstring(L, W->host);
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, (lua_Integer)getpid());
+  lua_setfield(L, -2, "pid");
+  lua_pushstring(L, W->stage);
+  lua_setfield(L, -2, "stage");
+}
+
+static void run_pset(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
+  lua_State *L = W->L;
+  int base = lua_gettop(L);
+  char err[256];
+  int64_t start = ps_now_us();
+  if (W->flags & PS_CODE_REPORT_STARTS) {
+    flush_results(W);
+    ps_buf_t f;
+    ps_buf_init(&f);
+    size_t s = ps_frame_begin(&f, PS_MSG_STARTED);
+    ps_buf_put_varint(&f, (uint64_t)index);
+    ps_buf_put_varint(&f, (uint64_t)start);
+    ps_frame_end(&f, s);
+    send_frame(W, &f);
+    ps_buf_free(&f);
+  }
+  ps_buf_put_varint(&W->recs, (uint64_t)index);
+  /* A fresh environment for this pset. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
+  lua_createtable(L, 0, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->envmt);
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+  lua_pop(L, 1);
+
+  lua_pushcfunction(L, msgh);
+  int h = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->fn);
+  if (psL_decode(L, pset, psetlen, err, sizeof err) != 0) fatal(W, err);
+  int psetidx = lua_gettop(L);
+  push_system(W, index, attempt);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->user);
+  /* Keep the pset table: the call consumes its argument copy. */
+  lua_pushvalue(L, psetidx);
+  lua_insert(L, h);
+  psetidx = h;
+  h++;
+  int rc = lua_pcall(L, 3, 1, h);
+  int64_t end = ps_now_us();
+  ps_buf_put_varint(&W->recs, (uint64_t)start);
+  ps_buf_put_varint(&W->recs, (uint64_t)(end - start));
+  if (rc == LUA_OK) {
+    put_result(W, psetidx);
+  } else {
+    size_t ml, tl = 0;
+    const char *m = lua_tolstring(L, -1, &ml);
+    if (m == NULL) m = "(error object is not a string)", ml = strlen(m);
+    lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
+    const char *tb = lua_tolstring(L, -1, &tl);
+    if (rc == LUA_ERRMEM) m = "not enough memory", ml = strlen(m);
+    put_error(W, m, ml, tb ? tb : "", tb ? tl : 0);
+  }
+  W->nrecs++;
+  lua_settop(L, base);
+}
+
+static void on_tasks(worker_t *W, const char *p, size_t n) {
+  ps_reader_t r;
+  uint64_t count;
+  ps_reader_init(&r, p, n);
+  if (W->fn == LUA_NOREF) fatal(W, "tasks before code");
+  if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
+  for (uint64_t k = 0; k < count; k++) {
+    uint64_t index, attempt;
+    const char *pset;
+    size_t psetlen;
+    if (ps_read_varint(&r, &index) != 0 || ps_read_varint(&r, &attempt) != 0 ||
+        ps_read_bytes(&r, &pset, &psetlen) != 0)
+      fatal(W, "malformed tasks frame");
+    run_pset(W, (int64_t)index, (int64_t)attempt, pset, psetlen);
+    if (ps_mono_us() - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
+  }
+  flush_results(W);
+}
+
+typedef struct load_args_s {
+  worker_t *W;
+  ps_reader_t *code;
+  const char *user;
+  size_t userlen;
+  char err[600];
+} load_args_t;
+
+static int load_code(lua_State *L) {
+  load_args_t *a = lua_touserdata(L, 1);
+  worker_t *W = a->W;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
+  if (psL_unship(L, a->code, -1, a->err, sizeof a->err) != 0) return luaL_error(L, "%s", a->err);
+  if (psL_decode(L, a->user, a->userlen, a->err, sizeof a->err) != 0)
+    return luaL_error(L, "the user value: %s", a->err);
+  return 2;
+}
+
+static void on_code(worker_t *W, const char *p, size_t n) {
+  lua_State *L = W->L;
+  ps_reader_t r, code;
+  uint64_t id, flags;
+  const char *stage, *fn, *user;
+  size_t stagelen, fnlen, userlen;
+  ps_reader_init(&r, p, n);
+  if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &flags) != 0 ||
+      ps_read_bytes(&r, &stage, &stagelen) != 0 || ps_read_bytes(&r, &fn, &fnlen) != 0 ||
+      ps_read_bytes(&r, &user, &userlen) != 0)
+    fatal(W, "malformed code frame");
+  W->id = (int64_t)id;
+  W->flags = (int)flags;
+  snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
+  ps_reader_init(&code, fn, fnlen);
+  load_args_t a;
+  a.W = W;
+  a.code = &code;
+  a.user = user;
+  a.userlen = userlen;
+  a.err[0] = '\0';
+  luaL_unref(L, LUA_REGISTRYINDEX, W->fn);
+  luaL_unref(L, LUA_REGISTRYINDEX, W->user);
+  W->fn = W->user = LUA_NOREF;
+  lua_pushcfunction(L, load_code);
+  lua_pushlightuserdata(L, &a);
+  int rc = lua_pcall(L, 1, 2, 0);
+  ps_buf_t f;
+  ps_buf_init(&f);
+  size_t s = ps_frame_begin(&f, PS_MSG_CODE_OK);
+  if (rc == LUA_OK) {
+    W->user = luaL_ref(L, LUA_REGISTRYINDEX);
+    W->fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    ps_buf_put_varint(&f, 1);
+    ps_put_bytes(&f, "", 0);
+  } else {
+    size_t ml;
+    const char *m = lua_tolstring(L, -1, &ml);
+    ps_buf_put_varint(&f, 0);
+    ps_put_bytes(&f, m ? m : "?", m ? ml : 1);
+    lua_pop(L, 1);
+  }
+  ps_frame_end(&f, s);
+  send_frame(W, &f);
+  ps_buf_free(&f);
+}
+
+static void send_hello(worker_t *W) {
+  ps_buf_t f;
+  ps_buf_init(&f);
+  size_t s = ps_frame_begin(&f, PS_MSG_HELLO);
+  ps_buf_put_varint(&f, PS_PROTOCOL);
+  ps_buf_put_varint(&f, (uint64_t)getpid());
+  ps_put_bytes(&f, W->host, strlen(W->host));
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  ps_buf_put_varint(&f, (uint64_t)(cores > 0 ? cores : 1));
+  ps_put_bytes(&f, PSURVEY_VERSION, strlen(PSURVEY_VERSION));
+  ps_frame_end(&f, s);
+  send_frame(W, &f);
+  ps_buf_free(&f);
+}
+
+int psL_worker_main(int argc, char **argv) {
+  static worker_t W;
+  memset(&W, 0, sizeof W);
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], "--die-with-parent") == 0) {
+      pid_t parent = getppid();
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) return 0;
+    }
+  signal(SIGPIPE, SIG_IGN);
+  /* The protocol gets private descriptors; print() and io.write in the
+     worker go to stderr, and children never inherit the protocol pipes. */
+  W.in = fcntl(0, F_DUPFD_CLOEXEC, 3);
+  W.out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+  if (W.in < 0 || W.out < 0) {
+    perror("psurvey worker");
+    return 2;
+  }
+  dup2(2, 1);
+  int devnull = open("/dev/null", O_RDONLY);
+  if (devnull >= 0) {
+    dup2(devnull, 0);
+    close(devnull);
+  }
+  if (gethostname(W.host, sizeof W.host - 1) != 0) strcpy(W.host, "localhost");
+  ps_framer_init(&W.framer, PS_FRAME_MAX);
+  ps_buf_init(&W.recs);
+  W.last_flush = ps_mono_us();
+
+  lua_State *L = lua_newstate(count_alloc, &W);
+  if (L == NULL) return 2;
+  W.L = L;
+  luaL_openlibs(L);
+  /* A main chunk has exactly one upvalue, _ENV: the holder every shipped
+     function's _ENV is joined to. */
+  luaL_loadstring(L, "return");
+  W.holder = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, 0, 1);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  W.envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+  W.fn = W.user = LUA_NOREF;
+
+  send_hello(&W);
+  int kind;
+  const char *p;
+  size_t n;
+  while (read_frame(&W, &kind, &p, &n)) {
+    switch (kind) {
+      case PS_MSG_CODE: on_code(&W, p, n); break;
+      case PS_MSG_TASKS: on_tasks(&W, p, n); break;
+      case PS_MSG_BYE: goto done;
+      default: fatal(&W, "unexpected frame from the driver");
+    }
+  }
+done:
+  flush_results(&W);
+  lua_close(L);
+  ps_framer_free(&W.framer);
+  ps_buf_free(&W.recs);
+  return 0;
+}

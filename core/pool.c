@@ -1,0 +1,228 @@
+/* pool.c: local worker processes (pool.h). */
+#include "pool.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "value.h"
+
+typedef struct write_req_s {
+  uv_write_t req;
+  char *data;
+} write_req_t;
+
+int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe) {
+  memset(p, 0, sizeof *p);
+  p->loop = loop;
+  p->exe = strdup(exe);
+  p->next_id = 1;
+  return p->exe ? 0 : PS_ENOMEM;
+}
+
+static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
+  for (int k = 0; k < p->n; k++)
+    if (p->workers[k] == w) {
+      memmove(&p->workers[k], &p->workers[k + 1], sizeof(ps_worker_t *) * (size_t)(p->n - k - 1));
+      p->n--;
+      return;
+    }
+}
+
+static void on_close(uv_handle_t *h) {
+  ps_worker_t *w = h->data;
+  if (--w->open_handles == 0) {
+    ps_framer_free(&w->framer);
+    free(w);
+  }
+}
+
+/* Called when both the exit status and the end of output are known. */
+static void maybe_dead(ps_worker_t *w) {
+  if (!w->exited || !w->eof || w->closing) return;
+  w->closing = 1;
+  ps_pool_t *p = w->pool;
+  remove_worker(p, w);
+  if (p->cb.on_dead) p->cb.on_dead(w);
+  uv_close((uv_handle_t *)&w->proc, on_close);
+  if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+  if (!uv_is_closing((uv_handle_t *)&w->from)) uv_close((uv_handle_t *)&w->from, on_close);
+}
+
+static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
+  ps_worker_t *w = proc->data;
+  w->exited = 1;
+  w->exit_status = status;
+  w->term_signal = sig;
+  maybe_dead(w);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  ps_worker_t *w = h->data;
+  char *p;
+  size_t n;
+  (void)hint;
+  if (ps_framer_space(&w->framer, 65536, &p, &n) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  buf->base = p;
+  buf->len = n;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  ps_worker_t *w = s->data;
+  (void)buf;
+  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
+    /* End of output (or the pipe failed): the exit callback tells why. */
+    uv_read_stop(s);
+    w->eof = 1;
+    maybe_dead(w);
+    return;
+  }
+  w->framer.in.len += (size_t)nread;
+  int kind;
+  const char *payload;
+  size_t len;
+  ps_err_t err;
+  int rc;
+  while (!w->why[0] && (rc = ps_framer_next(&w->framer, &kind, &payload, &len, &err)) == 1) {
+    if (kind == PS_MSG_HELLO) w->hello = 1;
+    w->pool->cb.on_frame(w, kind, payload, len);
+  }
+  if (!w->why[0] && rc < 0) ps_worker_kill(w, SIGKILL, err.msg);
+}
+
+int ps_pool_spawn(ps_pool_t *p, ps_worker_t **out, ps_err_t *err) {
+  ps_worker_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (p->n == p->cap) {
+    int cap = p->cap ? p->cap * 2 : 8;
+    ps_worker_t **ws = realloc(p->workers, sizeof(ps_worker_t *) * (size_t)cap);
+    if (ws == NULL) {
+      free(w);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+    p->workers = ws;
+    p->cap = cap;
+  }
+  w->pool = p;
+  w->id = p->next_id++;
+  ps_framer_init(&w->framer, PS_FRAME_MAX);
+  uv_pipe_init(p->loop, &w->to, 0);
+  uv_pipe_init(p->loop, &w->from, 0);
+  w->to.data = w->from.data = w->proc.data = w;
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+  stdio[0].data.stream = (uv_stream_t *)&w->to;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&w->from;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+  char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
+  uv_process_options_t opt;
+  memset(&opt, 0, sizeof opt);
+  opt.file = p->exe;
+  opt.args = args;
+  opt.exit_cb = on_process_exit;
+  opt.stdio = stdio;
+  opt.stdio_count = 3;
+  /* Its own session and process group: Ctrl-C in the terminal reaches the
+     driver only, and a kill of the group reaches the simulators it runs. */
+  opt.flags = UV_PROCESS_DETACHED;
+  int rc = uv_spawn(p->loop, &w->proc, &opt);
+  if (rc != 0) {
+    ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, uv_strerror(rc));
+    w->open_handles = 2;
+    w->closing = 1;
+    uv_close((uv_handle_t *)&w->to, on_close);
+    uv_close((uv_handle_t *)&w->from, on_close);
+    return PS_EWORKER;
+  }
+  w->pid = w->proc.pid;
+  w->open_handles = 3;
+  uv_read_start((uv_stream_t *)&w->from, on_alloc, on_read);
+  p->workers[p->n++] = w;
+  *out = w;
+  return 0;
+}
+
+static void on_written(uv_write_t *req, int status) {
+  write_req_t *wr = (write_req_t *)req;
+  (void)status; /* a failed write shows up as the worker's death */
+  free(wr->data);
+  free(wr);
+}
+
+int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
+  size_t len;
+  char *data = ps_buf_steal(b, &len);
+  if (w->closing || w->exited || uv_is_closing((uv_handle_t *)&w->to)) {
+    free(data);
+    return PS_EWORKER;
+  }
+  /* Most frames fit in the pipe at once. */
+  uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&w->to, &buf, 1);
+  if (n == (int)len) {
+    free(data);
+    return 0;
+  }
+  if (n < 0) n = 0;
+  write_req_t *wr = malloc(sizeof *wr);
+  if (wr == NULL) {
+    free(data);
+    return PS_ENOMEM;
+  }
+  wr->data = data;
+  buf = uv_buf_init(data + n, (unsigned)(len - (size_t)n));
+  if (uv_write(&wr->req, (uv_stream_t *)&w->to, &buf, 1, on_written) != 0) {
+    free(data);
+    free(wr);
+    return PS_EWORKER;
+  }
+  return 0;
+}
+
+void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
+  if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%s", why);
+  if (w->exited) return;
+  if (kill(-w->pid, sig) != 0) uv_process_kill(&w->proc, sig);
+}
+
+void ps_worker_bye(ps_worker_t *w) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  size_t s = ps_frame_begin(&b, PS_MSG_BYE);
+  ps_frame_end(&b, s);
+  ps_worker_send(w, &b);
+}
+
+int ps_pool_alive(const ps_pool_t *p) { return p->n; }
+
+static void on_timer_close(uv_handle_t *h) { (void)h; }
+static void on_give_up(uv_timer_t *t) { *(int *)t->data = 1; }
+
+void ps_pool_close(ps_pool_t *p) {
+  for (int k = 0; k < p->n; k++) {
+    ps_worker_t *w = p->workers[k];
+    ps_worker_bye(w);
+    if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+  }
+  uv_timer_t timer;
+  int expired = 0;
+  uv_timer_init(p->loop, &timer);
+  timer.data = &expired;
+  uv_timer_start(&timer, on_give_up, 1000, 0);
+  while (p->n > 0 && !expired) uv_run(p->loop, UV_RUN_ONCE);
+  for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
+  while (p->n > 0) uv_run(p->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&timer, on_timer_close);
+  uv_run(p->loop, UV_RUN_NOWAIT);
+  free(p->workers);
+  free(p->exe);
+  p->workers = NULL;
+  p->exe = NULL;
+}

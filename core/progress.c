@@ -1,0 +1,183 @@
+/* progress.c: progress lines, the live bar and event lines (progress.h). */
+#include "progress.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ps.h"
+
+/* Failures printed one by one before the rest are only counted. */
+#define SHOW_FAILURES 10
+
+void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstats) {
+  memset(p, 0, sizeof *p);
+  p->verbose = verbose;
+  p->vstats = vstats;
+  p->tty = isatty(2);
+  const char *lang = getenv("LC_ALL");
+  if (!lang || !*lang) lang = getenv("LANG");
+  p->utf8 = lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->start_us = p->last_line_us = ps_mono_us();
+}
+
+uint64_t ps_progress_interval(const ps_progress_t *p) {
+  if (p->verbose <= 0 && p->vstats <= 1) return 0;
+  if (p->tty && p->verbose >= 1) return 100;
+  return 1000;
+}
+
+void ps_format_seconds(char *out, size_t n, double s) {
+  if (s < 1e-3) snprintf(out, n, "%.0f us", s * 1e6);
+  else if (s < 1) snprintf(out, n, "%.3g ms", s * 1e3);
+  else if (s < 600) snprintf(out, n, "%.3g s", s);
+  else if (s < 36000) snprintf(out, n, "%d:%02d min", (int)(s / 60), (int)s % 60);
+  else snprintf(out, n, "%.1f h", s / 3600);
+}
+
+static void grouped(char *out, size_t n, int64_t v) {
+  char raw[32];
+  snprintf(raw, sizeof raw, "%lld", (long long)v);
+  size_t len = strlen(raw), o = 0;
+  for (size_t k = 0; k < len && o + 2 < n; k++) {
+    if (k && raw[k - 1] != '-' && (len - k) % 3 == 0) out[o++] = ',';
+    out[o++] = raw[k];
+  }
+  out[o] = '\0';
+}
+
+static void eta_text(char *out, size_t n, double secs) {
+  if (secs < 0) snprintf(out, n, "?");
+  else if (secs < 60) snprintf(out, n, "%.0fs", secs);
+  else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)secs / 60, (int)secs % 60);
+  else snprintf(out, n, "%dh%02dm", (int)secs / 3600, (int)secs / 60 % 60);
+}
+
+void ps_format_stats(char *out, size_t n, const ps_hist_t *h) {
+  if (h->count == 0) {
+    snprintf(out, n, "no psets ran");
+    return;
+  }
+  char mean[24], mn[24], p50[24], p90[24], p99[24], mx[24];
+  ps_format_seconds(mean, sizeof mean, h->sum_us / (double)h->count / 1e6);
+  ps_format_seconds(mn, sizeof mn, (double)h->min_us / 1e6);
+  ps_format_seconds(p50, sizeof p50, ps_hist_quantile(h, 0.5) / 1e6);
+  ps_format_seconds(p90, sizeof p90, ps_hist_quantile(h, 0.9) / 1e6);
+  ps_format_seconds(p99, sizeof p99, ps_hist_quantile(h, 0.99) / 1e6);
+  ps_format_seconds(mx, sizeof mx, (double)h->max_us / 1e6);
+  snprintf(out, n, "run time of %lld psets: mean %s, min %s, p50 %s, p90 %s, p99 %s, max %s",
+           (long long)h->count, mean, mn, p50, p90, p99, mx);
+}
+
+static void clear_bar(ps_progress_t *p) {
+  if (p->bar_shown) {
+    fputs("\r\033[K", stderr);
+    p->bar_shown = 0;
+  }
+}
+
+static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_t n) {
+  double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
+  int64_t done = c->ok + c->failed;
+  double rate = secs > 0 ? (double)done / secs : 0;
+  char d[32], t[32], r[32], eta[32];
+  grouped(d, sizeof d, done);
+  grouped(t, sizeof t, c->total);
+  if (rate >= 100) grouped(r, sizeof r, (int64_t)rate);
+  else snprintf(r, sizeof r, "%.1f", rate);
+  eta_text(eta, sizeof eta, rate > 0 ? (double)(c->total - done) / rate : -1);
+  snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t, (long long)c->active,
+           (long long)c->failed, r, done == c->total ? "0s" : eta);
+}
+
+static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
+  char text[200];
+  status_text(p, c, text, sizeof text);
+  int64_t done = c->ok + c->failed;
+  int width = 24, fill = c->total ? (int)(width * done / c->total) : width;
+  char bar[24 * 3 + 1];
+  size_t o = 0;
+  for (int k = 0; k < width; k++) {
+    const char *cell = k < fill ? (p->utf8 ? "\xe2\x96\x88" : "#") : (p->utf8 ? "\xe2\x96\x91" : "-");
+    size_t l = strlen(cell);
+    memcpy(bar + o, cell, l);
+    o += l;
+  }
+  bar[o] = '\0';
+  int pct = c->total ? (int)(100 * done / c->total) : 100;
+  fprintf(stderr, "\r\033[K%s %s %3d%% %s", p->name, bar, pct, text);
+  fflush(stderr);
+  p->bar_shown = 1;
+}
+
+void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h) {
+  int64_t now = ps_mono_us();
+  if (p->tty && p->verbose >= 1) {
+    int64_t every = p->vstats >= 3 ? 1000000 : p->vstats == 2 ? 30000000 : 0;
+    if (every && now - p->last_line_us >= every && h->count) {
+      char s[300];
+      ps_format_stats(s, sizeof s, h);
+      clear_bar(p);
+      fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
+      p->last_line_us = now;
+    }
+    draw_bar(p, c);
+    return;
+  }
+  int64_t every = p->verbose >= 2 ? 1000000 : p->verbose == 1 ? 30000000 : 0;
+  int64_t stats_every = p->vstats >= 3 ? 1000000 : p->vstats == 2 ? 30000000 : 0;
+  if (every && now - p->last_line_us >= every) {
+    char text[200];
+    status_text(p, c, text, sizeof text);
+    fprintf(stderr, "psurvey: %s: %s\n", p->name, text);
+  }
+  if (stats_every && now - p->last_line_us >= stats_every && h->count) {
+    char s[300];
+    ps_format_stats(s, sizeof s, h);
+    fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
+  }
+  if ((every && now - p->last_line_us >= every) || (stats_every && now - p->last_line_us >= stats_every))
+    p->last_line_us = now;
+}
+
+void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
+  char line[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  clear_bar(p);
+  fprintf(stderr, "psurvey: %s: %s\n", p->name, line);
+}
+
+void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len, const char *logpath) {
+  if (p->verbose < 1) return;
+  if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) return;
+  p->failures_shown++;
+  const char *nl = memchr(msg, '\n', len);
+  int n = (int)(nl ? (size_t)(nl - msg) : len);
+  if (n > 300) n = 300;
+  ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
+  if (p->verbose < 3 && p->failures_shown == SHOW_FAILURES)
+    ps_progress_event(p, "further failures are recorded in %s and in the database only", logpath);
+}
+
+void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {
+  clear_bar(p);
+  double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
+  if (p->verbose >= 1) {
+    char ok[32], failed[32], took[32];
+    grouped(ok, sizeof ok, c->ok);
+    grouped(failed, sizeof failed, c->failed);
+    ps_format_seconds(took, sizeof took, secs);
+    fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed in %s\n", p->name, how, ok, failed, took);
+  }
+  if (p->vstats >= 1 && h->count) {
+    char s[300];
+    ps_format_stats(s, sizeof s, h);
+    fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
+  }
+}

@@ -1,0 +1,42 @@
+/*
+ * progress.h: what a user sees on stderr while a stage runs. verbose 0:
+ * nothing; 1: a line every 30 s; 2: a line every second; 3: also every
+ * event (start, finish, failure of each pset). On a terminal, verbose >= 1
+ * draws a live bar instead of the periodic lines. vstats adds run-time
+ * statistics the same way (1: at the end; 2, 3: with each line).
+ */
+#ifndef PS_PROGRESS_H
+#define PS_PROGRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+typedef struct ps_counts_s {
+  int64_t total, ok, failed, exceptions, active;
+} ps_counts_t;
+
+typedef struct ps_progress_s {
+  int verbose, vstats, tty, utf8;
+  char name[128];
+  int64_t start_us, last_line_us;
+  int bar_shown;
+  int failures_shown;
+} ps_progress_t;
+
+void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstats);
+/* How often the timer should call ps_progress_tick, in ms (0: never). */
+uint64_t ps_progress_interval(const ps_progress_t *p);
+void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h);
+/* One event line (verbose 3), kept above the bar. */
+void ps_progress_event(ps_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A pset failed: shown at verbose >= 1 for the first few, then counted. */
+void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len, const char *logpath);
+void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how);
+/* "mean 0.301 s, p50 0.301 s, ..." for the stats line and tostring. */
+void ps_format_stats(char *out, size_t n, const ps_hist_t *h);
+/* 0.000301 s -> "301 us", 12.5 -> "12.5 s" */
+void ps_format_seconds(char *out, size_t n, double s);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * ps.h: what every engine file shares: error codes, the error record,
+ * limits and the protocol version. The engine (the .c files of core/) never includes
+ * lua.h; core/lua/ holds the bindings.
+ */
+#ifndef PS_H
+#define PS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef PSURVEY_VERSION
+#define PSURVEY_VERSION "0.0.0"
+#endif
+
+/* Bumped whenever a frame layout changes; driver and worker must agree. */
+#define PS_PROTOCOL 1
+
+/* Deepest nesting of tables a decoder accepts. */
+#define PS_MAX_DEPTH 100
+
+/* Largest frame payload accepted from a peer (256 MiB). */
+#define PS_FRAME_MAX (256u << 20)
+
+/* Engine error codes: negative, apart from libuv's UV_E* range. */
+enum {
+  PS_OK = 0,
+  PS_ENOMEM = -30001,  /* out of memory */
+  PS_EPROTO = -30002,  /* malformed bytes from a peer or a file */
+  PS_EDB = -30003,     /* SQLite failed */
+  PS_EVALUE = -30004,  /* a value cannot be stored or sent */
+  PS_EINTR = -30005,   /* interrupted by a signal */
+  PS_EWORKER = -30006, /* workers cannot be started or cannot load the code */
+};
+
+/* An error with its message, filled by the function that failed. */
+typedef struct ps_err_s {
+  int code;
+  char msg[512];
+} ps_err_t;
+
+/* Fills err (when not NULL) and returns code, so callers can write
+   `return ps_err_set(err, PS_EPROTO, "...")`. */
+int ps_err_set(ps_err_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wall clock in microseconds since the epoch. */
+int64_t ps_now_us(void);
+
+/* Monotonic clock in microseconds. */
+int64_t ps_mono_us(void);
+
+#endif

@@ -1,0 +1,657 @@
+/* run.c: the engine and the scheduler of one stage (run.h). */
+#include "run.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "value.h"
+
+/* Batches a worker holds at once: the one it runs and the next. */
+#define DEPTH 2
+/* Automatic batches aim at this much work (us), within [1, MAX_BATCH]. */
+#define BATCH_US 20000.0
+#define MAX_BATCH 1024
+/* Workers that die before saying hello, in a row, before we give up. */
+#define MAX_STARTUP_FAILURES 3
+
+typedef struct task_s {
+  int64_t index;
+  int64_t attempt;
+  int suspect;
+} task_t;
+
+/* The scheduler's state of one worker (ps_worker_t.data). */
+typedef struct slot_s {
+  task_t *fifo; /* in flight, in the order sent */
+  size_t head, len, cap;
+  int batch[DEPTH + 1]; /* psets left in each batch sent, oldest first */
+  int nbatches;
+  int64_t assigned; /* psets given in its life, for max_tasks_per_child */
+  int retiring;     /* BYE sent */
+  int suspect;      /* running a suspect pset alone */
+} slot_t;
+
+typedef struct ps_run_s {
+  ps_engine_t *e;
+  ps_source_t *src;
+  ps_stage_t *stage;
+  const ps_run_opts_t *o;
+  int64_t total, next;
+  task_t *requeue;
+  size_t nreq, capreq;
+  ps_counts_t c;
+  ps_hist_t hist;
+  double est_us;
+  int have_est;
+  int done, interrupted, fatal;
+  ps_err_t err;
+  int startup_failures;
+  ps_progress_t progress;
+  uv_timer_t timer;
+  uv_check_t check;
+  uv_signal_t sigint, sigterm;
+  int open_handles;
+  ps_buf_t scratch;
+  int64_t start_us;
+} ps_run_t;
+
+static void fail_run(ps_run_t *r, int code, const char *fmt, const char *a, const char *b) {
+  if (r->fatal) return;
+  r->fatal = 1;
+  ps_err_set(&r->err, code, fmt, a, b);
+  ps_log_printf(&r->e->log, "stage %s: stopped: %s", r->o->name, r->err.msg);
+}
+
+static slot_t *slot_of(ps_worker_t *w) { return w->data; }
+
+static int slot_push(slot_t *s, task_t t) {
+  if (s->head + s->len == s->cap) {
+    if (s->head > 0) {
+      memmove(s->fifo, s->fifo + s->head, sizeof(task_t) * s->len);
+      s->head = 0;
+    } else {
+      size_t cap = s->cap ? s->cap * 2 : 64;
+      task_t *f = realloc(s->fifo, sizeof(task_t) * cap);
+      if (f == NULL) return PS_ENOMEM;
+      s->fifo = f;
+      s->cap = cap;
+    }
+  }
+  s->fifo[s->head + s->len++] = t;
+  return 0;
+}
+
+static int requeue_push(ps_run_t *r, task_t t) {
+  if (r->nreq == r->capreq) {
+    size_t cap = r->capreq ? r->capreq * 2 : 16;
+    task_t *q = realloc(r->requeue, sizeof(task_t) * cap);
+    if (q == NULL) return PS_ENOMEM;
+    r->requeue = q;
+    r->capreq = cap;
+  }
+  r->requeue[r->nreq++] = t;
+  return 0;
+}
+
+static int work_left(const ps_run_t *r) { return r->next < r->total || r->nreq > 0; }
+
+static void check_done(ps_run_t *r) {
+  if (r->c.ok + r->c.failed >= r->total) r->done = 1;
+}
+
+static void send_code(ps_run_t *r, ps_worker_t *w) {
+  const ps_run_opts_t *o = r->o;
+  ps_buf_t b;
+  ps_buf_init(&b);
+  size_t s = ps_frame_begin(&b, PS_MSG_CODE);
+  ps_buf_put_varint(&b, (uint64_t)w->id);
+  ps_buf_put_varint(&b, o->verbose >= 3 ? PS_CODE_REPORT_STARTS : 0);
+  ps_put_bytes(&b, o->name, strlen(o->name));
+  ps_put_bytes(&b, o->code, o->code_len);
+  ps_put_bytes(&b, o->user, o->user_len);
+  ps_frame_end(&b, s);
+  if (b.failed) fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
+  else ps_worker_send(w, &b);
+  ps_buf_free(&b);
+}
+
+static int64_t batch_size(ps_run_t *r, slot_t *s) {
+  const ps_run_opts_t *o = r->o;
+  int64_t k;
+  if (o->group_size > 0) {
+    k = o->group_size;
+  } else {
+    k = 1;
+    if (r->have_est) {
+      double want = BATCH_US / (r->est_us > 0.5 ? r->est_us : 0.5);
+      k = want < 1 ? 1 : want > MAX_BATCH ? MAX_BATCH : (int64_t)want;
+    }
+    /* Near the end, smaller batches spread the tail over every worker. */
+    int64_t share = (r->total - r->next) / (2 * (o->ncores > 0 ? o->ncores : 1));
+    if (k > share) k = share > 0 ? share : 1;
+  }
+  if (o->max_tasks_per_child > 0 && k > o->max_tasks_per_child - s->assigned)
+    k = o->max_tasks_per_child - s->assigned;
+  return k;
+}
+
+/* Gives the worker batches until it holds DEPTH of them. */
+static void dispatch(ps_run_t *r, ps_worker_t *w) {
+  slot_t *s = slot_of(w);
+  const ps_run_opts_t *o = r->o;
+  if (r->done || r->fatal || r->interrupted || w->closing || w->why[0] || s->retiring) return;
+  while (s->nbatches < DEPTH && !s->suspect && work_left(r)) {
+    if (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child) break;
+    ps_buf_t b;
+    ps_buf_init(&b);
+    size_t start = ps_frame_begin(&b, PS_MSG_TASKS);
+    size_t countpos = b.len;
+    ps_buf_putc(&b, 0);
+    int64_t n = 0;
+    if (r->nreq > 0 && r->requeue[0].suspect) {
+      if (s->nbatches > 0) {
+        ps_buf_free(&b);
+        break; /* a suspect runs on an idle worker, alone */
+      }
+      task_t t = r->requeue[0];
+      memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
+      s->suspect = 1;
+      t.suspect = 1;
+      slot_push(s, t);
+      ps_buf_put_varint(&b, (uint64_t)t.index);
+      ps_buf_put_varint(&b, (uint64_t)t.attempt);
+      r->scratch.len = 0;
+      r->src->get(r->src, t.index, &r->scratch);
+      ps_put_bytes(&b, r->scratch.data, r->scratch.len);
+      n = 1;
+    } else {
+      int64_t k = batch_size(r, s);
+      while (n < k && work_left(r)) {
+        task_t t;
+        if (r->nreq > 0) {
+          if (r->requeue[0].suspect) break;
+          t = r->requeue[0];
+          memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
+        } else {
+          t.index = r->next++;
+          t.attempt = 1;
+          t.suspect = 0;
+        }
+        if (slot_push(s, t) != 0) {
+          fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+          break;
+        }
+        ps_buf_put_varint(&b, (uint64_t)t.index);
+        ps_buf_put_varint(&b, (uint64_t)t.attempt);
+        r->scratch.len = 0;
+        r->src->get(r->src, t.index, &r->scratch);
+        ps_put_bytes(&b, r->scratch.data, r->scratch.len);
+        n++;
+      }
+    }
+    if (n == 0) {
+      ps_buf_free(&b);
+      break;
+    }
+    /* The count was reserved as one byte; rewrite it as a varint. */
+    if (!b.failed) {
+      unsigned char tmp[10];
+      int len = 0;
+      uint64_t v = (uint64_t)n;
+      while (v >= 0x80) tmp[len++] = (unsigned char)(v | 0x80), v >>= 7;
+      tmp[len++] = (unsigned char)v;
+      if (ps_buf_reserve(&b, (size_t)len) == 0) {
+        memmove(b.data + countpos + len, b.data + countpos + 1, b.len - countpos - 1);
+        memcpy(b.data + countpos, tmp, (size_t)len);
+        b.len += (size_t)len - 1;
+      }
+    }
+    ps_frame_end(&b, start);
+    if (b.failed || r->scratch.failed) {
+      ps_buf_free(&b);
+      fail_run(r, PS_ENOMEM, "out of memory building a batch%s%s", "", "");
+      return;
+    }
+    ps_worker_send(w, &b);
+    ps_buf_free(&b);
+    s->batch[s->nbatches++] = (int)n;
+    s->assigned += n;
+    r->c.active += n;
+  }
+}
+
+static void dispatch_all(ps_run_t *r) {
+  ps_pool_t *p = &r->e->pool;
+  for (int k = 0; k < p->n; k++) dispatch(r, p->workers[k]);
+}
+
+/* Stores one finished pset and counts it. */
+static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us,
+                   int64_t dur_us, const char *result, size_t result_len, const char *msg, size_t msg_len,
+                   const char *tb, size_t tb_len) {
+  ps_row_t row;
+  memset(&row, 0, sizeof row);
+  r->scratch.len = 0;
+  r->src->get(r->src, t.index, &r->scratch);
+  row.index = t.index;
+  row.status = status;
+  row.attempt = t.attempt;
+  row.worker = w->id;
+  row.host = w->host[0] ? w->host : NULL;
+  row.start_us = start_us;
+  row.duration_us = dur_us;
+  row.pset = r->scratch.data;
+  row.pset_len = r->scratch.len;
+  row.result = result;
+  row.result_len = result_len;
+  row.exception = msg;
+  row.exception_len = msg_len;
+  row.traceback = tb;
+  row.traceback_len = tb_len;
+  char why[600];
+  if (r->stage) {
+    ps_err_t err;
+    int rc = ps_stage_add(r->stage, &row, &err);
+    if (rc == PS_EVALUE || rc == PS_EPROTO) {
+      /* This row cannot be stored as it is: it becomes a failure. */
+      snprintf(why, sizeof why, "%s", err.msg);
+      row.status = status = "error";
+      row.result = NULL;
+      row.result_len = 0;
+      row.exception = msg = why;
+      row.exception_len = msg_len = strlen(why);
+      row.traceback = tb = "";
+      row.traceback_len = tb_len = 0;
+      rc = ps_stage_add(r->stage, &row, &err);
+    }
+    if (rc != 0) {
+      fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+      return;
+    }
+  }
+  ps_hist_add(&r->hist, dur_us);
+  r->est_us = r->have_est ? 0.8 * r->est_us + 0.2 * (double)dur_us : (double)dur_us;
+  r->have_est = 1;
+  if (strcmp(status, "ok") == 0) {
+    r->c.ok++;
+    if (r->o->verbose >= 3) {
+      char took[32];
+      ps_format_seconds(took, sizeof took, (double)dur_us / 1e6);
+      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1, took,
+                        (long long)w->id);
+    }
+  } else {
+    r->c.failed++;
+    if (strcmp(status, "error") == 0) r->c.exceptions++;
+    ps_log_t *log = &r->e->log;
+    ps_buf_t js;
+    ps_buf_init(&js);
+    ps_reader_t pr;
+    ps_reader_init(&pr, row.pset, row.pset_len);
+    ps_json_write(&pr, &js, 0);
+    ps_buf_putc(&js, 0);
+    ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %.*s", r->o->name,
+                  (long long)t.index + 1, js.failed ? "?" : js.data, (long long)t.attempt, (long long)w->id,
+                  (int)msg_len, msg);
+    ps_log_block(log, "    ", tb, tb_len);
+    ps_buf_free(&js);
+    ps_progress_failure(&r->progress, t.index, msg, msg_len, log->path);
+  }
+  check_done(r);
+}
+
+static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
+  slot_t *s = slot_of(w);
+  ps_reader_t rd;
+  uint64_t count;
+  ps_reader_init(&rd, p, n);
+  if (ps_read_varint(&rd, &count) != 0) goto bad;
+  for (uint64_t k = 0; k < count && !r->fatal; k++) {
+    uint64_t index, start, dur;
+    int status;
+    const char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0 || ps_read_varint(&rd, &dur) != 0 ||
+        ps_read_byte(&rd, &status) != 0 || ps_read_bytes(&rd, &a, &alen) != 0)
+      goto bad;
+    if (status == 1 && ps_read_bytes(&rd, &b, &blen) != 0) goto bad;
+    if (status > 1) goto bad;
+    if (status == 0 && alen > 0) {
+      ps_reader_t v;
+      ps_item_t it;
+      ps_reader_init(&v, a, alen);
+      if (ps_skip_value(&v, 0) != 0 || ps_reader_left(&v) != 0) goto bad;
+      ps_reader_init(&v, a, alen);
+      if (ps_read_item(&v, &it) != 0 || it.type != PS_V_TABLE) goto bad;
+    }
+    if (s->len == 0 || s->fifo[s->head].index != (int64_t)index) goto bad;
+    task_t t = s->fifo[s->head];
+    s->head++;
+    s->len--;
+    r->c.active--;
+    if (--s->batch[0] == 0) {
+      memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
+    }
+    if (s->len == 0) s->suspect = 0;
+    if (status == 0) finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, a, alen, NULL, 0, NULL, 0);
+    else finish(r, w, t, "error", (int64_t)start, (int64_t)dur, NULL, 0, a, alen, b, blen);
+  }
+  if (ps_reader_left(&rd) != 0) goto bad;
+  if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 && !s->retiring) {
+    s->retiring = 1;
+    ps_worker_bye(w);
+    return;
+  }
+  dispatch(r, w);
+  return;
+bad:
+  ps_worker_kill(w, SIGKILL, "sent a malformed results frame");
+}
+
+static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
+  ps_engine_t *e = w->pool->owner;
+  ps_run_t *r = e->run;
+  ps_reader_t rd;
+  ps_reader_init(&rd, p, n);
+  switch (kind) {
+    case PS_MSG_HELLO: {
+      uint64_t proto, pid, cores;
+      const char *host;
+      size_t hostlen;
+      if (ps_read_varint(&rd, &proto) != 0 || ps_read_varint(&rd, &pid) != 0 ||
+          ps_read_bytes(&rd, &host, &hostlen) != 0 || ps_read_varint(&rd, &cores) != 0) {
+        ps_worker_kill(w, SIGKILL, "sent a malformed hello");
+        return;
+      }
+      if (proto != PS_PROTOCOL) {
+        char why[128];
+        snprintf(why, sizeof why, "speaks protocol %llu, this driver speaks %d", (unsigned long long)proto,
+                 PS_PROTOCOL);
+        ps_worker_kill(w, SIGKILL, why);
+        return;
+      }
+      snprintf(w->host, sizeof w->host, "%.*s", (int)(hostlen < 255 ? hostlen : 255), host);
+      if (r) r->startup_failures = 0;
+      return;
+    }
+    case PS_MSG_CODE_OK: {
+      uint64_t ok;
+      const char *msg;
+      size_t len;
+      if (ps_read_varint(&rd, &ok) != 0 || ps_read_bytes(&rd, &msg, &len) != 0) {
+        ps_worker_kill(w, SIGKILL, "sent a malformed code reply");
+        return;
+      }
+      if (!ok && r) {
+        char m[400];
+        snprintf(m, sizeof m, "%.*s", (int)(len < 399 ? len : 399), msg);
+        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s%s", m, "");
+      }
+      return;
+    }
+    case PS_MSG_RESULTS:
+      if (r == NULL) {
+        ps_worker_kill(w, SIGKILL, "sent results outside a stage");
+        return;
+      }
+      on_results(r, w, p, n);
+      return;
+    case PS_MSG_STARTED: {
+      uint64_t index, start;
+      if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0) {
+        ps_worker_kill(w, SIGKILL, "sent a malformed start notice");
+        return;
+      }
+      if (r && r->o->verbose >= 3)
+        ps_progress_event(&r->progress, "pset #%llu started on worker %lld", (unsigned long long)index + 1,
+                          (long long)w->id);
+      return;
+    }
+    case PS_MSG_FATAL: {
+      const char *msg;
+      size_t len;
+      if (ps_read_bytes(&rd, &msg, &len) == 0) {
+        char m[300];
+        snprintf(m, sizeof m, "reported: %.*s", (int)(len < 250 ? len : 250), msg);
+        snprintf(w->why, sizeof w->why, "%s", m);
+      }
+      return;
+    }
+    default:
+      ps_worker_kill(w, SIGKILL, "sent a frame a worker must not send");
+  }
+}
+
+static void describe_death(ps_worker_t *w, char *out, size_t n) {
+  if (w->why[0]) {
+    snprintf(out, n, "worker %lld (pid %d) %s", (long long)w->id, w->pid, w->why);
+  } else if (w->term_signal) {
+    const char *abbrev = sigabbrev_np(w->term_signal);
+    snprintf(out, n, "worker %lld (pid %d) was killed by signal %d (SIG%s)", (long long)w->id, w->pid,
+             w->term_signal, abbrev ? abbrev : "?");
+  } else {
+    snprintf(out, n, "worker %lld (pid %d) exited with status %lld", (long long)w->id, w->pid,
+             (long long)w->exit_status);
+  }
+}
+
+static int spawn_worker(ps_run_t *r);
+
+static void on_dead(ps_worker_t *w) {
+  ps_engine_t *e = w->pool->owner;
+  ps_run_t *r = e->run;
+  slot_t *s = slot_of(w);
+  w->data = NULL;
+  if (s == NULL) return;
+  if (r != NULL) {
+    char cause[400];
+    describe_death(w, cause, sizeof cause);
+    int expected = s->retiring && s->len == 0 && !w->why[0];
+    if (!expected) ps_log_printf(&e->log, "stage %s: %s, %zu psets in flight", r->o->name, cause, s->len);
+    r->c.active -= (int64_t)s->len;
+    if (r->interrupted || r->fatal) {
+      /* Stopping: what was in flight is simply not done. */
+    } else if (s->len == 1 || s->suspect) {
+      task_t t = s->fifo[s->head];
+      const char *status = w->why[0] ? "error" : w->term_signal ? "signal" : "exit";
+      finish(r, w, t, status, ps_now_us(), 0, NULL, 0, cause, strlen(cause), "", 0);
+      for (size_t k = 1; k < s->len; k++) requeue_push(r, s->fifo[s->head + k]);
+    } else {
+      for (size_t k = 0; k < s->len; k++) {
+        task_t t = s->fifo[s->head + k];
+        t.suspect = 1;
+        requeue_push(r, t);
+      }
+    }
+    if (!w->hello && !expected && ++r->startup_failures >= MAX_STARTUP_FAILURES)
+      fail_run(r, PS_EWORKER, "worker processes die as they start; the last: %s%s", cause, "");
+    if (!r->done && !r->fatal && !r->interrupted) {
+      while (ps_pool_alive(&e->pool) < r->o->ncores && work_left(r) && !r->fatal)
+        if (spawn_worker(r) != 0) break;
+      dispatch_all(r);
+    }
+  }
+  free(s->fifo);
+  free(s);
+}
+
+static int spawn_worker(ps_run_t *r) {
+  ps_worker_t *w;
+  ps_err_t err;
+  slot_t *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+    return PS_ENOMEM;
+  }
+  if (ps_pool_spawn(&r->e->pool, &w, &err) != 0) {
+    free(s);
+    fail_run(r, PS_EWORKER, "%s%s", err.msg, "");
+    return PS_EWORKER;
+  }
+  w->data = s;
+  send_code(r, w);
+  return 0;
+}
+
+int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
+  memset(e, 0, sizeof *e);
+  /* A worker that dies while we write to it must not kill the driver. */
+  signal(SIGPIPE, SIG_IGN);
+  int rc = uv_loop_init(&e->loop);
+  if (rc != 0) return ps_err_set(err, PS_EWORKER, "cannot start the event loop: %s", uv_strerror(rc));
+  if (ps_pool_init(&e->pool, &e->loop, exe) != 0) {
+    uv_loop_close(&e->loop);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  e->pool.cb.on_frame = on_frame;
+  e->pool.cb.on_dead = on_dead;
+  e->pool.owner = e;
+  e->log.fd = -1;
+  ps_log_open(&e->log);
+  ps_log_printf(&e->log, "psurvey %s, pid %d, worker program %s", PSURVEY_VERSION, (int)getpid(), exe);
+  return 0;
+}
+
+void ps_engine_close(ps_engine_t *e) {
+  ps_pool_close(&e->pool);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  uv_loop_close(&e->loop);
+  ps_log_printf(&e->log, "psurvey: done");
+  ps_log_close(&e->log);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  ps_run_t *r = h->data;
+  if (!r->interrupted) r->interrupted = signum;
+}
+
+static void on_tick(uv_timer_t *t) {
+  ps_run_t *r = t->data;
+  ps_progress_tick(&r->progress, &r->c, &r->hist);
+}
+
+/* After each round of I/O: commit what was stored, so a killed driver
+   loses only what was in flight. */
+static void on_check(uv_check_t *h) {
+  ps_run_t *r = h->data;
+  ps_err_t err;
+  if (r->stage && ps_stage_commit(r->stage, &err) != 0)
+    fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ps_run_t *r = h->data;
+  r->open_handles--;
+}
+
+int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_run_opts_t *o,
+                  ps_run_result_t *out, ps_err_t *err) {
+  ps_run_t *r = calloc(1, sizeof *r);
+  if (r == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  r->e = e;
+  r->src = src;
+  r->o = o;
+  r->total = o->limit > 0 && o->limit < src->count ? o->limit : src->count;
+  r->c.total = r->total;
+  ps_buf_init(&r->scratch);
+  ps_hist_init(&r->hist);
+  r->start_us = ps_mono_us();
+  ps_log_printf(&e->log, "stage %s: %lld psets, options: %s", o->name, (long long)r->total,
+                o->options_text ? o->options_text : "");
+  if (store) {
+    int rc = ps_stage_begin(store, o->name, o->options_text, r->total, &r->stage, err);
+    if (rc != 0) {
+      ps_buf_free(&r->scratch);
+      free(r);
+      return rc;
+    }
+  }
+  e->run = r;
+  ps_progress_init(&r->progress, o->name, o->verbose, o->vstats);
+
+  uv_timer_init(&e->loop, &r->timer);
+  uv_check_init(&e->loop, &r->check);
+  uv_signal_init(&e->loop, &r->sigint);
+  uv_signal_init(&e->loop, &r->sigterm);
+  r->timer.data = r->check.data = r->sigint.data = r->sigterm.data = r;
+  r->open_handles = 4;
+  uint64_t every = ps_progress_interval(&r->progress);
+  if (every) uv_timer_start(&r->timer, on_tick, every, every);
+  uv_check_start(&r->check, on_check);
+  uv_signal_start(&r->sigint, on_signal, SIGINT);
+  uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+
+  check_done(r);
+  if (!r->done) {
+    /* Workers left from an earlier stage get the new code; extra ones go. */
+    ps_pool_t *p = &e->pool;
+    int kept = 0;
+    for (int k = 0; k < p->n; k++) {
+      ps_worker_t *w = p->workers[k];
+      slot_t *s = slot_of(w);
+      if (s == NULL || w->closing || s->retiring) continue;
+      s->head = s->len = 0;
+      s->nbatches = 0;
+      s->suspect = 0;
+      if (kept >= o->ncores || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
+        s->retiring = 1;
+        ps_worker_bye(w);
+        continue;
+      }
+      kept++;
+      send_code(r, w);
+    }
+    int64_t want = o->ncores < r->total ? o->ncores : r->total;
+    while (kept < want && !r->fatal) {
+      if (spawn_worker(r) != 0) break;
+      kept++;
+    }
+    dispatch_all(r);
+  }
+  while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);
+
+  if (r->fatal || r->interrupted) {
+    /* Stop every worker: their work in flight belongs to this stage. */
+    ps_pool_t *p = &e->pool;
+    for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
+    while (p->n > 0) uv_run(&e->loop, UV_RUN_ONCE);
+  }
+  const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
+  int rc = 0;
+  if (r->stage) {
+    ps_err_t serr;
+    if (ps_stage_end(r->stage, how, r->c.ok, r->c.failed, &serr) != 0 && !r->fatal)
+      fail_run(r, PS_EDB, "cannot store results: %s%s", serr.msg, "");
+    r->stage = NULL;
+  }
+  ps_progress_end(&r->progress, &r->c, &r->hist, how);
+  ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how, (long long)r->c.ok,
+                (long long)r->c.failed, (long long)r->total);
+  uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&r->check, on_handle_closed);
+  uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+  while (r->open_handles > 0) uv_run(&e->loop, UV_RUN_ONCE);
+  e->run = NULL;
+
+  memset(out, 0, sizeof *out);
+  out->counts = r->c;
+  out->counts.active = 0;
+  out->hist = r->hist;
+  out->seconds = (double)(ps_mono_us() - r->start_us) / 1e6;
+  out->interrupted = r->interrupted;
+  if (r->fatal) {
+    *err = r->err;
+    rc = r->err.code ? r->err.code : PS_EWORKER;
+  } else if (r->interrupted) {
+    rc = ps_err_set(err, PS_EINTR, "interrupted by signal %d", r->interrupted);
+  }
+  free(r->requeue);
+  ps_buf_free(&r->scratch);
+  free(r);
+  return rc;
+}

@@ -1,0 +1,662 @@
+/* store.c: SQLite storage of stages (store.h). */
+#include "store.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+
+/* Bits of _psurvey_columns.types: the Lua types a column has held. */
+enum { M_BOOL = 1, M_INT = 2, M_FLOAT = 4, M_STR = 8, M_BIN = 16, M_JSON = 32, M_CODEC = 64 };
+
+struct ps_store_s {
+  sqlite3 *db;
+  char *path;
+};
+
+typedef struct col_s {
+  char *name;
+  size_t len;
+  int role; /* 0 pset key, 1 result key */
+  int mask;
+} col_t;
+
+/* Bind positions of psurvey's columns in the insert statement. */
+static const char *const meta_cols[] = {"_index", "_status", "_exception", "_traceback", "_attempt",
+                                        "_worker", "_host",  "_start",     "_end",       "_duration"};
+static const char *const meta_types[] = {"INTEGER PRIMARY KEY", "TEXT", "TEXT", "TEXT", "INTEGER",
+                                         "INTEGER", "TEXT", "REAL", "REAL", "REAL"};
+#define NMETA 10
+
+struct ps_stage_s {
+  ps_store_t *store;
+  char *name;
+  int created; /* the table exists */
+  col_t *cols;
+  int ncols, capcols;
+  int *lastmap; /* column of the k-th key of the last row, for the fast path */
+  int nlast;
+  sqlite3_stmt *insert;
+  int in_tx;
+  ps_buf_t scratch;
+};
+
+static int db_fail(sqlite3 *db, ps_err_t *err, const char *what) {
+  return ps_err_set(err, PS_EDB, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static int exec(sqlite3 *db, const char *sql, ps_err_t *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    ps_err_set(err, PS_EDB, "%s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return PS_EDB;
+  }
+  return 0;
+}
+
+/* Appends name as a quoted SQL identifier. */
+static void put_ident(ps_buf_t *b, const char *s, size_t n) {
+  ps_buf_putc(b, '"');
+  for (size_t k = 0; k < n; k++) {
+    if (s[k] == '"') ps_buf_putc(b, '"');
+    ps_buf_putc(b, s[k]);
+  }
+  ps_buf_putc(b, '"');
+}
+
+static const char *sql_of(ps_buf_t *b) {
+  ps_buf_putc(b, '\0');
+  b->len--;
+  return b->failed ? NULL : b->data;
+}
+
+int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
+  ps_store_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  s->path = strdup(path ? path : ":memory:");
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
+    ps_err_set(err, PS_EDB, "cannot open database '%s': %s", s->path,
+               s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    ps_store_close(s);
+    return PS_EDB;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  int rc = exec(s->db,
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL,"
+                " finished REAL, status TEXT, total INTEGER, ok INTEGER, failed INTEGER, options TEXT);"
+                "CREATE TABLE IF NOT EXISTS _psurvey_columns(tbl TEXT, name TEXT, role TEXT,"
+                " types INTEGER, position INTEGER, PRIMARY KEY(tbl, name));",
+                err);
+  if (rc != 0) {
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
+    ps_err_set(err, PS_EDB, "cannot use database '%s': %s", s->path, why);
+    ps_store_close(s);
+    return PS_EDB;
+  }
+  *out = s;
+  return 0;
+}
+
+void ps_store_close(ps_store_t *s) {
+  if (s == NULL) return;
+  sqlite3_close_v2(s->db);
+  free(s->path);
+  free(s);
+}
+
+const char *ps_store_path(const ps_store_t *s) { return s->path; }
+sqlite3 *ps_store_db(ps_store_t *s) { return s->db; }
+
+static int table_exists(sqlite3 *db, const char *name) {
+  sqlite3_stmt *st;
+  int found = 0;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) ==
+      SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Moves an earlier run's table aside: name_YYYYMMDD_HHMMSS (of its creation). */
+static int archive_table(ps_store_t *s, const char *name, ps_err_t *err) {
+  sqlite3_stmt *st;
+  double created = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT created FROM _psurvey_tables WHERE name=?", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) created = sqlite3_column_double(st, 0);
+  }
+  sqlite3_finalize(st);
+  time_t t = (time_t)created;
+  struct tm tm;
+  localtime_r(&t, &tm);
+  char stamp[32], newname[600];
+  strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", &tm);
+  snprintf(newname, sizeof newname, "%s_%s", name, stamp);
+  for (int k = 2; table_exists(s->db, newname) && k < 1000; k++)
+    snprintf(newname, sizeof newname, "%s_%s_%d", name, stamp, k);
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "ALTER TABLE ");
+  put_ident(&q, name, strlen(name));
+  ps_buf_puts(&q, " RENAME TO ");
+  put_ident(&q, newname, strlen(newname));
+  int rc = exec(s->db, sql_of(&q), err);
+  ps_buf_free(&q);
+  if (rc != 0) return rc;
+  const char *upd[] = {"UPDATE _psurvey_tables SET name=?2 WHERE name=?1",
+                       "UPDATE _psurvey_columns SET tbl=?2 WHERE tbl=?1"};
+  for (int k = 0; k < 2; k++) {
+    if (sqlite3_prepare_v2(s->db, upd[k], -1, &st, NULL) != SQLITE_OK) return db_fail(s->db, err, "archive");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, newname, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return db_fail(s->db, err, "archive");
+  }
+  return 0;
+}
+
+int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t total, ps_stage_t **out,
+                   ps_err_t *err) {
+  if (exec(s->db, "BEGIN IMMEDIATE", err) != 0) return PS_EDB;
+  if (table_exists(s->db, name) && archive_table(s, name, err) != 0) goto fail;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options)"
+                         " VALUES (?, ?, 'running', ?, 0, 0, ?)",
+                         -1, &st, NULL) != SQLITE_OK) {
+    db_fail(s->db, err, "stage");
+    goto fail;
+  }
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 2, (double)ps_now_us() / 1e6);
+  sqlite3_bind_int64(st, 3, total);
+  sqlite3_bind_text(st, 4, options ? options : "", -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    db_fail(s->db, err, "stage");
+    goto fail;
+  }
+  if (exec(s->db, "COMMIT", err) != 0) goto fail;
+  ps_stage_t *g = calloc(1, sizeof *g);
+  if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  g->store = s;
+  g->name = strdup(name);
+  ps_buf_init(&g->scratch);
+  *out = g;
+  return 0;
+fail:
+  exec(s->db, "ROLLBACK", NULL);
+  return PS_EDB;
+}
+
+static int prepare_insert(ps_stage_t *g, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "INSERT OR REPLACE INTO ");
+  put_ident(&q, g->name, strlen(g->name));
+  ps_buf_putc(&q, '(');
+  for (int k = 0; k < NMETA; k++) ps_buf_printf(&q, "%s%s", k ? "," : "", meta_cols[k]);
+  for (int k = 0; k < g->ncols; k++) {
+    ps_buf_putc(&q, ',');
+    put_ident(&q, g->cols[k].name, g->cols[k].len);
+  }
+  ps_buf_puts(&q, ") VALUES (");
+  for (int k = 0; k < NMETA + g->ncols; k++) ps_buf_puts(&q, k ? ",?" : "?");
+  ps_buf_putc(&q, ')');
+  sqlite3_finalize(g->insert);
+  g->insert = NULL;
+  const char *sql = sql_of(&q);
+  int rc = sql ? sqlite3_prepare_v2(g->store->db, sql, -1, &g->insert, NULL) : SQLITE_NOMEM;
+  ps_buf_free(&q);
+  if (rc != SQLITE_OK) return db_fail(g->store->db, err, "insert");
+  return 0;
+}
+
+static int begin_tx(ps_stage_t *g, ps_err_t *err) {
+  if (g->in_tx) return 0;
+  if (exec(g->store->db, "BEGIN", err) != 0) return PS_EDB;
+  g->in_tx = 1;
+  return 0;
+}
+
+static int save_column(ps_stage_t *g, int k, ps_err_t *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(g->store->db,
+                         "INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return db_fail(g->store->db, err, "columns");
+  sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, g->cols[k].name, (int)g->cols[k].len, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, g->cols[k].role ? "result" : "pset", -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, g->cols[k].mask);
+  sqlite3_bind_int(st, 5, k);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_fail(g->store->db, err, "columns");
+}
+
+static int same_ci(const char *a, size_t an, const char *b, size_t bn) {
+  if (an != bn) return 0;
+  for (size_t k = 0; k < an; k++)
+    if (tolower((unsigned char)a[k]) != tolower((unsigned char)b[k])) return 0;
+  return 1;
+}
+
+/* The column for key s (adding it), or PS_EVALUE when SQLite cannot tell
+   it from an existing column (names equal but for ASCII case). */
+static int find_column(ps_stage_t *g, int pos, const char *s, size_t n, int role, ps_err_t *err) {
+  if (pos < g->nlast) {
+    int c = g->lastmap[pos];
+    if (c >= 0 && g->cols[c].len == n && memcmp(g->cols[c].name, s, n) == 0) return c;
+  }
+  int found = -1;
+  for (int k = 0; k < g->ncols; k++) {
+    if (g->cols[k].len == n && memcmp(g->cols[k].name, s, n) == 0) {
+      found = k;
+      break;
+    }
+    if (same_ci(g->cols[k].name, g->cols[k].len, s, n))
+      return ps_err_set(err, PS_EVALUE,
+                        "%s key '%.*s' and key '%s' differ only in letter case, which SQLite column names "
+                        "cannot tell apart: rename one",
+                        role ? "result" : "pset", (int)n, s, g->cols[k].name);
+  }
+  if (found < 0) {
+    if (g->ncols == g->capcols) {
+      int cap = g->capcols ? g->capcols * 2 : 16;
+      col_t *c = realloc(g->cols, sizeof(col_t) * (size_t)cap);
+      int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
+      if (c) g->cols = c;
+      if (m) g->lastmap = m;
+      if (!c || !m) return ps_err_set(err, PS_ENOMEM, "out of memory");
+      g->capcols = cap;
+    }
+    col_t *c = &g->cols[g->ncols];
+    c->name = malloc(n + 1);
+    if (c->name == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    memcpy(c->name, s, n);
+    c->name[n] = '\0';
+    c->len = n;
+    c->role = role;
+    c->mask = 0;
+    found = g->ncols++;
+    if (g->created) {
+      ps_buf_t q;
+      ps_buf_init(&q);
+      ps_buf_puts(&q, "ALTER TABLE ");
+      put_ident(&q, g->name, strlen(g->name));
+      ps_buf_puts(&q, " ADD COLUMN ");
+      put_ident(&q, s, n);
+      int rc = exec(g->store->db, sql_of(&q), err);
+      ps_buf_free(&q);
+      if (rc != 0) return rc;
+    }
+    if (save_column(g, found, err) != 0) return PS_EDB;
+    sqlite3_finalize(g->insert);
+    g->insert = NULL;
+  }
+  if (pos < g->capcols) {
+    while (g->nlast <= pos) g->lastmap[g->nlast++] = -1;
+    g->lastmap[pos] = found;
+  }
+  return found;
+}
+
+static int create_table(ps_stage_t *g, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "CREATE TABLE ");
+  put_ident(&q, g->name, strlen(g->name));
+  ps_buf_printf(&q, "(%s %s", meta_cols[0], meta_types[0]);
+  for (int k = 0; k < g->ncols; k++) {
+    ps_buf_putc(&q, ',');
+    put_ident(&q, g->cols[k].name, g->cols[k].len);
+  }
+  for (int k = 1; k < NMETA; k++) ps_buf_printf(&q, ",%s %s", meta_cols[k], meta_types[k]);
+  ps_buf_putc(&q, ')');
+  int rc = exec(g->store->db, sql_of(&q), err);
+  ps_buf_free(&q);
+  if (rc == 0) g->created = 1;
+  return rc;
+}
+
+/* Binds the value at r (whose encoding spans [start, r->p) once read) to
+   parameter p of the insert, following the column's representation. */
+static int bind_value(ps_stage_t *g, int p, col_t *c, ps_reader_t *r, int *changed, ps_err_t *err) {
+  const unsigned char *start = r->p;
+  ps_item_t it;
+  sqlite3_stmt *st = g->insert;
+  int before = c->mask;
+  if (ps_read_item(r, &it) != 0) return ps_err_set(err, PS_EPROTO, "malformed value");
+  switch (it.type) {
+    case PS_V_NIL: break;
+    case PS_V_BOOL:
+      sqlite3_bind_int(st, p, (int)it.i);
+      c->mask |= M_BOOL;
+      break;
+    case PS_V_INT:
+      sqlite3_bind_int64(st, p, it.i);
+      c->mask |= M_INT;
+      break;
+    case PS_V_FLOAT:
+      if (isnan(it.d)) {
+        sqlite3_bind_blob(st, p, start, 9, SQLITE_STATIC);
+        c->mask |= M_CODEC;
+      } else {
+        sqlite3_bind_double(st, p, it.d);
+        c->mask |= M_FLOAT;
+      }
+      break;
+    case PS_V_STR:
+      if (ps_utf8_valid(it.s, it.len)) {
+        sqlite3_bind_text(st, p, it.s, (int)it.len, SQLITE_STATIC);
+        c->mask |= M_STR;
+      } else {
+        sqlite3_bind_blob(st, p, it.s, (int)it.len, SQLITE_STATIC);
+        c->mask |= M_BIN;
+      }
+      break;
+    default: {
+      ps_reader_t sub;
+      ps_reader_init(&sub, start, ps_reader_left(r) + (size_t)(r->p - start));
+      if (ps_skip_value(&sub, 0) != 0) return ps_err_set(err, PS_EPROTO, "malformed value");
+      size_t n = (size_t)(sub.p - start);
+      r->p = sub.p;
+      ps_reader_t js;
+      ps_reader_init(&js, start, n);
+      g->scratch.len = 0;
+      if (ps_json_write(&js, &g->scratch, 1) == 0 && !g->scratch.failed) {
+        sqlite3_bind_text(st, p, g->scratch.data, (int)g->scratch.len, SQLITE_TRANSIENT);
+        c->mask |= M_JSON;
+      } else {
+        sqlite3_bind_blob(st, p, start, (int)n, SQLITE_STATIC);
+        c->mask |= M_CODEC;
+      }
+    }
+  }
+  if (c->mask != before) *changed = 1;
+  return 0;
+}
+
+/* Walks the keys of one encoded table (pset or result), creating columns. */
+static int scan_keys(ps_stage_t *g, const char *v, size_t n, int role, int *pos, ps_err_t *err) {
+  ps_reader_t r;
+  ps_item_t it, key;
+  if (v == NULL || n == 0) return 0;
+  ps_reader_init(&r, v, n);
+  if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE || it.narr != 0)
+    return ps_err_set(err, PS_EPROTO, "a %s that is not a table of string keys", role ? "result" : "pset");
+  for (uint64_t k = 0; k < it.nhash; k++) {
+    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR)
+      return ps_err_set(err, PS_EPROTO, "a %s key that is not a string", role ? "result" : "pset");
+    int c = find_column(g, (*pos)++, key.s, key.len, role, err);
+    if (c < 0) return c;
+    if (ps_skip_value(&r, 1) != 0) return ps_err_set(err, PS_EPROTO, "malformed value");
+  }
+  return 0;
+}
+
+static int bind_table(ps_stage_t *g, const char *v, size_t n, int *pos, int *changed, ps_err_t *err) {
+  ps_reader_t r;
+  ps_item_t it, key;
+  if (v == NULL || n == 0) return 0;
+  ps_reader_init(&r, v, n);
+  ps_read_item(&r, &it);
+  for (uint64_t k = 0; k < it.nhash; k++) {
+    ps_read_item(&r, &key);
+    int c = g->lastmap[(*pos)++];
+    int rc = bind_value(g, NMETA + 1 + c, &g->cols[c], &r, changed, err);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
+  int rc, pos = 0, changed = 0;
+  sqlite3 *db = g->store->db;
+  if ((rc = begin_tx(g, err)) != 0) return rc;
+  /* First pass: every key has a column, and the table exists. */
+  if ((rc = scan_keys(g, row->pset, row->pset_len, 0, &pos, err)) != 0) return rc;
+  if ((rc = scan_keys(g, row->result, row->result_len, 1, &pos, err)) != 0) return rc;
+  if (!g->created && (rc = create_table(g, err)) != 0) return rc;
+  if (g->insert == NULL && (rc = prepare_insert(g, err)) != 0) return rc;
+  sqlite3_stmt *st = g->insert;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  sqlite3_bind_int64(st, 1, row->index + 1);
+  sqlite3_bind_text(st, 2, row->status, -1, SQLITE_STATIC);
+  if (row->exception) sqlite3_bind_text(st, 3, row->exception, (int)row->exception_len, SQLITE_STATIC);
+  if (row->traceback && row->traceback_len)
+    sqlite3_bind_text(st, 4, row->traceback, (int)row->traceback_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, row->attempt);
+  sqlite3_bind_int64(st, 6, row->worker);
+  if (row->host) sqlite3_bind_text(st, 7, row->host, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 8, (double)row->start_us / 1e6);
+  sqlite3_bind_double(st, 9, (double)(row->start_us + row->duration_us) / 1e6);
+  sqlite3_bind_double(st, 10, (double)row->duration_us / 1e6);
+  pos = 0;
+  if ((rc = bind_table(g, row->pset, row->pset_len, &pos, &changed, err)) != 0) return rc;
+  if ((rc = bind_table(g, row->result, row->result_len, &pos, &changed, err)) != 0) return rc;
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = db_fail(db, err, "storing a row");
+    sqlite3_reset(st);
+    return rc;
+  }
+  if (changed) {
+    pos = 0;
+    for (int k = 0; k < g->ncols; k++)
+      if ((rc = save_column(g, k, err)) != 0) return rc;
+  }
+  return 0;
+}
+
+int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
+  if (!g->in_tx) return 0;
+  g->in_tx = 0;
+  if (g->insert) sqlite3_reset(g->insert);
+  return exec(g->store->db, "COMMIT", err);
+}
+
+int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, ps_err_t *err) {
+  int rc = 0;
+  if (!g->created && status && strcmp(status, "done") == 0) {
+    /* An empty stage still gets its (empty) table, so it can be listed and read. */
+    if (begin_tx(g, err) == 0) rc = create_table(g, err);
+  }
+  if (rc == 0) rc = ps_stage_commit(g, err);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(g->store->db,
+                         "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?", -1, &st,
+                         NULL) == SQLITE_OK) {
+    sqlite3_bind_double(st, 1, (double)ps_now_us() / 1e6);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, ok);
+    sqlite3_bind_int64(st, 4, failed);
+    sqlite3_bind_text(st, 5, g->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE && rc == 0) rc = db_fail(g->store->db, err, "finishing the stage");
+  }
+  sqlite3_finalize(st);
+  sqlite3_finalize(g->insert);
+  for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
+  free(g->cols);
+  free(g->lastmap);
+  free(g->name);
+  ps_buf_free(&g->scratch);
+  free(g);
+  return rc;
+}
+
+/* Reading. */
+
+struct ps_cursor_s {
+  sqlite3_stmt *st;
+  int ncols;
+  char **names;
+  int *masks; /* -1 for psurvey's own columns */
+  ps_buf_t scratch;
+};
+
+static const char *view_where(int view) {
+  return view == PS_VIEW_OK ? " WHERE _status = 'ok'" : view == PS_VIEW_MISSING ? " WHERE _status <> 'ok'" : "";
+}
+
+int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out, ps_err_t *err) {
+  if (!table_exists(s->db, table)) return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
+  ps_cursor_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  ps_buf_init(&c->scratch);
+  /* The user's columns, in the order they appeared, with their types. */
+  sqlite3_stmt *cols;
+  int cap = 16;
+  c->names = malloc(sizeof(char *) * (size_t)cap);
+  c->masks = malloc(sizeof(int) * (size_t)cap);
+  if (sqlite3_prepare_v2(s->db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position", -1,
+                         &cols, NULL) != SQLITE_OK) {
+    ps_cursor_close(c);
+    return db_fail(s->db, err, "reading columns");
+  }
+  sqlite3_bind_text(cols, 1, table, -1, SQLITE_STATIC);
+  const char *extra_missing[] = {"_index", "_status", "_exception", "_traceback"};
+  while (sqlite3_step(cols) == SQLITE_ROW) {
+    const char *role = (const char *)sqlite3_column_text(cols, 1);
+    if (view == PS_VIEW_MISSING && strcmp(role, "result") == 0) continue;
+    if (c->ncols + NMETA >= cap) {
+      cap *= 2;
+      char **n = realloc(c->names, sizeof(char *) * (size_t)cap);
+      int *m = realloc(c->masks, sizeof(int) * (size_t)cap);
+      if (n) c->names = n;
+      if (m) c->masks = m;
+      if (!n || !m) break;
+    }
+    c->names[c->ncols] = strdup((const char *)sqlite3_column_text(cols, 0));
+    c->masks[c->ncols++] = sqlite3_column_int(cols, 2);
+  }
+  sqlite3_finalize(cols);
+  if (view == PS_VIEW_MISSING)
+    for (int k = 0; k < 4; k++) c->names[c->ncols] = strdup(extra_missing[k]), c->masks[c->ncols++] = -1;
+  if (view == PS_VIEW_ALL)
+    for (int k = 0; k < NMETA; k++) c->names[c->ncols] = strdup(meta_cols[k]), c->masks[c->ncols++] = -1;
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "SELECT ");
+  for (int k = 0; k < c->ncols; k++) {
+    if (k) ps_buf_putc(&q, ',');
+    put_ident(&q, c->names[k], strlen(c->names[k]));
+  }
+  if (c->ncols == 0) ps_buf_puts(&q, "NULL");
+  ps_buf_puts(&q, " FROM ");
+  put_ident(&q, table, strlen(table));
+  ps_buf_puts(&q, view_where(view));
+  ps_buf_puts(&q, " ORDER BY _index");
+  const char *sql = sql_of(&q);
+  int rc = sql ? sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL) : SQLITE_NOMEM;
+  ps_buf_free(&q);
+  if (rc != SQLITE_OK) {
+    db_fail(s->db, err, "reading results");
+    ps_cursor_close(c);
+    return PS_EDB;
+  }
+  *out = c;
+  return 0;
+}
+
+int ps_cursor_ncols(const ps_cursor_t *c) { return c->ncols; }
+const char *ps_cursor_colname(const ps_cursor_t *c, int i) { return c->names[i]; }
+
+int ps_cursor_step(ps_cursor_t *c, ps_err_t *err) {
+  int rc = sqlite3_step(c->st);
+  if (rc == SQLITE_ROW) return 1;
+  if (rc == SQLITE_DONE) return 0;
+  return db_fail(sqlite3_db_handle(c->st), err, "reading results");
+}
+
+int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it) {
+  int mask = c->masks[i];
+  switch (sqlite3_column_type(c->st, i)) {
+    case SQLITE_NULL: it->type = PS_V_NIL; return 0;
+    case SQLITE_INTEGER:
+      it->i = sqlite3_column_int64(c->st, i);
+      it->type = mask > 0 && (mask & M_BOOL) && !(mask & M_INT) ? PS_V_BOOL : PS_V_INT;
+      return 0;
+    case SQLITE_FLOAT:
+      it->type = PS_V_FLOAT;
+      it->d = sqlite3_column_double(c->st, i);
+      return 0;
+    case SQLITE_TEXT:
+      it->s = (const char *)sqlite3_column_text(c->st, i);
+      it->len = (size_t)sqlite3_column_bytes(c->st, i);
+      it->type = PS_V_STR;
+      if (mask > 0 && (mask & M_JSON) && !(mask & M_STR)) {
+        c->scratch.len = 0;
+        if (ps_json_read(it->s, it->len, &c->scratch) != 0) return PS_EPROTO;
+        it->type = PS_V_TABLE;
+        it->s = c->scratch.data;
+        it->len = c->scratch.len;
+      }
+      return 0;
+    default:
+      it->s = sqlite3_column_blob(c->st, i);
+      it->len = (size_t)sqlite3_column_bytes(c->st, i);
+      if (it->s == NULL) it->s = "";
+      it->type = PS_V_STR;
+      if (mask > 0 && (mask & M_CODEC) && !(mask & M_BIN)) {
+        /* A value encoding: a table or a NaN. */
+        ps_reader_t r;
+        ps_reader_init(&r, it->s, it->len);
+        ps_item_t inner;
+        const char *bytes = it->s;
+        size_t n = it->len;
+        if (ps_read_item(&r, &inner) != 0) return PS_EPROTO;
+        if (inner.type == PS_V_TABLE) {
+          it->type = PS_V_TABLE;
+          it->s = bytes;
+          it->len = n;
+        } else {
+          *it = inner;
+        }
+      }
+      return 0;
+  }
+}
+
+void ps_cursor_close(ps_cursor_t *c) {
+  if (c == NULL) return;
+  sqlite3_finalize(c->st);
+  for (int k = 0; k < c->ncols; k++) free(c->names[k]);
+  free(c->names);
+  free(c->masks);
+  ps_buf_free(&c->scratch);
+  free(c);
+}
+
+int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "SELECT count(*) FROM ");
+  put_ident(&q, table, strlen(table));
+  ps_buf_puts(&q, view_where(view));
+  sqlite3_stmt *st;
+  const char *sql = sql_of(&q);
+  int64_t n = -1;
+  if (sql && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  ps_buf_free(&q);
+  if (n < 0) return db_fail(s->db, err, "counting rows");
+  return n;
+}

@@ -1,0 +1,211 @@
+--- psurvey.cli: the psurvey program's command line.
+---
+---   psurvey survey.lua [options] [-- args for the script]
+---   psurvey results FILE [--table NAME] [--csv | --jsonl]
+---   psurvey --help | --version
+---
+--- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
+--- script failed, 130 interrupted.
+local core = require('psurvey.core')
+local options = require('psurvey.options')
+local format = require('psurvey.format')
+
+local M = {}
+
+local USAGE = [[
+usage: psurvey survey.lua [options] [-- args for the script]
+       psurvey results FILE [--table NAME] [--csv | --jsonl]
+       psurvey --help | --version]]
+
+local function say(fmt, ...)
+  io.stderr:write('psurvey: ', fmt:format(...), '\n')
+end
+
+local function usage_error(fmt, ...)
+  say(fmt, ...)
+  io.stderr:write('(see psurvey --help)\n')
+  return 2
+end
+
+local function help()
+  local out = { USAGE, '', 'Run a parameter survey: the script calls psurvey.map(worker, psets).', '',
+    'options (each also an environment variable; the command line wins over it):' }
+  for _, spec in ipairs(options.specs) do
+    if spec.name ~= 'user' and spec.name ~= 'name' then
+      out[#out + 1] = ('  %-28s %s'):format(spec.flag .. ' ' .. spec.arg, spec.env)
+      out[#out + 1] = ('  %-28s %s'):format('', spec.help)
+    end
+  end
+  out[#out + 1] = ('  %-28s %s'):format('', '')
+  out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal)'
+  out[#out + 1] = 'precedence: command line, then environment, then map(), then init(), then defaults'
+  out[#out + 1] = ''
+  out[#out + 1] = 'psurvey results FILE                lists the tables (one per map() call)'
+  out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
+  out[#out + 1] = ''
+  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 130 interrupted'
+  io.stdout:write(table.concat(out, '\n'), '\n')
+  return 0
+end
+
+local function version()
+  io.stdout:write(('psurvey %s (%s, libuv %s, SQLite %s)\n'):format(core.version, _VERSION,
+    core.libuv_version, core.sqlite_version))
+  return 0
+end
+
+--- Parses psurvey's own options; returns values, script, script args, or nil and an exit code.
+local function parse(argv)
+  local values, script, rest = {}, nil, {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == '--' then
+      table.move(argv, i + 1, #argv, #rest + 1, rest)
+      break
+    elseif a:sub(1, 2) == '--' then
+      local flag, value = a:match('^(%-%-[^=]+)=(.*)$')
+      flag = flag or a
+      local spec
+      for _, s in ipairs(options.specs) do
+        if s.flag == flag and s.name ~= 'user' and s.name ~= 'name' then spec = s end
+      end
+      if not spec then
+        local flags = {}
+        for _, s in ipairs(options.specs) do flags[#flags + 1] = s.flag end
+        return nil, usage_error("unknown option '%s'%s", flag, options.suggest(flag, flags))
+      end
+      if value == nil then
+        i = i + 1
+        value = argv[i]
+        if value == nil then return nil, usage_error("option '%s' needs a value (%s)", flag, spec.arg) end
+      end
+      local v, why = spec.parse(value)
+      if why == nil then v, why = spec.check(v) end
+      if why then return nil, usage_error("option '%s': %s", flag, why) end
+      values[spec.name] = v
+    elseif script == nil then
+      script = a
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return values, script, rest
+end
+
+local function results_command(argv)
+  local file, tbl, fmt = nil, nil, nil
+  local i = 2
+  while i <= #argv do
+    local a = argv[i]
+    if a == '--table' then
+      i = i + 1
+      tbl = argv[i]
+      if not tbl then return usage_error("option '--table' needs a table name") end
+    elseif a:match('^%-%-table=') then
+      tbl = a:sub(9)
+    elseif a == '--csv' or a == '--jsonl' then
+      fmt = a:sub(3)
+    elseif a:sub(1, 1) == '-' then
+      return usage_error("unknown option '%s' to 'results'", a)
+    elseif file == nil then
+      file = a
+    else
+      return usage_error("'results' takes one database file")
+    end
+    i = i + 1
+  end
+  if not file then return usage_error('results: which database? psurvey results FILE') end
+  local f = io.open(file, 'rb')
+  if not f then
+    say("results: cannot open '%s'", file)
+    return 3
+  end
+  f:close()
+  local store, err = core.store(file)
+  if not store then
+    say('results: %s', err)
+    return 3
+  end
+  if not tbl then
+    if fmt then return usage_error('results: --%s needs --table NAME', fmt) end
+    local rows = store:query('SELECT name, status, total, ok, failed, created, finished FROM _psurvey_tables'
+      .. ' ORDER BY created')
+    for _, r in ipairs(rows) do
+      r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0))
+      r.seconds = r.finished and tonumber(('%.3f'):format(r.finished - (r.finished and r.finished or 0))) or nil
+      r.seconds = nil
+    end
+    local i2 = 0
+    io.stdout:write(format.table({ 'name', 'status', 'total', 'ok', 'failed', 'created' },
+      function() i2 = i2 + 1 return rows[i2] end), '\n')
+    return 0
+  end
+  local ok, e = pcall(function()
+    if fmt then
+      store:export(tbl, fmt)
+    else
+      local cursor = store:cursor(tbl, 'all')
+      local cols = cursor:columns()
+      local keep = {}
+      for _, c in ipairs(cols) do
+        if c:sub(1, 1) ~= '_' or c == '_status' or c == '_exception' then keep[#keep + 1] = c end
+      end
+      io.stdout:write(format.table(keep, function() return cursor:next() end), '\n')
+    end
+  end)
+  if not ok then
+    say('results: %s', tostring(e):gsub('^[^:]*:%d+: ', ''))
+    return 3
+  end
+  return 0
+end
+
+local function traceback(e)
+  if type(e) == 'table' then return e end
+  return debug.traceback(tostring(e), 2)
+end
+
+function M.main(argv)
+  local first = argv[1]
+  if first == nil then
+    io.stderr:write(USAGE, '\n')
+    return 2
+  end
+  if first == '--help' or first == '-h' then return help() end
+  if first == '--version' or first == '-v' then return version() end
+  if first == 'results' then return results_command(argv) end
+  local values, script, rest = parse(argv)
+  if not values then return script end
+  if script == nil then return usage_error('no survey script given') end
+  local chunk, err = loadfile(script)
+  if not chunk then
+    say('%s', err)
+    return 3
+  end
+  local psurvey = require('psurvey')
+  psurvey._set_cli(values, script)
+  _G.arg = { [0] = script, [-1] = argv[0] }
+  table.move(rest, 1, #rest, 1, _G.arg)
+  local ok, e = xpcall(chunk, traceback, table.unpack(rest))
+  local code = 0
+  if not ok then
+    if type(e) == 'table' and e.interrupted then
+      say('%s', e.message)
+      code = 130
+    elseif tostring(e):match('interrupted') and not tostring(e):match('\n.*psurvey') then
+      say('interrupted')
+      code = 130
+    else
+      say('%s', tostring(e))
+      code = 3
+    end
+  elseif psurvey._failed() then
+    code = 1
+  end
+  psurvey.shutdown()
+  return code
+end
+
+return M

@@ -1,0 +1,176 @@
+--- psurvey.options: every option of init() and map(), their checks, their
+--- environment variables and command-line flags, and how they combine.
+--- Precedence, highest first: the command line, the environment
+--- (PSURVEY_<NAME>), map(), init(), the default.
+local M = {}
+
+local function check_int(min, max)
+  return function(v)
+    if math.type(v) ~= 'integer' then
+      return nil, ('expected an integer, got %s'):format(type(v) == 'number' and tostring(v) or type(v))
+    end
+    if (min and v < min) or (max and v > max) then
+      if max then return nil, ('expected %d to %d, got %d'):format(min, max, v) end
+      return nil, ('expected at least %d, got %d'):format(min, v)
+    end
+    return v
+  end
+end
+
+local function parse_int(s)
+  local v = math.tointeger(tonumber(s))
+  if v == nil or not s:match('^%s*[-+]?%d+%s*$') then return nil, ("'%s' is not an integer"):format(s) end
+  return v
+end
+
+local function check_string(v)
+  if type(v) ~= 'string' or v == '' then return nil, 'expected a non-empty string, got ' .. type(v) end
+  return v
+end
+
+--- A user value given as text (environment or command line): a Lua literal.
+local function parse_literal(s)
+  local chunk = load('return ' .. s, '=literal', 't', {})
+  local ok, v = pcall(chunk or error)
+  if not chunk or not ok then return nil, ("'%s' is not a Lua value"):format(s) end
+  return v
+end
+
+---@class psurvey.OptionSpec
+M.specs = {
+  { name = 'backend', default = 'process', arg = 'NAME',
+    help = 'where workers run: process (this machine); ssh and slurm are not available yet',
+    check = function(v)
+      if v == 'process' or v == 'ssh' or v == 'slurm' then return v end
+      return nil, ("expected 'process', 'ssh' or 'slurm', got %s"):format(
+        type(v) == 'string' and ("'" .. v .. "'") or type(v))
+    end },
+  { name = 'ncores', default = -1, arg = 'N', check = check_int(-1), parse = parse_int,
+    help = 'worker processes; -1: all cores but one, at least 1' },
+  { name = 'limit', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
+    help = 'run only the first N psets of each map (0: all)' },
+  { name = 'verbose', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
+    help = '0 quiet; 1 a line every 30 s (a live bar on a terminal); 2 every second; 3 every event' },
+  { name = 'vstats', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
+    help = 'run-time statistics: 0 none; 1 at the end of each map; 2 also every 30 s; 3 every second' },
+  { name = 'max_tasks_per_child', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
+    help = 'restart a worker process after N psets (0: never)' },
+  { name = 'group_size', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
+    help = 'psets sent to a worker at once (0: automatic, from measured run times)' },
+  { name = 'db', default = nil, arg = 'PATH',
+    help = 'SQLite file for the results (default .psurvey/<script>.db); false keeps them in memory',
+    check = function(v)
+      if v == false or (type(v) == 'string' and v ~= '') then return v end
+      return nil, 'expected a file name or false, got ' .. type(v)
+    end,
+    parse = function(s)
+      if s == 'false' then return false end
+      return s
+    end },
+  { name = 'name', scope = 'map', arg = 'NAME', check = check_string,
+    help = "the map's table in the database (default stage1, stage2, ... in call order)" },
+  { name = 'user', scope = 'map', arg = 'VALUE', parse = parse_literal,
+    help = 'any plain Lua value, passed to every worker call as its third argument',
+    check = function(v) return v end },
+}
+
+M.by_name = {}
+for _, spec in ipairs(M.specs) do
+  spec.env = 'PSURVEY_' .. spec.name:upper()
+  spec.flag = '--' .. spec.name:gsub('_', '-')
+  spec.parse = spec.parse or function(s) return s end
+  M.by_name[spec.name] = spec
+end
+
+--- Environment variables psurvey reads that are not options.
+M.other_variables = { PSURVEY_BIN = true }
+
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- " (did you mean 'ncores'?)" for a near miss, else "".
+function M.suggest(name, candidates)
+  local best, bestd = nil, 3
+  for _, c in ipairs(candidates) do
+    local d = distance(name, c)
+    if d < bestd then best, bestd = c, d end
+  end
+  return best and (" (did you mean '%s'?)"):format(best) or ''
+end
+
+local function names()
+  local list = {}
+  for _, spec in ipairs(M.specs) do list[#list + 1] = spec.name end
+  return list
+end
+
+--- Checks a table of options given to `where` ('init' or 'map'); raises at level.
+function M.check_table(opts, where, level)
+  if opts == nil then return {} end
+  if type(opts) ~= 'table' then
+    error(("bad argument to '%s' (table of options expected, got %s)"):format(where, type(opts)), level + 1)
+  end
+  local out = {}
+  for k, v in pairs(opts) do
+    local spec = M.by_name[k]
+    if type(k) ~= 'string' or spec == nil then
+      error(("unknown option '%s' to %s()%s"):format(tostring(k), where, M.suggest(tostring(k), names())),
+        level + 1)
+    end
+    if spec.scope == 'map' and where == 'init' then
+      error(("option '%s' belongs to map(), not init()"):format(k), level + 1)
+    end
+    local value, why = spec.check(v)
+    if why then error(("option '%s' to %s(): %s"):format(k, where, why), level + 1) end
+    out[k] = value
+  end
+  return out
+end
+
+--- Reads PSURVEY_* variables; raises on an unknown one or a bad value.
+function M.from_env(getenv, env_names, level)
+  local out = {}
+  for _, var in ipairs(env_names) do
+    local name = var:sub(#'PSURVEY_' + 1):lower()
+    local spec = M.by_name[name]
+    if spec == nil and not M.other_variables[var] then
+      local vars = {}
+      for _, s in ipairs(M.specs) do vars[#vars + 1] = s.env end
+      error(('unknown environment variable %s%s'):format(var, M.suggest(var, vars)), level + 1)
+    end
+    if spec then
+      local text = getenv(var)
+      local value, why = spec.parse(text)
+      if why == nil then value, why = spec.check(value) end
+      if why then error(('environment variable %s: %s'):format(var, why), level + 1) end
+      out[name] = value
+    end
+  end
+  return out
+end
+
+--- The effective options and where each came from.
+function M.resolve(layers)
+  local values, from = {}, {}
+  for _, spec in ipairs(M.specs) do
+    values[spec.name], from[spec.name] = spec.default, 'default'
+    for _, layer in ipairs(layers) do
+      local v = layer.values[spec.name]
+      if v ~= nil then values[spec.name], from[spec.name] = v, layer.name end
+    end
+  end
+  return values, from
+end
+
+return M

@@ -1,0 +1,150 @@
+--- psurvey.psets: lists of parameter sets. A product is lazy: its psets are
+--- computed from their index in C, so a product of ten million psets costs
+--- a few bytes per value, not ten million tables.
+local core = require('psurvey.core')
+
+local M = {}
+
+local Range = {}
+Range.__index = function(r, i)
+  if math.type(i) == 'integer' then
+    if i < 1 or i > r.n then return nil end
+    return r.first + (i - 1) * r.step
+  end
+  return Range[i]
+end
+Range.__len = function(r) return r.n end
+Range.__tostring = function(r)
+  return ('psurvey.range(%s, %s, %s): %d values'):format(r.first, r.last, r.step, r.n)
+end
+
+--- The numbers first, first + step, ... up to last (included when it is
+--- within rounding error of a step). Integers stay integers.
+---@param first number
+---@param last number
+---@param step number|nil default 1
+function M.range(first, last, step)
+  step = step == nil and 1 or step
+  for i, v in ipairs({ first, last, step }) do
+    if type(v) ~= 'number' then
+      error(("bad argument #%d to 'range' (number expected, got %s)"):format(i, type(v)), 2)
+    end
+  end
+  if step == 0 then error("bad argument #3 to 'range' (step must not be 0)", 2) end
+  local n
+  if math.type(first) == 'integer' and math.type(last) == 'integer' and math.type(step) == 'integer' then
+    n = (last - first) // step + 1
+  else
+    local q = (last - first) / step
+    n = math.floor(q + 1e-9 * math.max(1, math.abs(q))) + 1
+  end
+  if n < 0 then n = 0 end
+  return setmetatable({ first = first, last = last, step = step, n = math.tointeger(n) }, Range)
+end
+
+local Product = {}
+Product.__len = function(p) return #p._source end
+Product.__index = function(p, i)
+  if math.type(i) == 'integer' then
+    if i < 1 or i > #p._source then return nil end
+    return p._source:get(i)
+  end
+  return Product[i]
+end
+Product.__tostring = function(p)
+  local parts = {}
+  for _, k in ipairs(p._keys) do parts[#parts + 1] = ('%s (%d)'):format(k, p._sizes[k]) end
+  return ('psurvey.product(%s): %d psets'):format(table.concat(parts, ' x '), #p._source)
+end
+
+--- Iterates over the psets: for i, pset in product:psets() do ... end
+function Product:psets()
+  local i, n = 0, #self._source
+  return function()
+    i = i + 1
+    if i <= n then return i, self._source:get(i) end
+  end
+end
+
+--- The keys, in enumeration order (the last varies fastest).
+function Product:keys()
+  return table.move(self._keys, 1, #self._keys, 1, {})
+end
+
+local function check_key(k, level)
+  if type(k) ~= 'string' or k == '' then
+    error(("bad argument #1 to 'product' (keys must be non-empty strings, got %s)"):format(
+      type(k) == 'string' and "''" or type(k)), level + 1)
+  end
+  if k:sub(1, 1) == '_' then
+    error(("bad argument #1 to 'product' (key '%s' is reserved: keys starting with '_' are psurvey's columns)")
+      :format(k), level + 1)
+  end
+end
+
+--- The cartesian product of value lists. Order: keys sorted by name, the
+--- last varying fastest, as nested loops would: product{ a = {1, 2}, b = {'x', 'y'} }
+--- gives {a=1,b='x'}, {a=1,b='y'}, {a=2,b='x'}, {a=2,b='y'}. For another order
+--- give a list of pairs: product{ {'b', {'x', 'y'}}, {'a', {1, 2}} }.
+--- A value list may be a psurvey.range. A product with no keys, or with a key
+--- that has no values, has no psets.
+---@param spec table
+function M.product(spec)
+  if type(spec) ~= 'table' then
+    error(("bad argument #1 to 'product' (table expected, got %s)"):format(type(spec)), 2)
+  end
+  local keys, lists = {}, {}
+  if #spec > 0 then
+    for i, pair in ipairs(spec) do
+      if type(pair) ~= 'table' or type(pair[2]) ~= 'table' then
+        error(("bad argument #1 to 'product' (entry #%d must be { name, values })"):format(i), 2)
+      end
+      check_key(pair[1], 2)
+      keys[#keys + 1], lists[pair[1]] = pair[1], pair[2]
+    end
+  else
+    for k, v in pairs(spec) do
+      check_key(k, 2)
+      if type(v) ~= 'table' then
+        error(("bad argument #1 to 'product' (key '%s' must list its values, got %s)"):format(k, type(v)), 2)
+      end
+      keys[#keys + 1], lists[k] = k, v
+    end
+    table.sort(keys)
+  end
+  local axes, sizes = {}, {}
+  for i, k in ipairs(keys) do
+    local v = lists[k]
+    if getmetatable(v) == Range then
+      axes[i] = { name = k, range = { v.first, v.step, v.n } }
+      sizes[k] = v.n
+    else
+      for j in pairs(v) do
+        if math.type(j) ~= 'integer' or j < 1 or j > #v then
+          error(("bad argument #1 to 'product' (key '%s' must be an array of values)"):format(k), 2)
+        end
+      end
+      axes[i] = { name = k, values = v }
+      sizes[k] = #v
+    end
+  end
+  local ok, source = pcall(core.product, axes)
+  if not ok then error(("bad argument #1 to 'product' (%s)"):format(source), 2) end
+  return setmetatable({ _source = source, _keys = keys, _sizes = sizes }, Product)
+end
+
+--- The engine's source for what map() was given, or nil and why not.
+function M.source_of(list)
+  local mt = getmetatable(list)
+  if mt == Product then return list._source end
+  if mt == Range then return M.product({ value = list })._source end
+  if type(list) ~= 'table' then
+    return nil, ('psets must be a psurvey.product, a psurvey.range or an array of pset tables, got %s')
+      :format(type(list))
+  end
+  local ok, source = pcall(core.array, list)
+  if not ok then return nil, (tostring(source):gsub('^[^:]*:%d+: ', '')) end
+  return source
+end
+
+return M

@@ -1,0 +1,99 @@
+--- psurvey.results: what map() returns. A view on the stage's table in
+--- SQLite: rows are read when iterated, so memory does not grow with the
+--- number of rows.
+---
+---   #results                 psets that succeeded
+---   results:rows()           iterator over row tables (pset and result keys), in pset order
+---   results:columns()        the column names
+---   results:column(name)     one column as an array (nil where absent; .n is the count)
+---   results.missing          the psets that failed, same interface; rows carry _exception, _traceback
+---   results.progress         total, active, finished, failures, exceptions
+---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it)
+local format = require('psurvey.format')
+
+local M = {}
+
+local View = {}
+View.__index = View
+
+--- Iterates over the rows, in pset order: for row in results:rows() do ... end
+function View:rows()
+  local cursor = self._store:cursor(self.name, self._view)
+  return function() return cursor:next() end
+end
+
+--- The column names: pset keys, then result keys, in the order they appeared.
+function View:columns()
+  return self._store:cursor(self.name, self._view):columns()
+end
+
+--- One column's values in row order; nil where a row has no such key.
+function View:column(name)
+  local found = false
+  for _, c in ipairs(self:columns()) do found = found or c == name end
+  if not found then error(("no column '%s' in %s"):format(tostring(name), self.name), 2) end
+  local out, n = {}, 0
+  for row in self:rows() do
+    n = n + 1
+    out[n] = row[name]
+  end
+  out.n = n
+  return out
+end
+
+--- The rows as pset tables (psurvey's own '_' keys removed), for map() again.
+function View:psets()
+  local out = {}
+  for row in self:rows() do
+    for k in pairs(row) do
+      if k:sub(1, 1) == '_' then row[k] = nil end
+    end
+    out[#out + 1] = row
+  end
+  return out
+end
+
+function View:__len()
+  return self._count
+end
+
+function View:__tostring()
+  if self._count == 0 then return ('(%s: no rows)'):format(self.name) end
+  return format.table(self:columns(), self:rows(), 20, self._count)
+end
+
+local Stats = {}
+Stats.__index = Stats
+Stats.__tostring = function(s)
+  if s.count == 0 then return 'no psets ran' end
+  return ('run time of %d psets: mean %s, min %s, p50 %s, p90 %s, p99 %s, max %s'):format(
+    s.count, format.seconds(s.mean), format.seconds(s.min), format.seconds(s.p50),
+    format.seconds(s.p90), format.seconds(s.p99), format.seconds(s.max))
+end
+
+local Progress = {}
+Progress.__tostring = function(p)
+  return ('total: %d, active: %d, finished: %d, failures: %d, exceptions: %d'):format(
+    p.total, p.active, p.finished, p.failures, p.exceptions)
+end
+
+local function view(store, name, kind, count)
+  return setmetatable({ _store = store, _view = kind, _count = count, name = name }, View)
+end
+
+--- The results of stage `name` after a run summarised by res.
+function M.new(store, name, res, dbpath, logpath)
+  local r = view(store, name, 'ok', res.ok)
+  r.missing = view(store, name, 'missing', res.failed)
+  r.progress = setmetatable({
+    total = res.total, active = 0, finished = res.ok + res.failed,
+    failures = res.failed, exceptions = res.exceptions,
+  }, Progress)
+  r.stats = setmetatable(res.stats, Stats)
+  r.db = dbpath
+  r.log = logpath
+  r.seconds = res.seconds
+  return r
+end
+
+return M
