@@ -155,14 +155,16 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
 
 void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len, const char *logpath) {
   if (p->verbose < 1) return;
-  if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) return;
+  if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) {
+    if (p->failures_shown++ == SHOW_FAILURES)
+      ps_progress_event(p, "more failures: see %s or the database (results.missing)", logpath);
+    return;
+  }
   p->failures_shown++;
   const char *nl = memchr(msg, '\n', len);
   int n = (int)(nl ? (size_t)(nl - msg) : len);
   if (n > 300) n = 300;
   ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
-  if (p->verbose < 3 && p->failures_shown == SHOW_FAILURES)
-    ps_progress_event(p, "further failures are recorded in %s and in the database only", logpath);
 }
 
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {

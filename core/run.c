@@ -139,12 +139,12 @@ static int64_t batch_size(ps_run_t *r, slot_t *s) {
   return k;
 }
 
-/* Gives the worker batches until it holds DEPTH of them. */
-static void dispatch(ps_run_t *r, ps_worker_t *w) {
+/* Gives the worker batches until it holds `depth` of them. */
+static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   slot_t *s = slot_of(w);
   const ps_run_opts_t *o = r->o;
   if (r->done || r->fatal || r->interrupted || w->closing || w->why[0] || s->retiring) return;
-  while (s->nbatches < DEPTH && !s->suspect && work_left(r)) {
+  while (s->nbatches < depth && !s->suspect && work_left(r)) {
     if (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child) break;
     ps_buf_t b;
     ps_buf_init(&b);
@@ -224,9 +224,12 @@ static void dispatch(ps_run_t *r, ps_worker_t *w) {
   }
 }
 
+/* Breadth first: every worker gets its first batch before any gets a
+   second, so a small stage spreads over all of them. */
 static void dispatch_all(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  for (int k = 0; k < p->n; k++) dispatch(r, p->workers[k]);
+  for (int depth = 1; depth <= DEPTH; depth++)
+    for (int k = 0; k < p->n; k++) dispatch(r, p->workers[k], depth);
 }
 
 /* Stores one finished pset and counts it. */
@@ -346,7 +349,7 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     ps_worker_bye(w);
     return;
   }
-  dispatch(r, w);
+  dispatch(r, w, DEPTH);
   return;
 bad:
   ps_worker_kill(w, SIGKILL, "sent a malformed results frame");

@@ -6,6 +6,7 @@
 local core = require('psurvey.core')
 local options = require('psurvey.options')
 local results = require('psurvey.results')
+local format = require('psurvey.format')
 local psets = require('psurvey.psets')
 
 local M = {
@@ -83,7 +84,9 @@ local function describe(values, from)
   for _, spec in ipairs(options.specs) do
     local v = values[spec.name]
     if spec.name ~= 'user' or v ~= nil then
-      parts[#parts + 1] = ('%s=%s (%s)'):format(spec.name, tostring(v), from[spec.name])
+      local text = type(v) == 'string' and ("'" .. v .. "'") or format.value(v)
+      if v == nil then text = 'nil' end
+      parts[#parts + 1] = ('%s=%s (%s)'):format(spec.name, text, from[spec.name])
     end
   end
   return table.concat(parts, ', ')

@@ -1,0 +1,182 @@
+-- psurvey.map against real worker processes and a real SQLite file.
+local H = require('support.helpers')
+local psurvey = require('psurvey')
+
+describe('psurvey.map', function()
+  teardown(function()
+    psurvey.shutdown()
+    H.cleanup()
+  end)
+
+  it('runs the worker once per pset and returns rows in pset order', function()
+    local function worker(p)
+      -- later psets finish first: the order must come from the index
+      os.execute(('sleep %g'):format((6 - p.value) * 0.02))
+      return { square = p.value * p.value }
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 5), H.options({ ncores = 2 }))
+    assert.equal(5, #r)
+    local got = {}
+    for row in r:rows() do got[#got + 1] = { row.value, row.square } end
+    assert.same({ { 1, 1 }, { 2, 4 }, { 3, 9 }, { 4, 16 }, { 5, 25 } }, got)
+    assert.same({ 'value', 'square' }, r:columns())
+    assert.same({ 1, 4, 9, 16, 25, n = 5 }, r:column('square'))
+    assert.equal(0, #r.missing)
+  end)
+
+  it('passes system and user to the worker', function()
+    local function worker(p, system, user)
+      return { index = system.index, attempt = system.attempt, worker = system.worker,
+        host = system.host, stage = system.stage, scale = user.scale * p.value, word = user.words[2] }
+    end
+    local r = psurvey.map(worker, { { value = 10 }, { value = 20 } },
+      H.options({ user = { scale = 3, words = { 'a', 'b' } }, name = 'sys' }))
+    local rows = {}
+    for row in r:rows() do rows[#rows + 1] = row end
+    assert.equal(1, rows[1].index)
+    assert.equal(2, rows[2].index)
+    assert.equal(1, rows[1].attempt)
+    assert.equal('number', math.type(rows[1].worker) and 'number')
+    assert.equal('sys', rows[1].stage)
+    assert.is_string(rows[1].host)
+    assert.same({ 30, 60 }, { rows[1].scale, rows[2].scale })
+    assert.equal('b', rows[2].word)
+  end)
+
+  it('gives every pset a fresh global environment', function()
+    local function worker()
+      counter = (counter or 0) + 1 -- luacheck: ignore
+      return { seen = counter }    -- luacheck: ignore
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 20), H.options({ ncores = 1, group_size = 20 }))
+    assert.same(20, #r)
+    for row in r:rows() do assert.equal(1, row.seen) end
+  end)
+
+  it('keeps integers, floats, binary strings, booleans and nested tables apart', function()
+    local function worker(p)
+      return { i = 3, f = 3.0, big = math.maxinteger, tiny = 0.1, bin = '\0\255\1', flag = p.value == 1,
+        nested = { list = { 1, 2.5, 'x' }, map = { k = true } } }
+    end
+    local opts = H.options()
+    local r = psurvey.map(worker, psurvey.range(1, 2), opts)
+    local row = r:rows()()
+    assert.equal('integer', math.type(row.i))
+    assert.equal('float', math.type(row.f))
+    assert.equal(math.maxinteger, row.big)
+    assert.equal(0.1, row.tiny)
+    assert.equal('\0\255\1', row.bin)
+    assert.equal(true, row.flag)
+    assert.same({ list = { 1, 2.5, 'x' }, map = { k = true } }, row.nested)
+    assert.equal('float', math.type(row.nested.list[2]))
+    local types = H.sql(opts.db, 'select typeof(i) i, typeof(f) f, typeof(bin) bin, typeof(nested) n from '
+      .. r.name .. ' limit 1')
+    assert.same({ { i = 'integer', f = 'real', bin = 'blob', n = 'text' } }, types)
+  end)
+
+  it('leaves a key nil where a row does not have it', function()
+    local function worker(p)
+      if p.value % 2 == 0 then return { even = true } end
+      return { odd = p.value }
+    end
+    local r = psurvey.map(worker, { { value = 1 }, { value = 2, extra = 'x' }, { value = 3 } }, H.options())
+    local c = r:column('even')
+    assert.equal(3, c.n)
+    assert.same({ nil, true, nil }, { c[1], c[2], c[3] })
+    assert.same({ 1, nil, 3, n = 3 }, r:column('odd'))
+    assert.same({ nil, 'x', nil, n = 3 }, r:column('extra'))
+  end)
+
+  it('returns an empty results object for an empty pset list', function()
+    local r = psurvey.map(function() return {} end, {}, H.options())
+    assert.equal(0, #r)
+    assert.equal(0, #r.missing)
+    assert.equal(0, r.progress.total)
+    assert.is_nil(r:rows()())
+  end)
+
+  it('returns an empty results object for an empty product', function()
+    local r = psurvey.map(function() return {} end, psurvey.product({ a = {} }), H.options())
+    assert.equal(0, #r)
+    assert.equal(0, r.progress.total)
+  end)
+
+  it('runs only the first limit psets, and all of them for limit 0', function()
+    local function worker(p) return { y = p.value } end
+    assert.equal(3, #psurvey.map(worker, psurvey.range(1, 10), H.options({ limit = 3 })))
+    assert.equal(10, #psurvey.map(worker, psurvey.range(1, 10), H.options({ limit = 0 })))
+  end)
+
+  it('uses ncores worker processes', function()
+    local function pid_worker(p, system)
+      os.execute('sleep 0.1')
+      return { pid = system.pid }
+    end
+    local pids = {}
+    local r = psurvey.map(pid_worker, psurvey.range(1, 6), H.options({ ncores = 3, group_size = 1 }))
+    for row in r:rows() do pids[row.pid] = true end
+    local n = 0
+    for _ in pairs(pids) do n = n + 1 end
+    assert.equal(3, n)
+  end)
+
+  it('restarts workers after max_tasks_per_child psets without losing results', function()
+    local function worker(p, system) return { pid = system.pid, v = p.value } end
+    local r = psurvey.map(worker, psurvey.range(1, 12), H.options({ ncores = 2, max_tasks_per_child = 3 }))
+    assert.equal(12, #r)
+    local per = {}
+    for row in r:rows() do per[row.pid] = (per[row.pid] or 0) + 1 end
+    local n = 0
+    for _, count in pairs(per) do
+      n = n + 1
+      assert.is_true(count <= 3)
+    end
+    assert.is_true(n >= 4)
+  end)
+
+  it('sends group_size psets per batch', function()
+    local function worker(p, system)
+      os.execute('sleep 0.02')
+      return { w = system.worker }
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 8), H.options({ ncores = 2, group_size = 4 }))
+    local w = r:column('w')
+    -- psets 1-4 went to one worker as one batch, 5-8 to the other
+    assert.equal(w[1], w[4])
+    assert.equal(w[5], w[8])
+    assert.are_not.equal(w[1], w[5])
+  end)
+
+  it('can be called many times, each stage in its own table', function()
+    local opts = H.options()
+    local a = psurvey.map(function(p) return { y = p.value * 2 } end, psurvey.range(1, 3),
+      { db = opts.db, verbose = 0, vstats = 0, name = 'first' })
+    local next_psets = {}
+    for row in a:rows() do next_psets[#next_psets + 1] = { x = row.y } end
+    local b = psurvey.map(function(p) return { z = p.x + 1 } end, next_psets,
+      { db = opts.db, verbose = 0, vstats = 0, name = 'second' })
+    assert.same({ 3, 5, 7, n = 3 }, b:column('z'))
+    local names = H.sql(opts.db, "select name from _psurvey_tables order by name")
+    assert.same({ { name = 'first' }, { name = 'second' } }, names)
+  end)
+
+  it('exposes progress and stats', function()
+    local r = psurvey.map(function(p)
+      if p.value == 2 then error('no') end
+      return {}
+    end, psurvey.range(1, 4), H.options())
+    assert.same({ total = 4, active = 0, finished = 4, failures = 1, exceptions = 1 },
+      { total = r.progress.total, active = r.progress.active, finished = r.progress.finished,
+        failures = r.progress.failures, exceptions = r.progress.exceptions })
+    assert.equal(4, r.stats.count)
+    assert.is_true(r.stats.min <= r.stats.p50 and r.stats.p50 <= r.stats.max)
+    assert.matches('^run time of 4 psets: mean ', tostring(r.stats))
+    assert.matches('total: 4, active: 0, finished: 4, failures: 1, exceptions: 1', tostring(r.progress))
+  end)
+
+  it('reports the driver memory use in GiB', function()
+    local now, peak = psurvey.vmem()
+    assert.is_true(now > 0 and now < 4)
+    assert.is_true(peak >= now * 0.5)
+  end)
+end)

@@ -1,0 +1,120 @@
+--- spec/support/helpers.lua: running the real psurvey program and reading
+--- what it wrote. Every spec runs real processes and real SQLite files.
+local H = {}
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.quote = sh_quote
+
+local function abspath(p)
+  if p:sub(1, 1) == '/' then return p end
+  local pwd = os.getenv('PWD') or io.popen('pwd'):read('l')
+  return pwd .. '/' .. p
+end
+
+--- The psurvey program under test.
+H.bin = abspath(os.getenv('PSURVEY_BIN') or 'build/bin/psurvey')
+H.root = abspath('.')
+
+local function slurp(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local s = f:read('a')
+  f:close()
+  return s
+end
+H.slurp = slurp
+
+--- A new empty directory, removed by H.cleanup().
+local dirs = {}
+function H.tmpdir()
+  local d = io.popen('mktemp -d /tmp/psurvey-spec.XXXXXX'):read('l')
+  dirs[#dirs + 1] = d
+  return d
+end
+
+function H.cleanup()
+  for _, d in ipairs(dirs) do os.execute('rm -rf ' .. sh_quote(d)) end
+  dirs = {}
+end
+
+--- Writes content to dir/name and returns the path.
+function H.write(dir, name, content)
+  local path = dir .. '/' .. name
+  local f = assert(io.open(path, 'wb'))
+  f:write(content)
+  f:close()
+  return path
+end
+
+--- Runs `psurvey <args>` in dir with the given environment; returns
+--- { code = exit status, out = stdout, err = stderr }.
+---@param args string already quoted for the shell
+function H.run(dir, args, env, stdin)
+  local vars = { 'PSURVEY_VERBOSE=0', 'PSURVEY_VSTATS=0' }
+  for k, v in pairs(env or {}) do
+    if v == false then
+      vars[#vars + 1] = '-u ' .. k
+    else
+      vars[#vars + 1] = k .. '=' .. sh_quote(v)
+    end
+  end
+  -- Drop the caller's own PSURVEY_* settings: each spec says what it wants.
+  local unset = {}
+  for line in io.popen('env'):lines() do
+    local k = line:match('^(PSURVEY_[%w_]+)=')
+    if k and k ~= 'PSURVEY_BIN' then unset[#unset + 1] = '-u ' .. k end
+  end
+  local cmd = ('cd %s && env %s %s %s %s >.out 2>.err%s; echo $? >.rc'):format(sh_quote(dir),
+    table.concat(unset, ' '), table.concat(vars, ' '), sh_quote(H.bin), args,
+    stdin and (' <' .. sh_quote(stdin)) or ' </dev/null')
+  os.execute(cmd)
+  return {
+    code = tonumber(slurp(dir .. '/.rc')),
+    out = slurp(dir .. '/.out') or '',
+    err = slurp(dir .. '/.err') or '',
+  }
+end
+
+--- Writes a survey script and runs it.
+function H.survey(dir, source, args, env)
+  H.write(dir, 'survey.lua', source)
+  return H.run(dir, 'survey.lua ' .. (args or ''), env)
+end
+
+--- Rows of a query against a SQLite file, through the sqlite3 shell in
+--- JSON mode (so the test reads what a user's tools would read).
+function H.sql(db, query)
+  local out = io.popen(('sqlite3 -json %s %s'):format(sh_quote(db), sh_quote(query))):read('a')
+  if out == '' then return {} end
+  local cjson = require('cjson')
+  return cjson.decode(out)
+end
+
+--- One line of the shell: stdout and the exit status.
+function H.shell(cmd)
+  local p = io.popen(cmd .. '; echo "rc=$?"')
+  local out = p:read('a')
+  p:close()
+  local body, rc = out:match('^(.*)rc=(%d+)\n$')
+  return body, tonumber(rc)
+end
+
+--- Processes whose command line contains text (to find leftovers).
+function H.processes(text)
+  local out = {}
+  for line in io.popen('ps -eo pid=,args='):lines() do
+    if line:find(text, 1, true) and not line:find('ps -eo', 1, true) then out[#out + 1] = line end
+  end
+  return out
+end
+
+--- In-process: psurvey with a database in a fresh directory.
+function H.options(extra)
+  local o = { verbose = 0, vstats = 0, db = H.tmpdir() .. '/results.db' }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+return H
