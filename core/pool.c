@@ -92,7 +92,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (kind == PS_MSG_HELLO) w->hello = 1;
     w->pool->cb.on_frame(w, kind, payload, len);
   }
-  if (!w->why[0] && rc < 0) ps_worker_kill(w, SIGKILL, err.msg);
+  if (!w->why[0] && rc < 0) {
+    char why[sizeof err.msg + 32];
+    snprintf(why, sizeof why, "sent a malformed frame: %s", err.msg);
+    ps_worker_kill(w, SIGKILL, why);
+  }
 }
 
 int ps_pool_spawn(ps_pool_t *p, ps_worker_t **out, ps_err_t *err) {

@@ -60,7 +60,7 @@ function M.table(columns, next_row, limit, total)
   local out = {}
   local header = {}
   for j, c in ipairs(columns) do header[j] = c .. (' '):rep(widths[j] - #c) end
-  out[1] = table.concat(header, '  ')
+  out[1] = table.concat(header, '  '):gsub('%s+$', '')
   local rule = {}
   for j in ipairs(columns) do rule[j] = ('-'):rep(widths[j]) end
   out[2] = table.concat(rule, '  ')

@@ -74,7 +74,7 @@ local function layers(map_opts)
   return {
     { name = 'init', values = state.init },
     { name = 'map', values = map_opts },
-    { name = 'environment', values = options.from_env(os.getenv, core.env_names('PSURVEY_'), 4) },
+    { name = 'environment', values = options.from_env(os.getenv, core.env_names('PSURVEY_'), 3) },
     { name = 'command line', values = state.cli },
   }
 end
