@@ -89,7 +89,7 @@ static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_
   if (rate >= 100) grouped(r, sizeof r, (int64_t)rate);
   else snprintf(r, sizeof r, "%.1f", rate);
   eta_text(eta, sizeof eta, rate > 0 ? (double)(c->total - done) / rate : -1);
-  snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t, (long long)c->active,
+  snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t, (long long)c->running,
            (long long)c->failed, r, done == c->total ? "0s" : eta);
 }
 
@@ -114,7 +114,9 @@ static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
 }
 
 void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h) {
-  int64_t now = ps_mono_us();
+  /* Ticks come every interval; a little slack keeps a 1 s line from
+     slipping to the next tick when the timer fires a hair early. */
+  int64_t now = ps_mono_us() + 200000;
   if (p->tty && p->verbose >= 1) {
     int64_t every = p->vstats >= 3 ? 1000000 : p->vstats == 2 ? 30000000 : 0;
     if (every && now - p->last_line_us >= every && h->count) {

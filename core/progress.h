@@ -14,7 +14,9 @@
 #include "stats.h"
 
 typedef struct ps_counts_s {
-  int64_t total, ok, failed, exceptions, active;
+  int64_t total, ok, failed, exceptions;
+  int64_t active;  /* sent to workers, not finished */
+  int64_t running; /* workers busy with a pset */
 } ps_counts_t;
 
 typedef struct ps_progress_s {

@@ -534,6 +534,10 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void on_tick(uv_timer_t *t) {
   ps_run_t *r = t->data;
+  ps_pool_t *p = &r->e->pool;
+  r->c.running = 0;
+  for (int k = 0; k < p->n; k++)
+    if (p->workers[k]->data && slot_of(p->workers[k])->len > 0) r->c.running++;
   ps_progress_tick(&r->progress, &r->c, &r->hist);
 }
 

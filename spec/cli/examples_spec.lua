@@ -1,0 +1,55 @@
+-- Every example in examples/ runs and exits 0: examples are tests.
+local H = require('support.helpers')
+
+describe('examples', function()
+  teardown(H.cleanup)
+  for name in io.popen('ls ' .. H.root .. '/examples/*.lua'):lines() do
+    local short = name:match('([^/]+)$')
+    it('runs ' .. short, function()
+      local dir = H.tmpdir()
+      local r = H.run(dir, H.quote(name), { PSURVEY_NCORES = '2' })
+      assert.equal('', r.err)
+      assert.equal(0, r.code)
+      assert.is_true(#r.out > 0)
+      assert.is_not_nil(io.open(dir .. '/.psurvey/' .. short:gsub('%.lua$', '.db')))
+    end)
+  end
+
+  it('prints the readme example as a table of 5 rows', function()
+    local r = H.run(H.tmpdir(), H.quote(H.root .. '/examples/readme.lua'), { PSURVEY_NCORES = '2' })
+    assert.matches('^duration%s+id%s+', r.out)
+    local rows = 0
+    for _ in r.out:gmatch('\n%s*0%.3%s+%d') do rows = rows + 1 end
+    assert.equal(5, rows)
+  end)
+end)
+
+describe('the progress display', function()
+  teardown(H.cleanup)
+
+  it('draws a live bar on a terminal', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', [[
+local psurvey = require('psurvey')
+psurvey.map(function() os.execute('sleep 0.05') return {} end, psurvey.range(1, 20), { name = 'bar' })
+]])
+    -- script(1) gives the program a pseudo-terminal
+    local out = H.shell(('cd %s && LANG=C.UTF-8 script -qec "%s survey.lua --verbose 1 --ncores 2" /dev/null')
+      :format(H.quote(dir), H.bin))
+    assert.matches('\r\27%[Kbar [^\r]* %d+%% %d+/20 done, %d+ running, 0 failed, [%d.,]+/s, ETA ', out)
+    assert.matches('psurvey: bar: done: 20 ok, 0 failed in ', out)
+  end)
+
+  it('prints a progress line every second at verbose 2 when not on a terminal', function()
+    local dir = H.tmpdir()
+    local r = H.survey(dir, [[
+local psurvey = require('psurvey')
+psurvey.map(function() os.execute('sleep 0.1') return {} end, psurvey.range(1, 24), { name = 'lines' })
+]], '--verbose 2 --ncores 2')
+    local lines = 0
+    for _ in r.err:gmatch('psurvey: lines: %d+/24 done, %d+ running, 0 failed, [%d.]+/s, ETA %d+s\n') do
+      lines = lines + 1
+    end
+    assert.is_true(lines >= 1)
+  end)
+end)
