@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -425,10 +426,51 @@ static int bind_table(ps_stage_t *g, const char *v, size_t n, int *pos, int *cha
   return 0;
 }
 
+typedef struct keyref_s {
+  const char *s;
+  size_t len;
+} keyref_t;
+
+static int keyref_cmp(const void *a, const void *b) {
+  const keyref_t *x = a, *y = b;
+  int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Before the table exists: the first row's result keys become columns in
+   sorted order (Lua tables have no order of their own), so every run of a
+   survey gets the same layout. */
+static int add_sorted_columns(ps_stage_t *g, const char *v, size_t n, ps_err_t *err) {
+  ps_reader_t r;
+  ps_item_t it;
+  if (v == NULL || n == 0) return 0;
+  ps_reader_init(&r, v, n);
+  if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE || it.nhash > 4096) return 0;
+  keyref_t keys[4096];
+  size_t nk = 0;
+  for (uint64_t k = 0; k < it.nhash; k++) {
+    ps_item_t key;
+    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) return 0;
+    keys[nk].s = key.s;
+    keys[nk++].len = key.len;
+  }
+  qsort(keys, nk, sizeof *keys, keyref_cmp);
+  for (size_t k = 0; k < nk; k++) {
+    int c = find_column(g, INT_MAX, keys[k].s, keys[k].len, 1, err);
+    if (c < 0) return c;
+  }
+  return 0;
+}
+
 int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
   int rc, pos = 0, changed = 0;
   sqlite3 *db = g->store->db;
   if ((rc = begin_tx(g, err)) != 0) return rc;
+  if (!g->created) {
+    if ((rc = scan_keys(g, row->pset, row->pset_len, 0, &pos, err)) != 0) return rc;
+    if ((rc = add_sorted_columns(g, row->result, row->result_len, err)) != 0) return rc;
+    pos = 0;
+  }
   /* First pass: every key has a column, and the table exists. */
   if ((rc = scan_keys(g, row->pset, row->pset_len, 0, &pos, err)) != 0) return rc;
   if ((rc = scan_keys(g, row->result, row->result_len, 1, &pos, err)) != 0) return rc;
