@@ -38,9 +38,7 @@ static inline void ps_buf_putc(ps_buf_t *b, int c) {
   b->data[b->len++] = (char)c;
 }
 
-static inline void ps_buf_puts(ps_buf_t *b, const char *s) {
-  ps_buf_put(b, s, strlen(s));
-}
+static inline void ps_buf_puts(ps_buf_t *b, const char *s) { ps_buf_put(b, s, strlen(s)); }
 
 /* Unsigned LEB128. */
 static inline void ps_buf_put_varint(ps_buf_t *b, uint64_t v) {

@@ -23,24 +23,32 @@ static void csv_field(ps_buf_t *b, const char *s, size_t n) {
 static void put_cell(ps_buf_t *b, const ps_item_t *it, int csv) {
   ps_buf_t tmp;
   switch (it->type) {
-    case PS_V_NIL: if (!csv) ps_buf_puts(b, "null"); break;
+    case PS_V_NIL:
+      if (!csv) ps_buf_puts(b, "null");
+      break;
     case PS_V_BOOL: ps_buf_puts(b, it->i ? "true" : "false"); break;
     case PS_V_INT: ps_buf_printf(b, "%lld", (long long)it->i); break;
     case PS_V_FLOAT:
-      if (!csv && !(it->d == it->d && it->d - it->d == 0)) ps_buf_puts(b, "null");
-      else ps_number_text(b, it->d);
+      if (!csv && !(it->d == it->d && it->d - it->d == 0))
+        ps_buf_puts(b, "null");
+      else
+        ps_number_text(b, it->d);
       break;
     case PS_V_STR:
-      if (csv) csv_field(b, it->s, it->len);
-      else ps_json_string(b, it->s, it->len);
+      if (csv)
+        csv_field(b, it->s, it->len);
+      else
+        ps_json_string(b, it->s, it->len);
       break;
     default: {
       ps_reader_t r;
       ps_reader_init(&r, it->s, it->len);
       ps_buf_init(&tmp);
       ps_json_write(&r, &tmp, 0);
-      if (csv) csv_field(b, tmp.data ? tmp.data : "", tmp.len);
-      else ps_buf_put(b, tmp.data, tmp.len);
+      if (csv)
+        csv_field(b, tmp.data ? tmp.data : "", tmp.len);
+      else
+        ps_buf_put(b, tmp.data, tmp.len);
       ps_buf_free(&tmp);
     }
   }

@@ -37,8 +37,10 @@ void ps_json_string(ps_buf_t *b, const char *s, size_t n) {
       case '\r': ps_buf_puts(b, "\\r"); break;
       case '\t': ps_buf_puts(b, "\\t"); break;
       default:
-        if (c < 0x20 || (!valid && c >= 0x80)) ps_buf_printf(b, "\\u%04x", c);
-        else ps_buf_putc(b, c);
+        if (c < 0x20 || (!valid && c >= 0x80))
+          ps_buf_printf(b, "\\u%04x", c);
+        else
+          ps_buf_putc(b, c);
     }
   }
   ps_buf_putc(b, '"');
@@ -129,19 +131,26 @@ static int hex4(jp_t *J, unsigned *v) {
   for (int k = 0; k < 4; k++) {
     char c = *J->p++;
     *v <<= 4;
-    if (c >= '0' && c <= '9') *v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') *v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') *v |= (unsigned)(c - 'A' + 10);
-    else return -1;
+    if (c >= '0' && c <= '9')
+      *v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      *v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      *v |= (unsigned)(c - 'A' + 10);
+    else
+      return -1;
   }
   return 0;
 }
 
 static void put_utf8(ps_buf_t *b, unsigned c) {
-  if (c < 0x80) ps_buf_putc(b, (int)c);
-  else if (c < 0x800) ps_buf_putc(b, 0xc0 | (c >> 6)), ps_buf_putc(b, 0x80 | (c & 0x3f));
+  if (c < 0x80)
+    ps_buf_putc(b, (int)c);
+  else if (c < 0x800)
+    ps_buf_putc(b, 0xc0 | (c >> 6)), ps_buf_putc(b, 0x80 | (c & 0x3f));
   else if (c < 0x10000)
-    ps_buf_putc(b, 0xe0 | (c >> 12)), ps_buf_putc(b, 0x80 | ((c >> 6) & 0x3f)), ps_buf_putc(b, 0x80 | (c & 0x3f));
+    ps_buf_putc(b, 0xe0 | (c >> 12)), ps_buf_putc(b, 0x80 | ((c >> 6) & 0x3f)),
+        ps_buf_putc(b, 0x80 | (c & 0x3f));
   else
     ps_buf_putc(b, 0xf0 | (c >> 18)), ps_buf_putc(b, 0x80 | ((c >> 12) & 0x3f)),
         ps_buf_putc(b, 0x80 | ((c >> 6) & 0x3f)), ps_buf_putc(b, 0x80 | (c & 0x3f));
@@ -159,7 +168,9 @@ static int read_string(jp_t *J, ps_buf_t *s) {
     if (J->p >= J->end) return -1;
     c = *J->p++;
     switch (c) {
-      case '"': case '\\': case '/': ps_buf_putc(s, c); break;
+      case '"':
+      case '\\':
+      case '/': ps_buf_putc(s, c); break;
       case 'b': ps_buf_putc(s, '\b'); break;
       case 'f': ps_buf_putc(s, '\f'); break;
       case 'n': ps_buf_putc(s, '\n'); break;
@@ -223,8 +234,10 @@ static int read_value(jp_t *J, ps_buf_t *out, int depth) {
         goto fail;
       }
     }
-    if (c == '{') ps_put_table(out, 0, n);
-    else ps_put_table(out, n, 0);
+    if (c == '{')
+      ps_put_table(out, 0, n);
+    else
+      ps_put_table(out, n, 0);
     ps_buf_put(out, items.data, items.len);
     ps_buf_free(&items);
     return 0;

@@ -191,7 +191,7 @@ int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
 }
 
 void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
-  if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%s", why);
+  if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%.290s", why);
   if (w->exited) return;
   if (kill(-w->pid, sig) != 0) uv_process_kill(&w->proc, sig);
 }

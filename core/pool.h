@@ -33,9 +33,9 @@ struct ps_worker_s {
   int term_signal;
   char why[300]; /* a protocol error that made the pool kill it, or "" */
   int exited, eof, closing, open_handles;
-  int hello;     /* its HELLO arrived */
+  int hello; /* its HELLO arrived */
   char host[256];
-  void *data;    /* the scheduler's per-worker state */
+  void *data; /* the scheduler's per-worker state */
   uv_process_t proc;
   uv_pipe_t to, from;
   ps_framer_t framer;

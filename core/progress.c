@@ -31,11 +31,16 @@ uint64_t ps_progress_interval(const ps_progress_t *p) {
 }
 
 void ps_format_seconds(char *out, size_t n, double s) {
-  if (s < 1e-3) snprintf(out, n, "%.0f us", s * 1e6);
-  else if (s < 1) snprintf(out, n, "%.3g ms", s * 1e3);
-  else if (s < 600) snprintf(out, n, "%.3g s", s);
-  else if (s < 36000) snprintf(out, n, "%d:%02d min", (int)(s / 60), (int)s % 60);
-  else snprintf(out, n, "%.1f h", s / 3600);
+  if (s < 1e-3)
+    snprintf(out, n, "%.0f us", s * 1e6);
+  else if (s < 1)
+    snprintf(out, n, "%.3g ms", s * 1e3);
+  else if (s < 600)
+    snprintf(out, n, "%.3g s", s);
+  else if (s < 36000)
+    snprintf(out, n, "%d:%02d min", (int)(s / 60), (int)s % 60);
+  else
+    snprintf(out, n, "%.1f h", s / 3600);
 }
 
 static void grouped(char *out, size_t n, int64_t v) {
@@ -50,10 +55,14 @@ static void grouped(char *out, size_t n, int64_t v) {
 }
 
 static void eta_text(char *out, size_t n, double secs) {
-  if (secs < 0) snprintf(out, n, "?");
-  else if (secs < 60) snprintf(out, n, "%.0fs", secs);
-  else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)secs / 60, (int)secs % 60);
-  else snprintf(out, n, "%dh%02dm", (int)secs / 3600, (int)secs / 60 % 60);
+  if (secs < 0)
+    snprintf(out, n, "?");
+  else if (secs < 60)
+    snprintf(out, n, "%.0fs", secs);
+  else if (secs < 3600)
+    snprintf(out, n, "%dm%02ds", (int)secs / 60, (int)secs % 60);
+  else
+    snprintf(out, n, "%dh%02dm", (int)secs / 3600, (int)secs / 60 % 60);
 }
 
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h) {
@@ -86,8 +95,10 @@ static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_
   char d[32], t[32], r[32], eta[32];
   grouped(d, sizeof d, done);
   grouped(t, sizeof t, c->total);
-  if (rate >= 100) grouped(r, sizeof r, (int64_t)rate);
-  else snprintf(r, sizeof r, "%.1f", rate);
+  if (rate >= 100)
+    grouped(r, sizeof r, (int64_t)rate);
+  else
+    snprintf(r, sizeof r, "%.1f", rate);
   eta_text(eta, sizeof eta, rate > 0 ? (double)(c->total - done) / rate : -1);
   snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t, (long long)c->running,
            (long long)c->failed, r, done == c->total ? "0s" : eta);

@@ -41,8 +41,7 @@ typedef struct ps_err_s {
 
 /* Fills err (when not NULL) and returns code, so callers can write
    `return ps_err_set(err, PS_EPROTO, "...")`. */
-int ps_err_set(ps_err_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int ps_err_set(ps_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Wall clock in microseconds since the epoch. */
 int64_t ps_now_us(void);

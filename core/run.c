@@ -114,8 +114,10 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
   ps_put_bytes(&b, o->code, o->code_len);
   ps_put_bytes(&b, o->user, o->user_len);
   ps_frame_end(&b, s);
-  if (b.failed) fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
-  else ps_worker_send(w, &b);
+  if (b.failed)
+    fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
+  else
+    ps_worker_send(w, &b);
   ps_buf_free(&b);
 }
 
@@ -284,8 +286,8 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
     if (r->o->verbose >= 3) {
       char took[32];
       ps_format_seconds(took, sizeof took, (double)dur_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1, took,
-                        (long long)w->id);
+      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1,
+                        took, (long long)w->id);
     }
   } else {
     r->c.failed++;
@@ -318,8 +320,9 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     int status;
     const char *a = NULL, *b = NULL;
     size_t alen = 0, blen = 0;
-    if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0 || ps_read_varint(&rd, &dur) != 0 ||
-        ps_read_byte(&rd, &status) != 0 || ps_read_bytes(&rd, &a, &alen) != 0)
+    if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0 ||
+        ps_read_varint(&rd, &dur) != 0 || ps_read_byte(&rd, &status) != 0 ||
+        ps_read_bytes(&rd, &a, &alen) != 0)
       goto bad;
     if (status == 1 && ps_read_bytes(&rd, &b, &blen) != 0) goto bad;
     if (status > 1) goto bad;
@@ -340,11 +343,14 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
       memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
     }
     if (s->len == 0) s->suspect = 0;
-    if (status == 0) finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, a, alen, NULL, 0, NULL, 0);
-    else finish(r, w, t, "error", (int64_t)start, (int64_t)dur, NULL, 0, a, alen, b, blen);
+    if (status == 0)
+      finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, a, alen, NULL, 0, NULL, 0);
+    else
+      finish(r, w, t, "error", (int64_t)start, (int64_t)dur, NULL, 0, a, alen, b, blen);
   }
   if (ps_reader_left(&rd) != 0) goto bad;
-  if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 && !s->retiring) {
+  if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 &&
+      !s->retiring) {
     s->retiring = 1;
     ps_worker_bye(w);
     return;
@@ -424,8 +430,7 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       }
       return;
     }
-    default:
-      ps_worker_kill(w, SIGKILL, "sent a frame a worker must not send");
+    default: ps_worker_kill(w, SIGKILL, "sent a frame a worker must not send");
   }
 }
 

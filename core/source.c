@@ -9,9 +9,9 @@
 typedef struct product_s {
   ps_source_t base;
   int naxes;
-  ps_axis_t *axes;   /* sorted by name: the encoding order */
-  int *order;        /* enumeration order, as indexes into axes */
-  ps_buf_t keys;     /* encoded names, in axes order */
+  ps_axis_t *axes; /* sorted by name: the encoding order */
+  int *order;      /* enumeration order, as indexes into axes */
+  ps_buf_t keys;   /* encoded names, in axes order */
   size_t *keyoffs;
 } product_t;
 
@@ -92,11 +92,13 @@ ps_source_t *ps_product_new(ps_axis_t *axes, int naxes, const int *order, ps_err
       ps_err_set(err, PS_EVALUE, "key '%s' appears twice in the product", a->name);
       goto fail;
     }
-    if (a->n == 0) count = 0;
+    if (a->n == 0)
+      count = 0;
     else if (count > INT64_MAX / a->n) {
       ps_err_set(err, PS_EVALUE, "the product has more than 2^63 psets");
       goto fail;
-    } else count *= a->n;
+    } else
+      count *= a->n;
     p->keyoffs[k] = p->keys.len;
     ps_put_str(&p->keys, a->name, a->namelen);
   }

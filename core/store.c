@@ -28,10 +28,10 @@ typedef struct col_s {
 } col_t;
 
 /* Bind positions of psurvey's columns in the insert statement. */
-static const char *const meta_cols[] = {"_index", "_status", "_exception", "_traceback", "_attempt",
-                                        "_worker", "_host",  "_start",     "_end",       "_duration"};
-static const char *const meta_types[] = {"INTEGER PRIMARY KEY", "TEXT", "TEXT", "TEXT", "INTEGER",
-                                         "INTEGER", "TEXT", "REAL", "REAL", "REAL"};
+static const char *const meta_cols[] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
+                                        "_worker", "_host",   "_start",     "_end",       "_duration"};
+static const char *const meta_types[] = {
+    "INTEGER PRIMARY KEY", "TEXT", "TEXT", "TEXT", "INTEGER", "INTEGER", "TEXT", "REAL", "REAL", "REAL"};
 #define NMETA 10
 
 struct ps_stage_s {
@@ -133,7 +133,8 @@ static int table_exists(sqlite3 *db, const char *name) {
 static int archive_table(ps_store_t *s, const char *name, ps_err_t *err) {
   sqlite3_stmt *st;
   double created = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT created FROM _psurvey_tables WHERE name=?", -1, &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(s->db, "SELECT created FROM _psurvey_tables WHERE name=?", -1, &st, NULL) ==
+      SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) created = sqlite3_column_double(st, 0);
   }
@@ -173,10 +174,11 @@ int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t
   if (exec(s->db, "BEGIN IMMEDIATE", err) != 0) return PS_EDB;
   if (table_exists(s->db, name) && archive_table(s, name, err) != 0) goto fail;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options)"
-                         " VALUES (?, ?, 'running', ?, 0, 0, ?)",
-                         -1, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(
+          s->db,
+          "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options)"
+          " VALUES (?, ?, 'running', ?, 0, 0, ?)",
+          -1, &st, NULL) != SQLITE_OK) {
     db_fail(s->db, err, "stage");
     goto fail;
   }
@@ -522,8 +524,8 @@ int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, 
   if (rc == 0) rc = ps_stage_commit(g, err);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(g->store->db,
-                         "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?", -1, &st,
-                         NULL) == SQLITE_OK) {
+                         "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?", -1,
+                         &st, NULL) == SQLITE_OK) {
     sqlite3_bind_double(st, 1, (double)ps_now_us() / 1e6);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, ok);
@@ -553,7 +555,9 @@ struct ps_cursor_s {
 };
 
 static const char *view_where(int view) {
-  return view == PS_VIEW_OK ? " WHERE _status = 'ok'" : view == PS_VIEW_MISSING ? " WHERE _status <> 'ok'" : "";
+  return view == PS_VIEW_OK        ? " WHERE _status = 'ok'"
+         : view == PS_VIEW_MISSING ? " WHERE _status <> 'ok'"
+                                   : "";
 }
 
 int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out, ps_err_t *err) {
@@ -566,7 +570,8 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out
   int cap = 16;
   c->names = malloc(sizeof(char *) * (size_t)cap);
   c->masks = malloc(sizeof(int) * (size_t)cap);
-  if (sqlite3_prepare_v2(s->db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position", -1,
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position", -1,
                          &cols, NULL) != SQLITE_OK) {
     ps_cursor_close(c);
     return db_fail(s->db, err, "reading columns");

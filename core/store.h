@@ -31,7 +31,7 @@ struct sqlite3 *ps_store_db(ps_store_t *s);
 
 /* A finished pset, as the scheduler hands it to the store. */
 typedef struct ps_row_s {
-  int64_t index; /* 0-based; stored 1-based in _index */
+  int64_t index;      /* 0-based; stored 1-based in _index */
   const char *status; /* "ok", "error", "signal", "exit" */
   const char *exception, *traceback;
   size_t exception_len, traceback_len;
@@ -44,8 +44,8 @@ typedef struct ps_row_s {
 
 /* Starts writing stage `name`. A table of that name from an earlier run is
    kept, renamed with the time it was made (name_YYYYMMDD_HHMMSS). */
-int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t total,
-                   ps_stage_t **out, ps_err_t *err);
+int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t total, ps_stage_t **out,
+                   ps_err_t *err);
 /* Adds a row inside the open transaction. PS_EVALUE: this row cannot be
    stored as it is (err says why; the caller stores it as a failure);
    PS_EDB: the database failed. */

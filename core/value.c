@@ -52,9 +52,7 @@ int ps_read_item(ps_reader_t *r, ps_item_t *it) {
     return 0;
   }
   switch (tag) {
-    case PS_TAG_NIL:
-      it->type = PS_V_NIL;
-      return 0;
+    case PS_TAG_NIL: it->type = PS_V_NIL; return 0;
     case PS_TAG_FALSE:
     case PS_TAG_TRUE:
       it->type = PS_V_BOOL;
@@ -74,19 +72,15 @@ int ps_read_item(ps_reader_t *r, ps_item_t *it) {
       it->type = PS_V_FLOAT;
       return 0;
     }
-    case PS_TAG_STR:
-      it->type = PS_V_STR;
-      return ps_read_bytes(r, &it->s, &it->len);
+    case PS_TAG_STR: it->type = PS_V_STR; return ps_read_bytes(r, &it->s, &it->len);
     case PS_TAG_TABLE:
-      if (ps_read_varint(r, &it->narr) != 0 || ps_read_varint(r, &it->nhash) != 0)
-        return PS_EPROTO;
+      if (ps_read_varint(r, &it->narr) != 0 || ps_read_varint(r, &it->nhash) != 0) return PS_EPROTO;
       /* Every value takes at least one byte: cheap early rejection of
          counts that cannot fit in what is left. */
       if (it->narr > ps_reader_left(r) || it->nhash > ps_reader_left(r) / 2) return PS_EPROTO;
       it->type = PS_V_TABLE;
       return 0;
-    default:
-      return PS_EPROTO;
+    default: return PS_EPROTO;
   }
 }
 
@@ -162,10 +156,14 @@ int ps_utf8_valid(const char *str, size_t len) {
     }
     int n;
     unsigned min;
-    if ((c & 0xe0) == 0xc0) n = 1, min = 0x80, c &= 0x1f;
-    else if ((c & 0xf0) == 0xe0) n = 2, min = 0x800, c &= 0x0f;
-    else if ((c & 0xf8) == 0xf0) n = 3, min = 0x10000, c &= 0x07;
-    else return 0;
+    if ((c & 0xe0) == 0xc0)
+      n = 1, min = 0x80, c &= 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+      n = 2, min = 0x800, c &= 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+      n = 3, min = 0x10000, c &= 0x07;
+    else
+      return 0;
     if (end - s < n + 1) return 0;
     for (int k = 1; k <= n; k++) {
       if ((s[k] & 0xc0) != 0x80) return 0;

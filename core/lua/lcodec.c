@@ -39,19 +39,20 @@ void psL_keypath(lua_State *L, int keyidx, char *out, size_t outsz) {
       for (size_t k = 0; k < n && ident; k++)
         ident = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') ||
                 (s[k] >= '0' && s[k] <= '9') || s[k] == '_';
-      if (ident) snprintf(out, outsz, ".%s", s);
-      else snprintf(out, outsz, "[\"%.60s\"]", s);
+      if (ident)
+        snprintf(out, outsz, ".%s", s);
+      else
+        snprintf(out, outsz, "[\"%.60s\"]", s);
       break;
     }
     case LUA_TNUMBER:
-      if (lua_isinteger(L, keyidx)) snprintf(out, outsz, "[%lld]", (long long)lua_tointeger(L, keyidx));
-      else snprintf(out, outsz, "[%.17g]", lua_tonumber(L, keyidx));
+      if (lua_isinteger(L, keyidx))
+        snprintf(out, outsz, "[%lld]", (long long)lua_tointeger(L, keyidx));
+      else
+        snprintf(out, outsz, "[%.17g]", lua_tonumber(L, keyidx));
       break;
-    case LUA_TBOOLEAN:
-      snprintf(out, outsz, "[%s]", lua_toboolean(L, keyidx) ? "true" : "false");
-      break;
-    default:
-      snprintf(out, outsz, "[%s]", luaL_typename(L, keyidx));
+    case LUA_TBOOLEAN: snprintf(out, outsz, "[%s]", lua_toboolean(L, keyidx) ? "true" : "false"); break;
+    default: snprintf(out, outsz, "[%s]", luaL_typename(L, keyidx));
   }
 }
 
@@ -71,8 +72,7 @@ static int encode_key(enc_t *E, int idx) {
   switch (lua_type(L, idx)) {
     case LUA_TSTRING:
     case LUA_TNUMBER:
-    case LUA_TBOOLEAN:
-      return encode_value(E, idx, 0);
+    case LUA_TBOOLEAN: return encode_value(E, idx, 0);
     default: {
       char what[96];
       snprintf(what, sizeof what, "a table key that is a %s", luaL_typename(L, idx));
@@ -99,8 +99,8 @@ static void patch_count(ps_buf_t *b, size_t pos, uint64_t n) {
 }
 
 typedef struct key_s {
-  int idx;        /* stack index of the key */
-  int kind;       /* 0 boolean, 1 number, 2 string */
+  int idx;  /* stack index of the key */
+  int kind; /* 0 boolean, 1 number, 2 string */
   double num;
   lua_Integer inum;
   int isint;
@@ -223,15 +223,13 @@ static int encode_table(enc_t *E, int idx, int depth) {
 static int encode_value(enc_t *E, int idx, int depth) {
   lua_State *L = E->L;
   switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-      ps_put_nil(E->b);
-      return 0;
-    case LUA_TBOOLEAN:
-      ps_put_bool(E->b, lua_toboolean(L, idx));
-      return 0;
+    case LUA_TNIL: ps_put_nil(E->b); return 0;
+    case LUA_TBOOLEAN: ps_put_bool(E->b, lua_toboolean(L, idx)); return 0;
     case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) ps_put_int(E->b, (int64_t)lua_tointeger(L, idx));
-      else ps_put_float(E->b, (double)lua_tonumber(L, idx));
+      if (lua_isinteger(L, idx))
+        ps_put_int(E->b, (int64_t)lua_tointeger(L, idx));
+      else
+        ps_put_float(E->b, (double)lua_tonumber(L, idx));
       return 0;
     case LUA_TSTRING: {
       size_t n;
@@ -239,20 +237,18 @@ static int encode_value(enc_t *E, int idx, int depth) {
       ps_put_str(E->b, s, n);
       return 0;
     }
-    case LUA_TTABLE:
-      return encode_table(E, idx, depth);
-    case LUA_TFUNCTION:
-      return fail(E, lua_iscfunction(L, idx) ? "a C function" : "a function");
-    case LUA_TTHREAD:
-      return fail(E, "a coroutine");
-    case LUA_TLIGHTUSERDATA:
-      return fail(E, "a light userdata");
+    case LUA_TTABLE: return encode_table(E, idx, depth);
+    case LUA_TFUNCTION: return fail(E, lua_iscfunction(L, idx) ? "a C function" : "a function");
+    case LUA_TTHREAD: return fail(E, "a coroutine");
+    case LUA_TLIGHTUSERDATA: return fail(E, "a light userdata");
     default: {
       /* Name the userdata by its metatable's __name (FILE*, ...). */
       char what[128];
       int t = luaL_getmetafield(L, idx, "__name");
-      if (t == LUA_TSTRING) snprintf(what, sizeof what, "a userdata (%s)", lua_tostring(L, -1));
-      else snprintf(what, sizeof what, "a userdata");
+      if (t == LUA_TSTRING)
+        snprintf(what, sizeof what, "a userdata (%s)", lua_tostring(L, -1));
+      else
+        snprintf(what, sizeof what, "a userdata");
       if (t != LUA_TNIL) lua_pop(L, 1);
       return fail(E, what);
     }
@@ -314,8 +310,12 @@ static int decode_value(lua_State *L, ps_reader_t *r, int depth, char *err, size
       return -1;
     }
     int t = lua_type(L, -1);
-    if (t == LUA_TNIL || t == LUA_TTABLE || (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
-      snprintf(err, errsz, "malformed value (a table key is %s)", t == LUA_TNIL ? "nil" : t == LUA_TTABLE ? "a table" : "NaN");
+    if (t == LUA_TNIL || t == LUA_TTABLE ||
+        (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
+      snprintf(err, errsz, "malformed value (a table key is %s)",
+               t == LUA_TNIL     ? "nil"
+               : t == LUA_TTABLE ? "a table"
+                                 : "NaN");
       lua_pop(L, 2);
       return -1;
     }

@@ -4,13 +4,13 @@
  */
 #include <errno.h>
 #include <lauxlib.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
-#include <sqlite3.h>
 
 #include "buf.h"
 #include "lcodec.h"
@@ -126,9 +126,9 @@ static int core_ncpu(lua_State *L) {
 }
 
 static const luaL_Reg core_funcs[] = {
-    {"encode", core_encode}, {"decode", core_decode}, {"ship", core_ship}, {"vmem", core_vmem},
-    {"isatty", core_isatty}, {"ncpu", core_ncpu},     {"mkdir", core_mkdir},
-    {"env_names", core_env_names}, {NULL, NULL}};
+    {"encode", core_encode}, {"decode", core_decode},       {"ship", core_ship},
+    {"vmem", core_vmem},     {"isatty", core_isatty},       {"ncpu", core_ncpu},
+    {"mkdir", core_mkdir},   {"env_names", core_env_names}, {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

@@ -159,13 +159,10 @@ static int engine_run(lua_State *L) {
   return 3;
 }
 
-static const luaL_Reg engine_methods[] = {{"run", engine_run},
-                                          {"close", engine_close},
-                                          {"log_path", engine_log_path},
-                                          {"log", engine_log},
-                                          {"__gc", engine_close},
-                                          {"__close", engine_close},
-                                          {NULL, NULL}};
+static const luaL_Reg engine_methods[] = {
+    {"run", engine_run}, {"close", engine_close}, {"log_path", engine_log_path},
+    {"log", engine_log}, {"__gc", engine_close},  {"__close", engine_close},
+    {NULL, NULL}};
 
 void psL_open_engine(lua_State *L) {
   if (luaL_newmetatable(L, ENGINE)) {

@@ -17,7 +17,7 @@
 #include "lcodec.h"
 #include "value.h"
 
-static const char *const std_libs[] = {"_G", "string", "table", "math", "io", "os",
+static const char *const std_libs[] = {"_G",   "string",    "table", "math",    "io", "os",
                                        "utf8", "coroutine", "debug", "package", NULL};
 
 typedef struct ship_s {
@@ -56,8 +56,10 @@ static void push_std_names(lua_State *L) {
         lua_pushvalue(L, -1);
         if (lua_rawget(L, names) == LUA_TNIL) {
           lua_pushvalue(L, -2);
-          if (i == 0) lua_pushvalue(L, -4);
-          else lua_pushfstring(L, "%s.%s", std_libs[i], lua_tostring(L, -4));
+          if (i == 0)
+            lua_pushvalue(L, -4);
+          else
+            lua_pushfstring(L, "%s.%s", std_libs[i], lua_tostring(L, -4));
           lua_rawset(L, names);
         }
         lua_pop(L, 1);
@@ -128,8 +130,8 @@ static int ship_function(ship_t *S, int idx, int depth) {
       lua_pop(L, 1);
       continue;
     }
-    snprintf(S->path + pathlen, sizeof S->path - pathlen, "%supvalue '%s'",
-             pathlen ? " -> " : "its ", *name ? name : "?");
+    snprintf(S->path + pathlen, sizeof S->path - pathlen, "%supvalue '%s'", pathlen ? " -> " : "its ",
+             *name ? name : "?");
     if (ship_value(S, lua_gettop(L), depth + 1) != 0) return -1;
     lua_pop(L, 1);
     S->path[pathlen] = '\0';
@@ -365,12 +367,8 @@ static int unship_value(unship_t *U, int depth) {
   luaL_checkstack(L, 8, "unshipping the worker");
   if (ps_reader_left(U->r) == 0) return bad(U, "truncated");
   switch (*U->r->p) {
-    case PS_TAG_FUNC:
-      U->r->p++;
-      return unship_function(U, depth);
-    case PS_TAG_TABLE:
-      U->r->p++;
-      return unship_table(U, depth);
+    case PS_TAG_FUNC: U->r->p++; return unship_function(U, depth);
+    case PS_TAG_TABLE: U->r->p++; return unship_table(U, depth);
     case PS_TAG_STDREF:
       U->r->p++;
       if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "name");
@@ -387,10 +385,8 @@ static int unship_value(unship_t *U, int depth) {
       if (ps_read_varint(U->r, &id) != 0 || id >= (uint64_t)U->nrefs) return bad(U, "reference");
       lua_rawgeti(L, U->refs, (lua_Integer)id + 1);
       return 0;
-    case PS_TAG_ENV:
-      return bad(U, "_ENV outside an upvalue");
-    default:
-      return psL_decode_from(L, U->r, U->err, U->errsz);
+    case PS_TAG_ENV: return bad(U, "_ENV outside an upvalue");
+    default: return psL_decode_from(L, U->r, U->err, U->errsz);
   }
 }
 

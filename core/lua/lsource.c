@@ -29,7 +29,9 @@ static void push_source(lua_State *L, ps_source_t *src) {
   luaL_setmetatable(L, SOURCE);
 }
 
-static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL; }
+static int valid_key(const char *s, size_t n) {
+  return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL;
+}
 
 /*
  * core.product(axes) -> source, where axes lists, in enumeration order
@@ -149,12 +151,14 @@ static int encode_pset(lua_State *L, int i, ps_buf_t *b, char *msg, size_t msgsz
     size_t n;
     const char *k = lua_tolstring(L, -1, &n);
     if (!valid_key(k, n)) {
-      snprintf(msg, msgsz, "pset #%d key '%.60s' is not a valid column name (it must be non-empty UTF-8)", i, k);
+      snprintf(msg, msgsz, "pset #%d key '%.60s' is not a valid column name (it must be non-empty UTF-8)", i,
+               k);
       lua_settop(L, t);
       return -1;
     }
     if (k[0] == '_') {
-      snprintf(msg, msgsz, "pset #%d key '%.60s' is reserved: keys starting with '_' are psurvey's columns", i, k);
+      snprintf(msg, msgsz, "pset #%d key '%.60s' is reserved: keys starting with '_' are psurvey's columns",
+               i, k);
       lua_settop(L, t);
       return -1;
     }
@@ -240,7 +244,8 @@ static int source_gc(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg source_methods[] = {{"get", source_get}, {"__len", source_len}, {"__gc", source_gc}, {NULL, NULL}};
+static const luaL_Reg source_methods[] = {
+    {"get", source_get}, {"__len", source_len}, {"__gc", source_gc}, {NULL, NULL}};
 
 void psL_open_source(lua_State *L) {
   if (luaL_newmetatable(L, SOURCE)) {

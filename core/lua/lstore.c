@@ -99,9 +99,12 @@ static int store_query(lua_State *L) {
   int nargs = lua_gettop(L) - 2;
   for (int k = 1; k <= nargs; k++) {
     int a = k + 2;
-    if (lua_isinteger(L, a)) sqlite3_bind_int64(st, k, lua_tointeger(L, a));
-    else if (lua_type(L, a) == LUA_TNUMBER) sqlite3_bind_double(st, k, lua_tonumber(L, a));
-    else if (lua_type(L, a) == LUA_TSTRING) sqlite3_bind_text(st, k, lua_tostring(L, a), -1, SQLITE_TRANSIENT);
+    if (lua_isinteger(L, a))
+      sqlite3_bind_int64(st, k, lua_tointeger(L, a));
+    else if (lua_type(L, a) == LUA_TNUMBER)
+      sqlite3_bind_double(st, k, lua_tonumber(L, a));
+    else if (lua_type(L, a) == LUA_TSTRING)
+      sqlite3_bind_text(st, k, lua_tostring(L, a), -1, SQLITE_TRANSIENT);
   }
   lua_newtable(L);
   int row = 0, rc;
@@ -186,12 +189,13 @@ static int cursor_close(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg store_methods[] = {{"close", store_close},   {"path", store_path},     {"count", store_count},
-                                         {"cursor", store_cursor}, {"query", store_query},   {"export", store_export},
-                                         {"__gc", store_close},    {"__close", store_close}, {NULL, NULL}};
+static const luaL_Reg store_methods[] = {
+    {"close", store_close},   {"path", store_path},     {"count", store_count},
+    {"cursor", store_cursor}, {"query", store_query},   {"export", store_export},
+    {"__gc", store_close},    {"__close", store_close}, {NULL, NULL}};
 
-static const luaL_Reg cursor_methods[] = {{"next", cursor_next},   {"columns", cursor_columns},
-                                          {"close", cursor_close}, {"__gc", cursor_close},
+static const luaL_Reg cursor_methods[] = {{"next", cursor_next},     {"columns", cursor_columns},
+                                          {"close", cursor_close},   {"__gc", cursor_close},
                                           {"__close", cursor_close}, {NULL, NULL}};
 
 void psL_open_store(lua_State *L) {

@@ -32,10 +32,10 @@ typedef struct worker_s {
   ps_buf_t recs; /* result records not sent yet */
   uint64_t nrecs;
   int64_t last_flush;
-  int holder;  /* registry ref: function whose upvalue 1 is the pset _ENV */
-  int envmt;   /* registry ref: { __index = _G } */
-  int fn;      /* registry ref: the worker function, LUA_NOREF before CODE */
-  int user;    /* registry ref: the user value */
+  int holder; /* registry ref: function whose upvalue 1 is the pset _ENV */
+  int envmt;  /* registry ref: { __index = _G } */
+  int fn;     /* registry ref: the worker function, LUA_NOREF before CODE */
+  int user;   /* registry ref: the user value */
   int64_t id;
   int flags;
   char host[256];
@@ -124,8 +124,10 @@ static int read_frame(worker_t *W, int *kind, const char **p, size_t *n) {
 /* Message handler: keeps the traceback in the registry, returns the message. */
 static int msgh(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) lua_replace(L, 1);
-    else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1)), lua_replace(L, 1);
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      lua_replace(L, 1);
+    else
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1)), lua_replace(L, 1);
   }
   luaL_traceback(L, L, NULL, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
@@ -175,16 +177,19 @@ static void put_result(worker_t *W, int pset) {
     if (lua_type(L, kv - 1) != LUA_TSTRING) {
       char kp[96];
       psL_keypath(L, kv - 1, kp, sizeof kp);
-      snprintf(msg, sizeof msg, "the worker returned a table with key %s: result keys must be strings", kp + (kp[0] == '.'));
+      snprintf(msg, sizeof msg, "the worker returned a table with key %s: result keys must be strings",
+               kp + (kp[0] == '.'));
       goto bad;
     }
     k = lua_tolstring(L, kv - 1, &klen);
     if (!valid_key(k, klen)) {
-      snprintf(msg, sizeof msg, "result key '%.60s' is not a valid column name (it must be non-empty UTF-8)", k);
+      snprintf(msg, sizeof msg, "result key '%.60s' is not a valid column name (it must be non-empty UTF-8)",
+               k);
       goto bad;
     }
     if (k[0] == '_') {
-      snprintf(msg, sizeof msg, "result key '%.60s' is reserved: keys starting with '_' are psurvey's columns", k);
+      snprintf(msg, sizeof msg,
+               "result key '%.60s' is reserved: keys starting with '_' are psurvey's columns", k);
       goto bad;
     }
     lua_pushvalue(L, kv - 1);
@@ -193,7 +198,8 @@ static void put_result(worker_t *W, int pset) {
       lua_pop(L, 1);
       if (!same) {
         snprintf(msg, sizeof msg,
-                 "result key '%.60s' repeats pset key '%.60s' with a different value: rename the result", k, k);
+                 "result key '%.60s' repeats pset key '%.60s' with a different value: rename the result", k,
+                 k);
         goto bad;
       }
       lua_pop(L, 1);
