@@ -23,6 +23,7 @@ local state = {
   engine = nil,    -- core.engine: loop, workers, hidden log
   stores = {},     -- path -> core.store
   stages = 0,      -- map() calls so far, for default names
+  names = {},      -- table names used by this run, each once
   failed = false,  -- some pset of some map() failed
 }
 
@@ -131,6 +132,12 @@ function M.map(worker, list, opts)
   if name:match('^_') or name:match('^sqlite_') then
     error(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_')"):format(name), 2)
   end
+  local key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0' .. name:lower()
+  if state.names[key] then
+    error(("option 'name': an earlier map() of this run already wrote table '%s'; give each map() its own "
+      .. 'name (its results would be replaced)'):format(name), 2)
+  end
+  state.names[key] = true
   local ncores = values.ncores
   if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
   if ncores == 0 then error("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
