@@ -25,7 +25,8 @@ describe('psurvey.core codec', function()
       'value.a.b is a C function, which cannot be encoded')
     local t = {}
     t[1] = t
-    assert.has_error(function() core.encode(t) end, 'value[1] is a cyclic table (it contains itself), which cannot be encoded')
+    assert.has_error(function() core.encode(t) end,
+      'value[1] is a cyclic table (it contains itself), which cannot be encoded')
     local deep = {}
     local cur = deep
     for _ = 1, 150 do

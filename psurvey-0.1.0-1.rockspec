@@ -1,0 +1,31 @@
+rockspec_format = "3.0"
+package = "psurvey"
+version = "0.1.0-1"
+-- `luarocks make` builds from the current directory and ignores this.
+source = { url = "." }
+description = {
+  summary = "Run a Lua worker function once per parameter set, in parallel, with results in SQLite",
+  detailed = [[
+    psurvey schedules a worker function over persistent worker processes
+    (libuv), runs each parameter set in a fresh global environment and
+    stores every result and failure in SQLite. The rock installs the Lua
+    module (psurvey, psurvey/core.so) and the psurvey program, which the
+    module starts as its workers.
+  ]],
+}
+dependencies = { "lua >= 5.4, < 5.5" }
+build = {
+  type = "cmake",
+  -- LuaRocks' cmake backend sets no build type, and installs into $(PREFIX),
+  -- the rock's own directory: $(PREFIX)/bin is deployed to the tree's bin/,
+  -- $(LIBDIR) to lib/lua/5.4 and $(LUADIR) to share/lua/5.4.
+  variables = {
+    CMAKE_INSTALL_PREFIX = "$(PREFIX)",
+    CMAKE_BUILD_TYPE = "Release",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUA_CMOD_DIR = "$(LIBDIR)",
+    LUA_LMOD_DIR = "$(LUADIR)",
+  },
+}
+-- Debian's busted; `type = "busted"` would try to download busted.
+test = { type = "command", command = "busted --lua=lua5.4" }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Quick start, step 1: installs the Debian 12 packages psurvey needs to build
+# and test, builds it into build/ (CMake, Release), and runs the README's
+# example with the freshly built program. Safe to run again.
+#
+#   ./setup.sh            then ./test.sh
+#
+# Installing packages needs root (or sudo); when every package is already
+# there, apt-get is not run at all.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$PWD
+
+# Build: compiler, CMake, Lua 5.4, libuv and SQLite (shared and static).
+# Test: busted, cjson (used by the specs), the sqlite3 shell.
+packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
+          lua-cjson lua-busted sqlite3)
+
+missing=()
+for p in "${packages[@]}"; do
+  if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$(nproc)"
+
+# The README's example, from an empty directory: it writes .psurvey/ there.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && "$root/build/bin/psurvey" "$root/examples/readme.lua")
+echo "setup.sh: psurvey is built in build/; run ./test.sh next"
