@@ -35,7 +35,7 @@ function M.value(v, depth)
 end
 
 local function clip(s, width)
-  s = s:gsub('\n', ' ')
+  s = s:gsub('[\n\t]', ' ')
   if #s > width then return s:sub(1, width - 3) .. '...' end
   return s
 end
