@@ -62,3 +62,15 @@ void ps_buf_printf(ps_buf_t *b, const char *fmt, ...) {
   va_end(ap);
   b->len += (size_t)n;
 }
+
+void ps_buf_patch_varint(ps_buf_t *b, size_t pos, uint64_t v) {
+  unsigned char tmp[10];
+  size_t k = 0;
+  if (b->failed) return;
+  while (v >= 0x80) tmp[k++] = (unsigned char)(v | 0x80), v >>= 7;
+  tmp[k++] = (unsigned char)v;
+  if (ps_buf_reserve(b, k - 1) != 0) return;
+  memmove(b->data + pos + k, b->data + pos + 1, b->len - pos - 1);
+  memcpy(b->data + pos, tmp, k);
+  b->len += k - 1;
+}

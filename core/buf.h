@@ -52,6 +52,10 @@ static inline void ps_buf_put_varint(ps_buf_t *b, uint64_t v) {
   b->len = (size_t)((char *)p - b->data);
 }
 
+/* Rewrites the one byte reserved at pos as the varint of v, moving what
+   follows when v needs more bytes (counts known only after writing). */
+void ps_buf_patch_varint(ps_buf_t *b, size_t pos, uint64_t v);
+
 void ps_buf_printf(ps_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

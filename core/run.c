@@ -199,19 +199,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       ps_buf_free(&b);
       break;
     }
-    /* The count was reserved as one byte; rewrite it as a varint. */
-    if (!b.failed) {
-      unsigned char tmp[10];
-      int len = 0;
-      uint64_t v = (uint64_t)n;
-      while (v >= 0x80) tmp[len++] = (unsigned char)(v | 0x80), v >>= 7;
-      tmp[len++] = (unsigned char)v;
-      if (ps_buf_reserve(&b, (size_t)len) == 0) {
-        memmove(b.data + countpos + len, b.data + countpos + 1, b.len - countpos - 1);
-        memcpy(b.data + countpos, tmp, (size_t)len);
-        b.len += (size_t)len - 1;
-      }
-    }
+    ps_buf_patch_varint(&b, countpos, (uint64_t)n);
     ps_frame_end(&b, start);
     if (b.failed || r->scratch.failed) {
       ps_buf_free(&b);

@@ -81,23 +81,6 @@ static int encode_key(enc_t *E, int idx) {
   }
 }
 
-/* Rewrites the one-byte count reserved at pos as the varint of n. */
-static void patch_count(ps_buf_t *b, size_t pos, uint64_t n) {
-  if (n < 128) {
-    if (!b->failed) b->data[pos] = (char)n;
-    return;
-  }
-  unsigned char tmp[10];
-  int k = 0;
-  uint64_t v = n;
-  while (v >= 0x80) tmp[k++] = (unsigned char)(v | 0x80), v >>= 7;
-  tmp[k++] = (unsigned char)v;
-  if (ps_buf_reserve(b, (size_t)k - 1) != 0) return;
-  memmove(b->data + pos + k, b->data + pos + 1, b->len - pos - 1);
-  memcpy(b->data + pos, tmp, (size_t)k);
-  b->len += (size_t)k - 1;
-}
-
 typedef struct key_s {
   int idx;  /* stack index of the key */
   int kind; /* 0 boolean, 1 number, 2 string */
@@ -165,7 +148,7 @@ static int encode_table(enc_t *E, int idx, int depth) {
       nhash++;
       lua_pop(L, 1);
     }
-    patch_count(E->b, countpos, nhash);
+    ps_buf_patch_varint(E->b, countpos, nhash);
     return 0;
   }
 
@@ -216,7 +199,7 @@ static int encode_table(enc_t *E, int idx, int depth) {
   }
   free(keys);
   lua_settop(L, base);
-  if (rc == 0) patch_count(E->b, countpos, nhash);
+  if (rc == 0) ps_buf_patch_varint(E->b, countpos, nhash);
   return rc;
 }
 
