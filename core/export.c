@@ -56,7 +56,7 @@ static void put_cell(ps_buf_t *b, const ps_item_t *it, int csv) {
 
 int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t *err) {
   ps_cursor_t *c;
-  int rc = ps_cursor_open(s, table, PS_VIEW_ALL, &c, err);
+  int rc = ps_cursor_open(s, table, PS_VIEW_ALL, 0, &c, err);
   if (rc != 0) return rc;
   int n = ps_cursor_ncols(c);
   ps_buf_t b;

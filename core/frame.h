@@ -8,14 +8,18 @@
  *   HELLO    worker -> driver: varint protocol, varint pid, bytes host,
  *            varint cores, bytes psurvey version
  *   CODE     driver -> worker: varint worker id, varint flags, bytes stage
- *            name, bytes shipped function (lship.c), bytes user value
+ *            name, bytes shipped function (lship.c), bytes user value,
+ *            varint sandbox profile (0 default, 1 strict), varint seed
  *   CODE_OK  worker -> driver: varint ok (1/0), bytes message
  *   TASKS    driver -> worker: varint n, then n times: varint index,
- *            varint attempt, bytes pset value
+ *            varint attempt, varint timeout (ms, 0: none), varint memory
+ *            limit (bytes, 0: none), bytes pset value
  *   RESULTS  worker -> driver: varint n, then n times: varint index,
- *            varint start (us since epoch), varint duration (us), byte
- *            status (0 ok, 1 error), then for ok: bytes result value
- *            (empty for none); for error: bytes message, bytes traceback
+ *            varint start (us since epoch), varint duration (us), varint
+ *            CPU time (us, with child processes), varint peak Lua heap
+ *            (bytes above the pset's start), byte status (PS_STATUS_*),
+ *            then for ok: bytes result value (empty for none); otherwise:
+ *            bytes message, bytes traceback
  *   STARTED  worker -> driver: varint index, varint start (us)
  *   BYE      driver -> worker: no payload; the worker exits
  *   FATAL    worker -> driver: bytes message; the worker exits
@@ -37,6 +41,9 @@ enum {
   PS_MSG_FATAL = 8,
   PS_MSG_LAST = 8
 };
+
+/* RESULTS statuses: how a pset ended inside a worker that survived it. */
+enum { PS_STATUS_OK = 0, PS_STATUS_ERROR = 1, PS_STATUS_MEMORY = 2, PS_STATUS_TIMEOUT = 3 };
 
 /* CODE flags. */
 enum { PS_CODE_REPORT_STARTS = 1 };

@@ -91,7 +91,7 @@ static void clear_bar(ps_progress_t *p) {
 static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_t n) {
   double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
   int64_t done = c->ok + c->failed;
-  double rate = secs > 0 ? (double)done / secs : 0;
+  double rate = secs > 0 ? (double)(done - c->resumed) / secs : 0;
   char d[32], t[32], r[32], eta[32];
   grouped(d, sizeof d, done);
   grouped(t, sizeof t, c->total);
@@ -188,7 +188,15 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
     grouped(ok, sizeof ok, c->ok);
     grouped(failed, sizeof failed, c->failed);
     ps_format_seconds(took, sizeof took, secs);
-    fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed in %s\n", p->name, how, ok, failed, took);
+    char extra[96] = "";
+    if (c->resumed || c->retried) {
+      char a[32], b[32];
+      grouped(a, sizeof a, c->resumed);
+      grouped(b, sizeof b, c->retried);
+      snprintf(extra, sizeof extra, " (%s%s%s%s%s)", c->resumed ? a : "", c->resumed ? " from an earlier run" : "",
+               c->resumed && c->retried ? ", " : "", c->retried ? b : "", c->retried ? " retried" : "");
+    }
+    fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra, took);
   }
   if (p->vstats >= 1 && h->count) {
     char s[300];

@@ -17,6 +17,8 @@ typedef struct ps_counts_s {
   int64_t total, ok, failed, exceptions;
   int64_t active;  /* sent to workers, not finished */
   int64_t running; /* workers busy with a pset */
+  int64_t resumed; /* done by an earlier run (--resume), in ok and failed */
+  int64_t retried; /* attempts that failed and were tried again */
 } ps_counts_t;
 
 typedef struct ps_progress_s {

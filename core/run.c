@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "json.h"
 #include "value.h"
 
@@ -17,12 +18,24 @@
 #define MAX_BATCH 1024
 /* Workers that die before saying hello, in a row, before we give up. */
 #define MAX_STARTUP_FAILURES 3
+/* How often running psets are checked against their timeout (ms). */
+#define WATCH_MS 100
+/* Attempts at one pset, whatever a retry function says. */
+#define MAX_ATTEMPTS 100
 
 typedef struct task_s {
   int64_t index;
   int64_t attempt;
-  int suspect;
+  int suspect; /* its worker died with others in flight: it runs alone */
+  int ov;      /* its entry in ps_run_t.over (retried psets), or -1 */
 } task_t;
+
+/* A pset that failed and runs again: its limits from now on, and the
+   causes of its earlier attempts for the final row's _exception. */
+typedef struct override_s {
+  ps_limits_t limits;
+  ps_buf_t causes;
+} override_t;
 
 /* The scheduler's state of one worker (ps_worker_t.data). */
 typedef struct slot_s {
@@ -30,9 +43,13 @@ typedef struct slot_s {
   size_t head, len, cap;
   int batch[DEPTH + 1]; /* psets left in each batch sent, oldest first */
   int nbatches;
-  int64_t assigned; /* psets given in its life, for max_tasks_per_child */
-  int retiring;     /* BYE sent */
-  int suspect;      /* running a suspect pset alone */
+  int64_t assigned;   /* psets given in its life, for max_tasks_per_child */
+  int retiring;       /* BYE sent */
+  int alone;          /* running a suspect or a multi-slot pset alone */
+  int weight;         /* slots it occupies while busy: 1, or a pset's ncores */
+  int64_t head_since; /* when the first pset in flight started, at the latest (mono us) */
+  int timed_out;      /* killed by the driver for the timeout of its head pset */
+  char kill_msg[128];
 } slot_t;
 
 typedef struct ps_run_s {
@@ -51,12 +68,15 @@ typedef struct ps_run_s {
   ps_err_t err;
   int startup_failures;
   ps_progress_t progress;
-  uv_timer_t timer;
+  uv_timer_t timer, watch;
   uv_check_t check;
   uv_signal_t sigint, sigterm;
   int open_handles;
   ps_buf_t scratch;
   int64_t start_us;
+  uint8_t *skip; /* resuming: skip[i] when pset i needs no new run */
+  override_t *over;
+  size_t nover, capover;
 } ps_run_t;
 
 static void fail_run(ps_run_t *r, int code, const char *fmt, const char *a, const char *b) {
@@ -97,7 +117,60 @@ static int requeue_push(ps_run_t *r, task_t t) {
   return 0;
 }
 
+/* Retried and alone-running psets go first. */
+static int requeue_push_front(ps_run_t *r, task_t t) {
+  if (requeue_push(r, t) != 0) return PS_ENOMEM;
+  memmove(r->requeue + 1, r->requeue, sizeof(task_t) * (r->nreq - 1));
+  r->requeue[0] = t;
+  return 0;
+}
+
+static task_t requeue_pop(ps_run_t *r) {
+  task_t t = r->requeue[0];
+  memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
+  return t;
+}
+
 static int work_left(const ps_run_t *r) { return r->next < r->total || r->nreq > 0; }
+
+/* Moves r->next past psets an earlier run finished (resume). */
+static void skip_done(ps_run_t *r) {
+  if (r->skip)
+    while (r->next < r->total && r->skip[r->next]) r->next++;
+}
+
+/* Copies the fields set in `over` onto l, without allocating (names are
+   borrowed). */
+static void overlay(ps_limits_t *l, const ps_limits_t *over) {
+  if (over == NULL) return;
+  if (over->timeout >= 0) l->timeout = over->timeout;
+  if (over->memory >= 0) l->memory = over->memory;
+  if (over->ncores > 0) l->ncores = over->ncores;
+  if (over->retries >= 0) l->retries = over->retries;
+  if (over->name) l->name = over->name;
+}
+
+/* The limits task t runs with: the map's, the pset's own, and what a retry
+   changed. Every field is set. */
+static void limits_of(const ps_run_t *r, task_t t, ps_limits_t *l) {
+  *l = r->o->limits;
+  if (t.ov >= 0) {
+    overlay(l, &r->over[t.ov].limits);
+    return;
+  }
+  if (r->src->limits) overlay(l, r->src->limits(r->src, t.index));
+}
+
+/* Slots not taken by busy workers. */
+static int free_slots(const ps_run_t *r) {
+  const ps_pool_t *p = &r->e->pool;
+  int used = 0;
+  for (int k = 0; k < p->n; k++) {
+    const slot_t *s = p->workers[k]->data;
+    if (s && s->len > 0) used += s->weight;
+  }
+  return r->o->ncores - used;
+}
 
 static void check_done(ps_run_t *r) {
   if (r->c.ok + r->c.failed >= r->total) r->done = 1;
@@ -113,6 +186,8 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
   ps_put_bytes(&b, o->name, strlen(o->name));
   ps_put_bytes(&b, o->code, o->code_len);
   ps_put_bytes(&b, o->user, o->user_len);
+  ps_buf_put_varint(&b, (uint64_t)o->sandbox);
+  ps_buf_put_varint(&b, o->seed);
   ps_frame_end(&b, s);
   if (b.failed)
     fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
@@ -141,12 +216,70 @@ static int64_t batch_size(ps_run_t *r, slot_t *s) {
   return k;
 }
 
+static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us, int64_t dur_us,
+                   int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
+                   size_t msg_len, const char *tb, size_t tb_len);
+
+/* Appends task t to a TASKS frame being built in b. */
+static void put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
+  ps_limits_t l;
+  limits_of(r, t, &l);
+  ps_buf_put_varint(b, (uint64_t)t.index);
+  ps_buf_put_varint(b, (uint64_t)t.attempt);
+  ps_buf_put_varint(b, (uint64_t)(l.timeout * 1000.0 + 0.5));
+  ps_buf_put_varint(b, (uint64_t)(l.memory * 1024.0 * 1024.0));
+  r->scratch.len = 0;
+  r->src->get(r->src, t.index, &r->scratch);
+  ps_put_bytes(b, r->scratch.data, r->scratch.len);
+}
+
+/* The next pset from the source, or 0 when there is none. A pset that
+   needs several slots goes to the front of the requeue (it runs alone),
+   one that needs more slots than there are fails here. */
+static int pull_task(ps_run_t *r, task_t *t) {
+  while (r->next < r->total) {
+    t->index = r->next++;
+    t->attempt = 1;
+    t->suspect = 0;
+    t->ov = -1;
+    skip_done(r);
+    if (r->src->limits == NULL) return 1;
+    ps_limits_t l;
+    limits_of(r, *t, &l);
+    if (l.ncores <= 1) return 1;
+    if (l.ncores > r->o->ncores) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", l.ncores,
+               r->o->ncores);
+      finish(r, NULL, *t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
+      continue;
+    }
+    requeue_push_front(r, *t);
+    return 0;
+  }
+  return 0;
+}
+
+/* How many slots a task at the head of the requeue needs to run alone, or
+   0 when it can share a batch. */
+static int alone_slots(const ps_run_t *r, task_t t) {
+  ps_limits_t l;
+  limits_of(r, t, &l);
+  if (l.ncores > 1) return l.ncores;
+  return t.suspect ? 1 : 0;
+}
+
+static void sent_task(ps_run_t *r, slot_t *s, task_t t) {
+  if (s->len == 0) s->head_since = ps_mono_us();
+  if (slot_push(s, t) != 0) fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+}
+
 /* Gives the worker batches until it holds `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   slot_t *s = slot_of(w);
   const ps_run_opts_t *o = r->o;
   if (r->done || r->fatal || r->interrupted || w->closing || w->why[0] || s->retiring) return;
-  while (s->nbatches < depth && !s->suspect && work_left(r)) {
+  while (s->nbatches < depth && !s->alone && work_left(r) && !r->fatal) {
     if (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child) break;
     ps_buf_t b;
     ps_buf_init(&b);
@@ -154,44 +287,36 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
     size_t countpos = b.len;
     ps_buf_putc(&b, 0);
     int64_t n = 0;
-    if (r->nreq > 0 && r->requeue[0].suspect) {
-      if (s->nbatches > 0) {
+    int k = r->nreq > 0 ? alone_slots(r, r->requeue[0]) : 0;
+    if (k > 0) {
+      /* It waits for an idle worker and enough free slots; meanwhile nobody
+         gets more work, so slots do free up. */
+      if (s->nbatches > 0 || free_slots(r) < k) {
         ps_buf_free(&b);
-        break; /* a suspect runs on an idle worker, alone */
+        break;
       }
-      task_t t = r->requeue[0];
-      memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
-      s->suspect = 1;
-      t.suspect = 1;
-      slot_push(s, t);
-      ps_buf_put_varint(&b, (uint64_t)t.index);
-      ps_buf_put_varint(&b, (uint64_t)t.attempt);
-      r->scratch.len = 0;
-      r->src->get(r->src, t.index, &r->scratch);
-      ps_put_bytes(&b, r->scratch.data, r->scratch.len);
+      task_t t = requeue_pop(r);
+      s->alone = 1;
+      s->weight = k;
+      sent_task(r, s, t);
+      put_task(r, &b, t);
       n = 1;
     } else {
-      int64_t k = batch_size(r, s);
-      while (n < k && work_left(r)) {
+      if (s->len == 0 && free_slots(r) < 1) {
+        ps_buf_free(&b);
+        break;
+      }
+      int64_t want = batch_size(r, s);
+      while (n < want && work_left(r)) {
         task_t t;
         if (r->nreq > 0) {
-          if (r->requeue[0].suspect) break;
-          t = r->requeue[0];
-          memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
-        } else {
-          t.index = r->next++;
-          t.attempt = 1;
-          t.suspect = 0;
-        }
-        if (slot_push(s, t) != 0) {
-          fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+          if (alone_slots(r, r->requeue[0]) > 0) break;
+          t = requeue_pop(r);
+        } else if (!pull_task(r, &t)) {
           break;
         }
-        ps_buf_put_varint(&b, (uint64_t)t.index);
-        ps_buf_put_varint(&b, (uint64_t)t.attempt);
-        r->scratch.len = 0;
-        r->src->get(r->src, t.index, &r->scratch);
-        ps_put_bytes(&b, r->scratch.data, r->scratch.len);
+        sent_task(r, s, t);
+        put_task(r, &b, t);
         n++;
       }
     }
@@ -219,24 +344,32 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
 static void dispatch_all(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
   for (int depth = 1; depth <= DEPTH; depth++)
-    for (int k = 0; k < p->n; k++) dispatch(r, p->workers[k], depth);
+    for (int k = 0; k < p->n; k++)
+      if (p->workers[k]->data) dispatch(r, p->workers[k], depth);
 }
 
-/* Stores one finished pset and counts it. */
-static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us,
-                   int64_t dur_us, const char *result, size_t result_len, const char *msg, size_t msg_len,
-                   const char *tb, size_t tb_len) {
+/* Stores one finished pset and counts it. w is NULL for a pset that never
+   reached a worker. */
+static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us, int64_t dur_us,
+                   int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
+                   size_t msg_len, const char *tb, size_t tb_len) {
   ps_row_t row;
+  ps_limits_t lim;
   memset(&row, 0, sizeof row);
+  limits_of(r, t, &lim);
   r->scratch.len = 0;
   r->src->get(r->src, t.index, &r->scratch);
   row.index = t.index;
   row.status = status;
   row.attempt = t.attempt;
-  row.worker = w->id;
-  row.host = w->host[0] ? w->host : NULL;
+  row.worker = w ? w->id : 0;
+  row.host = w && w->host[0] ? w->host : NULL;
   row.start_us = start_us;
   row.duration_us = dur_us;
+  row.cpu_us = cpu_us;
+  row.peak_bytes = peak;
+  row.name = lim.name;
+  row.hash = ps_hash(r->scratch.data, r->scratch.len, 0);
   row.pset = r->scratch.data;
   row.pset_len = r->scratch.len;
   row.result = result;
@@ -245,23 +378,38 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
   row.exception_len = msg_len;
   row.traceback = tb;
   row.traceback_len = tb_len;
-  char why[600];
+  /* A pset tried before: its row says what happened each time. */
+  ps_buf_t why;
+  ps_buf_init(&why);
+  if (t.ov >= 0 && r->over[t.ov].causes.len > 0 && msg) {
+    ps_buf_put(&why, msg, msg_len);
+    ps_buf_puts(&why, " (attempt ");
+    ps_buf_printf(&why, "%lld; earlier: ", (long long)t.attempt);
+    ps_buf_put(&why, r->over[t.ov].causes.data, r->over[t.ov].causes.len);
+    ps_buf_putc(&why, ')');
+    if (!why.failed) {
+      row.exception = msg = why.data;
+      row.exception_len = msg_len = why.len;
+    }
+  }
+  char bad[600];
   if (r->stage) {
     ps_err_t err;
     int rc = ps_stage_add(r->stage, &row, &err);
     if (rc == PS_EVALUE || rc == PS_EPROTO) {
       /* This row cannot be stored as it is: it becomes a failure. */
-      snprintf(why, sizeof why, "%s", err.msg);
+      snprintf(bad, sizeof bad, "%s", err.msg);
       row.status = status = "error";
       row.result = NULL;
       row.result_len = 0;
-      row.exception = msg = why;
-      row.exception_len = msg_len = strlen(why);
+      row.exception = msg = bad;
+      row.exception_len = msg_len = strlen(bad);
       row.traceback = tb = "";
       row.traceback_len = tb_len = 0;
       rc = ps_stage_add(r->stage, &row, &err);
     }
     if (rc != 0) {
+      ps_buf_free(&why);
       fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
       return;
     }
@@ -274,8 +422,8 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
     if (r->o->verbose >= 3) {
       char took[32];
       ps_format_seconds(took, sizeof took, (double)dur_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1,
-                        took, (long long)w->id);
+      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1, took,
+                        (long long)row.worker);
     }
   } else {
     r->c.failed++;
@@ -287,34 +435,142 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
     ps_reader_init(&pr, row.pset, row.pset_len);
     ps_json_write(&pr, &js, 0);
     ps_buf_putc(&js, 0);
-    ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %.*s", r->o->name,
-                  (long long)t.index + 1, js.failed ? "?" : js.data, (long long)t.attempt, (long long)w->id,
-                  (int)msg_len, msg);
+    ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %s: %.*s", r->o->name,
+                  (long long)t.index + 1, js.failed ? "?" : js.data, (long long)t.attempt, (long long)row.worker,
+                  status, (int)msg_len, msg);
     ps_log_block(log, "    ", tb, tb_len);
     ps_buf_free(&js);
     ps_progress_failure(&r->progress, t.index, msg, msg_len, log->path);
   }
+  ps_buf_free(&why);
   check_done(r);
+}
+
+/* The override entry of a pset being retried, made on its first retry. */
+static int override_of(ps_run_t *r, task_t *t, const ps_limits_t *current) {
+  if (t->ov >= 0) return 0;
+  if (r->nover == r->capover) {
+    size_t cap = r->capover ? r->capover * 2 : 8;
+    override_t *o = realloc(r->over, sizeof *o * cap);
+    if (o == NULL) return PS_ENOMEM;
+    r->over = o;
+    r->capover = cap;
+  }
+  override_t *o = &r->over[r->nover];
+  ps_limits_unset(&o->limits);
+  ps_limits_t copy = *current;
+  copy.name = NULL;
+  ps_limits_merge(&o->limits, &copy);
+  if (current->name && (o->limits.name = strdup(current->name)) == NULL) return PS_ENOMEM;
+  ps_buf_init(&o->causes);
+  t->ov = (int)r->nover++;
+  return 0;
+}
+
+static int retryable(const char *kind) {
+  return strcmp(kind, "timeout") == 0 || strcmp(kind, "signal") == 0 || strcmp(kind, "exit") == 0;
+}
+
+/* An attempt at t failed: it is recorded, then t runs again (retries left,
+   or the retry callback says so) or is finished as failed. */
+static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg,
+                           size_t msg_len, const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu,
+                           int64_t peak) {
+  ps_limits_t lim;
+  limits_of(r, t, &lim);
+  r->scratch.len = 0;
+  r->src->get(r->src, t.index, &r->scratch);
+  uint64_t hash = ps_hash(r->scratch.data, r->scratch.len, 0);
+  if (r->stage) {
+    ps_attempt_t a = {t.index, t.attempt, w ? w->id : 0, kind, msg, tb, msg_len, tb_len,
+                      w && w->host[0] ? w->host : NULL, start, dur, cpu, peak, lim.timeout, lim.memory, hash};
+    ps_err_t err;
+    if (ps_stage_attempt(r->stage, &a, &err) != 0) {
+      fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
+      return;
+    }
+  }
+  int again = 0;
+  ps_limits_t next;
+  ps_limits_unset(&next);
+  if (t.attempt >= MAX_ATTEMPTS) {
+    again = 0;
+  } else if (r->o->retry) {
+    ps_failure_t f = {t.index, t.attempt, kind, msg, msg_len, r->scratch.data, r->scratch.len, &lim};
+    char why[400];
+    int rc = r->o->retry(r->o->retry_ud, &f, &next, why, sizeof why);
+    if (rc < 0) {
+      char idx[32];
+      snprintf(idx, sizeof idx, "%lld", (long long)t.index + 1);
+      ps_limits_free(&next);
+      fail_run(r, PS_EVALUE, "the retry function failed on pset #%s: %s", idx, why);
+      return;
+    }
+    again = rc == 1;
+  } else {
+    again = retryable(kind) && t.attempt <= lim.retries;
+  }
+  if (!again) {
+    ps_limits_free(&next);
+    finish(r, w, t, kind, start, dur, cpu, peak, NULL, 0, msg, msg_len, tb, tb_len);
+    return;
+  }
+  if (override_of(r, &t, &lim) != 0 || ps_limits_merge(&r->over[t.ov].limits, &next) != 0) {
+    ps_limits_free(&next);
+    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+    return;
+  }
+  ps_limits_free(&next);
+  ps_buf_t *c = &r->over[t.ov].causes;
+  ps_buf_printf(c, "%s#%lld %s", c->len ? "; " : "", (long long)t.attempt, kind);
+  if (strcmp(kind, "timeout") != 0 && strcmp(kind, "memory") != 0) {
+    /* The kind says it all for limits; crashes and errors say more. */
+    ps_buf_puts(c, ": ");
+    ps_buf_put(c, msg, msg_len < 120 ? msg_len : 120);
+  }
+  ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again", r->o->name,
+                (long long)t.index + 1, (long long)t.attempt, kind, (int)(msg_len < 300 ? msg_len : 300), msg);
+  if (r->o->verbose >= 3)
+    ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again", (long long)t.index + 1,
+                      (long long)t.attempt, kind);
+  t.attempt++;
+  t.suspect = 0;
+  r->c.retried++;
+  if (requeue_push_front(r, t) != 0) fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+}
+
+static const char *const status_kinds[] = {"ok", "error", "memory", "timeout"};
+
+/* Takes the oldest task in flight off the worker. */
+static task_t slot_pop(ps_run_t *r, slot_t *s) {
+  task_t t = s->fifo[s->head];
+  s->head++;
+  s->len--;
+  r->c.active--;
+  if (--s->batch[0] == 0) memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
+  s->head_since = ps_mono_us();
+  return t;
 }
 
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   slot_t *s = slot_of(w);
   ps_reader_t rd;
   uint64_t count;
+  int was_wide = s->weight > 1;
   ps_reader_init(&rd, p, n);
   if (ps_read_varint(&rd, &count) != 0) goto bad;
   for (uint64_t k = 0; k < count && !r->fatal; k++) {
-    uint64_t index, start, dur;
+    uint64_t index, start, dur, cpu, peak;
     int status;
     const char *a = NULL, *b = NULL;
     size_t alen = 0, blen = 0;
     if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0 ||
-        ps_read_varint(&rd, &dur) != 0 || ps_read_byte(&rd, &status) != 0 ||
-        ps_read_bytes(&rd, &a, &alen) != 0)
+        ps_read_varint(&rd, &dur) != 0 || ps_read_varint(&rd, &cpu) != 0 || ps_read_varint(&rd, &peak) != 0 ||
+        ps_read_byte(&rd, &status) != 0 || ps_read_bytes(&rd, &a, &alen) != 0)
       goto bad;
-    if (status == 1 && ps_read_bytes(&rd, &b, &blen) != 0) goto bad;
-    if (status > 1) goto bad;
-    if (status == 0 && alen > 0) {
+    if (status > PS_STATUS_TIMEOUT) goto bad;
+    if (status != PS_STATUS_OK && ps_read_bytes(&rd, &b, &blen) != 0) goto bad;
+    if (status == PS_STATUS_OK && alen > 0) {
       ps_reader_t v;
       ps_item_t it;
       ps_reader_init(&v, a, alen);
@@ -323,18 +579,13 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
       if (ps_read_item(&v, &it) != 0 || it.type != PS_V_TABLE) goto bad;
     }
     if (s->len == 0 || s->fifo[s->head].index != (int64_t)index) goto bad;
-    task_t t = s->fifo[s->head];
-    s->head++;
-    s->len--;
-    r->c.active--;
-    if (--s->batch[0] == 0) {
-      memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
-    }
-    if (s->len == 0) s->suspect = 0;
-    if (status == 0)
-      finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, a, alen, NULL, 0, NULL, 0);
+    task_t t = slot_pop(r, s);
+    if (s->len == 0) s->alone = 0, s->weight = 1;
+    if (status == PS_STATUS_OK)
+      finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, (int64_t)cpu, (int64_t)peak, a, alen, NULL, 0, NULL, 0);
     else
-      finish(r, w, t, "error", (int64_t)start, (int64_t)dur, NULL, 0, a, alen, b, blen);
+      attempt_failed(r, w, t, status_kinds[status], a, alen, b, blen, (int64_t)start, (int64_t)dur, (int64_t)cpu,
+                     (int64_t)peak);
   }
   if (ps_reader_left(&rd) != 0) goto bad;
   if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 &&
@@ -343,7 +594,10 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     ps_worker_bye(w);
     return;
   }
-  dispatch(r, w, DEPTH);
+  if (was_wide || r->nreq > 0)
+    dispatch_all(r);
+  else
+    dispatch(r, w, DEPTH);
   return;
 bad:
   ps_worker_kill(w, SIGKILL, "sent a malformed results frame");
@@ -451,10 +705,13 @@ static void on_dead(ps_worker_t *w) {
     r->c.active -= (int64_t)s->len;
     if (r->interrupted || r->fatal) {
       /* Stopping: what was in flight is simply not done. */
-    } else if (s->len == 1 || s->suspect) {
+    } else if (s->len == 1 || s->alone || s->timed_out) {
+      /* The pset at the head killed it (or ran past its timeout). */
       task_t t = s->fifo[s->head];
-      const char *status = w->why[0] ? "error" : w->term_signal ? "signal" : "exit";
-      finish(r, w, t, status, ps_now_us(), 0, NULL, 0, cause, strlen(cause), "", 0);
+      const char *kind = s->timed_out ? "timeout" : w->why[0] ? "error" : w->term_signal ? "signal" : "exit";
+      int64_t dur = ps_mono_us() - s->head_since;
+      if (s->timed_out) snprintf(cause, sizeof cause, "%s", s->kill_msg);
+      attempt_failed(r, w, t, kind, cause, strlen(cause), "", 0, ps_now_us() - dur, dur, 0, 0);
       for (size_t k = 1; k < s->len; k++) requeue_push(r, s->fifo[s->head + k]);
     } else {
       for (size_t k = 0; k < s->len; k++) {
@@ -483,6 +740,7 @@ static int spawn_worker(ps_run_t *r) {
     fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
     return PS_ENOMEM;
   }
+  s->weight = 1;
   if (ps_pool_spawn(&r->e->pool, &w, &err) != 0) {
     free(s);
     fail_run(r, PS_EWORKER, "%s%s", err.msg, "");
@@ -534,6 +792,33 @@ static void on_tick(uv_timer_t *t) {
   ps_progress_tick(&r->progress, &r->c, &r->hist);
 }
 
+/* Kills the workers whose head pset ran past its timeout without the
+   worker's hook stopping it: stuck in C or waiting for a child process.
+   The head's start is known at the latest (head_since), so nothing is
+   killed early; the grace lets the hook win when it can. */
+static void on_watch(uv_timer_t *h) {
+  ps_run_t *r = h->data;
+  ps_pool_t *p = &r->e->pool;
+  int64_t now = ps_mono_us();
+  for (int k = 0; k < p->n; k++) {
+    ps_worker_t *w = p->workers[k];
+    slot_t *s = w->data;
+    if (s == NULL || s->len == 0 || s->timed_out || w->closing) continue;
+    ps_limits_t l;
+    limits_of(r, s->fifo[s->head], &l);
+    if (l.timeout <= 0) continue;
+    double grace = 0.25 + l.timeout / 20;
+    if ((double)(now - s->head_since) / 1e6 < l.timeout + grace) continue;
+    s->timed_out = 1;
+    snprintf(s->kill_msg, sizeof s->kill_msg,
+             "timeout after %g s (stuck outside Lua: its worker and the processes it started were killed)",
+             l.timeout);
+    ps_log_printf(&r->e->log, "stage %s: pset #%lld: timeout after %g s: killing worker %lld (pid %d)",
+                  r->o->name, (long long)s->fifo[s->head].index + 1, l.timeout, (long long)w->id, w->pid);
+    ps_worker_kill(w, SIGKILL, NULL);
+  }
+}
+
 /* After each round of I/O: commit what was stored, so a killed driver
    loses only what was in flight. */
 static void on_check(uv_check_t *h) {
@@ -557,28 +842,51 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   r->o = o;
   r->total = o->limit > 0 && o->limit < src->count ? o->limit : src->count;
   r->c.total = r->total;
+  if (o->resume) {
+    r->skip = calloc((size_t)(r->total > 0 ? r->total : 1), 1);
+    if (r->skip == NULL) {
+      free(r);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+  }
   ps_buf_init(&r->scratch);
   ps_hist_init(&r->hist);
   r->start_us = ps_mono_us();
   ps_log_printf(&e->log, "stage %s: %lld psets, options: %s", o->name, (long long)r->total,
                 o->options_text ? o->options_text : "");
   if (store) {
-    int rc = ps_stage_begin(store, o->name, o->options_text, r->total, &r->stage, err);
+    ps_stage_info_t info = o->stage;
+    info.name = o->name;
+    info.options = o->options_text;
+    info.total = r->total;
+    info.resume = o->resume;
+    int rc = ps_stage_begin(store, &info, &r->stage, err);
+    if (rc == 0 && o->resume)
+      rc = ps_stage_resume(r->stage, src, r->total, o->resume_keep_failed, r->skip, &r->c.ok, &r->c.failed, err);
     if (rc != 0) {
+      if (r->stage) ps_stage_end(r->stage, NULL, 0, 0, NULL);
       ps_buf_free(&r->scratch);
+      free(r->skip);
       free(r);
       return rc;
     }
+    r->c.resumed = r->c.ok + r->c.failed;
+    if (r->c.resumed)
+      ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
+                    (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
   }
+  skip_done(r);
   e->run = r;
   ps_progress_init(&r->progress, o->name, o->verbose, o->vstats);
 
   uv_timer_init(&e->loop, &r->timer);
+  uv_timer_init(&e->loop, &r->watch);
   uv_check_init(&e->loop, &r->check);
   uv_signal_init(&e->loop, &r->sigint);
   uv_signal_init(&e->loop, &r->sigterm);
-  r->timer.data = r->check.data = r->sigint.data = r->sigterm.data = r;
-  r->open_handles = 4;
+  r->timer.data = r->watch.data = r->check.data = r->sigint.data = r->sigterm.data = r;
+  r->open_handles = 5;
+  uv_timer_start(&r->watch, on_watch, WATCH_MS, WATCH_MS);
   uint64_t every = ps_progress_interval(&r->progress);
   if (every) uv_timer_start(&r->timer, on_tick, every, every);
   uv_check_start(&r->check, on_check);
@@ -596,7 +904,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       if (s == NULL || w->closing || s->retiring) continue;
       s->head = s->len = 0;
       s->nbatches = 0;
-      s->suspect = 0;
+      s->alone = 0;
+      s->weight = 1;
       if (kept >= o->ncores || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
         s->retiring = 1;
         ps_worker_bye(w);
@@ -632,6 +941,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how, (long long)r->c.ok,
                 (long long)r->c.failed, (long long)r->total);
   uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&r->watch, on_handle_closed);
   uv_close((uv_handle_t *)&r->check, on_handle_closed);
   uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
@@ -652,6 +962,12 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   }
   free(r->requeue);
   ps_buf_free(&r->scratch);
+  free(r->skip);
+  for (size_t k = 0; k < r->nover; k++) {
+    ps_limits_free(&r->over[k].limits);
+    ps_buf_free(&r->over[k].causes);
+  }
+  free(r->over);
   free(r);
   return rc;
 }

@@ -9,6 +9,15 @@
  * group_size fixes them. When a worker dies with one pset in flight, that
  * pset failed; with several, nobody knows which one killed it, so each is
  * run again alone, and the one that kills its worker alone is recorded.
+ *
+ * Per-pset limits (resources.h): a pset that needs several slots (ncores)
+ * runs alone on one worker while as many others stay idle; a pset past
+ * its timeout that the worker's hook cannot stop (stuck in C or in a
+ * child process) has its worker's process group killed. A failed attempt
+ * is recorded in the attempts table and, when the pset has retries left or
+ * the retry callback says so, the pset is queued again with the next
+ * attempt number. A worker lost without fault of the pset (a suspect that
+ * turns out innocent) costs no attempt.
  */
 #ifndef PS_RUN_H
 #define PS_RUN_H
@@ -29,6 +38,22 @@ typedef struct ps_engine_s {
   struct ps_run_s *run; /* the stage running now, or NULL */
 } ps_engine_t;
 
+/* A failed attempt, as the retry callback sees it. */
+typedef struct ps_failure_s {
+  int64_t index, attempt;
+  const char *kind; /* error, memory, timeout, signal, exit */
+  const char *message;
+  size_t message_len;
+  const char *pset; /* its encoding */
+  size_t pset_len;
+  const ps_limits_t *limits; /* what it ran with */
+} ps_failure_t;
+
+/* Decides whether a failed pset runs again: 1 and *next (the limits to
+   change; fields left unset keep theirs) to retry, 0 to give up, -1 and
+   msg when the callback itself failed (the stage stops). */
+typedef int (*ps_retry_cb)(void *ud, const ps_failure_t *f, ps_limits_t *next, char *msg, size_t msgsz);
+
 typedef struct ps_run_opts_s {
   const char *name;
   int64_t limit;               /* 0: all */
@@ -39,6 +64,14 @@ typedef struct ps_run_opts_s {
   const char *code, *user; /* shipped function and user value encodings */
   size_t code_len, user_len;
   const char *options_text; /* for the log and the database */
+  ps_limits_t limits;       /* the map's per-pset options, every field set */
+  int sandbox;              /* 0 default, 1 strict */
+  uint64_t seed;
+  ps_retry_cb retry; /* NULL: the numeric retries decide */
+  void *retry_ud;
+  int resume;                /* 0, or 1 with the stage's table kept */
+  int resume_keep_failed;    /* failed rows count as done */
+  ps_stage_info_t stage;     /* what the store records about the stage */
 } ps_run_opts_t;
 
 typedef struct ps_run_result_s {

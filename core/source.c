@@ -119,6 +119,7 @@ typedef struct array_s {
   ps_source_t base;
   char *data;
   int64_t *offsets;
+  ps_limits_t **limits;
 } array_t;
 
 static void array_get(ps_source_t *s, int64_t i, ps_buf_t *out) {
@@ -126,18 +127,33 @@ static void array_get(ps_source_t *s, int64_t i, ps_buf_t *out) {
   ps_buf_put(out, a->data + a->offsets[i], (size_t)(a->offsets[i + 1] - a->offsets[i]));
 }
 
+static const ps_limits_t *array_limits(ps_source_t *s, int64_t i) {
+  array_t *a = (array_t *)s;
+  return a->limits ? a->limits[i] : NULL;
+}
+
 static void array_free(ps_source_t *s) {
   array_t *a = (array_t *)s;
+  if (a->limits) {
+    for (int64_t i = 0; i < a->base.count; i++)
+      if (a->limits[i]) {
+        ps_limits_free(a->limits[i]);
+        free(a->limits[i]);
+      }
+    free(a->limits);
+  }
   free(a->data);
   free(a->offsets);
   free(a);
 }
 
-ps_source_t *ps_array_new(char *data, int64_t *offsets, int64_t count) {
+ps_source_t *ps_array_new(char *data, int64_t *offsets, ps_limits_t **limits, int64_t count) {
   array_t *a = calloc(1, sizeof *a);
   if (a == NULL) return NULL;
   a->data = data;
   a->offsets = offsets;
+  a->limits = limits;
+  a->base.limits = array_limits;
   a->base.count = count;
   a->base.get = array_get;
   a->base.free = array_free;

@@ -7,6 +7,7 @@
 #define PS_SOURCE_H
 
 #include "buf.h"
+#include "resources.h"
 #include "ps.h"
 
 typedef struct ps_source_s ps_source_t;
@@ -14,6 +15,8 @@ struct ps_source_s {
   int64_t count;
   /* Appends the encoding of pset i (0-based) to out. */
   void (*get)(ps_source_t *s, int64_t i, ps_buf_t *out);
+  /* The limits pset i sets for itself (its _psurvey table), or NULL. */
+  const ps_limits_t *(*limits)(ps_source_t *s, int64_t i);
   void (*free)(ps_source_t *s);
 };
 
@@ -35,7 +38,8 @@ typedef struct ps_axis_s {
 ps_source_t *ps_product_new(ps_axis_t *axes, int naxes, const int *order, ps_err_t *err);
 
 /* An array of pre-encoded psets: data holds them back to back, offsets has
-   count + 1 entries. Takes ownership of both. */
-ps_source_t *ps_array_new(char *data, int64_t *offsets, int64_t count);
+   count + 1 entries; limits (may be NULL) has count entries, NULL where a
+   pset sets none. Takes ownership of all three. */
+ps_source_t *ps_array_new(char *data, int64_t *offsets, ps_limits_t **limits, int64_t count);
 
 #endif

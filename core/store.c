@@ -2,14 +2,19 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "hash.h"
 #include "json.h"
 
 /* Bits of _psurvey_columns.types: the Lua types a column has held. */
@@ -18,6 +23,7 @@ enum { M_BOOL = 1, M_INT = 2, M_FLOAT = 4, M_STR = 8, M_BIN = 16, M_JSON = 32, M
 struct ps_store_s {
   sqlite3 *db;
   char *path;
+  int lock_fd; /* the held <path>.lock, or -1 */
 };
 
 typedef struct col_s {
@@ -28,11 +34,13 @@ typedef struct col_s {
 } col_t;
 
 /* Bind positions of psurvey's columns in the insert statement. */
-static const char *const meta_cols[] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
-                                        "_worker", "_host",   "_start",     "_end",       "_duration"};
-static const char *const meta_types[] = {
-    "INTEGER PRIMARY KEY", "TEXT", "TEXT", "TEXT", "INTEGER", "INTEGER", "TEXT", "REAL", "REAL", "REAL"};
-#define NMETA 10
+static const char *const meta_cols[] = {"_index", "_status", "_exception", "_traceback", "_attempt",
+                                        "_worker", "_host",   "_start",     "_end",       "_duration",
+                                        "_cpu",    "_memory", "_name",      "_hash"};
+static const char *const meta_types[] = {"INTEGER PRIMARY KEY", "TEXT", "TEXT",    "TEXT", "INTEGER",
+                                         "INTEGER",             "TEXT", "REAL",    "REAL", "REAL",
+                                         "REAL",                "INTEGER", "TEXT", "INTEGER"};
+#define NMETA 14
 
 struct ps_stage_s {
   ps_store_t *store;
@@ -43,6 +51,7 @@ struct ps_stage_s {
   int *lastmap; /* column of the k-th key of the last row, for the fast path */
   int nlast;
   sqlite3_stmt *insert;
+  sqlite3_stmt *attempt; /* into <name>_attempts */
   int in_tx;
   ps_buf_t scratch;
 };
@@ -80,6 +89,7 @@ static const char *sql_of(ps_buf_t *b) {
 int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   ps_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  s->lock_fd = -1;
   s->path = strdup(path ? path : ":memory:");
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -94,12 +104,35 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
                 "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL,"
                 " finished REAL, status TEXT, total INTEGER, ok INTEGER, failed INTEGER, options TEXT);"
                 "CREATE TABLE IF NOT EXISTS _psurvey_columns(tbl TEXT, name TEXT, role TEXT,"
-                " types INTEGER, position INTEGER, PRIMARY KEY(tbl, name));",
+                " types INTEGER, position INTEGER, PRIMARY KEY(tbl, name));"
+                "CREATE TABLE IF NOT EXISTS _psurvey_runs(id INTEGER PRIMARY KEY, started REAL, finished REAL,"
+                " status TEXT, script TEXT, script_hash TEXT, host TEXT, pid INTEGER, psurvey TEXT, lua TEXT,"
+                " libuv TEXT, sqlite TEXT, options TEXT);",
                 err);
+  /* Columns added to _psurvey_tables since version 0.1.0's first files. */
+  static const char *const added[] = {"run INTEGER", "code BLOB",    "user BLOB",    "code_hash TEXT",
+                                      "user_hash TEXT", "sandbox TEXT", "seed INTEGER", "timeout REAL",
+                                      "memory REAL",    NULL};
+  for (int k = 0; rc == 0 && added[k]; k++) {
+    char q[128], col[32];
+    sqlite3_stmt *st;
+    snprintf(col, sizeof col, "%s", added[k]);
+    *strchr(col, ' ') = '\0';
+    snprintf(q, sizeof q, "SELECT %s FROM _psurvey_tables LIMIT 0", col);
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
+      sqlite3_finalize(st);
+      continue;
+    }
+    snprintf(q, sizeof q, "ALTER TABLE _psurvey_tables ADD COLUMN %s", added[k]);
+    rc = exec(s->db, q, err);
+  }
   if (rc != 0) {
     char why[sizeof err->msg];
     snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
-    ps_err_set(err, PS_EDB, "cannot use database '%s': %s", s->path, why);
+    if (sqlite3_errcode(s->db) == SQLITE_NOTADB)
+      ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
+    else
+      ps_err_set(err, PS_EDB, "cannot use database '%s': %s", s->path, why);
     ps_store_close(s);
     return PS_EDB;
   }
@@ -107,8 +140,40 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   return 0;
 }
 
+int ps_store_lock(ps_store_t *s, ps_err_t *err) {
+  if (s->lock_fd >= 0 || strcmp(s->path, ":memory:") == 0) return 0;
+  if (sqlite3_db_readonly(s->db, "main") == 1)
+    return ps_err_set(err, PS_EDB,
+                      "database '%s' is read-only: psurvey must write its results there; fix its permissions or "
+                      "give another 'db'",
+                      s->path);
+  char lockpath[PATH_MAX];
+  snprintf(lockpath, sizeof lockpath, "%s.lock", s->path);
+  int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ps_err_set(err, PS_EDB, "cannot create '%s': %s", lockpath, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    close(fd);
+    return ps_err_set(err, PS_EDB,
+                      "database '%s' is being written by another psurvey (pid %s): wait for it to finish, "
+                      "or give this survey another 'db'",
+                      s->path, pid[0] ? pid : "?");
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    /* The lock holds without the pid in it; the pid only helps messages. */
+  }
+  s->lock_fd = fd;
+  return 0;
+}
+
 void ps_store_close(ps_store_t *s) {
   if (s == NULL) return;
+  if (s->lock_fd >= 0) close(s->lock_fd);
   sqlite3_close_v2(s->db);
   free(s->path);
   free(s);
@@ -129,7 +194,20 @@ static int table_exists(sqlite3 *db, const char *name) {
   return found;
 }
 
-/* Moves an earlier run's table aside: name_YYYYMMDD_HHMMSS (of its creation). */
+static int rename_table(ps_store_t *s, const char *from, const char *to, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "ALTER TABLE ");
+  put_ident(&q, from, strlen(from));
+  ps_buf_puts(&q, " RENAME TO ");
+  put_ident(&q, to, strlen(to));
+  int rc = exec(s->db, sql_of(&q), err);
+  ps_buf_free(&q);
+  return rc;
+}
+
+/* Moves an earlier run's table aside: name_YYYYMMDD_HHMMSS (of its
+   creation), and its attempts table with it. */
 static int archive_table(ps_store_t *s, const char *name, ps_err_t *err) {
   sqlite3_stmt *st;
   double created = 0;
@@ -147,15 +225,12 @@ static int archive_table(ps_store_t *s, const char *name, ps_err_t *err) {
   snprintf(newname, sizeof newname, "%s_%s", name, stamp);
   for (int k = 2; table_exists(s->db, newname) && k < 1000; k++)
     snprintf(newname, sizeof newname, "%s_%s_%d", name, stamp, k);
-  ps_buf_t q;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "ALTER TABLE ");
-  put_ident(&q, name, strlen(name));
-  ps_buf_puts(&q, " RENAME TO ");
-  put_ident(&q, newname, strlen(newname));
-  int rc = exec(s->db, sql_of(&q), err);
-  ps_buf_free(&q);
+  int rc = rename_table(s, name, newname, err);
   if (rc != 0) return rc;
+  char from[600], to[620];
+  snprintf(from, sizeof from, "%s_attempts", name);
+  snprintf(to, sizeof to, "%s_attempts", newname);
+  if (table_exists(s->db, from) && (rc = rename_table(s, from, to, err)) != 0) return rc;
   const char *upd[] = {"UPDATE _psurvey_tables SET name=?2 WHERE name=?1",
                        "UPDATE _psurvey_columns SET tbl=?2 WHERE tbl=?1"};
   for (int k = 0; k < 2; k++) {
@@ -169,23 +244,95 @@ static int archive_table(ps_store_t *s, const char *name, ps_err_t *err) {
   return 0;
 }
 
-int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t total, ps_stage_t **out,
-                   ps_err_t *err) {
-  if (exec(s->db, "BEGIN IMMEDIATE", err) != 0) return PS_EDB;
-  if (table_exists(s->db, name) && archive_table(s, name, err) != 0) goto fail;
+static int create_attempts(ps_store_t *s, const char *name, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  char table[600];
+  snprintf(table, sizeof table, "%s_attempts", name);
+  ps_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
+  put_ident(&q, table, strlen(table));
+  ps_buf_puts(&q,
+              "(_index INTEGER, attempt INTEGER, kind TEXT, message TEXT, traceback TEXT, worker INTEGER,"
+              " host TEXT, start REAL, duration REAL, cpu REAL, memory INTEGER, limit_timeout REAL,"
+              " limit_memory REAL, hash INTEGER)");
+  int rc = exec(s->db, sql_of(&q), err);
+  ps_buf_free(&q);
+  return rc;
+}
+
+static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) {
+  if (p)
+    sqlite3_bind_blob(st, k, n ? p : "", (int)n, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, k);
+}
+
+/* The columns of a table written before, so that rows can be added. */
+static int load_columns(ps_stage_t *g, ps_err_t *err) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(
-          s->db,
-          "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options)"
-          " VALUES (?, ?, 'running', ?, 0, 0, ?)",
-          -1, &st, NULL) != SQLITE_OK) {
+  sqlite3 *db = g->store->db;
+  if (sqlite3_prepare_v2(db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position", -1,
+                         &st, NULL) != SQLITE_OK)
+    return db_fail(db, err, "reading columns");
+  sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
+  int rc = 0;
+  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    const char *role = (const char *)sqlite3_column_text(st, 1);
+    if (g->ncols == g->capcols) {
+      int cap = g->capcols ? g->capcols * 2 : 16;
+      col_t *c = realloc(g->cols, sizeof(col_t) * (size_t)cap);
+      int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
+      if (c) g->cols = c;
+      if (m) g->lastmap = m;
+      if (!c || !m) {
+        rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+        break;
+      }
+      g->capcols = cap;
+    }
+    col_t *c = &g->cols[g->ncols];
+    c->name = strdup(name ? name : "");
+    c->len = strlen(c->name);
+    c->role = role && strcmp(role, "result") == 0;
+    c->mask = sqlite3_column_int(st, 2);
+    g->ncols++;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out, ps_err_t *err) {
+  const char *name = info->name;
+  int resume = info->resume && table_exists(s->db, name);
+  if (exec(s->db, "BEGIN IMMEDIATE", err) != 0) return PS_EDB;
+  if (!resume && table_exists(s->db, name) && archive_table(s, name, err) != 0) goto fail;
+  if (create_attempts(s, name, err) != 0) goto fail;
+  sqlite3_stmt *st;
+  const char *sql =
+      resume ? "UPDATE _psurvey_tables SET status='running', total=?3, options=?4, run=?5, code=?6, user=?7,"
+               " code_hash=?8, user_hash=?9, sandbox=?10, seed=?11, timeout=?12, memory=?13, finished=NULL"
+               " WHERE name=?1"
+             : "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options, run,"
+               " code, user, code_hash, user_hash, sandbox, seed, timeout, memory)"
+               " VALUES (?1, ?2, 'running', ?3, 0, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
     db_fail(s->db, err, "stage");
     goto fail;
   }
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_double(st, 2, (double)ps_now_us() / 1e6);
-  sqlite3_bind_int64(st, 3, total);
-  sqlite3_bind_text(st, 4, options ? options : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, info->total);
+  sqlite3_bind_text(st, 4, info->options ? info->options : "", -1, SQLITE_STATIC);
+  if (info->run > 0) sqlite3_bind_int64(st, 5, info->run);
+  bind_blob_or_null(st, 6, info->code, info->code_len);
+  bind_blob_or_null(st, 7, info->user, info->user_len);
+  if (info->code_hash) sqlite3_bind_text(st, 8, info->code_hash, -1, SQLITE_STATIC);
+  if (info->user_hash) sqlite3_bind_text(st, 9, info->user_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 10, info->sandbox ? info->sandbox : "default", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 11, (int64_t)info->seed);
+  sqlite3_bind_double(st, 12, info->timeout);
+  sqlite3_bind_double(st, 13, info->memory);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {
@@ -198,6 +345,13 @@ int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t
   g->store = s;
   g->name = strdup(name);
   ps_buf_init(&g->scratch);
+  if (resume) {
+    g->created = 1;
+    if (load_columns(g, err) != 0) {
+      ps_stage_end(g, NULL, 0, 0, NULL);
+      return PS_EDB;
+    }
+  }
   *out = g;
   return 0;
 fail:
@@ -492,6 +646,10 @@ int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
   sqlite3_bind_double(st, 8, (double)row->start_us / 1e6);
   sqlite3_bind_double(st, 9, (double)(row->start_us + row->duration_us) / 1e6);
   sqlite3_bind_double(st, 10, (double)row->duration_us / 1e6);
+  sqlite3_bind_double(st, 11, (double)row->cpu_us / 1e6);
+  sqlite3_bind_int64(st, 12, row->peak_bytes);
+  if (row->name) sqlite3_bind_text(st, 13, row->name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 14, (int64_t)row->hash);
   pos = 0;
   if ((rc = bind_table(g, row->pset, row->pset_len, &pos, &changed, err)) != 0) return rc;
   if ((rc = bind_table(g, row->result, row->result_len, &pos, &changed, err)) != 0) return rc;
@@ -508,6 +666,186 @@ int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
   return 0;
 }
 
+int ps_stage_attempt(ps_stage_t *g, const ps_attempt_t *a, ps_err_t *err) {
+  sqlite3 *db = g->store->db;
+  int rc;
+  if ((rc = begin_tx(g, err)) != 0) return rc;
+  if (g->attempt == NULL) {
+    ps_buf_t q;
+    char table[600];
+    snprintf(table, sizeof table, "%s_attempts", g->name);
+    ps_buf_init(&q);
+    ps_buf_puts(&q, "INSERT INTO ");
+    put_ident(&q, table, strlen(table));
+    ps_buf_puts(&q, " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    const char *sql = sql_of(&q);
+    rc = sql ? sqlite3_prepare_v2(db, sql, -1, &g->attempt, NULL) : SQLITE_NOMEM;
+    ps_buf_free(&q);
+    if (rc != SQLITE_OK) return db_fail(db, err, "attempts");
+  }
+  sqlite3_stmt *st = g->attempt;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  sqlite3_bind_int64(st, 1, a->index + 1);
+  sqlite3_bind_int64(st, 2, a->attempt);
+  sqlite3_bind_text(st, 3, a->kind, -1, SQLITE_STATIC);
+  if (a->message) sqlite3_bind_text(st, 4, a->message, (int)a->message_len, SQLITE_STATIC);
+  if (a->traceback && a->traceback_len)
+    sqlite3_bind_text(st, 5, a->traceback, (int)a->traceback_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, a->worker);
+  if (a->host) sqlite3_bind_text(st, 7, a->host, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 8, (double)a->start_us / 1e6);
+  sqlite3_bind_double(st, 9, (double)a->duration_us / 1e6);
+  sqlite3_bind_double(st, 10, (double)a->cpu_us / 1e6);
+  sqlite3_bind_int64(st, 11, a->peak_bytes);
+  sqlite3_bind_double(st, 12, a->timeout);
+  sqlite3_bind_double(st, 13, a->memory);
+  sqlite3_bind_int64(st, 14, (int64_t)a->hash);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : db_fail(db, err, "storing an attempt");
+}
+
+/* A stored row, as resume sees it. */
+typedef struct stored_s {
+  uint64_t hash;
+  int64_t index;  /* 1-based, as stored */
+  int64_t target; /* its new _index, or 0 when no pset matches */
+  int ok;
+} stored_t;
+
+static int stored_cmp(const void *a, const void *b) {
+  const stored_t *x = a, *y = b;
+  if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+  return (x->index > y->index) - (x->index < y->index);
+}
+
+static int run_sql_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, ps_err_t *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, err, "resume");
+  sqlite3_bind_int64(st, 1, a);
+  sqlite3_bind_int64(st, 2, b);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_fail(db, err, "resume");
+}
+
+int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                    int64_t *ok, int64_t *failed, ps_err_t *err) {
+  sqlite3 *db = g->store->db;
+  ps_buf_t q;
+  sqlite3_stmt *st;
+  stored_t *rows = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  *ok = *failed = 0;
+  memset(done, 0, (size_t)total);
+  if (!g->created) return 0; /* a new table: nothing was done before */
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "SELECT _hash, _index, _status = 'ok' FROM ");
+  put_ident(&q, g->name, strlen(g->name));
+  const char *sql = sql_of(&q);
+  if (sql == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    rc = ps_err_set(err, PS_EDB,
+                    "cannot resume table '%s': it has no pset hashes (written by an older psurvey); run "
+                    "without --resume",
+                    g->name);
+    ps_buf_free(&q);
+    return rc;
+  }
+  ps_buf_free(&q);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      stored_t *more = realloc(rows, sizeof *rows * cap);
+      if (more == NULL) {
+        sqlite3_finalize(st);
+        free(rows);
+        return ps_err_set(err, PS_ENOMEM, "out of memory");
+      }
+      rows = more;
+    }
+    rows[n].hash = (uint64_t)sqlite3_column_int64(st, 0);
+    rows[n].index = sqlite3_column_int64(st, 1);
+    rows[n].ok = sqlite3_column_int(st, 2);
+    rows[n].target = 0;
+    n++;
+  }
+  sqlite3_finalize(st);
+  qsort(rows, n, sizeof *rows, stored_cmp);
+  /* Each pset takes the first unmatched stored row with its hash, so a pset
+     listed twice matches two rows. */
+  ps_buf_t pset;
+  ps_buf_init(&pset);
+  for (int64_t i = 0; i < total && n > 0; i++) {
+    pset.len = 0;
+    src->get(src, i, &pset);
+    if (pset.failed) {
+      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+      break;
+    }
+    uint64_t h = ps_hash(pset.data, pset.len, 0);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (rows[mid].hash < h)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    while (lo < n && rows[lo].hash == h && rows[lo].target) lo++;
+    if (lo == n || rows[lo].hash != h) continue;
+    rows[lo].target = i + 1;
+    if (rows[lo].ok || keep_failed) {
+      done[i] = 1;
+      if (rows[lo].ok)
+        ++*ok;
+      else
+        ++*failed;
+    }
+  }
+  ps_buf_free(&pset);
+  /* Renumber: rows that move go to negative indexes first, so that no two
+     rows ever share an _index on the way. */
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "UPDATE ");
+  put_ident(&q, g->name, strlen(g->name));
+  ps_buf_puts(&q, " SET _index = ?2 WHERE _index = ?1");
+  char *update = rc == 0 && sql_of(&q) ? strdup(q.data) : NULL;
+  ps_buf_free(&q);
+  int64_t unmatched = 0;
+  if (rc == 0 && update == NULL) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (rc == 0) rc = begin_tx(g, err);
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    if (rows[k].target == rows[k].index) continue;
+    if (rows[k].target == 0) unmatched++;
+    rc = run_sql_int(db, update, rows[k].index, -(int64_t)k - 1, err);
+  }
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    if (rows[k].target == rows[k].index || rows[k].target == 0) continue;
+    rc = run_sql_int(db, update, -(int64_t)k - 1, rows[k].target, err);
+  }
+  free(update);
+  free(rows);
+  if (rc == 0 && unmatched > 0) {
+    /* Rows of psets this map no longer has: kept, in a table of their own. */
+    char aside[600];
+    snprintf(aside, sizeof aside, "%s_unmatched_%lld", g->name, (long long)(ps_now_us() / 1000000));
+    ps_buf_init(&q);
+    ps_buf_puts(&q, "CREATE TABLE ");
+    put_ident(&q, aside, strlen(aside));
+    ps_buf_puts(&q, " AS SELECT * FROM ");
+    put_ident(&q, g->name, strlen(g->name));
+    ps_buf_puts(&q, " WHERE _index < 0; DELETE FROM ");
+    put_ident(&q, g->name, strlen(g->name));
+    ps_buf_puts(&q, " WHERE _index < 0");
+    rc = sql_of(&q) ? exec(db, q.data, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_buf_free(&q);
+  }
+  if (rc == 0) rc = ps_stage_commit(g, err);
+  return rc;
+}
+
 int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
   if (!g->in_tx) return 0;
   g->in_tx = 0;
@@ -522,10 +860,10 @@ int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, 
     if (begin_tx(g, err) == 0) rc = create_table(g, err);
   }
   if (rc == 0) rc = ps_stage_commit(g, err);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(g->store->db,
-                         "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?", -1,
-                         &st, NULL) == SQLITE_OK) {
+  sqlite3_stmt *st = NULL;
+  if (status && sqlite3_prepare_v2(g->store->db,
+                                   "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?",
+                                   -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_double(st, 1, (double)ps_now_us() / 1e6);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, ok);
@@ -535,6 +873,7 @@ int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, 
   }
   sqlite3_finalize(st);
   sqlite3_finalize(g->insert);
+  sqlite3_finalize(g->attempt);
   for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
   free(g->cols);
   free(g->lastmap);
@@ -560,7 +899,8 @@ static const char *view_where(int view) {
                                    : "";
 }
 
-int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out, ps_err_t *err) {
+int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
+                   ps_err_t *err) {
   if (!table_exists(s->db, table)) return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
   ps_cursor_t *c = calloc(1, sizeof *c);
   if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
@@ -608,6 +948,7 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out
   ps_buf_puts(&q, " FROM ");
   put_ident(&q, table, strlen(table));
   ps_buf_puts(&q, view_where(view));
+  if (only > 0) ps_buf_printf(&q, "%s _index = %lld", view == PS_VIEW_ALL ? " WHERE" : " AND", (long long)only);
   ps_buf_puts(&q, " ORDER BY _index");
   const char *sql = sql_of(&q);
   int rc = sql ? sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL) : SQLITE_NOMEM;

@@ -17,14 +17,22 @@
 
 #include "buf.h"
 #include "ps.h"
+#include "source.h"
 #include "value.h"
 
 typedef struct ps_store_s ps_store_t;
 typedef struct ps_stage_s ps_stage_t;
 typedef struct ps_cursor_s ps_cursor_t;
 
-/* Opens (creating) the database at path; NULL keeps it in memory. */
+/* Opens (creating) the database at path; NULL keeps it in memory. A file
+   that is not an SQLite database, or cannot be written, is an error here,
+   naming the file. */
 int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err);
+/* Claims the database for this process until it closes it: a second
+   psurvey writing the same file gets an error naming the first (its pid),
+   never a mixed table. Readers (the sqlite3 shell, `psurvey results`) are
+   not affected. */
+int ps_store_lock(ps_store_t *s, ps_err_t *err);
 void ps_store_close(ps_store_t *s);
 const char *ps_store_path(const ps_store_t *s);
 struct sqlite3 *ps_store_db(ps_store_t *s);
@@ -32,7 +40,7 @@ struct sqlite3 *ps_store_db(ps_store_t *s);
 /* A finished pset, as the scheduler hands it to the store. */
 typedef struct ps_row_s {
   int64_t index;      /* 0-based; stored 1-based in _index */
-  const char *status; /* "ok", "error", "signal", "exit" */
+  const char *status; /* "ok", "error", "memory", "timeout", "signal", "exit" */
   const char *exception, *traceback;
   size_t exception_len, traceback_len;
   int64_t attempt, worker;
@@ -40,12 +48,52 @@ typedef struct ps_row_s {
   int64_t start_us, duration_us;
   const char *pset, *result; /* value encodings; result may be NULL */
   size_t pset_len, result_len;
+  int64_t cpu_us, peak_bytes; /* CPU time (with child processes), peak Lua heap */
+  const char *name;           /* the pset's label, or NULL */
+  uint64_t hash;              /* of the pset's encoding (hash.h) */
 } ps_row_t;
 
-/* Starts writing stage `name`. A table of that name from an earlier run is
-   kept, renamed with the time it was made (name_YYYYMMDD_HHMMSS). */
-int ps_stage_begin(ps_store_t *s, const char *name, const char *options, int64_t total, ps_stage_t **out,
-                   ps_err_t *err);
+/* One failed attempt at a pset, for the stage's attempts table. */
+typedef struct ps_attempt_s {
+  int64_t index, attempt, worker;
+  const char *kind; /* error, memory, timeout, signal, exit, host_lost */
+  const char *message, *traceback;
+  size_t message_len, traceback_len;
+  const char *host;
+  int64_t start_us, duration_us, cpu_us, peak_bytes;
+  double timeout, memory; /* the limits it ran with (0: none) */
+  uint64_t hash;
+} ps_attempt_t;
+
+/* What a stage is, as recorded in _psurvey_tables (replay and resume read
+   it back). */
+typedef struct ps_stage_info_s {
+  const char *name, *options;
+  int64_t total;
+  int64_t run; /* its row in _psurvey_runs, or 0 */
+  const char *code, *user; /* shipped worker and user value encodings */
+  size_t code_len, user_len;
+  const char *code_hash, *user_hash; /* hex */
+  const char *sandbox;
+  uint64_t seed;
+  double timeout, memory; /* the map's limits (0: none) */
+  int resume;             /* keep the table and its rows */
+} ps_stage_info_t;
+
+/* Starts writing a stage. Without resume, a table of that name from an
+   earlier run is kept, renamed with the time it was made
+   (name_YYYYMMDD_HHMMSS), with its attempts table. With resume, rows are
+   added to the existing table. */
+int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out, ps_err_t *err);
+/* Resuming: matches the stored rows to the first `total` psets of src by
+   hash (so reordered or extended psets still match), renumbers their
+   _index to the new positions, moves rows that match no pset to an archive
+   table, and sets done[i] for every pset i that needs no new run: stored
+   ok, or failed and keep_failed. *ok and *failed count those. */
+int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                    int64_t *ok, int64_t *failed, ps_err_t *err);
+/* Records a failed attempt inside the open transaction. */
+int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
 /* Adds a row inside the open transaction. PS_EVALUE: this row cannot be
    stored as it is (err says why; the caller stores it as a failure);
    PS_EDB: the database failed. */
@@ -57,7 +105,8 @@ int ps_stage_end(ps_stage_t *st, const char *status, int64_t ok, int64_t failed,
 
 /* Reading a stage back. */
 enum { PS_VIEW_OK, PS_VIEW_MISSING, PS_VIEW_ALL };
-int ps_cursor_open(ps_store_t *s, const char *table, int view, ps_cursor_t **out, ps_err_t *err);
+/* only > 0: just the row whose _index is `only`. */
+int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out, ps_err_t *err);
 int ps_cursor_ncols(const ps_cursor_t *c);
 const char *ps_cursor_colname(const ps_cursor_t *c, int i);
 /* 1 with a row, 0 at the end, PS_EDB on error. */

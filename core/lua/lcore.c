@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "lcodec.h"
 #include "lpsurvey.h"
 #include "lship.h"
@@ -55,19 +56,43 @@ static int core_decode(lua_State *L) {
   return 1;
 }
 
-/* core.ship(f) -> string; raises naming what cannot travel */
+/* core.ship(f [, canonical]) -> string; raises naming what cannot travel */
 static int core_ship(lua_State *L) {
   ps_buf_t b;
   char err[700];
   luaL_checktype(L, 1, LUA_TFUNCTION);
   ps_buf_init(&b);
-  if (psL_ship(L, 1, &b, err, sizeof err) != 0) {
+  if (psL_ship(L, 1, &b, lua_toboolean(L, 2), err, sizeof err) != 0) {
     ps_buf_free(&b);
     lua_pushstring(L, err);
     return lua_error(L);
   }
   lua_pushlstring(L, b.data, b.len);
   ps_buf_free(&b);
+  return 1;
+}
+
+/* core.hash(s) -> 16 hex digits (hash.h) */
+static int core_hash(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ps_hash(s, n, 0));
+  lua_pushstring(L, hex);
+  return 1;
+}
+
+/* core.pid() -> this process's id; core.hostname() -> its host's name */
+static int core_pid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static int core_hostname(lua_State *L) {
+  char host[256];
+  if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
+  host[sizeof host - 1] = '\0';
+  lua_pushstring(L, host);
   return 1;
 }
 
@@ -126,7 +151,7 @@ static int core_ncpu(lua_State *L) {
 }
 
 static const luaL_Reg core_funcs[] = {
-    {"encode", core_encode}, {"decode", core_decode},       {"ship", core_ship},
+    {"encode", core_encode}, {"decode", core_decode},       {"ship", core_ship}, {"hash", core_hash}, {"pid", core_pid}, {"hostname", core_hostname},
     {"vmem", core_vmem},     {"isatty", core_isatty},       {"ncpu", core_ncpu},
     {"mkdir", core_mkdir},   {"env_names", core_env_names}, {NULL, NULL}};
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lcodec.h"
 #include "lpsurvey.h"
 #include "run.h"
 #include "source.h"
@@ -86,6 +87,88 @@ static const char *str_field(lua_State *L, int t, const char *k, size_t *len) {
   return s;
 }
 
+static double num_field(lua_State *L, int t, const char *k, double dflt) {
+  lua_getfield(L, t, k);
+  double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The retry function of a running stage: called from the loop, so always
+   under lua_pcall, and its errors become the stage's error. */
+typedef struct retry_ctx_s {
+  lua_State *L;
+  int fn; /* stack index of the function, inside engine:run's frame */
+} retry_ctx_t;
+
+static int retry_msgh(lua_State *L) {
+  const char *m = lua_tostring(L, 1);
+  luaL_traceback(L, L, m ? m : "(error object is not a string)", 1);
+  return 1;
+}
+
+static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *msg, size_t msgsz) {
+  retry_ctx_t *c = ud;
+  lua_State *L = c->L;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 10)) {
+    snprintf(msg, msgsz, "Lua stack overflow");
+    return -1;
+  }
+  lua_pushcfunction(L, retry_msgh);
+  lua_pushvalue(L, c->fn);
+  if (psL_decode(L, f->pset, f->pset_len, msg, msgsz) != 0) {
+    lua_settop(L, top);
+    return -1;
+  }
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, f->kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushlstring(L, f->message, f->message_len);
+  lua_setfield(L, -2, "message");
+  lua_pushinteger(L, (lua_Integer)f->attempt);
+  lua_setfield(L, -2, "attempt");
+  lua_pushinteger(L, (lua_Integer)f->index + 1);
+  lua_setfield(L, -2, "index");
+  lua_pushnumber(L, f->limits->timeout);
+  lua_setfield(L, -2, "timeout");
+  lua_pushnumber(L, f->limits->memory);
+  lua_setfield(L, -2, "memory");
+  lua_pushinteger(L, f->limits->ncores);
+  lua_setfield(L, -2, "ncores");
+  lua_pushinteger(L, (lua_Integer)f->attempt);
+  int rc = lua_pcall(L, 3, 1, top + 1);
+  if (rc != LUA_OK) {
+    snprintf(msg, msgsz, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+    lua_settop(L, top);
+    return -1;
+  }
+  int again = 0;
+  switch (lua_type(L, -1)) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: again = lua_toboolean(L, -1); break;
+    case LUA_TTABLE: {
+      char why[300];
+      if (psL_check_limits(L, -1, next, why, sizeof why) != 0) {
+        snprintf(msg, msgsz, "it returned a bad table: %s", why);
+        lua_settop(L, top);
+        return -1;
+      }
+      again = 1;
+      break;
+    }
+    default:
+      snprintf(msg, msgsz,
+               "it returned a %s; return nil to give up, or a table of per-pset options (may be empty) to try "
+               "again",
+               luaL_typename(L, -1));
+      lua_settop(L, top);
+      return -1;
+  }
+  lua_settop(L, top);
+  return again;
+}
+
 static void set_num(lua_State *L, const char *k, double v) {
   lua_pushnumber(L, v);
   lua_setfield(L, -2, k);
@@ -103,6 +186,8 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
   set_int(L, "ok", r->counts.ok);
   set_int(L, "failed", r->counts.failed);
   set_int(L, "exceptions", r->counts.exceptions);
+  set_int(L, "resumed", r->counts.resumed);
+  set_int(L, "retried", r->counts.retried);
   set_num(L, "seconds", r->seconds);
   set_int(L, "interrupted", r->interrupted);
   const ps_hist_t *h = &r->hist;
@@ -145,6 +230,36 @@ static int engine_run(lua_State *L) {
   o.options_text = str_field(L, 4, "options_text", &n);
   if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");
   if (o.ncores < 1) o.ncores = 1;
+  ps_limits_unset(&o.limits);
+  o.limits.timeout = num_field(L, 4, "timeout", 0);
+  o.limits.memory = num_field(L, 4, "memory", 0);
+  o.limits.ncores = 1;
+  o.limits.retries = 1;
+  o.sandbox = (int)int_field(L, 4, "sandbox", 0);
+  o.seed = (uint64_t)int_field(L, 4, "seed", 0);
+  o.resume = (int)int_field(L, 4, "resume", 0);
+  o.resume_keep_failed = (int)int_field(L, 4, "resume_keep_failed", 0);
+  retry_ctx_t rctx = {L, 0};
+  lua_getfield(L, 4, "retries");
+  if (lua_isfunction(L, -1)) {
+    rctx.fn = lua_gettop(L); /* stays on the stack while the stage runs */
+    o.retry = retry_cb;
+    o.retry_ud = &rctx;
+  } else {
+    if (!lua_isnil(L, -1)) o.limits.retries = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  o.stage.run = int_field(L, 4, "run", 0);
+  o.stage.code = o.code;
+  o.stage.code_len = o.code_len;
+  o.stage.user = o.user;
+  o.stage.user_len = o.user_len;
+  o.stage.code_hash = str_field(L, 4, "code_hash", &n);
+  o.stage.user_hash = str_field(L, 4, "user_hash", &n);
+  o.stage.sandbox = o.sandbox ? "strict" : "default";
+  o.stage.seed = o.seed;
+  o.stage.timeout = o.limits.timeout;
+  o.stage.memory = o.limits.memory;
   ps_run_result_t res;
   ps_err_t err;
   memset(&res, 0, sizeof res);

@@ -16,6 +16,11 @@ void psL_open_store(lua_State *L);
 /* The worker process: `psurvey worker` (lworker.c). */
 int psL_worker_main(int argc, char **argv);
 
+/* Reads a table of per-pset options (timeout, memory, ncores, retries,
+   name) at idx into out; -1 and msg when a key or a value is wrong. */
+struct ps_limits_s;
+int psL_check_limits(lua_State *L, int idx, struct ps_limits_s *out, char *msg, size_t msgsz);
+
 /* Pushes an item read from the store or a frame as a Lua value. */
 struct ps_item_s;
 void psL_push_item(lua_State *L, const struct ps_item_s *it);

@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lcodec.h"
@@ -27,6 +28,7 @@ typedef struct ship_s {
   int modules; /* stack index: package.loaded */
   int seen;    /* stack index: table or function -> back reference id */
   int nseen;
+  int canonical; /* stripped bytecode, sorted keys: for the code hash */
   char *err;
   size_t errsz;
   char path[300];
@@ -111,7 +113,7 @@ static int ship_function(ship_t *S, int idx, int depth) {
   ps_buf_t code;
   ps_buf_init(&code);
   lua_pushvalue(L, idx);
-  lua_dump(L, writer, &code, 0);
+  lua_dump(L, writer, &code, S->canonical);
   lua_pop(L, 1);
   ps_buf_putc(S->b, PS_TAG_FUNC);
   ps_put_bytes(S->b, code.data, code.len);
@@ -139,6 +141,63 @@ static int ship_function(ship_t *S, int idx, int depth) {
   return 0;
 }
 
+typedef struct keybytes_s {
+  size_t off, len;
+  int slot; /* its index in the keys table */
+  const char *base;
+} keybytes_t;
+
+static int keybytes_cmp(const void *pa, const void *pb) {
+  const keybytes_t *a = pa, *b = pb;
+  int c = memcmp(a->base + a->off, b->base + b->off, a->len < b->len ? a->len : b->len);
+  return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The hash part of the table at idx, keys sorted by their encoding, so
+   that equal tables always ship as equal bytes (the code hash). */
+static int ship_sorted_hash(ship_t *S, int idx, lua_Integer n, uint64_t nhash, size_t pathlen, int depth) {
+  lua_State *L = S->L;
+  ps_buf_t enc;
+  keybytes_t *order = malloc(sizeof *order * (nhash ? nhash : 1));
+  if (order == NULL) return refuse(S, "a table too large for memory");
+  ps_buf_init(&enc);
+  lua_createtable(L, (int)nhash, 0);
+  int keys = lua_gettop(L);
+  int m = 0, rc = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= n) continue;
+    int kt = lua_type(L, -1);
+    psL_encerr_t e;
+    order[m].off = enc.len;
+    if ((kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) || psL_encode(L, -1, &enc, 1, &e) != 0) {
+      lua_pop(L, 1);
+      rc = refuse(S, "a table with a key that is not a string, number or boolean");
+      break;
+    }
+    order[m].len = enc.len - order[m].off;
+    order[m].slot = m + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, keys, ++m);
+  }
+  for (int k = 0; k < m; k++) order[k].base = enc.data;
+  if (rc == 0 && !enc.failed) qsort(order, (size_t)m, sizeof *order, keybytes_cmp);
+  for (int k = 0; rc == 0 && k < m; k++) {
+    lua_rawgeti(L, keys, order[k].slot);
+    psL_keypath(L, -1, S->path + pathlen, sizeof S->path - pathlen);
+    ps_buf_put(S->b, enc.data + order[k].off, order[k].len);
+    lua_rawget(L, idx);
+    rc = ship_value(S, lua_gettop(L), depth + 1);
+    lua_pop(L, 1);
+  }
+  free(order);
+  ps_buf_free(&enc);
+  lua_settop(L, keys - 1);
+  if (rc == 0) S->path[pathlen] = '\0';
+  return rc;
+}
+
 static int ship_table(ship_t *S, int idx, int depth) {
   lua_State *L = S->L;
   if (depth > PS_MAX_DEPTH) return refuse(S, "nested deeper than 100 levels");
@@ -158,6 +217,7 @@ static int ship_table(ship_t *S, int idx, int depth) {
     if (ship_value(S, lua_gettop(L), depth + 1) != 0) return -1;
     lua_pop(L, 1);
   }
+  if (S->canonical) return ship_sorted_hash(S, idx, n, nhash, pathlen, depth);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n) {
@@ -217,11 +277,12 @@ static int ship_value(ship_t *S, int idx, int depth) {
   return 0;
 }
 
-int psL_ship(lua_State *L, int idx, ps_buf_t *b, char *err, size_t errsz) {
+int psL_ship(lua_State *L, int idx, ps_buf_t *b, int canonical, char *err, size_t errsz) {
   ship_t S;
   int top = lua_gettop(L);
   idx = lua_absindex(L, idx);
   memset(&S, 0, sizeof S);
+  S.canonical = canonical;
   S.L = L;
   S.b = b;
   S.err = err;
@@ -256,6 +317,7 @@ typedef struct unship_s {
   int envholder;
   int refs; /* stack index: id -> table or function */
   int nrefs;
+  int strict; /* resolve names in the strict sandbox (lsandbox.c) */
   char *err;
   size_t errsz;
 } unship_t;
@@ -270,6 +332,19 @@ static int bad(unship_t *U, const char *what) {
 /* Resolves "math.floor" or "print" against this state's standard libraries. */
 static int push_stdref(unship_t *U, const char *name, size_t n) {
   lua_State *L = U->L;
+  if (U->strict) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict_names");
+    lua_pushlstring(L, name, n);
+    int t = lua_rawget(L, -2);
+    lua_remove(L, -2);
+    if (t != LUA_TNIL) return 0;
+    lua_pop(L, 1);
+    snprintf(U->err, U->errsz,
+             "the worker uses '%.*s' (an upvalue), which the strict sandbox does not allow: "
+             "use sandbox = 'default' or leave it out",
+             (int)n, name);
+    return -1;
+  }
   const char *dot = memchr(name, '.', n);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   if (dot == NULL) {
@@ -376,7 +451,13 @@ static int unship_value(unship_t *U, int depth) {
     case PS_TAG_MODULE:
       U->r->p++;
       if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "module name");
-      lua_getglobal(L, "require");
+      if (U->strict) {
+        lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
+        lua_getfield(L, -1, "require");
+        lua_remove(L, -2);
+      } else {
+        lua_getglobal(L, "require");
+      }
       lua_pushlstring(L, s, n);
       lua_call(L, 1, 1);
       return 0;
@@ -390,8 +471,9 @@ static int unship_value(unship_t *U, int depth) {
   }
 }
 
-int psL_unship(lua_State *L, ps_reader_t *r, int envholder, char *err, size_t errsz) {
+int psL_unship(lua_State *L, ps_reader_t *r, int envholder, int strict, char *err, size_t errsz) {
   unship_t U;
+  U.strict = strict;
   U.L = L;
   U.r = r;
   U.envholder = lua_absindex(L, envholder);

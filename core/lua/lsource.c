@@ -131,9 +131,64 @@ static int source_product(lua_State *L) {
   return 1;
 }
 
-/* Encodes psets[i] as a table of string keys into b; fills msg on error. */
-static int encode_pset(lua_State *L, int i, ps_buf_t *b, char *msg, size_t msgsz) {
+int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t msgsz) {
+  static const char *const known = "timeout, memory, ncores, retries, name";
+  idx = lua_absindex(L, idx);
+  ps_limits_unset(out);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    snprintf(msg, msgsz, "expected a table of per-pset options (%s), got a %s", known, luaL_typename(L, idx));
+    return -1;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    int isnum = lua_type(L, -1) == LUA_TNUMBER;
+    double d = isnum ? lua_tonumber(L, -1) : 0;
+    int isint = lua_isinteger(L, -1);
+    lua_Integer i = isint ? lua_tointeger(L, -1) : 0;
+    const char *want = NULL;
+    if (strcmp(k, "timeout") == 0) {
+      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of seconds >= 0 (0: none)";
+      out->timeout = d;
+    } else if (strcmp(k, "memory") == 0) {
+      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of MiB >= 0 (0: none)";
+      out->memory = d;
+    } else if (strcmp(k, "ncores") == 0) {
+      if (!isint || i < 1 || i > 65536) want = "an integer >= 1";
+      out->ncores = (int)i;
+    } else if (strcmp(k, "retries") == 0) {
+      if (!isint || i < 0 || i > 1000000) want = "an integer >= 0";
+      out->retries = (int)i;
+    } else if (strcmp(k, "name") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        want = "a string";
+      } else {
+        free(out->name);
+        out->name = strdup(lua_tostring(L, -1));
+      }
+    } else {
+      snprintf(msg, msgsz, "unknown per-pset option '%s' (known: %s)", k, known);
+      lua_pop(L, 2);
+      ps_limits_free(out);
+      return -1;
+    }
+    if (want) {
+      snprintf(msg, msgsz, "per-pset option '%s' must be %s, got %s", k, want,
+               isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      lua_pop(L, 2);
+      ps_limits_free(out);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* Encodes psets[i] as a table of string keys into b; fills msg on error.
+   Its _psurvey table, if any, goes to *limits instead of the encoding. */
+static int encode_pset(lua_State *L, int i, ps_buf_t *b, ps_limits_t **limits, char *msg, size_t msgsz) {
   int t = lua_gettop(L);
+  *limits = NULL;
   if (lua_type(L, t) != LUA_TTABLE) {
     snprintf(msg, msgsz, "pset #%d is a %s, expected a table", i, luaL_typename(L, t));
     return -1;
@@ -156,12 +211,46 @@ static int encode_pset(lua_State *L, int i, ps_buf_t *b, char *msg, size_t msgsz
       lua_settop(L, t);
       return -1;
     }
+    if (strcmp(k, "_psurvey") == 0) continue;
     if (k[0] == '_') {
-      snprintf(msg, msgsz, "pset #%d key '%.60s' is reserved: keys starting with '_' are psurvey's columns",
+      snprintf(msg, msgsz,
+               "pset #%d key '%.60s' is reserved: keys starting with '_' are psurvey's columns "
+               "(per-pset options go in '_psurvey')",
                i, k);
       lua_settop(L, t);
       return -1;
     }
+  }
+  if (lua_getfield(L, t, "_psurvey") != LUA_TNIL) {
+    char why[300];
+    ps_limits_t *l = malloc(sizeof *l);
+    if (l == NULL) {
+      snprintf(msg, msgsz, "out of memory");
+      return -1;
+    }
+    if (psL_check_limits(L, -1, l, why, sizeof why) != 0) {
+      free(l);
+      snprintf(msg, msgsz, "pset #%d key '_psurvey': %s", i, why);
+      lua_settop(L, t);
+      return -1;
+    }
+    *limits = l;
+    /* The pset without its options: they are not a column. */
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+      if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "_psurvey") == 0) {
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+    lua_replace(L, t);
+    lua_settop(L, t);
+  } else {
+    lua_pop(L, 1);
   }
   psL_encerr_t e;
   if (psL_encode(L, t, b, 1, &e) != 0) {
@@ -192,24 +281,42 @@ static int source_array(lua_State *L) {
   int64_t *offsets = malloc(sizeof(int64_t) * (size_t)(n + 1));
   if (offsets == NULL) return luaL_error(L, "out of memory");
   char msg[600];
+  ps_limits_t **limits = NULL; /* allocated at the first pset that has some */
   for (lua_Integer i = 1; i <= n; i++) {
     offsets[i - 1] = (int64_t)b.len;
     lua_rawgeti(L, 1, i);
-    int rc = encode_pset(L, (int)i, &b, msg, sizeof msg);
+    ps_limits_t *l = NULL;
+    int rc = encode_pset(L, (int)i, &b, &l, msg, sizeof msg);
     lua_pop(L, 1);
+    if (rc == 0 && l && limits == NULL) {
+      limits = calloc((size_t)n, sizeof *limits);
+      if (limits == NULL) rc = -1, snprintf(msg, sizeof msg, "out of memory");
+    }
+    if (l) {
+      if (limits) {
+        limits[i - 1] = l;
+      } else {
+        ps_limits_free(l);
+        free(l);
+      }
+    }
     if (rc != 0 || b.failed) {
       ps_buf_free(&b);
       free(offsets);
+      for (lua_Integer j = 0; limits && j < n; j++)
+        if (limits[j]) ps_limits_free(limits[j]), free(limits[j]);
+      free(limits);
       return luaL_error(L, "%s", rc ? msg : "out of memory");
     }
   }
   offsets[n] = (int64_t)b.len;
   size_t len;
   char *data = ps_buf_steal(&b, &len);
-  ps_source_t *src = ps_array_new(data, offsets, (int64_t)n);
+  ps_source_t *src = ps_array_new(data, offsets, limits, (int64_t)n);
   if (src == NULL) {
     free(data);
     free(offsets);
+    free(limits);
     return luaL_error(L, "out of memory");
   }
   push_source(L, src);

@@ -74,18 +74,20 @@ static int store_count(lua_State *L) {
   return 1;
 }
 
-/* store:cursor(table, view) -> cursor */
+/* store:cursor(table, view [, index]) -> cursor (index: that row alone) */
 static int store_cursor(lua_State *L) {
   lstore_t *u = check_store(L, 1);
   const char *table = luaL_checkstring(L, 2);
   int view = view_of(L, 3);
+  lua_Integer only = luaL_optinteger(L, 4, 0);
+  lua_settop(L, 4);
   lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 1);
   c->c = NULL;
   luaL_setmetatable(L, CURSOR);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   ps_err_t err;
-  if (ps_cursor_open(u->s, table, view, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
+  if (ps_cursor_open(u->s, table, view, (int64_t)only, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
   return 1;
 }
 
@@ -189,8 +191,21 @@ static int cursor_close(lua_State *L) {
   return 0;
 }
 
+/* store:lock() -> true | fail, message: claims the database for writing */
+static int store_lock(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  ps_err_t err;
+  if (ps_store_lock(u->s, &err) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err.msg);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg store_methods[] = {
-    {"close", store_close},   {"path", store_path},     {"count", store_count},
+    {"lock", store_lock},     {"close", store_close},   {"path", store_path},     {"count", store_count},
     {"cursor", store_cursor}, {"query", store_query},   {"export", store_export},
     {"__gc", store_close},    {"__close", store_close}, {NULL, NULL}};
 

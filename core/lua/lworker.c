@@ -5,6 +5,13 @@
  * fresh global environment, and sends results back in batches: at the end
  * of a batch, or sooner when a pset took long, so the driver sees long psets
  * finish as they finish. Blocking I/O: a worker has nothing else to do.
+ *
+ * Limits are per pset and enforced here: memory by the counting allocator
+ * (growth of the Lua heap beyond the pset's start), time by an instruction
+ * count hook. Once a pset trips either, the hook fires at every
+ * instruction and raises again, so a pcall in the worker cannot swallow
+ * it. Code stuck in C or in a child process never runs the hook: the
+ * driver kills the whole process group for that (run.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,15 +22,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frame.h"
+#include "hash.h"
 #include "lcodec.h"
+#include "lsandbox.h"
 #include "lship.h"
 #include "value.h"
 
 /* Results are sent when a batch ends, or once this long has passed. */
 #define FLUSH_AFTER_US 20000
+/* Lua instructions between two looks at the clock when a timeout is set. */
+#define HOOK_COUNT 1000
 
 typedef struct worker_s {
   lua_State *L;
@@ -33,15 +46,51 @@ typedef struct worker_s {
   uint64_t nrecs;
   int64_t last_flush;
   int holder; /* registry ref: function whose upvalue 1 is the pset _ENV */
-  int envmt;  /* registry ref: { __index = _G } */
   int fn;     /* registry ref: the worker function, LUA_NOREF before CODE */
   int user;   /* registry ref: the user value */
   int64_t id;
   int flags;
+  int sandbox; /* PSL_SANDBOX_* */
+  uint64_t seed;
   char host[256];
   char stage[128];
   size_t mem, peak; /* bytes the Lua state holds, and the most it held */
+  /* The pset running now: its limits, and which one it tripped. */
+  size_t mem_base, mem_limit; /* limit: bytes above mem_base, 0: none */
+  int64_t deadline;           /* monotonic us, 0: none */
+  int tripped;                /* PS_STATUS_MEMORY or PS_STATUS_TIMEOUT, or 0 */
+  int tb_saved;               /* the trip's traceback is in the registry */
+  char trip_msg[96];
 } worker_t;
+
+static worker_t *the_worker; /* for the hook, which has no user data */
+
+static void hook(lua_State *L, lua_Debug *ar);
+
+/* Marks the running pset as over a limit; the hook raises from now on. */
+static void trip(worker_t *W, int status) {
+  if (W->tripped) return;
+  W->tripped = status;
+  if (status == PS_STATUS_MEMORY)
+    snprintf(W->trip_msg, sizeof W->trip_msg, "memory limit of %g MiB exceeded",
+             (double)W->mem_limit / (1024.0 * 1024.0));
+  lua_sethook(W->L, hook, LUA_MASKCOUNT, 1);
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  worker_t *W = the_worker;
+  (void)ar;
+  if (!W->tripped && W->deadline && ps_mono_us() >= W->deadline) trip(W, PS_STATUS_TIMEOUT);
+  if (!W->tripped) return;
+  /* This thread (a coroutine has its own hook) raises at every instruction. */
+  lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+  if (!W->tb_saved) {
+    W->tb_saved = 1;
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.trip_traceback");
+  }
+  luaL_error(L, "%s", W->trip_msg);
+}
 
 static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   worker_t *W = ud;
@@ -49,6 +98,10 @@ static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize == 0) {
     free(ptr);
     W->mem -= osize;
+    return NULL;
+  }
+  if (W->mem_limit && nsize > osize && W->mem - osize + nsize > W->mem_base + W->mem_limit) {
+    trip(W, PS_STATUS_MEMORY);
     return NULL;
   }
   void *p = realloc(ptr, nsize);
@@ -135,8 +188,9 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
-static void put_error(worker_t *W, const char *msg, size_t msglen, const char *tb, size_t tblen) {
-  ps_buf_putc(&W->recs, 1);
+static void put_failure(worker_t *W, int status, const char *msg, size_t msglen, const char *tb,
+                        size_t tblen) {
+  ps_buf_putc(&W->recs, (char)status);
   ps_put_bytes(&W->recs, msg, msglen);
   ps_put_bytes(&W->recs, tb, tblen);
 }
@@ -161,7 +215,7 @@ static void put_result(worker_t *W, int pset) {
   if (t != LUA_TTABLE) {
     snprintf(msg, sizeof msg, "the worker returned a %s, expected a table of results (or nil)",
              luaL_typename(L, res));
-    put_error(W, msg, strlen(msg), "", 0);
+    put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
     return;
   }
   ps_buf_t v;
@@ -239,12 +293,14 @@ bad:
   lua_settop(L, res);
 bad2:
   ps_buf_free(&v);
-  put_error(W, msg, strlen(msg), "", 0);
+  put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
 }
 
-static void push_system(worker_t *W, int64_t index, int64_t attempt) {
+static void push_system(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
   lua_State *L = W->L;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, (lua_Integer)ps_pset_seed(W->seed, ps_hash(pset, psetlen, 0)));
+  lua_setfield(L, -2, "seed");
   lua_pushinteger(L, (lua_Integer)index + 1);
   lua_setfield(L, -2, "index");
   lua_pushinteger(L, (lua_Integer)attempt);
@@ -259,10 +315,26 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt) {
   lua_setfield(L, -2, "stage");
 }
 
-static void run_pset(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
+/* CPU time of this process and of its waited-for children, in us. */
+static int64_t cpu_us(void) {
+  struct timespec ts;
+  struct rusage ru;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  int64_t t = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+    t += (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_usec;
+  return t;
+}
+
+static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeout_ms, uint64_t mem_limit,
+                     const char *pset, size_t psetlen) {
   lua_State *L = W->L;
   int base = lua_gettop(L);
   char err[256];
+  /* With a timeout, the driver must know which pset runs: it takes the
+     arrival of the previous results as this one's start. */
+  if (timeout_ms > 0) flush_results(W);
   int64_t start = ps_now_us();
   if (W->flags & PS_CODE_REPORT_STARTS) {
     flush_results(W);
@@ -278,9 +350,7 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, const char *ps
   ps_buf_put_varint(&W->recs, (uint64_t)index);
   /* A fresh environment for this pset. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
-  lua_createtable(L, 0, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->envmt);
-  lua_setmetatable(L, -2);
+  psL_sandbox_push_env(L, W->sandbox);
   lua_setupvalue(L, -2, 1);
   lua_pop(L, 1);
 
@@ -289,18 +359,48 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, const char *ps
   lua_rawgeti(L, LUA_REGISTRYINDEX, W->fn);
   if (psL_decode(L, pset, psetlen, err, sizeof err) != 0) fatal(W, err);
   int psetidx = lua_gettop(L);
-  push_system(W, index, attempt);
+  push_system(W, index, attempt, pset, psetlen);
   lua_rawgeti(L, LUA_REGISTRYINDEX, W->user);
   /* Keep the pset table: the call consumes its argument copy. */
   lua_pushvalue(L, psetidx);
   lua_insert(L, h);
   psetidx = h;
   h++;
+
+  W->tripped = W->tb_saved = 0;
+  W->mem_base = W->peak = W->mem;
+  W->mem_limit = (size_t)mem_limit;
+  W->deadline = 0;
+  if (timeout_ms > 0) {
+    W->deadline = ps_mono_us() + (int64_t)timeout_ms * 1000;
+    snprintf(W->trip_msg, sizeof W->trip_msg, "timeout after %g s", (double)timeout_ms / 1000.0);
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
+  }
+  int64_t cpu0 = cpu_us();
   int rc = lua_pcall(L, 3, 1, h);
+  int64_t cpu = cpu_us() - cpu0;
   int64_t end = ps_now_us();
+  lua_sethook(L, NULL, 0, 0);
+  W->mem_limit = 0;
+  W->deadline = 0;
   ps_buf_put_varint(&W->recs, (uint64_t)start);
   ps_buf_put_varint(&W->recs, (uint64_t)(end - start));
-  if (rc == LUA_OK) {
+  ps_buf_put_varint(&W->recs, (uint64_t)(cpu > 0 ? cpu : 0));
+  ps_buf_put_varint(&W->recs, (uint64_t)(W->peak - W->mem_base));
+  if (W->tripped) {
+    /* Whatever the worker did with the error, the pset is over its limit. */
+    size_t tl = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.trip_traceback");
+    const char *tb = lua_tolstring(L, -1, &tl);
+    if (tb == NULL) {
+      lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
+      tb = lua_tolstring(L, -1, &tl);
+    }
+    put_failure(W, W->tripped, W->trip_msg, strlen(W->trip_msg), tb ? tb : "", tb ? tl : 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.trip_traceback");
+    W->tripped = 0;
+  } else if (rc == LUA_OK) {
     put_result(W, psetidx);
   } else {
     size_t ml, tl = 0;
@@ -309,7 +409,7 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, const char *ps
     lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
     const char *tb = lua_tolstring(L, -1, &tl);
     if (rc == LUA_ERRMEM) m = "not enough memory", ml = strlen(m);
-    put_error(W, m, ml, tb ? tb : "", tb ? tl : 0);
+    put_failure(W, PS_STATUS_ERROR, m, ml, tb ? tb : "", tb ? tl : 0);
   }
   W->nrecs++;
   lua_settop(L, base);
@@ -322,13 +422,14 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   if (W->fn == LUA_NOREF) fatal(W, "tasks before code");
   if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
   for (uint64_t k = 0; k < count; k++) {
-    uint64_t index, attempt;
+    uint64_t index, attempt, timeout_ms, mem_limit;
     const char *pset;
     size_t psetlen;
     if (ps_read_varint(&r, &index) != 0 || ps_read_varint(&r, &attempt) != 0 ||
+        ps_read_varint(&r, &timeout_ms) != 0 || ps_read_varint(&r, &mem_limit) != 0 ||
         ps_read_bytes(&r, &pset, &psetlen) != 0)
       fatal(W, "malformed tasks frame");
-    run_pset(W, (int64_t)index, (int64_t)attempt, pset, psetlen);
+    run_pset(W, (int64_t)index, (int64_t)attempt, timeout_ms, mem_limit, pset, psetlen);
     if (ps_mono_us() - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
   }
   flush_results(W);
@@ -346,7 +447,7 @@ static int load_code(lua_State *L) {
   load_args_t *a = lua_touserdata(L, 1);
   worker_t *W = a->W;
   lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
-  if (psL_unship(L, a->code, -1, a->err, sizeof a->err) != 0) return luaL_error(L, "%s", a->err);
+  if (psL_unship(L, a->code, -1, W->sandbox == PSL_SANDBOX_STRICT, a->err, sizeof a->err) != 0) return luaL_error(L, "%s", a->err);
   if (psL_decode(L, a->user, a->userlen, a->err, sizeof a->err) != 0)
     return luaL_error(L, "the user value: %s", a->err);
   return 2;
@@ -355,16 +456,20 @@ static int load_code(lua_State *L) {
 static void on_code(worker_t *W, const char *p, size_t n) {
   lua_State *L = W->L;
   ps_reader_t r, code;
-  uint64_t id, flags;
+  uint64_t id, flags, sandbox, seed;
   const char *stage, *fn, *user;
   size_t stagelen, fnlen, userlen;
   ps_reader_init(&r, p, n);
   if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &flags) != 0 ||
       ps_read_bytes(&r, &stage, &stagelen) != 0 || ps_read_bytes(&r, &fn, &fnlen) != 0 ||
-      ps_read_bytes(&r, &user, &userlen) != 0)
+      ps_read_bytes(&r, &user, &userlen) != 0 || ps_read_varint(&r, &sandbox) != 0 ||
+      ps_read_varint(&r, &seed) != 0 || sandbox > PSL_SANDBOX_STRICT)
     fatal(W, "malformed code frame");
   W->id = (int64_t)id;
   W->flags = (int)flags;
+  W->sandbox = (int)sandbox;
+  W->seed = seed;
+  psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
   ps_reader_init(&code, fn, fnlen);
   load_args_t a;
@@ -446,15 +551,13 @@ int psL_worker_main(int argc, char **argv) {
   lua_State *L = lua_newstate(count_alloc, &W);
   if (L == NULL) return 2;
   W.L = L;
+  the_worker = &W;
   luaL_openlibs(L);
+  psL_sandbox_open(L);
   /* A main chunk has exactly one upvalue, _ENV: the holder every shipped
      function's _ENV is joined to. */
   luaL_loadstring(L, "return");
   W.holder = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_createtable(L, 0, 1);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  W.envmt = luaL_ref(L, LUA_REGISTRYINDEX);
   W.fn = W.user = LUA_NOREF;
 
   send_hello(&W);

@@ -15,6 +15,7 @@ local M = {}
 local USAGE = [[
 usage: psurvey survey.lua [options] [-- args for the script]
        psurvey results FILE [--table NAME] [--csv | --jsonl]
+       psurvey replay FILE TABLE INDEX
        psurvey --help | --version]]
 
 local function say(fmt, ...)
@@ -42,6 +43,7 @@ local function help()
   out[#out + 1] = ''
   out[#out + 1] = 'psurvey results FILE                lists the tables (one per map() call)'
   out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
+  out[#out + 1] = 'psurvey replay FILE TABLE INDEX     runs pset INDEX of TABLE again, in the foreground'
   out[#out + 1] = ''
   out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 130 interrupted'
   io.stdout:write(table.concat(out, '\n'), '\n')
@@ -75,7 +77,9 @@ local function parse(argv)
         for _, s in ipairs(options.specs) do flags[#flags + 1] = s.flag end
         return nil, usage_error("unknown option '%s'%s", flag, options.suggest(flag, flags))
       end
-      if value == nil then
+      if value == nil and spec.bare then
+        value = spec.bare
+      elseif value == nil then
         i = i + 1
         value = argv[i]
         if value == nil then return nil, usage_error("option '%s' needs a value (%s)", flag, spec.arg) end
@@ -162,6 +166,39 @@ local function results_command(argv)
   return 0
 end
 
+local function replay_command(argv)
+  local file, tbl, index = argv[2], argv[3], math.tointeger(tonumber(argv[4] or ''))
+  if not (file and tbl and index) or argv[5] then
+    return usage_error('usage: psurvey replay FILE TABLE INDEX (INDEX as in the _index column)')
+  end
+  local psurvey = require('psurvey')
+  local ok, row, roles = pcall(psurvey._replay, file, tbl, index)
+  psurvey.shutdown()
+  if not ok then
+    say('replay: %s', tostring(row))
+    return 3
+  end
+  local shown = {}
+  for k, v in pairs(row) do
+    if roles[k] == 'pset' then shown[#shown + 1] = ('%s=%s'):format(k, format.value(v)) end
+  end
+  table.sort(shown)
+  io.stdout:write(('pset #%d of %s: %s\n'):format(index, tbl, table.concat(shown, ', ')))
+  if row._status == 'ok' then
+    local keys = {}
+    for k in pairs(row) do
+      if roles[k] == 'result' then keys[#keys + 1] = k end
+    end
+    table.sort(keys)
+    io.stdout:write(('ok in %s\n'):format(format.seconds(row._duration or 0)))
+    for _, k in ipairs(keys) do io.stdout:write(('  %s = %s\n'):format(k, format.value(row[k]))) end
+    return 0
+  end
+  io.stdout:write(('%s: %s\n'):format(row._status, row._exception or ''))
+  if row._traceback and row._traceback ~= '' then io.stdout:write(row._traceback, '\n') end
+  return 1
+end
+
 local function traceback(e)
   if type(e) == 'table' then return e end
   return debug.traceback(tostring(e), 2)
@@ -176,6 +213,7 @@ function M.main(argv)
   if first == '--help' or first == '-h' then return help() end
   if first == '--version' or first == '-v' then return version() end
   if first == 'results' then return results_command(argv) end
+  if first == 'replay' then return replay_command(argv) end
   local values, script, rest = parse(argv)
   if not values then return script end
   if script == nil then return usage_error('no survey script given') end
@@ -189,22 +227,22 @@ function M.main(argv)
   _G.arg = { [0] = script, [-1] = argv[0] }
   table.move(rest, 1, #rest, 1, _G.arg)
   local ok, e = xpcall(chunk, traceback, table.unpack(rest))
-  local code = 0
+  local code, status = 0, 'done'
   if not ok then
     if type(e) == 'table' and e.interrupted then
       say('%s', e.message)
-      code = 130
+      code, status = 130, 'interrupted'
     elseif tostring(e):match('interrupted') and not tostring(e):match('\n.*psurvey') then
       say('interrupted')
-      code = 130
+      code, status = 130, 'interrupted'
     else
       say('%s', tostring(e))
-      code = 3
+      code, status = 3, 'error'
     end
   elseif psurvey._failed() then
-    code = 1
+    code, status = 1, 'failed'
   end
-  psurvey.shutdown()
+  psurvey.shutdown(status)
   return code
 end
 

@@ -24,6 +24,7 @@ local state = {
   stores = {},     -- path -> core.store
   stages = 0,      -- map() calls so far, for default names
   names = {},      -- table names used by this run, each once
+  runs = {},       -- path -> this run's id in the database's _psurvey_runs
   failed = false,  -- some pset of some map() failed
 }
 
@@ -69,6 +70,46 @@ local function open_store(db)
     state.stores[db] = store
   end
   return store, db
+end
+
+local function file_hash(path)
+  local f = path and io.open(path, 'rb')
+  if not f then return nil end
+  local text = f:read('a')
+  f:close()
+  return core.hash(text)
+end
+
+--- This run's row in the database's runs table, made at its first map().
+local function run_id(store, dbpath, text)
+  if state.runs[dbpath] then return state.runs[dbpath] end
+  local ok, err = store:lock()
+  if not ok then error(err, 0) end
+  local script = state.script or (arg and arg[0])
+  store:query('INSERT INTO _psurvey_runs(started, status, script, script_hash, host, pid, psurvey, lua, libuv,'
+    .. ' sqlite, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', os.time() + 0.0, 'running',
+    script or '', file_hash(script) or '', core.hostname(), core.pid(), core.version, _VERSION,
+    core.libuv_version, core.sqlite_version, text)
+  state.runs[dbpath] = store:query('SELECT last_insert_rowid() AS id')[1].id
+  return state.runs[dbpath]
+end
+
+--- With resume: refuses to mix rows of another worker into a table.
+local function check_resume(store, dbpath, name, mode, code_hash, user_hash)
+  local old = store:query('SELECT code_hash, user_hash, ok, failed FROM _psurvey_tables WHERE name = ?', name)[1]
+  if not old or mode == 'force' then return end
+  local rows = (old.ok or 0) + (old.failed or 0)
+  local what
+  if old.code_hash ~= code_hash then
+    what = 'the worker function (its code or its upvalues)'
+  elseif old.user_hash ~= user_hash then
+    what = "the 'user' value"
+  end
+  if what then
+    error(("resume: table '%s' in %s holds %d rows made with another version of %s: run with "
+      .. '--resume=force to keep them, or without --resume for a fresh table (the old one is kept under '
+      .. 'another name)'):format(name, dbpath, rows, what), 3)
+  end
 end
 
 local function layers(map_opts)
@@ -129,8 +170,9 @@ function M.map(worker, list, opts)
 
   state.stages = state.stages + 1
   local name = values.name or ('stage' .. state.stages)
-  if name:match('^_') or name:match('^sqlite_') then
-    error(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_')"):format(name), 2)
+  if name:match('^_') or name:match('^sqlite_') or name:match('_attempts$') then
+    error(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_', or ending with "
+      .. "'_attempts')"):format(name), 2)
   end
   local key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0' .. name:lower()
   if state.names[key] then
@@ -142,13 +184,21 @@ function M.map(worker, list, opts)
   if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
   if ncores == 0 then error("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
 
+  local code_hash = core.hash(core.ship(worker, true))
+  local user_hash = core.hash(core.encode(values.user, true))
   local store, dbpath = open_store(values.db)
-  state.engine = state.engine or core.engine(find_exe())
   local text = describe(values, from)
+  local run = run_id(store, dbpath, describe(options.resolve(layers({}))))
+  if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
+  state.engine = state.engine or core.engine(find_exe())
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
     max_tasks_per_child = values.max_tasks_per_child, verbose = values.verbose,
     vstats = values.vstats, code = code, user = user, options_text = text,
+    timeout = values.timeout, memory = values.memory, retries = values.retries,
+    sandbox = values.sandbox == 'strict' and 1 or 0, seed = values.seed,
+    resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
+    run = run, code_hash = code_hash, user_hash = user_hash,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then
@@ -174,6 +224,45 @@ function M.open(db, name)
     exceptions = 0, stats = { count = 0 } }, db, nil)
 end
 
+--- Runs pset `index` of stage `name` again, alone, in the same sandbox
+--- profile and with the limits of its last attempt; the worker's output
+--- goes to this terminal. Returns the row (with _status, _exception,
+--- _traceback and the results). Used by `psurvey replay`.
+function M._replay(db, name, index)
+  local store, err = core.store(db)
+  if not store then error(err, 0) end
+  local stage = store:query('SELECT code, user, sandbox, seed, timeout, memory FROM _psurvey_tables'
+    .. ' WHERE name = ?', name)[1]
+  if not stage then error(("no table '%s' in '%s'"):format(name, db), 0) end
+  if not stage.code then
+    error(("table '%s' was written by an older psurvey that did not keep the worker's code"):format(name), 0)
+  end
+  local roles = {}
+  for _, c in ipairs(store:query('SELECT name, role FROM _psurvey_columns WHERE tbl = ?', name)) do
+    roles[c.name] = c.role
+  end
+  local row = store:cursor(name, 'all', index):next()
+  if not row then error(("table '%s' has no pset #%d"):format(name, index), 0) end
+  local pset = {}
+  for k, v in pairs(row) do
+    if roles[k] == 'pset' then pset[k] = v end
+  end
+  local last = store:query('SELECT limit_timeout, limit_memory FROM "' .. name:gsub('"', '""')
+    .. '_attempts" WHERE _index = ? ORDER BY attempt DESC LIMIT 1', index)[1] or {}
+  local scratch = core.store(nil)
+  state.engine = state.engine or core.engine(find_exe())
+  local res, why = state.engine:run(core.array({ pset }), scratch, {
+    name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = stage.code, user = stage.user,
+    options_text = 'replay', timeout = last.limit_timeout or stage.timeout or 0,
+    memory = last.limit_memory or stage.memory or 0, retries = 0,
+    sandbox = stage.sandbox == 'strict' and 1 or 0, seed = stage.seed or 0,
+  })
+  if not res then error('replay: ' .. why, 0) end
+  local out = scratch:cursor('replay', 'all'):next()
+  out._index = index
+  return out, roles
+end
+
 --- The driver's memory use in GiB (resident now, and its peak).
 function M.vmem()
   return core.vmem()
@@ -189,10 +278,16 @@ function M._failed()
   return state.failed
 end
 
---- Stops the workers and closes the databases.
-function M.shutdown()
+--- Stops the workers and closes the databases; status ('done', 'failed',
+--- 'interrupted', 'error') goes to each database's runs table.
+function M.shutdown(status)
   if state.engine then state.engine:close() end
   state.engine = nil
+  for path, id in pairs(state.runs) do
+    pcall(state.stores[path].query, state.stores[path], 'UPDATE _psurvey_runs SET finished = ?, status = ?'
+      .. ' WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'), id)
+    state.runs[path] = nil
+  end
   for path, store in pairs(state.stores) do
     store:close()
     state.stores[path] = nil

@@ -10,6 +10,7 @@ local function check_int(min, max)
       return nil, ('expected an integer, got %s'):format(type(v) == 'number' and tostring(v) or type(v))
     end
     if (min and v < min) or (max and v > max) then
+      if not min then return nil, ('expected at most %d, got %d'):format(max, v) end
       if max then return nil, ('expected %d to %d, got %d'):format(min, max, v) end
       return nil, ('expected at least %d, got %d'):format(min, v)
     end
@@ -27,6 +28,23 @@ local function check_string(v)
   if type(v) ~= 'string' or v == '' then return nil, 'expected a non-empty string, got ' .. type(v) end
   return v
 end
+
+local function check_amount(what)
+  return function(v)
+    if type(v) ~= 'number' or v ~= v or v < 0 or v == math.huge then
+      return nil, ('expected %s >= 0 (0: none), got %s'):format(what, type(v) == 'number' and tostring(v) or type(v))
+    end
+    return v
+  end
+end
+
+local function parse_number(s)
+  local v = tonumber(s)
+  if v == nil then return nil, ("'%s' is not a number"):format(s) end
+  return v
+end
+
+local resume_modes = { done = true, ['done-and-failed'] = true, force = true }
 
 --- A user value given as text (environment or command line): a Lua literal.
 local function parse_literal(s)
@@ -57,6 +75,39 @@ M.specs = {
     help = 'restart a worker process after N psets (0: never)' },
   { name = 'group_size', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
     help = 'psets sent to a worker at once (0: automatic, from measured run times)' },
+  { name = 'timeout', default = 0, arg = 'SECONDS', check = check_amount('a number of seconds'),
+    parse = parse_number,
+    help = 'wall time a pset may run before it is stopped (0: no limit); per pset: _psurvey.timeout' },
+  { name = 'memory', default = 0, arg = 'MIB', check = check_amount('a number of MiB'), parse = parse_number,
+    help = 'Lua heap a pset may use, in MiB (0: no limit); per pset: _psurvey.memory' },
+  { name = 'retries', default = 1, arg = 'N', parse = parse_int,
+    help = 'attempts after a crash or a timeout (a function retry(pset, failure, attempt) in map() decides)',
+    check = function(v)
+      if type(v) == 'function' then return v end
+      return check_int(0)(v)
+    end },
+  { name = 'sandbox', default = 'default', arg = 'PROFILE',
+    help = "worker environment: 'default' (full standard library) or 'strict' (an allow-list, no io/os.execute)",
+    check = function(v)
+      if v == 'default' or v == 'strict' then return v end
+      return nil, ("expected 'default' or 'strict', got %s"):format(type(v) == 'string' and ("'" .. v .. "'")
+        or type(v))
+    end },
+  { name = 'seed', default = 0, arg = 'N', check = check_int(), parse = parse_int,
+    help = 'survey seed: each pset gets system.seed from it and its own hash, whatever runs it' },
+  { name = 'resume', default = false, arg = '[MODE]', bare = 'done',
+    help = 'skip psets already stored: done (default), done-and-failed, or force (keep rows of a changed worker)',
+    check = function(v)
+      if v == true then return 'done' end
+      if v == false or resume_modes[v] then return v end
+      return nil, ("expected true, false, 'done', 'done-and-failed' or 'force', got %s"):format(
+        type(v) == 'string' and ("'" .. v .. "'") or type(v))
+    end,
+    parse = function(s)
+      if s == 'true' then return true end
+      if s == 'false' then return false end
+      return s
+    end },
   { name = 'db', default = nil, arg = 'PATH',
     help = 'SQLite file for the results (default .psurvey/<script>.db); false keeps them in memory',
     check = function(v)

@@ -1,0 +1,273 @@
+/*
+ * lsandbox.c: the environments psets run in, inside a worker process.
+ *
+ * 'default' keeps the whole standard library (surveys commonly run an
+ * external simulator per pset) and gives each pset a fresh global table
+ * whose misses fall through to _G. In both profiles `load` accepts text
+ * only (bytecode comes from the driver, never from user-reachable input)
+ * and the string metatable is protected.
+ *
+ * 'strict' is an allow-list: no io, no os.execute/remove/rename/exit, no
+ * debug, no collectgarbage, no load/loadfile/dofile, no package.loadlib;
+ * `require` loads Lua modules only. The libraries it does give are
+ * read-only proxies, and reading an undefined global is an error naming
+ * it. This is not a jail against a hostile kernel-level attacker; it keeps
+ * a survey's workers honest and reproducible.
+ *
+ * Registry entries (made once per worker by psL_sandbox_open):
+ *   psurvey.default_mt  { __index = _G }
+ *   psurvey.strict_mt   { __index = miss(allowed), __metatable = false }
+ *   psurvey.strict      the allowed globals, by name
+ *   psurvey.strict_names  "math.floor" -> the function, for shipped upvalues
+ */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <string.h>
+
+#include "lsandbox.h"
+
+static const char *const strict_base[] = {
+    "assert", "error",        "ipairs", "next",     "pairs",  "pcall",    "print",  "rawequal", "rawget",
+    "rawlen", "rawset",       "select", "tonumber", "tostring", "type",   "xpcall", "setmetatable",
+    "getmetatable", "_VERSION", NULL};
+
+/* Libraries the strict profile offers, and the names it leaves out. */
+static const struct {
+  const char *name;
+  const char *const *only; /* NULL: every function but those in `except` */
+  const char *const *except;
+} strict_libs[] = {
+    {"string", NULL, (const char *const[]){"dump", NULL}},
+    {"table", NULL, NULL},
+    {"math", NULL, NULL},
+    {"utf8", NULL, NULL},
+    {"coroutine", NULL, NULL},
+    {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
+    {NULL, NULL, NULL}};
+
+static int in_list(const char *const *list, const char *s) {
+  for (; list && *list; list++)
+    if (strcmp(*list, s) == 0) return 1;
+  return 0;
+}
+
+/* load(chunk [, name [, mode [, env]]]) that refuses binary chunks. */
+static int text_load(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n < 3) lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    const char *mode = luaL_checkstring(L, 3);
+    if (strchr(mode, 'b')) return luaL_error(L, "load: binary chunks are not allowed in psurvey workers");
+  }
+  lua_pushstring(L, "t");
+  lua_replace(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n < 3 ? 3 : n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* loadfile(name [, mode [, env]]) and dofile(name), text only. */
+static int text_loadfile(lua_State *L) {
+  const char *name = luaL_optstring(L, 1, NULL);
+  const char *mode = luaL_optstring(L, 2, "t");
+  if (strchr(mode, 'b')) return luaL_error(L, "loadfile: binary chunks are not allowed in psurvey workers");
+  int env = !lua_isnone(L, 3) ? 3 : 0;
+  if (luaL_loadfilex(L, name, "t") != LUA_OK) {
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  if (env) {
+    lua_pushvalue(L, env);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int text_dofile(lua_State *L) {
+  const char *name = luaL_optstring(L, 1, NULL);
+  lua_settop(L, 1);
+  if (luaL_loadfilex(L, name, "t") != LUA_OK) return lua_error(L);
+  lua_call(L, 0, LUA_MULTRET);
+  return lua_gettop(L) - 1;
+}
+
+/* __newindex of a read-only library proxy. */
+static int readonly(lua_State *L) {
+  return luaL_error(L, "the strict sandbox's '%s' library is read-only", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* __index of the strict environment: allowed globals, or an error. */
+static int strict_miss(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_type(L, 2) == LUA_TSTRING)
+    return luaL_error(L, "undefined global '%s' (the strict sandbox has no such name)", lua_tostring(L, 2));
+  return luaL_error(L, "undefined global of type %s", luaL_typename(L, 2));
+}
+
+/* require(name) in the strict profile: allowed libraries, or a Lua module
+   found on package.path, run in its own strict environment. */
+static int strict_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
+  if (lua_getfield(L, -1, name) == LUA_TTABLE) return 1;
+  lua_pop(L, 2);
+  lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict_loaded");
+  if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  int loaded = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "package");
+  lua_getfield(L, -1, "path");
+  const char *path = lua_tostring(L, -1);
+  if (path == NULL) return luaL_error(L, "module '%s' not found: no package.path", name);
+  lua_getfield(L, -3, "searchpath");
+  lua_pushstring(L, name);
+  lua_pushstring(L, path);
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2))
+    return luaL_error(L,
+                      "module '%s' not found on package.path (the strict sandbox loads Lua modules only, "
+                      "not C modules)%s",
+                      name, lua_tostring(L, -1));
+  const char *found = lua_tostring(L, -2);
+  if (luaL_loadfilex(L, found, "t") != LUA_OK) return lua_error(L);
+  psL_sandbox_push_env(L, PSL_SANDBOX_STRICT);
+  lua_setupvalue(L, -2, 1);
+  lua_pushstring(L, name);
+  lua_pushstring(L, found);
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, loaded, name);
+  return 1;
+}
+
+/* Pushes a read-only proxy of the library table at idx, keeping only the
+   allowed names; also records "lib.fn" names in the table at names. */
+static void push_proxy(lua_State *L, const char *libname, int lib, const char *const *only,
+                       const char *const *except, int names) {
+  lua_newtable(L); /* the proxy */
+  lua_newtable(L); /* its metatable */
+  lua_newtable(L); /* the allowed contents */
+  lua_pushnil(L);
+  while (lua_next(L, lib) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k && (only ? in_list(only, k) : !in_list(except, k))) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -5);
+      lua_pushfstring(L, "%s.%s", libname, k);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, names);
+    }
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, libname);
+  lua_pushcclosure(L, readonly, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+}
+
+void psL_sandbox_open(lua_State *L) {
+  int top = lua_gettop(L);
+  /* Text-only loading, in _G itself: both profiles. */
+  lua_pushglobaltable(L);
+  int G = lua_gettop(L);
+  lua_getfield(L, G, "load");
+  lua_pushcclosure(L, text_load, 1);
+  lua_setfield(L, G, "load");
+  lua_pushcfunction(L, text_loadfile);
+  lua_setfield(L, G, "loadfile");
+  lua_pushcfunction(L, text_dofile);
+  lua_setfield(L, G, "dofile");
+
+  /* The string metatable: its real __index is kept for 'default'. */
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  int smt = lua_gettop(L);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, smt, "__metatable");
+  lua_getfield(L, smt, "__index");
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.string_index");
+
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, G);
+  lua_setfield(L, -2, "__index");
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.default_mt");
+
+  lua_newtable(L);
+  int allowed = lua_gettop(L);
+  lua_newtable(L);
+  int names = lua_gettop(L);
+  for (int i = 0; strict_base[i]; i++) {
+    lua_getfield(L, G, strict_base[i]);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, names, strict_base[i]);
+    lua_setfield(L, allowed, strict_base[i]);
+  }
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  for (int i = 0; strict_libs[i].name; i++) {
+    lua_getfield(L, loaded, strict_libs[i].name);
+    push_proxy(L, strict_libs[i].name, lua_gettop(L), strict_libs[i].only, strict_libs[i].except, names);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, names, strict_libs[i].name);
+    lua_setfield(L, allowed, strict_libs[i].name);
+    lua_pop(L, 1);
+  }
+  /* Strings index the proxy's contents in the strict profile (no dump). */
+  lua_getfield(L, allowed, "string");
+  lua_getmetatable(L, -1);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict_string_index");
+  lua_pop(L, 2);
+  lua_pushcfunction(L, strict_require);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, names, "require");
+  lua_setfield(L, allowed, "require");
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict_loaded");
+
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, allowed);
+  lua_pushcclosure(L, strict_miss, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict_mt");
+  lua_pushvalue(L, allowed);
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
+  lua_pushvalue(L, names);
+  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict_names");
+  lua_settop(L, top);
+}
+
+void psL_sandbox_select(lua_State *L, int profile) {
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_getfield(L, LUA_REGISTRYINDEX,
+               profile == PSL_SANDBOX_STRICT ? "psurvey.strict_string_index" : "psurvey.string_index");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 2);
+}
+
+void psL_sandbox_push_env(lua_State *L, int profile) {
+  lua_createtable(L, 0, 0);
+  lua_getfield(L, LUA_REGISTRYINDEX, profile == PSL_SANDBOX_STRICT ? "psurvey.strict_mt" : "psurvey.default_mt");
+  lua_setmetatable(L, -2);
+}
+
+int psL_sandbox_profile(const char *name) {
+  if (strcmp(name, "default") == 0) return PSL_SANDBOX_DEFAULT;
+  if (strcmp(name, "strict") == 0) return PSL_SANDBOX_STRICT;
+  return -1;
+}

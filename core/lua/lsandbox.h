@@ -1,0 +1,20 @@
+/*
+ * lsandbox.h: the worker's sandbox profiles (lsandbox.c).
+ */
+#ifndef PSL_SANDBOX_H
+#define PSL_SANDBOX_H
+
+#include <lua.h>
+
+enum { PSL_SANDBOX_DEFAULT = 0, PSL_SANDBOX_STRICT = 1 };
+
+/* Builds both profiles in the registry; once, when the worker starts. */
+void psL_sandbox_open(lua_State *L);
+/* Makes the process-wide parts (the string metatable) follow a profile. */
+void psL_sandbox_select(lua_State *L, int profile);
+/* Pushes a fresh global table for one pset. */
+void psL_sandbox_push_env(lua_State *L, int profile);
+/* PSL_SANDBOX_* for a profile's name, or -1. */
+int psL_sandbox_profile(const char *name);
+
+#endif
