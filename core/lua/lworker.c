@@ -50,7 +50,8 @@ typedef struct worker_s {
   int user;   /* registry ref: the user value */
   int64_t id;
   int flags;
-  int sandbox; /* PSL_SANDBOX_* */
+  int code_failed; /* the last CODE could not be loaded */
+  int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
   char host[256];
   char stage[128];
@@ -419,7 +420,12 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   ps_reader_t r;
   uint64_t count;
   ps_reader_init(&r, p, n);
-  if (W->fn == LUA_NOREF) fatal(W, "tasks before code");
+  if (W->fn == LUA_NOREF) {
+    /* The code failed to load and the driver, told so, stops the stage:
+       these tasks were sent before it knew. */
+    if (W->code_failed) return;
+    fatal(W, "tasks before code");
+  }
   if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
   for (uint64_t k = 0; k < count; k++) {
     uint64_t index, attempt, timeout_ms, mem_limit;
@@ -487,6 +493,7 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   ps_buf_t f;
   ps_buf_init(&f);
   size_t s = ps_frame_begin(&f, PS_MSG_CODE_OK);
+  W->code_failed = rc != LUA_OK;
   if (rc == LUA_OK) {
     W->user = luaL_ref(L, LUA_REGISTRYINDEX);
     W->fn = luaL_ref(L, LUA_REGISTRYINDEX);

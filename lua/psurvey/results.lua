@@ -7,6 +7,7 @@
 ---   results:columns()        the column names
 ---   results:column(name)     one column as an array (nil where absent; .n is the count)
 ---   results.missing          the psets that failed, same interface; rows carry _exception, _traceback
+---   results:attempts()       every failed attempt (retried or final): kind, message, worker, cpu...
 ---   results.progress         total, active, finished, failures, exceptions
 ---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it)
 local format = require('psurvey.format')
@@ -53,6 +54,13 @@ function View:psets()
   return out
 end
 
+--- Every failed attempt at a pset of this stage, in the order they
+--- happened: { _index, attempt, kind, message, traceback, worker, host,
+--- start, duration, cpu, memory, limit_timeout, limit_memory }.
+function View:attempts()
+  return self._store:query('SELECT * FROM "' .. self.name:gsub('"', '""') .. '_attempts" ORDER BY rowid')
+end
+
 function View:__len()
   return self._count
 end
@@ -88,6 +96,7 @@ function M.new(store, name, res, dbpath, logpath)
   r.progress = setmetatable({
     total = res.total, active = 0, finished = res.ok + res.failed,
     failures = res.failed, exceptions = res.exceptions,
+    resumed = res.resumed or 0, retried = res.retried or 0,
   }, Progress)
   r.stats = setmetatable(res.stats, Stats)
   r.db = dbpath

@@ -79,7 +79,7 @@ describe('psurvey.map with failing workers', function()
     local r = psurvey.map(function(p)
       if p.value == 3 then os.exit(3) end
       return { v = p.value }
-    end, psurvey.range(1, 6), H.options({ ncores = 2 }))
+    end, psurvey.range(1, 6), H.options({ ncores = 2, retries = 0 }))
     assert.equal(5, #r)
     local m = missing_rows(r)
     assert.equal(1, #m)
@@ -92,7 +92,7 @@ describe('psurvey.map with failing workers', function()
     local r = psurvey.map(function(p, system)
       if p.value == 2 then os.execute('kill -9 ' .. system.pid) end
       return { v = p.value }
-    end, psurvey.range(1, 4), H.options({ ncores = 2, group_size = 2 }))
+    end, psurvey.range(1, 4), H.options({ ncores = 2, group_size = 2, retries = 0 }))
     assert.equal(3, #r)
     local m = missing_rows(r)
     assert.equal(1, #m)

@@ -130,7 +130,7 @@ psurvey.map(function(p) if p.value == 2 then error('logged') end return {} end, 
 ]])
     local log = H.slurp(io.popen('ls ' .. dir .. '/.psurvey-*.log'):read('l'))
     assert.matches('stage stage1: 3 psets, options: backend=\'process\' %(default%), ncores=%-?%d+ %(default%)', log)
-    assert.matches('pset #2 {"value":2} %(attempt 1, worker %d+%): survey.lua:2: logged\n', log)
+    assert.matches('pset #2 {"value":2} %(attempt 1, worker %d+%): error: survey.lua:2: logged\n', log)
     assert.matches('\n    stack traceback:\n', log)
   end)
 
