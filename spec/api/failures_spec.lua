@@ -75,6 +75,22 @@ describe('psurvey.map with failing workers', function()
     assert.equal(1, #r) -- the same value as the pset's is fine
   end)
 
+  it('stores a key that is an integer in one pset and a string in another as given', function()
+    local r = psurvey.map(function(p) return { got = p.x } end, { { x = 1 }, { x = 'one' }, { x = 2.5 } },
+      H.options({ name = 'mixed' }))
+    local got = {}
+    for row in r:rows() do got[#got + 1] = { row.x, row.got, math.type(row.x) or type(row.x) } end
+    assert.same({ { 1, 1, 'integer' }, { 'one', 'one', 'string' }, { 2.5, 2.5, 'float' } }, got)
+    assert.same({ { t = 'integer' }, { t = 'text' }, { t = 'real' } },
+      H.sql(r.db, 'select typeof(x) t from mixed order by _index'))
+  end)
+
+  it('names a pset that is not a table, before anything runs', function()
+    local ok, err = pcall(psurvey.map, function() return {} end, { { x = 1 }, 'two' }, H.options())
+    assert.is_false(ok)
+    assert.matches('pset #2 is a string, expected a table', err)
+  end)
+
   it('records a worker process that exits, and replaces it', function()
     local r = psurvey.map(function(p)
       if p.value == 3 then os.exit(3) end
