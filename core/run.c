@@ -588,6 +588,13 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
                      (int64_t)peak);
   }
   if (ps_reader_left(&rd) != 0) goto bad;
+  /* On disk before the worker gets more work: a driver killed now loses
+     only psets still in flight. */
+  ps_err_t err;
+  if (r->stage && ps_stage_commit(r->stage, &err) != 0) {
+    fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
+    return;
+  }
   if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 &&
       !s->retiring) {
     s->retiring = 1;

@@ -73,6 +73,7 @@ describe('per-pset limits', function()
       if p.k == 'grow' then
         local t = {}
         for i = 1, 1e7 do t[i] = ('%d'):format(i):rep(10) end
+        return { n = #t }
       end
       return { pid = system.pid }
     end, { { k = 'grow' }, { k = 'small' } }, H.options({ ncores = 1, memory = 10, name = 'grow' }))
@@ -100,7 +101,8 @@ describe('per-pset limits', function()
       { k = 'named', _psurvey = { name = 'a label' } },
       { k = 'plain' },
     }, H.options({ name = 'labels' }))
-    local rows = H.sql(r.db, "select k, _status, coalesce(_name, '-') _name, coalesce(_exception, '') e from labels order by _index")
+    local rows = H.sql(r.db, "select k, _status, coalesce(_name, '-') _name, coalesce(_exception, '') e"
+      .. ' from labels order by _index')
     assert.same({ k = 'slow', _status = 'timeout', _name = 'the slow one', e = 'timeout after 0.5 s' }, rows[1])
     assert.same({ k = 'named', _status = 'ok', _name = 'a label', e = '' }, rows[2])
     assert.same({ k = 'plain', _status = 'ok', _name = '-', e = '' }, rows[3])
@@ -114,7 +116,7 @@ describe('per-pset limits', function()
       local t, x = {}, 0
       for i = 1, p.n do t[i] = i; x = x + math.sin(i) end
       os.execute('sleep 0.2')
-      return { x = x }
+      return { x = x, n2 = #t }
     end, psurvey.product({ n = { 10, 200000 } }), H.options({ name = 'costs' }))
     local rows = H.sql(r.db, 'select n, _duration, _cpu, _memory from costs order by _index')
     assert.is_true(rows[1]._duration >= 0.2)

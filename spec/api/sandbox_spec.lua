@@ -24,8 +24,8 @@ describe('the default sandbox', function()
 
   it('keeps the standard library and gives each pset fresh globals', function()
     local r = psurvey.map(function(p)
-      local before = counter
-      counter = p.value
+      local before = counter -- luacheck: ignore 113 (a global, on purpose)
+      counter = p.value -- luacheck: ignore 111
       return { before = before, io = type(io), exec = type(os.execute) }
     end, psurvey.range(1, 4), H.options({ ncores = 1 }))
     for row in r:rows() do
