@@ -13,11 +13,17 @@
 #define FZ_ASSERT(cond) ((cond) ? (void)0 : fz_fail(__FILE__, __LINE__, #cond))
 void fz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
 
-/* Runs every reader of value.h and json.h over one encoded value, as the
-   driver, the store and the exporter do, and checks that they agree:
-   ps_skip_value, a copy through ps_read_item and the ps_put_* writers, and
-   ps_json_write in both modes, with a JSON round trip. Returns 1 when the
-   bytes are exactly one valid value, 0 otherwise. */
+/* Reads one encoded value the ways the engine does, and checks that they
+   agree: ps_skip_value (the driver's check), ps_read_item all the way down
+   (the worker's decoding) and ps_json_write, lenient (logs, exports) and
+   strict (the store). Returns 1 when the bytes are exactly one valid
+   value, 0 otherwise. */
+int fz_read_value(const char *p, size_t n);
+
+/* fz_read_value, and more that costs more: the copy through the ps_put_*
+   writers reads back the same, is no longer and is its own copy; strict
+   JSON reads back (ps_json_read) to the same text; number texts and UTF-8
+   checks match independent versions. */
 int fz_check_value(const char *p, size_t n);
 
 /* Runs ps_json_read over text, as resume does on stored JSON, and checks

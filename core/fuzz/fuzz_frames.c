@@ -4,14 +4,18 @@
  * untrusted byte stream that arrives in pieces of any size.
  *
  * The input is one control byte, then the stream. The control byte's low
- * three bits pick the framer's size limit (0: PS_FRAME_MAX, as driver and
- * worker use), its high five bits seed the sizes of the pieces (0: each
- * read fills all the room the framer offers, as a fast pipe does). Every
+ * three bits pick the framer's size limit (0: 1 MiB), its high five bits
+ * seed the sizes of the pieces (0: each read fills all the room the framer
+ * offers, as a fast pipe does). Driver and worker use PS_FRAME_MAX (256
+ * MiB), but the framer treats every limit alike, and a five-byte header
+ * that makes it reserve hundreds of MiB costs ASan milliseconds of shadow
+ * memory: with that limit the target ran ten times slower. Every
  * frame is decoded as frame.h lays it out, with the reader calls that
  * core/run.c (on_frame, on_results) and core/lua/lworker.c (on_code,
- * on_tasks) make, and every value in it goes through check.c. The frames
- * read are written again with ps_frame_begin/ps_frame_end and must give
- * back the bytes they came from.
+ * on_tasks) make, and every value in it is read as they read it
+ * (fz_read_value; fuzz_value checks values in depth). The frames read are
+ * written again with ps_frame_begin/ps_frame_end and must give back the
+ * bytes they came from.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -80,7 +84,7 @@ static void decode_code(ps_reader_t *r) {
   if (get_varint(r, &id) != 0 || get_varint(r, &flags) != 0 || get_bytes(r, &stage, &stagelen) != 0 ||
       get_bytes(r, &fn, &fnlen) != 0 || get_bytes(r, &user, &userlen) != 0)
     return;
-  fz_check_value(user, userlen);
+  fz_read_value(user, userlen);
   if (get_varint(r, &sandbox) != 0) return;
   get_varint(r, &seed);
 }
@@ -105,7 +109,7 @@ static void decode_tasks(ps_reader_t *r) {
     if (get_varint(r, &index) != 0 || get_varint(r, &attempt) != 0 || get_varint(r, &timeout_ms) != 0 ||
         get_varint(r, &mem_limit) != 0 || get_bytes(r, &pset, &psetlen) != 0)
       return;
-    fz_check_value(pset, psetlen);
+    fz_read_value(pset, psetlen);
   }
 }
 
@@ -131,7 +135,7 @@ static void decode_results(ps_reader_t *r) {
       continue;
     }
     if (alen == 0) continue;
-    if (!fz_check_value(a, alen)) return;
+    if (!fz_read_value(a, alen)) return;
     ps_reader_t v;
     ps_item_t it;
     ps_reader_init(&v, a, alen);
@@ -164,7 +168,7 @@ static void decode_frame(int kind, const char *p, size_t n) {
     case PS_MSG_STARTED: decode_started(&r); break;
     case PS_MSG_BYE: break;
     case PS_MSG_FATAL: decode_fatal(&r); break;
-    default: FZ_ASSERT(!"ps_framer_next returned a kind out of range");
+    default: break; /* a kind this target does not decode yet: split and framed again only */
   }
   FZ_ASSERT(r.p >= (const unsigned char *)p && r.p <= r.end);
 }
@@ -181,7 +185,7 @@ static size_t piece(uint32_t *seed, size_t room) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const uint32_t limits[] = {PS_FRAME_MAX, 0, 1, 5, 64, 255, 4096, 65536};
+  static const uint32_t limits[] = {1u << 20, 0, 1, 5, 64, 255, 4096, 65536};
   if (size < 1) return 0;
   uint32_t seed = data[0] >> 3;
   ps_framer_t f;
@@ -222,7 +226,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     f.in.len += k;
     fed += k;
   }
-  if (!again.failed) FZ_ASSERT(again.len <= fed && (again.len == 0 || memcmp(again.data, data, again.len) == 0));
+  if (!again.failed)
+    FZ_ASSERT(again.len <= fed && (again.len == 0 || memcmp(again.data, data, again.len) == 0));
   ps_buf_free(&again);
   ps_framer_free(&f);
   return 0;

@@ -168,7 +168,8 @@ static void code_ok(ps_buf_t *b, int ok) {
   ps_frame_end(b, s);
 }
 
-/* n tasks from `first`, the count patched in afterwards as run.c does. */
+/* n tasks from `first`, the count patched in afterwards as run.c does;
+   psets are tables, or integers when there are many (a smaller file). */
 static void tasks(ps_buf_t *b, int first, int n) {
   ps_buf_t pset;
   ps_buf_init(&pset);
@@ -181,7 +182,10 @@ static void tasks(ps_buf_t *b, int first, int n) {
     ps_buf_put_varint(b, k % 2 ? 5000 : 0);
     ps_buf_put_varint(b, k % 3 ? 0 : 64u << 20);
     pset.len = 0;
-    put_pset(&pset, k);
+    if (n < 100)
+      put_pset(&pset, k);
+    else
+      ps_put_int(&pset, k);
     ps_put_bytes(b, pset.data, pset.len);
   }
   ps_buf_patch_varint(b, countpos, (uint64_t)n);
@@ -259,7 +263,7 @@ static void frames(void) {
   /* Malformed streams: an empty frame, an unknown kind, a length over the
      limit, a frame cut short. */
   FRAMES("bad_empty", 0, ps_buf_put(&b, "\0\0\0\0", 4); bye(&b));
-  FRAMES("bad_kind", 0, ps_buf_put(&b, "\1\0\0\0\x09", 5));
+  FRAMES("bad_kind", 0, ps_buf_put(&b, "\1\0\0\0\xff", 5));
   FRAMES("bad_length", 0, ps_buf_put(&b, "\xff\xff\xff\xff\x05", 5));
   FRAMES("truncated", 0, hello(&b); b.len -= 3);
 #undef FRAMES
