@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "lpsurvey.h"
 
 struct ps_embedded {
@@ -94,6 +95,16 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "worker") == 0) return psL_worker_main(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+      fprintf(stderr, "psurvey agent: cannot find its own program\n");
+      return 2;
+    }
+    exe[n] = '\0';
+    return ps_agent_main(exe);
+  }
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "psurvey: cannot create a Lua state: not enough memory\n");

@@ -23,6 +23,23 @@
  *   STARTED  worker -> driver: varint index, varint start (us)
  *   BYE      driver -> worker: no payload; the worker exits
  *   FATAL    worker -> driver: bytes message; the worker exits
+ *
+ * Between the driver and an agent (`psurvey agent`, one per ssh host),
+ * which runs that host's workers and relays their frames:
+ *   AGENT    agent -> driver: varint protocol, bytes host, varint cores,
+ *            varint memory (MiB), bytes psurvey version
+ *   SPAWN    driver -> agent: varint worker id; the agent starts a worker
+ *   TO       driver -> agent: varint worker id, then one whole frame for it
+ *   FROM     agent -> driver: varint worker id, byte kind, the payload of
+ *            a frame from that worker
+ *   GONE     agent -> driver: varint worker id, varint exit status, varint
+ *            signal, bytes why (empty, or the protocol error that ended it)
+ *   KILL     driver -> agent: varint worker id, varint signal: kills the
+ *            worker's process group
+ *   PING     driver -> agent, PONG agent -> driver: no payload; heartbeats
+ * BYE to an agent (or the end of its input) stops its workers and it.
+ * Before its first frame an agent writes PS_AGENT_MAGIC: whatever a login
+ * script on the host prints before it (a motd, a banner) is skipped.
  */
 #ifndef PS_FRAME_H
 #define PS_FRAME_H
@@ -39,7 +56,15 @@ enum {
   PS_MSG_STARTED = 6,
   PS_MSG_BYE = 7,
   PS_MSG_FATAL = 8,
-  PS_MSG_LAST = 8
+  PS_MSG_AGENT = 9,
+  PS_MSG_SPAWN = 10,
+  PS_MSG_TO = 11,
+  PS_MSG_FROM = 12,
+  PS_MSG_GONE = 13,
+  PS_MSG_KILL = 14,
+  PS_MSG_PING = 15,
+  PS_MSG_PONG = 16,
+  PS_MSG_LAST = 16
 };
 
 /* RESULTS statuses: how a pset ended inside a worker that survived it. */
@@ -49,6 +74,9 @@ enum { PS_STATUS_OK = 0, PS_STATUS_ERROR = 1, PS_STATUS_MEMORY = 2, PS_STATUS_TI
 enum { PS_CODE_REPORT_STARTS = 1 };
 
 #define PS_FRAME_HEADER 5
+
+#define PS_AGENT_MAGIC "\0psurvey-agent\n"
+#define PS_AGENT_MAGIC_LEN 15
 
 /* Starts a frame in b and returns where it starts, for ps_frame_end. */
 size_t ps_frame_begin(ps_buf_t *b, int kind);

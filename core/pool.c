@@ -1,4 +1,5 @@
-/* pool.c: local worker processes (pool.h). */
+/* pool.c: the pool of workers, and the local worker processes (pool.h).
+   Workers on ssh hosts are node.c's; this file hands them over there. */
 #include "pool.h"
 
 #include <signal.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node.h"
 #include "value.h"
 
 typedef struct write_req_s {
@@ -38,16 +40,27 @@ static void on_close(uv_handle_t *h) {
   }
 }
 
-/* Called when both the exit status and the end of output are known. */
-static void maybe_dead(ps_worker_t *w) {
-  if (!w->exited || !w->eof || w->closing) return;
+void ps__worker_bury(ps_worker_t *w) {
+  if (w->closing) return;
   w->closing = 1;
   ps_pool_t *p = w->pool;
   remove_worker(p, w);
   if (p->cb.on_dead) p->cb.on_dead(w);
+  if (w->node) {
+    /* A remote worker has no handles here. */
+    ps_framer_free(&w->framer);
+    free(w);
+    return;
+  }
   uv_close((uv_handle_t *)&w->proc, on_close);
   if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
   if (!uv_is_closing((uv_handle_t *)&w->from)) uv_close((uv_handle_t *)&w->from, on_close);
+}
+
+/* Called when both the exit status and the end of output are known. */
+static void maybe_dead(ps_worker_t *w) {
+  if (!w->exited || !w->eof || w->closing) return;
+  ps__worker_bury(w);
 }
 
 static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
@@ -99,18 +112,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-int ps_pool_spawn(ps_pool_t *p, ps_worker_t **out, ps_err_t *err) {
+/* Room for one more worker in the list. */
+static int reserve(ps_pool_t *p) {
+  if (p->n < p->cap) return 0;
+  int cap = p->cap ? p->cap * 2 : 8;
+  ps_worker_t **ws = realloc(p->workers, sizeof(ps_worker_t *) * (size_t)cap);
+  if (ws == NULL) return PS_ENOMEM;
+  p->workers = ws;
+  p->cap = cap;
+  return 0;
+}
+
+int ps__pool_add(ps_pool_t *p, ps_worker_t *w) {
+  if (reserve(p) != 0) return PS_ENOMEM;
+  p->workers[p->n++] = w;
+  return 0;
+}
+
+int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *err) {
+  if (node) return ps_node_spawn(node, out, err);
   ps_worker_t *w = calloc(1, sizeof *w);
   if (w == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-  if (p->n == p->cap) {
-    int cap = p->cap ? p->cap * 2 : 8;
-    ps_worker_t **ws = realloc(p->workers, sizeof(ps_worker_t *) * (size_t)cap);
-    if (ws == NULL) {
-      free(w);
-      return ps_err_set(err, PS_ENOMEM, "out of memory");
-    }
-    p->workers = ws;
-    p->cap = cap;
+  if (reserve(p) != 0) {
+    free(w);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   w->pool = p;
   w->id = p->next_id++;
@@ -148,7 +173,7 @@ int ps_pool_spawn(ps_pool_t *p, ps_worker_t **out, ps_err_t *err) {
   w->pid = w->proc.pid;
   w->open_handles = 3;
   uv_read_start((uv_stream_t *)&w->from, on_alloc, on_read);
-  p->workers[p->n++] = w;
+  ps__pool_add(p, w);
   *out = w;
   return 0;
 }
@@ -160,16 +185,10 @@ static void on_written(uv_write_t *req, int status) {
   free(wr);
 }
 
-int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
-  size_t len;
-  char *data = ps_buf_steal(b, &len);
-  if (w->closing || w->exited || uv_is_closing((uv_handle_t *)&w->to)) {
-    free(data);
-    return PS_EWORKER;
-  }
+int ps__stream_write(uv_stream_t *s, char *data, size_t len) {
   /* Most frames fit in the pipe at once. */
   uv_buf_t buf = uv_buf_init(data, (unsigned)len);
-  int n = uv_try_write((uv_stream_t *)&w->to, &buf, 1);
+  int n = uv_try_write(s, &buf, 1);
   if (n == (int)len) {
     free(data);
     return 0;
@@ -182,7 +201,7 @@ int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
   }
   wr->data = data;
   buf = uv_buf_init(data + n, (unsigned)(len - (size_t)n));
-  if (uv_write(&wr->req, (uv_stream_t *)&w->to, &buf, 1, on_written) != 0) {
+  if (uv_write(&wr->req, s, &buf, 1, on_written) != 0) {
     free(data);
     free(wr);
     return PS_EWORKER;
@@ -190,9 +209,24 @@ int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
   return 0;
 }
 
+int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
+  if (w->node) return ps_node_send(w, b);
+  size_t len;
+  char *data = ps_buf_steal(b, &len);
+  if (w->closing || w->exited || uv_is_closing((uv_handle_t *)&w->to)) {
+    free(data);
+    return PS_EWORKER;
+  }
+  return ps__stream_write((uv_stream_t *)&w->to, data, len);
+}
+
 void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
   if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%.290s", why);
   if (w->exited) return;
+  if (w->node) {
+    ps_node_kill(w, sig);
+    return;
+  }
   if (kill(-w->pid, sig) != 0) uv_process_kill(&w->proc, sig);
 }
 
@@ -213,7 +247,7 @@ void ps_pool_close(ps_pool_t *p) {
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
     ps_worker_bye(w);
-    if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+    if (!w->node && !uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
   }
   uv_timer_t timer;
   int expired = 0;
@@ -222,6 +256,8 @@ void ps_pool_close(ps_pool_t *p) {
   uv_timer_start(&timer, on_give_up, 1000, 0);
   while (p->n > 0 && !expired) uv_run(p->loop, UV_RUN_ONCE);
   for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
+  /* Remote workers die with their host connections. */
+  ps_nodes_close(p);
   while (p->n > 0) uv_run(p->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&timer, on_timer_close);
   uv_run(p->loop, UV_RUN_NOWAIT);

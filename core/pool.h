@@ -1,9 +1,11 @@
 /*
- * pool.h: the local process backend: `psurvey worker` processes on pipes,
- * driven by the libuv loop. The pool starts, feeds, reads and buries
- * workers; what they run is the scheduler's business (run.c), told through
- * the callbacks. A worker's memory is freed only when all of its handles
- * are closed, after on_dead has returned.
+ * pool.h: the workers of a driver, wherever they run: `psurvey worker`
+ * processes on pipes on this machine, or on ssh hosts, each reached through
+ * one `ssh HOST psurvey agent` connection that relays their frames
+ * (node.c). The pool starts, feeds, reads and buries workers; what they
+ * run is the scheduler's business (run.c), told through the callbacks. A
+ * worker's memory is freed after on_dead has returned (for a local one,
+ * once all of its handles are closed).
  */
 #ifndef PS_POOL_H
 #define PS_POOL_H
@@ -16,6 +18,7 @@
 
 typedef struct ps_pool_s ps_pool_t;
 typedef struct ps_worker_s ps_worker_t;
+typedef struct ps_node_s ps_node_t;
 
 typedef struct ps_pool_cb_s {
   /* A whole frame arrived. */
@@ -23,6 +26,9 @@ typedef struct ps_pool_cb_s {
   /* The process is gone and its output fully read: exited/signal/why say
      how. The worker is freed after this returns. */
   void (*on_dead)(ps_worker_t *w);
+  /* A host connected (up = 1: its agent said hello) or was lost (up = 0:
+     its workers were already reported dead, with w->lost set). */
+  void (*on_node)(ps_node_t *n, int up);
 } ps_pool_cb_t;
 
 struct ps_worker_s {
@@ -34,8 +40,10 @@ struct ps_worker_s {
   char why[300]; /* a protocol error that made the pool kill it, or "" */
   int exited, eof, closing, open_handles;
   int hello; /* its HELLO arrived */
+  int lost;  /* its host was lost: not its fault, nor its psets' */
   char host[256];
-  void *data; /* the scheduler's per-worker state */
+  ps_node_t *node; /* the ssh host it runs on, or NULL for this machine */
+  void *data;      /* the scheduler's per-worker state */
   uv_process_t proc;
   uv_pipe_t to, from;
   ps_framer_t framer;
@@ -49,11 +57,15 @@ struct ps_pool_s {
   ps_worker_t **workers; /* alive or dying, in order of start */
   int n, cap;
   int64_t next_id;
+  ps_node_t **nodes; /* ssh hosts (node.h), in the order listed */
+  int nnodes;
+  struct ps_hosts_s *hosts; /* node.c's state: options, the heartbeat timer */
 };
 
 int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe);
-/* Starts one worker. */
-int ps_pool_spawn(ps_pool_t *p, ps_worker_t **out, ps_err_t *err);
+/* Starts one worker on this machine (node NULL) or on an ssh host that is
+   up. */
+int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *err);
 /* Sends the frame bytes; takes ownership of b's memory. */
 int ps_worker_send(ps_worker_t *w, ps_buf_t *b);
 /* Kills the worker and every process in its group (simulators it runs). */
@@ -62,8 +74,16 @@ void ps_worker_kill(ps_worker_t *w, int sig, const char *why);
 void ps_worker_bye(ps_worker_t *w);
 /* Workers not yet dead. */
 int ps_pool_alive(const ps_pool_t *p);
-/* Stops every worker and waits (up to a second, then SIGKILL) until all
-   are gone, running the loop. */
+/* Stops every worker and host connection and waits (up to a second, then
+   SIGKILL) until all are gone, running the loop. */
 void ps_pool_close(ps_pool_t *p);
+
+/* For pool.c and node.c: adds w to the pool's list; reports w dead
+   (on_dead), removes it, and frees it when it has no handles left. */
+int ps__pool_add(ps_pool_t *p, ps_worker_t *w);
+void ps__worker_bury(ps_worker_t *w);
+/* Writes len bytes of data (taking ownership) to a stream, at once when
+   the pipe takes them, else queued. */
+int ps__stream_write(uv_stream_t *s, char *data, size_t len);
 
 #endif

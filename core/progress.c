@@ -137,6 +137,11 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
       fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
       p->last_line_us = now;
     }
+    if (p->verbose >= 2 && p->hosts[0] && now - p->last_hosts_us >= 30000000) {
+      clear_bar(p);
+      fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
+      p->last_hosts_us = now;
+    }
     draw_bar(p, c);
     return;
   }
@@ -146,6 +151,7 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
     char text[200];
     status_text(p, c, text, sizeof text);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, text);
+    if (p->verbose >= 2 && p->hosts[0]) fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
   }
   if (stats_every && now - p->last_line_us >= stats_every && h->count) {
     char s[300];

@@ -27,6 +27,8 @@ typedef struct ps_progress_s {
   int64_t start_us, last_line_us;
   int bar_shown;
   int failures_shown;
+  char hosts[400]; /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
+  int64_t last_hosts_us;
 } ps_progress_t;
 
 void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstats);

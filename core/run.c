@@ -9,6 +9,7 @@
 
 #include "hash.h"
 #include "json.h"
+#include "node.h"
 #include "value.h"
 
 /* Batches a worker holds at once: the one it runs and the next. */
@@ -161,15 +162,28 @@ static void limits_of(const ps_run_t *r, task_t t, ps_limits_t *l) {
   if (r->src->limits) overlay(l, r->src->limits(r->src, t.index));
 }
 
-/* Slots not taken by busy workers. */
-static int free_slots(const ps_run_t *r) {
+/* Slots of a node: this machine (NULL) has the map's ncores. */
+static int node_slots(const ps_run_t *r, const ps_node_t *n) { return n ? n->slots : r->o->ncores; }
+
+/* The most slots one node has (0: no ssh host is up yet). */
+static int max_slots(const ps_run_t *r) {
+  const ps_pool_t *p = &r->e->pool;
+  if (p->nnodes == 0) return r->o->ncores;
+  int m = 0;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->ever_up && p->nodes[k]->slots > m) m = p->nodes[k]->slots;
+  return m;
+}
+
+/* Slots of node n not taken by its busy workers. */
+static int free_slots(const ps_run_t *r, const ps_node_t *n) {
   const ps_pool_t *p = &r->e->pool;
   int used = 0;
   for (int k = 0; k < p->n; k++) {
     const slot_t *s = p->workers[k]->data;
-    if (s && s->len > 0) used += s->weight;
+    if (s && s->len > 0 && p->workers[k]->node == n) used += s->weight;
   }
-  return r->o->ncores - used;
+  return node_slots(r, n) - used;
 }
 
 static void check_done(ps_run_t *r) {
@@ -208,7 +222,8 @@ static int64_t batch_size(ps_run_t *r, slot_t *s) {
       k = want < 1 ? 1 : want > MAX_BATCH ? MAX_BATCH : (int64_t)want;
     }
     /* Near the end, smaller batches spread the tail over every worker. */
-    int64_t share = (r->total - r->next) / (2 * (o->ncores > 0 ? o->ncores : 1));
+    int nw = r->e->pool.n > 0 ? r->e->pool.n : 1;
+    int64_t share = (r->total - r->next) / (2 * nw);
     if (k > share) k = share > 0 ? share : 1;
   }
   if (o->max_tasks_per_child > 0 && k > o->max_tasks_per_child - s->assigned)
@@ -247,10 +262,15 @@ static int pull_task(ps_run_t *r, task_t *t) {
     ps_limits_t l;
     limits_of(r, *t, &l);
     if (l.ncores <= 1) return 1;
-    if (l.ncores > r->o->ncores) {
+    int most = max_slots(r);
+    if (most > 0 && l.ncores > most) {
       char msg[200];
-      snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", l.ncores,
-               r->o->ncores);
+      if (r->e->pool.nnodes == 0)
+        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')",
+                 l.ncores, most);
+      else
+        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest ssh host has %d", l.ncores,
+                 most);
       finish(r, NULL, *t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
       continue;
     }
@@ -291,7 +311,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
     if (k > 0) {
       /* It waits for an idle worker and enough free slots; meanwhile nobody
          gets more work, so slots do free up. */
-      if (s->nbatches > 0 || free_slots(r) < k) {
+      if (s->nbatches > 0 || free_slots(r, w->node) < k) {
         ps_buf_free(&b);
         break;
       }
@@ -302,7 +322,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       put_task(r, &b, t);
       n = 1;
     } else {
-      if (s->len == 0 && free_slots(r) < 1) {
+      if (s->len == 0 && free_slots(r, w->node) < 1) {
         ps_buf_free(&b);
         break;
       }
@@ -414,6 +434,7 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
       return;
     }
   }
+  if (w && w->node) w->node->done++;
   ps_hist_add(&r->hist, dur_us);
   r->est_us = r->have_est ? 0.8 * r->est_us + 0.2 * (double)dur_us : (double)dur_us;
   r->have_est = 1;
@@ -471,11 +492,10 @@ static int retryable(const char *kind) {
   return strcmp(kind, "timeout") == 0 || strcmp(kind, "signal") == 0 || strcmp(kind, "exit") == 0;
 }
 
-/* An attempt at t failed: it is recorded, then t runs again (retries left,
-   or the retry callback says so) or is finished as failed. */
-static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg,
-                           size_t msg_len, const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu,
-                           int64_t peak) {
+/* Records a failed attempt in the stage's attempts table; r->scratch
+   holds the pset's encoding afterwards. */
+static int record_attempt(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg, size_t msg_len,
+                          const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu, int64_t peak) {
   ps_limits_t lim;
   limits_of(r, t, &lim);
   r->scratch.len = 0;
@@ -487,9 +507,20 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *ki
     ps_err_t err;
     if (ps_stage_attempt(r->stage, &a, &err) != 0) {
       fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
-      return;
+      return PS_EDB;
     }
   }
+  return 0;
+}
+
+/* An attempt at t failed: it is recorded, then t runs again (retries left,
+   or the retry callback says so) or is finished as failed. */
+static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg,
+                           size_t msg_len, const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu,
+                           int64_t peak) {
+  ps_limits_t lim;
+  limits_of(r, t, &lim);
+  if (record_attempt(r, w, t, kind, msg, msg_len, tb, tb_len, start, dur, cpu, peak) != 0) return;
   int again = 0;
   ps_limits_t next;
   ps_limits_unset(&next);
@@ -696,7 +727,34 @@ static void describe_death(ps_worker_t *w, char *out, size_t n) {
   }
 }
 
-static int spawn_worker(ps_run_t *r);
+static int spawn_worker(ps_run_t *r, ps_node_t *node);
+
+/* Workers still to serve the stage on a node (not retiring). */
+static int serving(const ps_pool_t *p, const ps_node_t *n) {
+  int k = 0;
+  for (int i = 0; i < p->n; i++) {
+    const slot_t *s = p->workers[i]->data;
+    if (p->workers[i]->node == n && s && !s->retiring && !p->workers[i]->closing) k++;
+  }
+  return k;
+}
+
+/* Starts workers until every node (this machine, or each ssh host that is
+   up) has one per slot, while there is work. */
+static void fill_workers(ps_run_t *r) {
+  ps_pool_t *p = &r->e->pool;
+  if (p->nnodes == 0) {
+    int64_t want = r->o->ncores;
+    while (ps_pool_alive(p) < want && work_left(r) && !r->fatal)
+      if (spawn_worker(r, NULL) != 0) break;
+    return;
+  }
+  for (int k = 0; k < p->nnodes; k++) {
+    ps_node_t *n = p->nodes[k];
+    while (n->state == PS_NODE_UP && serving(p, n) < n->slots && work_left(r) && !r->fatal)
+      if (spawn_worker(r, n) != 0) break;
+  }
+}
 
 static void on_dead(ps_worker_t *w) {
   ps_engine_t *e = w->pool->owner;
@@ -712,6 +770,17 @@ static void on_dead(ps_worker_t *w) {
     r->c.active -= (int64_t)s->len;
     if (r->interrupted || r->fatal) {
       /* Stopping: what was in flight is simply not done. */
+    } else if (w->lost) {
+      /* Its host is gone: not the psets' fault, they cost no attempt. */
+      int64_t now = ps_now_us();
+      for (size_t k = 0; k < s->len && !r->fatal; k++) {
+        task_t t = s->fifo[s->head + k];
+        record_attempt(r, w, t, "host_lost", cause, strlen(cause), "", 0, now, 0, 0, 0);
+        t.suspect = 0;
+        requeue_push(r, t);
+      }
+      if (s->len) ps_log_printf(&e->log, "stage %s: %zu psets of worker %lld requeued", r->o->name, s->len,
+                                (long long)w->id);
     } else if (s->len == 1 || s->alone || s->timed_out) {
       /* The pset at the head killed it (or ran past its timeout). */
       task_t t = s->fifo[s->head];
@@ -727,11 +796,10 @@ static void on_dead(ps_worker_t *w) {
         requeue_push(r, t);
       }
     }
-    if (!w->hello && !expected && ++r->startup_failures >= MAX_STARTUP_FAILURES)
+    if (!w->hello && !expected && !w->lost && ++r->startup_failures >= MAX_STARTUP_FAILURES)
       fail_run(r, PS_EWORKER, "worker processes die as they start; the last: %s%s", cause, "");
     if (!r->done && !r->fatal && !r->interrupted) {
-      while (ps_pool_alive(&e->pool) < r->o->ncores && work_left(r) && !r->fatal)
-        if (spawn_worker(r) != 0) break;
+      fill_workers(r);
       dispatch_all(r);
     }
   }
@@ -739,7 +807,27 @@ static void on_dead(ps_worker_t *w) {
   free(s);
 }
 
-static int spawn_worker(ps_run_t *r) {
+/* An ssh host connected or was lost. */
+static void on_node(ps_node_t *n, int up) {
+  ps_engine_t *e = n->pool->owner;
+  ps_run_t *r = e->run;
+  if (up)
+    ps_log_printf(&e->log, "host %s: connected (%s, %d cores, %lld MiB), %d slots", n->name, n->host, n->cores,
+                  (long long)n->mem_mb, n->slots);
+  else
+    ps_log_printf(&e->log, "host %s: %s: %s", n->name, n->ever_up ? "lost" : "cannot connect", n->why);
+  if (r == NULL) return;
+  if (up) {
+    if (r->o->verbose >= 2) ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
+    fill_workers(r);
+    dispatch_all(r);
+  } else if (r->o->verbose >= 1 && n->failures <= 1) {
+    /* Said once per outage; reconnect attempts go to the log. */
+    ps_progress_event(&r->progress, "host %s %s: %s", n->name, n->ever_up ? "lost" : "unreachable", n->why);
+  }
+}
+
+static int spawn_worker(ps_run_t *r, ps_node_t *node) {
   ps_worker_t *w;
   ps_err_t err;
   slot_t *s = calloc(1, sizeof *s);
@@ -748,7 +836,7 @@ static int spawn_worker(ps_run_t *r) {
     return PS_ENOMEM;
   }
   s->weight = 1;
-  if (ps_pool_spawn(&r->e->pool, &w, &err) != 0) {
+  if (ps_pool_spawn(&r->e->pool, node, &w, &err) != 0) {
     free(s);
     fail_run(r, PS_EWORKER, "%s%s", err.msg, "");
     return PS_EWORKER;
@@ -770,6 +858,7 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   }
   e->pool.cb.on_frame = on_frame;
   e->pool.cb.on_dead = on_dead;
+  e->pool.cb.on_node = on_node;
   e->pool.owner = e;
   e->log.fd = -1;
   ps_log_open(&e->log);
@@ -790,9 +879,24 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (!r->interrupted) r->interrupted = signum;
 }
 
+/* "h1 120 (3 slots), h2 lost" for the progress lines at verbose >= 2. */
+static void hosts_text(ps_run_t *r) {
+  ps_pool_t *p = &r->e->pool;
+  size_t o = 0, size = sizeof r->progress.hosts;
+  r->progress.hosts[0] = '\0';
+  for (int k = 0; k < p->nnodes && o < size; k++) {
+    ps_node_t *n = p->nodes[k];
+    const char *state = n->state == PS_NODE_UP ? "" : n->state == PS_NODE_CONNECTING ? ", connecting" : ", down";
+    int w = snprintf(r->progress.hosts + o, size - o, "%s%s %lld done (%d slots%s)", k ? ", " : "", n->name,
+                     (long long)n->done, n->slots, state);
+    if (w > 0) o += (size_t)w;
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   ps_run_t *r = t->data;
   ps_pool_t *p = &r->e->pool;
+  if (p->nnodes) hosts_text(r);
   r->c.running = 0;
   for (int k = 0; k < p->n; k++)
     if (p->workers[k]->data && slot_of(p->workers[k])->len > 0) r->c.running++;
@@ -803,10 +907,30 @@ static void on_tick(uv_timer_t *t) {
    worker's hook stopping it: stuck in C or waiting for a child process.
    The head's start is known at the latest (head_since), so nothing is
    killed early; the grace lets the hook win when it can. */
+/* With ssh hosts: stops the stage when none is up and each has failed to
+   connect at least twice in a row since. */
+static void check_hosts(ps_run_t *r) {
+  ps_pool_t *p = &r->e->pool;
+  if (p->nnodes == 0 || ps_nodes_up(p, NULL) > 0 || r->fatal) return;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->failures < 2) return;
+  char msg[600];
+  size_t o = 0;
+  for (int k = 0; k < p->nnodes && o < sizeof msg; k++) {
+    int w = snprintf(msg + o, sizeof msg - o, "%s%s: %s", k ? "; " : "", p->nodes[k]->name, p->nodes[k]->why);
+    if (w > 0) o += (size_t)w;
+  }
+  fail_run(r, PS_EWORKER,
+           "every ssh host is lost or unreachable (%s); what finished is stored: run again with --resume when "
+           "they are back%s",
+           msg, "");
+}
+
 static void on_watch(uv_timer_t *h) {
   ps_run_t *r = h->data;
   ps_pool_t *p = &r->e->pool;
   int64_t now = ps_mono_us();
+  check_hosts(r);
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
     slot_t *s = w->data;
@@ -913,7 +1037,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       s->nbatches = 0;
       s->alone = 0;
       s->weight = 1;
-      if (kept >= o->ncores || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
+      int extra = p->nnodes == 0 && kept >= o->ncores;
+      if (extra || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
         s->retiring = 1;
         ps_worker_bye(w);
         continue;
@@ -921,11 +1046,13 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       kept++;
       send_code(r, w);
     }
-    int64_t want = o->ncores < r->total ? o->ncores : r->total;
-    while (kept < want && !r->fatal) {
-      if (spawn_worker(r) != 0) break;
+    int64_t left = r->total - r->c.resumed;
+    int64_t want = o->ncores < left ? o->ncores : left;
+    while (p->nnodes == 0 && kept < want && !r->fatal) {
+      if (spawn_worker(r, NULL) != 0) break;
       kept++;
     }
+    if (p->nnodes > 0) fill_workers(r);
     dispatch_all(r);
   }
   while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);

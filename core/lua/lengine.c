@@ -10,6 +10,7 @@
 
 #include "lcodec.h"
 #include "lpsurvey.h"
+#include "node.h"
 #include "run.h"
 #include "source.h"
 #include "store.h"
@@ -274,7 +275,49 @@ static int engine_run(lua_State *L) {
   return 3;
 }
 
+/* engine:hosts({ {target=, port=, slots=, psurvey=}, ... }, { ssh_args = {...},
+   heartbeat = s, reconnect = bool, ssh = program }): the ssh hosts of this
+   driver, connected from now on. Once per engine. */
+static int engine_hosts(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 2);
+  ps_node_spec_t *specs = lua_newuserdatauv(L, sizeof *specs * (size_t)(n ? n : 1), 0);
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    int t = lua_gettop(L);
+    size_t len;
+    specs[k].target = str_field(L, t, "target", &len);
+    specs[k].psurvey = str_field(L, t, "psurvey", &len);
+    specs[k].port = (int)int_field(L, t, "port", 0);
+    specs[k].slots = (int)int_field(L, t, "slots", 0);
+    if (specs[k].target == NULL) return luaL_error(L, "engine:hosts: host #%d has no target", k + 1);
+    lua_pop(L, 1); /* the list keeps the strings alive */
+  }
+  ps_node_opts_t o;
+  memset(&o, 0, sizeof o);
+  lua_getfield(L, 3, "ssh_args");
+  int nargs = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  const char **args = lua_newuserdatauv(L, sizeof *args * (size_t)(nargs ? nargs : 1), 0);
+  for (int k = 0; k < nargs; k++) {
+    lua_rawgeti(L, -2, k + 1);
+    args[k] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* kept alive by the table */
+  }
+  o.ssh_args = args;
+  o.nssh_args = nargs;
+  o.heartbeat = num_field(L, 3, "heartbeat", 30);
+  o.reconnect = (int)int_field(L, 3, "reconnect", 1);
+  size_t len;
+  o.ssh = str_field(L, 3, "ssh", &len);
+  ps_err_t err;
+  if (ps_nodes_setup(&u->e->pool, specs, n, &o, &err) != 0) return luaL_error(L, "%s", err.msg);
+  return 0;
+}
+
 static const luaL_Reg engine_methods[] = {
+    {"hosts", engine_hosts},
     {"run", engine_run}, {"close", engine_close}, {"log_path", engine_log_path},
     {"log", engine_log}, {"__gc", engine_close},  {"__close", engine_close},
     {NULL, NULL}};

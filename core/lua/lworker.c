@@ -147,6 +147,7 @@ static void flush_results(worker_t *W) {
   W->last_flush = ps_mono_us();
 }
 
+static void fatal(worker_t *W, const char *msg) __attribute__((noreturn));
 static void fatal(worker_t *W, const char *msg) {
   ps_buf_t f;
   ps_buf_init(&f);

@@ -8,6 +8,7 @@ local options = require('psurvey.options')
 local results = require('psurvey.results')
 local format = require('psurvey.format')
 local psets = require('psurvey.psets')
+local hosts = require('psurvey.hosts')
 
 local M = {
   version = core.version,
@@ -25,6 +26,7 @@ local state = {
   stages = 0,      -- map() calls so far, for default names
   names = {},      -- table names used by this run, each once
   runs = {},       -- path -> this run's id in the database's _psurvey_runs
+  backend = nil,   -- the first map()'s backend, and for ssh its hosts: one per run
   failed = false,  -- some pset of some map() failed
 }
 
@@ -112,6 +114,33 @@ local function check_resume(store, dbpath, name, mode, code_hash, user_hash)
   end
 end
 
+--- Sets up where workers run, once per run: this machine, or ssh hosts.
+local function use_backend(values, from)
+  local key = values.backend
+  local list
+  if values.backend == 'ssh' then
+    list = hosts.gather(values, 3)
+    if #list == 0 then
+      error(("option 'backend' (from %s): 'ssh' needs hosts: a hosts file (--hosts FILE) or "
+        .. 'ssh = { hosts = {...} }'):format(from.backend), 3)
+    end
+    local names = {}
+    for i, h in ipairs(list) do names[i] = h.target .. ':' .. tostring(h.port) end
+    key = 'ssh ' .. table.concat(names, ' ')
+  end
+  if state.backend == nil then
+    if list then
+      local ssh = values.ssh or {}
+      state.engine:hosts(list, { ssh_args = ssh.options, heartbeat = ssh.heartbeat or 30,
+        reconnect = ssh.reconnect == false and 0 or 1, ssh = ssh.program })
+    end
+    state.backend = key
+  elseif state.backend ~= key then
+    error(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
+      state.backend), 3)
+  end
+end
+
 local function layers(map_opts)
   return {
     { name = 'init', values = state.init },
@@ -153,9 +182,9 @@ function M.map(worker, list, opts)
   end
   local map_opts = options.check_table(opts, 'map', 2)
   local values, from = options.resolve(layers(map_opts))
-  if values.backend ~= 'process' then
-    error(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process'"):format(
-      from.backend, values.backend), 2)
+  if values.backend == 'slurm' then
+    error(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'"):format(
+      from.backend), 2)
   end
   local source, why = psets.source_of(list)
   if not source then error(("bad argument #2 to 'map' (%s)"):format(why), 2) end
@@ -191,6 +220,7 @@ function M.map(worker, list, opts)
   local run = run_id(store, dbpath, describe(options.resolve(layers({}))))
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
   state.engine = state.engine or core.engine(find_exe())
+  use_backend(values, from)
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
     max_tasks_per_child = values.max_tasks_per_child, verbose = values.verbose,
@@ -283,6 +313,7 @@ end
 function M.shutdown(status)
   if state.engine then state.engine:close() end
   state.engine = nil
+  state.backend = nil
   for path, id in pairs(state.runs) do
     pcall(state.stores[path].query, state.stores[path], 'UPDATE _psurvey_runs SET finished = ?, status = ?'
       .. ' WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'), id)

@@ -57,7 +57,7 @@ end
 ---@class psurvey.OptionSpec
 M.specs = {
   { name = 'backend', default = 'process', arg = 'NAME',
-    help = 'where workers run: process (this machine); ssh and slurm are not available yet',
+    help = 'where workers run: process (this machine) or ssh (the hosts of --hosts); slurm is not available yet',
     check = function(v)
       if v == 'process' or v == 'ssh' or v == 'slurm' then return v end
       return nil, ("expected 'process', 'ssh' or 'slurm', got %s"):format(
@@ -107,6 +107,28 @@ M.specs = {
       if s == 'true' then return true end
       if s == 'false' then return false end
       return s
+    end },
+  { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
+    help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path]' },
+  { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,
+    help = 'ssh backend: { hosts = {...}, options = { extra ssh arguments }, heartbeat = 30, reconnect = true }',
+    check = function(v)
+      if type(v) ~= 'table' then return nil, 'expected a table, got ' .. type(v) end
+      local known = { hosts = 'table', options = 'table', heartbeat = 'number', reconnect = 'boolean',
+        program = 'string' }
+      for k, x in pairs(v) do
+        if known[k] == nil then
+          return nil, ("unknown key '%s' (known: hosts, options, heartbeat, reconnect, program)"):format(tostring(k))
+        end
+        if type(x) ~= known[k] then
+          return nil, ("key '%s' must be a %s, got %s"):format(k, known[k], type(x))
+        end
+      end
+      if v.heartbeat and not (v.heartbeat > 0) then return nil, "key 'heartbeat' must be > 0 seconds" end
+      for i, o in ipairs(v.options or {}) do
+        if type(o) ~= 'string' then return nil, ('options[%d] must be a string, got %s'):format(i, type(o)) end
+      end
+      return v
     end },
   { name = 'db', default = nil, arg = 'PATH',
     help = 'SQLite file for the results (default .psurvey/<script>.db); false keeps them in memory',

@@ -1,0 +1,235 @@
+/*
+ * agent.c: `psurvey agent`, the far end of one ssh connection. It runs a
+ * pool of `psurvey worker` processes on its host, as the driver asks
+ * (SPAWN, KILL), and relays frames: TO from the driver goes to a worker
+ * as it is, a worker's frames go back wrapped in FROM, a worker's death as
+ * GONE. It answers PING with PONG. When its input ends (the driver or the
+ * ssh connection is gone) or BYE arrives, it kills its workers and exits:
+ * nothing is left running on a host a survey has lost.
+ *
+ * Writes to the driver are blocking: the agent has nothing better to do
+ * while ssh is busy, and the pressure travels back to the workers.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "pool.h"
+#include "value.h"
+
+typedef struct agent_s {
+  uv_loop_t loop;
+  ps_pool_t pool;
+  uv_pipe_t in;
+  ps_framer_t framer;
+  int out;
+  int stopping;
+} agent_t;
+
+static void stop(agent_t *a);
+
+static void send_frame(agent_t *a, ps_buf_t *b) {
+  const char *p = b->data;
+  size_t n = b->failed ? 0 : b->len;
+  while (n > 0) {
+    ssize_t k = write(a->out, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      stop(a); /* the driver is gone */
+      break;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+  ps_buf_free(b);
+}
+
+static uint64_t driver_id(ps_worker_t *w) { return (uint64_t)(uintptr_t)w->data; }
+
+static ps_worker_t *find(agent_t *a, uint64_t id) {
+  for (int k = 0; k < a->pool.n; k++)
+    if (driver_id(a->pool.workers[k]) == id && !a->pool.workers[k]->closing) return a->pool.workers[k];
+  return NULL;
+}
+
+static void gone(agent_t *a, uint64_t id, int64_t status, int sig, const char *why) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  size_t s = ps_frame_begin(&b, PS_MSG_GONE);
+  ps_buf_put_varint(&b, id);
+  ps_buf_put_varint(&b, (uint64_t)status);
+  ps_buf_put_varint(&b, (uint64_t)sig);
+  ps_put_bytes(&b, why, strlen(why));
+  ps_frame_end(&b, s);
+  send_frame(a, &b);
+}
+
+static void on_worker_frame(ps_worker_t *w, int kind, const char *payload, size_t len) {
+  agent_t *a = w->pool->owner;
+  ps_buf_t b;
+  ps_buf_init(&b);
+  size_t s = ps_frame_begin(&b, PS_MSG_FROM);
+  ps_buf_put_varint(&b, driver_id(w));
+  ps_buf_putc(&b, (char)kind);
+  ps_buf_put(&b, payload, len);
+  ps_frame_end(&b, s);
+  send_frame(a, &b);
+}
+
+static void on_worker_dead(ps_worker_t *w) {
+  agent_t *a = w->pool->owner;
+  if (!a->stopping) gone(a, driver_id(w), w->exit_status, w->term_signal, w->why);
+}
+
+static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
+  ps_reader_t r;
+  uint64_t id, sig;
+  ps_reader_init(&r, p, n);
+  switch (kind) {
+    case PS_MSG_SPAWN: {
+      ps_worker_t *w;
+      ps_err_t err;
+      if (ps_read_varint(&r, &id) != 0) break;
+      if (ps_pool_spawn(&a->pool, NULL, &w, &err) != 0) {
+        gone(a, id, 127, 0, err.msg);
+        return;
+      }
+      w->data = (void *)(uintptr_t)id;
+      return;
+    }
+    case PS_MSG_TO: {
+      if (ps_read_varint(&r, &id) != 0) break;
+      ps_worker_t *w = find(a, id);
+      if (w == NULL) return; /* it died meanwhile: GONE is on its way */
+      ps_buf_t b;
+      ps_buf_init(&b);
+      ps_buf_put(&b, (const char *)r.p, ps_reader_left(&r));
+      ps_worker_send(w, &b);
+      ps_buf_free(&b);
+      return;
+    }
+    case PS_MSG_KILL: {
+      if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &sig) != 0 || sig > 64) break;
+      ps_worker_t *w = find(a, id);
+      if (w) ps_worker_kill(w, (int)sig, NULL);
+      return;
+    }
+    case PS_MSG_PING: {
+      ps_buf_t b;
+      ps_buf_init(&b);
+      size_t s = ps_frame_begin(&b, PS_MSG_PONG);
+      ps_frame_end(&b, s);
+      send_frame(a, &b);
+      return;
+    }
+    case PS_MSG_BYE: stop(a); return;
+    default: break;
+  }
+  fprintf(stderr, "psurvey agent: a malformed frame from the driver (kind %d)\n", kind);
+  stop(a);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  agent_t *a = h->data;
+  char *p;
+  size_t n;
+  (void)hint;
+  if (ps_framer_space(&a->framer, 65536, &p, &n) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  buf->base = p;
+  buf->len = n;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  agent_t *a = s->data;
+  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
+    stop(a);
+    return;
+  }
+  a->framer.in.len += (size_t)nread;
+  int kind, rc;
+  const char *payload;
+  size_t len;
+  ps_err_t err;
+  while (!a->stopping && (rc = ps_framer_next(&a->framer, &kind, &payload, &len, &err)) == 1)
+    on_driver_frame(a, kind, payload, len);
+  if (!a->stopping && rc < 0) {
+    fprintf(stderr, "psurvey agent: %s\n", err.msg);
+    stop(a);
+  }
+}
+
+static void stop(agent_t *a) {
+  if (a->stopping) return;
+  a->stopping = 1;
+  uv_read_stop((uv_stream_t *)&a->in);
+  /* Their work belongs to a driver that is done with this host. */
+  for (int k = 0; k < a->pool.n; k++) ps_worker_kill(a->pool.workers[k], SIGKILL, NULL);
+}
+
+static void on_in_closed(uv_handle_t *h) { (void)h; }
+
+int ps_agent_main(const char *exe) {
+  static agent_t A;
+  agent_t *a = &A;
+  memset(a, 0, sizeof *a);
+  signal(SIGPIPE, SIG_IGN);
+  /* Frames go out on a private descriptor; stdout becomes stderr, so that
+     nothing else ever writes into the protocol. */
+  a->out = dup(1);
+  if (a->out < 0 || dup2(2, 1) < 0) {
+    perror("psurvey agent");
+    return 2;
+  }
+  if (uv_loop_init(&a->loop) != 0 || ps_pool_init(&a->pool, &a->loop, exe) != 0) {
+    fprintf(stderr, "psurvey agent: cannot start\n");
+    return 2;
+  }
+  a->pool.cb.on_frame = on_worker_frame;
+  a->pool.cb.on_dead = on_worker_dead;
+  a->pool.owner = a;
+  ps_framer_init(&a->framer, PS_FRAME_MAX);
+  uv_pipe_init(&a->loop, &a->in, 0);
+  a->in.data = a;
+  if (uv_pipe_open(&a->in, 0) != 0) {
+    fprintf(stderr, "psurvey agent: cannot read standard input\n");
+    return 2;
+  }
+
+  char host[256];
+  if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
+  host[sizeof host - 1] = '\0';
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
+  size_t s = ps_frame_begin(&b, PS_MSG_AGENT);
+  ps_buf_put_varint(&b, PS_PROTOCOL);
+  ps_put_bytes(&b, host, strlen(host));
+  ps_buf_put_varint(&b, (uint64_t)(cores > 0 ? cores : 1));
+  ps_buf_put_varint(&b, (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0));
+  ps_put_bytes(&b, PSURVEY_VERSION, strlen(PSURVEY_VERSION));
+  ps_frame_end(&b, s);
+  send_frame(a, &b);
+
+  uv_read_start((uv_stream_t *)&a->in, on_alloc, on_read);
+  while (!a->stopping) uv_run(&a->loop, UV_RUN_ONCE);
+  while (a->pool.n > 0) uv_run(&a->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&a->in, on_in_closed);
+  ps_pool_close(&a->pool);
+  uv_run(&a->loop, UV_RUN_NOWAIT);
+  uv_loop_close(&a->loop);
+  ps_framer_free(&a->framer);
+  close(a->out);
+  return 0;
+}

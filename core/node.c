@@ -1,0 +1,599 @@
+/* node.c: ssh hosts as nodes of the pool (node.h). */
+#include "node.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "value.h"
+
+/* How often hosts are looked after: pings, silence, reconnects (ms). */
+#define TICK_MS 250
+/* Longest wait between two connection attempts to a lost host (us). */
+#define MAX_BACKOFF_US 30000000
+
+typedef struct ps_hosts_s {
+  uv_timer_t timer;
+  ps_node_opts_t o;
+  int closing;
+} hosts_t;
+
+/* One ssh process. It outlives its node's interest in it: a lost host gets
+   a new connection while the old one's handles close. */
+typedef struct conn_s {
+  ps_node_t *node; /* NULL once the node has moved on */
+  uv_process_t proc;
+  uv_pipe_t to, from, err;
+  int open_handles;
+  ps_framer_t framer;
+  int exited, eof_out;
+  int synced; /* the agent's magic was seen: frames follow */
+  int64_t exit_status;
+  int term_signal;
+  char tail[600]; /* the end of what ssh and the agent wrote to stderr */
+  size_t taillen;
+} conn_t;
+
+static void conn_end(conn_t *c);
+
+static int64_t backoff_us(int failures) {
+  int64_t d = 1000000;
+  for (int k = 1; k < failures && d < MAX_BACKOFF_US; k++) d *= 2;
+  return d < MAX_BACKOFF_US ? d : MAX_BACKOFF_US;
+}
+
+static void conn_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  if (--c->open_handles == 0) {
+    ps_framer_free(&c->framer);
+    free(c);
+  }
+}
+
+static void conn_close(conn_t *c) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&c->proc, (uv_handle_t *)&c->to, (uv_handle_t *)&c->from,
+                       (uv_handle_t *)&c->err};
+  for (int k = 0; k < 4; k++)
+    if (!uv_is_closing(hs[k])) uv_close(hs[k], conn_closed);
+}
+
+static int send_raw(ps_node_t *n, ps_buf_t *b) {
+  size_t len;
+  char *data = ps_buf_steal(b, &len);
+  if (n->conn == NULL || n->conn->exited || uv_is_closing((uv_handle_t *)&n->conn->to)) {
+    free(data);
+    return PS_EWORKER;
+  }
+  return ps__stream_write((uv_stream_t *)&n->conn->to, data, len);
+}
+
+static void send_simple(ps_node_t *n, int kind, int64_t id, int64_t arg, int nargs) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  size_t s = ps_frame_begin(&b, kind);
+  if (nargs >= 1) ps_buf_put_varint(&b, (uint64_t)id);
+  if (nargs >= 2) ps_buf_put_varint(&b, (uint64_t)arg);
+  ps_frame_end(&b, s);
+  if (b.failed)
+    ps_buf_free(&b);
+  else
+    send_raw(n, &b);
+}
+
+/* The last line of what the connection wrote to stderr. */
+static void last_line(const conn_t *c, char *out, size_t n) {
+  size_t end = c->taillen;
+  while (end > 0 && (c->tail[end - 1] == '\n' || c->tail[end - 1] == '\r')) end--;
+  size_t start = end;
+  while (start > 0 && c->tail[start - 1] != '\n') start--;
+  snprintf(out, n, "%.*s", (int)(end - start), c->tail + start);
+}
+
+/* Why a connection ended, in words a user can act on. */
+static void describe_end(ps_node_t *n, conn_t *c, char *out, size_t size) {
+  char line[300];
+  last_line(c, line, sizeof line);
+  if (n->why[0]) {
+    snprintf(out, size, "%s", n->why);
+  } else if (n->state != PS_NODE_UP && (c->exit_status == 127 || strstr(line, "not found") ||
+                                        strstr(line, "No such file"))) {
+    snprintf(out, size,
+             "psurvey is not installed there (%s): install it, or give psurvey=/path/to/psurvey in its hosts "
+             "entry",
+             line[0] ? line : "command not found");
+  } else if (c->exit_status == 255) {
+    snprintf(out, size, "ssh failed%s%s", line[0] ? ": " : " (exit status 255)", line);
+  } else if (c->term_signal) {
+    snprintf(out, size, "ssh was killed by signal %d%s%s", c->term_signal, line[0] ? ": " : "", line);
+  } else {
+    snprintf(out, size, "the connection ended (ssh exit status %lld)%s%s", (long long)c->exit_status,
+             line[0] ? ": " : "", line);
+  }
+}
+
+/* The host is gone: its workers are dead (not by their fault), and it is
+   tried again later. */
+static void node_lost(ps_node_t *n, const char *why) {
+  ps_pool_t *p = n->pool;
+  int was_up = n->state == PS_NODE_UP;
+  n->state = PS_NODE_DOWN;
+  if (why != n->why) snprintf(n->why, sizeof n->why, "%.399s", why);
+  if (n->conn) n->conn->node = NULL;
+  n->conn = NULL;
+  for (int k = p->n - 1; k >= 0; k--) {
+    if (k >= p->n) continue;
+    ps_worker_t *w = p->workers[k];
+    if (w->node != n || w->closing) continue;
+    w->lost = 1;
+    w->exited = w->eof = 1;
+    if (!w->why[0]) snprintf(w->why, sizeof w->why, "was lost with host %.200s", n->name);
+    n->workers--;
+    ps__worker_bury(w);
+  }
+  n->failures++;
+  n->retry_at = ps_mono_us() + backoff_us(n->failures);
+  (void)was_up;
+  if (p->cb.on_node) p->cb.on_node(n, 0);
+}
+
+static ps_worker_t *find_worker(ps_node_t *n, uint64_t id) {
+  ps_pool_t *p = n->pool;
+  for (int k = 0; k < p->n; k++)
+    if (p->workers[k]->node == n && (uint64_t)p->workers[k]->id == id) return p->workers[k];
+  return NULL;
+}
+
+static void kill_conn(ps_node_t *n, const char *why) {
+  if (!n->why[0]) snprintf(n->why, sizeof n->why, "%.399s", why);
+  if (n->conn && !n->conn->exited) uv_process_kill(&n->conn->proc, SIGKILL);
+}
+
+static void on_agent_hello(ps_node_t *n, ps_reader_t *r) {
+  uint64_t proto, cores, mem;
+  const char *host, *version;
+  size_t hostlen, vlen;
+  if (ps_read_varint(r, &proto) != 0 || ps_read_bytes(r, &host, &hostlen) != 0 ||
+      ps_read_varint(r, &cores) != 0 || ps_read_varint(r, &mem) != 0 || ps_read_bytes(r, &version, &vlen) != 0) {
+    kill_conn(n, "its agent sent a malformed hello");
+    return;
+  }
+  if (proto != PS_PROTOCOL) {
+    char why[300];
+    snprintf(why, sizeof why,
+             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install the same "
+             "version on both",
+             (int)(vlen < 40 ? vlen : 40), version, (unsigned long long)proto, PSURVEY_VERSION, PS_PROTOCOL);
+    kill_conn(n, why);
+    return;
+  }
+  snprintf(n->host, sizeof n->host, "%.*s", (int)(hostlen < 255 ? hostlen : 255), host);
+  n->cores = (int)cores;
+  n->mem_mb = (int64_t)mem;
+  n->slots = n->given_slots > 0 ? n->given_slots : (cores > 1 ? (int)cores - 1 : 1);
+  n->state = PS_NODE_UP;
+  n->ever_up = 1;
+  n->failures = 0;
+  n->why[0] = '\0';
+  if (n->pool->cb.on_node) n->pool->cb.on_node(n, 1);
+}
+
+static void on_node_frame(ps_node_t *n, int kind, const char *p, size_t len) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, len);
+  n->last_heard = ps_mono_us();
+  switch (kind) {
+    case PS_MSG_AGENT: on_agent_hello(n, &r); return;
+    case PS_MSG_PONG: return;
+    case PS_MSG_FROM: {
+      uint64_t id;
+      int wkind;
+      if (ps_read_varint(&r, &id) != 0 || ps_read_byte(&r, &wkind) != 0) break;
+      ps_worker_t *w = find_worker(n, id);
+      if (w == NULL || w->closing) return; /* killed meanwhile */
+      if (wkind == PS_MSG_HELLO) {
+        uint64_t proto, pid;
+        ps_reader_t h = r;
+        if (ps_read_varint(&h, &proto) == 0 && ps_read_varint(&h, &pid) == 0) w->pid = (int)pid;
+        w->hello = 1;
+      }
+      n->pool->cb.on_frame(w, wkind, (const char *)r.p, ps_reader_left(&r));
+      return;
+    }
+    case PS_MSG_GONE: {
+      uint64_t id, status, sig;
+      const char *why;
+      size_t whylen;
+      if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &status) != 0 || ps_read_varint(&r, &sig) != 0 ||
+          ps_read_bytes(&r, &why, &whylen) != 0)
+        break;
+      ps_worker_t *w = find_worker(n, id);
+      if (w == NULL || w->closing) return;
+      w->exited = w->eof = 1;
+      w->exit_status = (int64_t)status;
+      w->term_signal = (int)sig;
+      if (whylen && !w->why[0]) snprintf(w->why, sizeof w->why, "%.*s", (int)(whylen < 290 ? whylen : 290), why);
+      n->workers--;
+      ps__worker_bury(w);
+      return;
+    }
+    default: break;
+  }
+  kill_conn(n, "its agent sent a malformed frame");
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  conn_t *c = h->data;
+  char *p;
+  size_t n;
+  (void)hint;
+  if (ps_framer_space(&c->framer, 65536, &p, &n) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  buf->base = p;
+  buf->len = n;
+}
+
+static void keep_tail(conn_t *c, const char *p, size_t n);
+
+/* Skips what comes before the agent's magic (a login script's chatter),
+   passing it on to stderr. 1 once the frames begin. */
+static int find_magic(conn_t *c) {
+  ps_framer_t *f = &c->framer;
+  const char *data = f->in.data + f->pos;
+  size_t avail = f->in.len - f->pos;
+  for (size_t k = 0; k + PS_AGENT_MAGIC_LEN <= avail; k++) {
+    if (memcmp(data + k, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN) == 0) {
+      keep_tail(c, data, k);
+      f->pos += k + PS_AGENT_MAGIC_LEN;
+      c->synced = 1;
+      return 1;
+    }
+  }
+  /* Keep what could be the start of the magic; the rest is chatter. */
+  size_t drop = avail >= PS_AGENT_MAGIC_LEN ? avail - (PS_AGENT_MAGIC_LEN - 1) : 0;
+  keep_tail(c, data, drop);
+  f->pos += drop;
+  return 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = s->data;
+  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
+    uv_read_stop(s);
+    c->eof_out = 1;
+    conn_end(c);
+    return;
+  }
+  c->framer.in.len += (size_t)nread;
+  if (!c->synced && !find_magic(c)) return;
+  int kind, rc;
+  const char *payload;
+  size_t len;
+  ps_err_t err;
+  while (c->node && (rc = ps_framer_next(&c->framer, &kind, &payload, &len, &err)) == 1)
+    on_node_frame(c->node, kind, payload, len);
+  if (c->node && rc < 0) {
+    char why[sizeof err.msg + 40];
+    snprintf(why, sizeof why, "its agent sent a malformed frame: %s", err.msg);
+    kill_conn(c->node, why);
+  }
+}
+
+static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  static char chunk[4096]; /* copied out at once in on_err */
+  (void)h;
+  (void)hint;
+  buf->base = chunk;
+  buf->len = sizeof chunk;
+}
+
+/* What ssh, the agent and the workers there write to stderr: passed on to
+   ours once the host is up (worker output belongs on the user's terminal),
+   and its end kept for error messages. */
+static void on_err(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = s->data;
+  if (nread <= 0) {
+    if (nread < 0) uv_read_stop(s);
+    return;
+  }
+  keep_tail(c, buf->base, (size_t)nread);
+}
+
+static void keep_tail(conn_t *c, const char *p, size_t n) {
+  if (n == 0) return;
+  /* Before the host is up, what ssh says goes into the error message
+     instead (a refused connection would be said twice). */
+  if (c->node && c->node->state == PS_NODE_UP) {
+    ssize_t w = write(2, p, n);
+    (void)w;
+  }
+  if (n >= sizeof c->tail) {
+    memcpy(c->tail, p + n - (sizeof c->tail - 1), sizeof c->tail - 1);
+    c->taillen = sizeof c->tail - 1;
+  } else {
+    if (c->taillen + n >= sizeof c->tail) {
+      size_t drop = c->taillen + n - (sizeof c->tail - 1);
+      memmove(c->tail, c->tail + drop, c->taillen - drop);
+      c->taillen -= drop;
+    }
+    memcpy(c->tail + c->taillen, p, n);
+    c->taillen += n;
+  }
+}
+
+static void on_exit_cb(uv_process_t *proc, int64_t status, int sig) {
+  conn_t *c = proc->data;
+  c->exited = 1;
+  c->exit_status = status;
+  c->term_signal = sig;
+  conn_end(c);
+}
+
+/* Once ssh has exited and its output is read: the host is lost (if this is
+   still its connection), and the handles close. */
+static void conn_end(conn_t *c) {
+  if (!c->exited || !c->eof_out) return;
+  ps_node_t *n = c->node;
+  if (n) {
+    char why[500];
+    describe_end(n, c, why, sizeof why);
+    node_lost(n, why);
+  }
+  conn_close(c);
+}
+
+static void node_connect(ps_node_t *n) {
+  ps_pool_t *p = n->pool;
+  conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return;
+  ps_framer_init(&c->framer, PS_FRAME_MAX);
+  uv_pipe_init(p->loop, &c->to, 0);
+  uv_pipe_init(p->loop, &c->from, 0);
+  uv_pipe_init(p->loop, &c->err, 0);
+  c->proc.data = c->to.data = c->from.data = c->err.data = c;
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+  stdio[0].data.stream = (uv_stream_t *)&c->to;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&c->from;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t *)&c->err;
+  uv_process_options_t opt;
+  memset(&opt, 0, sizeof opt);
+  opt.file = n->argv[0];
+  opt.args = n->argv;
+  opt.exit_cb = on_exit_cb;
+  opt.stdio = stdio;
+  opt.stdio_count = 3;
+  /* Its own process group: Ctrl-C reaches the driver, which ends it. */
+  opt.flags = UV_PROCESS_DETACHED;
+  n->state = PS_NODE_CONNECTING;
+  n->since = n->last_heard = n->last_ping = ps_mono_us();
+  n->why[0] = '\0';
+  int rc = uv_spawn(p->loop, &c->proc, &opt);
+  if (rc != 0) {
+    c->open_handles = 3;
+    uv_close((uv_handle_t *)&c->to, conn_closed);
+    uv_close((uv_handle_t *)&c->from, conn_closed);
+    uv_close((uv_handle_t *)&c->err, conn_closed);
+    char why[300];
+    snprintf(why, sizeof why, "cannot start '%s': %s", n->argv[0], uv_strerror(rc));
+    node_lost(n, why);
+    return;
+  }
+  c->open_handles = 4;
+  c->node = n;
+  n->conn = c;
+  uv_read_start((uv_stream_t *)&c->from, on_alloc, on_read);
+  uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err);
+}
+
+static void on_tick(uv_timer_t *t) {
+  ps_pool_t *p = t->data;
+  hosts_t *h = p->hosts;
+  int64_t now = ps_mono_us();
+  int64_t silence = (int64_t)(h->o.heartbeat * 1e6);
+  int64_t ping_every = silence / 4 < 1000000 ? silence / 4 : 1000000;
+  for (int k = 0; k < p->nnodes; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->state == PS_NODE_UP || n->state == PS_NODE_CONNECTING) {
+      if (now - n->last_heard > silence) {
+        char why[120];
+        snprintf(why, sizeof why, "no word from it for %g s (heartbeat)", h->o.heartbeat);
+        kill_conn(n, why);
+      } else if (n->state == PS_NODE_UP && now - n->last_ping >= ping_every) {
+        n->last_ping = now;
+        send_simple(n, PS_MSG_PING, 0, 0, 0);
+      }
+    } else if (h->o.reconnect && n->conn == NULL && now >= n->retry_at && !h->closing) {
+      node_connect(n);
+    }
+  }
+}
+
+/* 'a b' -> "'a b'" for the remote shell. */
+static char *shell_quote(const char *s) {
+  size_t n = strlen(s);
+  char *q = malloc(4 * n + 3), *o = q;
+  if (q == NULL) return NULL;
+  *o++ = '\'';
+  for (const char *c = s; *c; c++) {
+    if (*c == '\'') {
+      memcpy(o, "'\\''", 4);
+      o += 4;
+    } else {
+      *o++ = *c;
+    }
+  }
+  *o++ = '\'';
+  *o = '\0';
+  return q;
+}
+
+static char **ssh_argv(const ps_node_spec_t *s, const ps_node_opts_t *o) {
+  int n = 0, cap = o->nssh_args + 16;
+  char **argv = calloc((size_t)cap, sizeof *argv);
+  if (argv == NULL) return NULL;
+  argv[n++] = strdup(o->ssh ? o->ssh : "ssh");
+  /* The user's options first: ssh keeps the first value of each. */
+  for (int k = 0; k < o->nssh_args; k++) argv[n++] = strdup(o->ssh_args[k]);
+  const char *fixed[] = {"-T", "-e", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"};
+  for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) argv[n++] = strdup(fixed[k]);
+  if (s->port > 0) {
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    argv[n++] = strdup("-p");
+    argv[n++] = strdup(port);
+  }
+  argv[n++] = strdup(s->target);
+  char *prog = shell_quote(s->psurvey ? s->psurvey : "psurvey");
+  char *cmd = prog ? malloc(strlen(prog) + 8) : NULL;
+  if (cmd) sprintf(cmd, "%s agent", prog);
+  free(prog);
+  argv[n++] = cmd;
+  for (int k = 0; k < n; k++)
+    if (argv[k] == NULL) {
+      for (int j = 0; j < n; j++) free(argv[j]);
+      free(argv);
+      return NULL;
+    }
+  return argv;
+}
+
+static void free_node(ps_node_t *n) {
+  for (char **a = n->argv; a && *a; a++) free(*a);
+  free(n->argv);
+  free(n);
+}
+
+int ps_nodes_setup(ps_pool_t *p, const ps_node_spec_t *specs, int count, const ps_node_opts_t *o,
+                   ps_err_t *err) {
+  if (p->hosts) return ps_err_set(err, PS_EVALUE, "the ssh hosts are set once per run");
+  hosts_t *h = calloc(1, sizeof *h);
+  ps_node_t **nodes = calloc((size_t)(count ? count : 1), sizeof *nodes);
+  if (h == NULL || nodes == NULL) {
+    free(h);
+    free(nodes);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  h->o = *o;
+  h->o.ssh_args = NULL; /* only used here, to build each argv */
+  h->o.nssh_args = 0;
+  if (h->o.heartbeat <= 0) h->o.heartbeat = 30;
+  for (int k = 0; k < count; k++) {
+    ps_node_t *n = calloc(1, sizeof *n);
+    if (n == NULL || (n->argv = ssh_argv(&specs[k], o)) == NULL) {
+      free(n);
+      for (int j = 0; j < k; j++) free_node(nodes[j]);
+      free(nodes);
+      free(h);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+    n->pool = p;
+    n->given_slots = n->slots = specs[k].slots;
+    if (specs[k].port > 0)
+      snprintf(n->name, sizeof n->name, "%s:%d", specs[k].target, specs[k].port);
+    else
+      snprintf(n->name, sizeof n->name, "%s", specs[k].target);
+    nodes[k] = n;
+  }
+  p->nodes = nodes;
+  p->nnodes = count;
+  p->hosts = h;
+  uv_timer_init(p->loop, &h->timer);
+  h->timer.data = p;
+  uv_timer_start(&h->timer, on_tick, TICK_MS, TICK_MS);
+  for (int k = 0; k < count; k++) node_connect(nodes[k]);
+  return 0;
+}
+
+int ps_nodes_up(const ps_pool_t *p, int *slots) {
+  int up = 0, s = 0;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->state == PS_NODE_UP) {
+      up++;
+      s += p->nodes[k]->slots;
+    }
+  if (slots) *slots = s;
+  return up;
+}
+
+int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
+  if (n->state != PS_NODE_UP) return ps_err_set(err, PS_EWORKER, "host %s is not connected", n->name);
+  ps_worker_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  w->pool = n->pool;
+  w->node = n;
+  w->id = n->pool->next_id++;
+  ps_framer_init(&w->framer, PS_FRAME_MAX);
+  snprintf(w->host, sizeof w->host, "%s", n->host);
+  if (ps__pool_add(n->pool, w) != 0) {
+    free(w);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  n->workers++;
+  send_simple(n, PS_MSG_SPAWN, w->id, 0, 1);
+  *out = w;
+  return 0;
+}
+
+int ps_node_send(ps_worker_t *w, ps_buf_t *b) {
+  ps_node_t *n = w->node;
+  if (w->closing || w->exited || n->state != PS_NODE_UP) {
+    ps_buf_free(b);
+    return PS_EWORKER;
+  }
+  /* TO: the worker's id, then its frame as it is. */
+  ps_buf_t env;
+  ps_buf_init(&env);
+  size_t s = ps_frame_begin(&env, PS_MSG_TO);
+  ps_buf_put_varint(&env, (uint64_t)w->id);
+  ps_buf_put(&env, b->data, b->len);
+  ps_frame_end(&env, s);
+  ps_buf_free(b);
+  if (env.failed) {
+    ps_buf_free(&env);
+    return PS_ENOMEM;
+  }
+  return send_raw(n, &env);
+}
+
+void ps_node_kill(ps_worker_t *w, int sig) {
+  if (w->node->state == PS_NODE_UP) send_simple(w->node, PS_MSG_KILL, w->id, sig, 2);
+}
+
+static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+
+void ps_nodes_close(ps_pool_t *p) {
+  hosts_t *h = p->hosts;
+  if (h == NULL) return;
+  h->closing = 1;
+  /* BYE, then the end of input: the agents stop their workers and exit. */
+  for (int k = 0; k < p->nnodes; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->conn && n->state == PS_NODE_UP) send_simple(n, PS_MSG_BYE, 0, 0, 0);
+    if (n->conn && !uv_is_closing((uv_handle_t *)&n->conn->to)) uv_close((uv_handle_t *)&n->conn->to, conn_closed);
+  }
+  int64_t deadline = ps_mono_us() + 2000000;
+  for (;;) {
+    int open = 0;
+    for (int k = 0; k < p->nnodes; k++) open += p->nodes[k]->conn != NULL;
+    if (!open) break;
+    if (ps_mono_us() > deadline)
+      for (int k = 0; k < p->nnodes; k++) kill_conn(p->nodes[k], "closing");
+    uv_run(p->loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(&h->timer);
+  h->timer.data = h;
+  uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+  uv_run(p->loop, UV_RUN_NOWAIT);
+  for (int k = 0; k < p->nnodes; k++) free_node(p->nodes[k]);
+  free(p->nodes);
+  p->nodes = NULL;
+  p->nnodes = 0;
+  p->hosts = NULL;
+}

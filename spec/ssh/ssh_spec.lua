@@ -1,0 +1,127 @@
+-- The ssh backend against real OpenSSH servers: one on loopback, and three
+-- in network namespaces acting as separate hosts. Hosts are lost by
+-- cutting their link and by killing their agent; a host with a wrong port
+-- and one without psurvey are reported and the others go on.
+local H = require('support.helpers')
+local S = require('support.sshd')
+local psurvey = require('psurvey')
+
+-- A worker of about 4 ms of CPU per pset.
+local function busy(p)
+  local t = os.clock() + 0.004
+  while os.clock() < t do end
+  return { sq = p.value * p.value }
+end
+
+local function entries(addrs, extra)
+  local out = {}
+  for i, a in ipairs(addrs) do out[i] = ('%s psurvey=%s%s'):format(a, H.bin, extra or '') end
+  return out
+end
+
+-- How the stored rows look: count, distinct psets, rows per host.
+local function summary(db, name)
+  local all = H.sql(db, ("select count(*) n, count(distinct value) v, sum(_status = 'ok' and sq = value * value) ok"
+    .. ' from %s'):format(name))[1]
+  local per = {}
+  for _, row in ipairs(H.sql(db, ('select _host h, count(*) n from %s group by _host'):format(name))) do
+    per[row.h] = row.n
+  end
+  return all, per
+end
+
+describe('the ssh backend #ssh', function()
+  local s, addrs, port
+
+  setup(function()
+    s = S.setup()
+    port = S.loopback(s, 20000 + os.time() % 10000)
+    addrs = S.hosts(s, 3)
+  end)
+
+  teardown(function()
+    psurvey.shutdown()
+    S.stop(s)
+    H.cleanup()
+  end)
+
+  after_each(function() psurvey.shutdown() end)
+
+  local function options(extra)
+    local o = H.options({ backend = 'ssh', ssh = { options = { '-F', s.config }, heartbeat = 2 } })
+    for k, v in pairs(extra or {}) do
+      if k == 'hosts' then o.ssh.hosts = v else o[k] = v end
+    end
+    return o
+  end
+
+  it('runs a survey on a host over loopback ssh, with the same rows as the process backend', function()
+    local psets = psurvey.product({ a = { 1, 2.5, 'x' }, b = psurvey.range(1, 20) })
+    local worker = function(p) return { twice = type(p.a) == 'number' and p.a * 2 or p.a .. p.a, n = { p.b } } end
+    local local_ = psurvey.map(worker, psets, H.options({ ncores = 2, name = 'same' }))
+    psurvey.shutdown()
+    local remote = psurvey.map(worker, psets, options({ hosts = { ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin) },
+      name = 'same' }))
+    assert.equal(60, #remote)
+    local q = 'select a, b, twice, n, _status from same order by _index'
+    assert.same(H.sql(local_.db, q), H.sql(remote.db, q))
+    assert.same({ { h = io.popen('hostname'):read('l') } },
+      H.sql(remote.db, 'select distinct _host h from same'))
+  end)
+
+  it('spreads 2,000 psets over 3 hosts, every pset stored once', function()
+    local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'three' }))
+    assert.equal(2000, #r)
+    local all, per = summary(r.db, 'three')
+    assert.same({ n = 2000, v = 2000, ok = 2000 }, all)
+    for k = 1, 3 do assert.is_true((per['h' .. k] or 0) > 100, 'h' .. k .. ' ran ' .. tostring(per['h' .. k])) end
+  end)
+
+  it('finishes on the other hosts when one host\'s link is cut, without counting it against psets', function()
+    finally(function() S.link(2, true) end)
+    os.execute(('(sleep 1; ip link set psv-veth2 down) >/dev/null 2>&1 &'))
+    local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'cut',
+      verbose = 0 }))
+    assert.equal(2000, #r)
+    local all = summary(r.db, 'cut')
+    assert.same({ n = 2000, v = 2000, ok = 2000 }, all)
+    local lost = 0
+    for _, a in ipairs(r:attempts()) do
+      assert.equal('host_lost', a.kind)
+      lost = lost + 1
+    end
+    assert.is_true(lost >= 1, 'no pset was in flight on the lost host')
+    assert.same({}, H.sql(r.db, "select _index from cut where _attempt <> 1"))
+  end)
+
+  it('finishes when an agent is killed with SIGKILL', function()
+    os.execute(('(sleep 1; for p in $(ip netns pids psv-h3); do '
+      .. 'grep -q "agent" /proc/$p/cmdline 2>/dev/null && kill -9 $p; done) >/dev/null 2>&1 &'))
+    local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'killed' }))
+    assert.equal(2000, #r)
+    local all = summary(r.db, 'killed')
+    assert.same({ n = 2000, v = 2000, ok = 2000 }, all)
+    assert.is_true(#r:attempts() >= 1)
+  end)
+
+  it('names a host with a wrong port and one without psurvey, and goes on with the others', function()
+    local list = { addrs[1] .. ':2222 psurvey=' .. H.bin, addrs[2] .. ' psurvey=/nonexistent/bin/psurvey',
+      addrs[3] .. ' psurvey=' .. H.bin }
+    local r = psurvey.map(busy, psurvey.range(1, 50), options({ hosts = list, name = 'partial', verbose = 1 }))
+    assert.equal(50, #r)
+    local _, per = summary(r.db, 'partial')
+    assert.same({ h3 = 50 }, per)
+    local text = H.slurp(r.log)
+    assert.matches('host 10%.200%.0%.11:2222: cannot connect: ssh failed: .*[Cc]onnection refused', text)
+    assert.matches('host 10%.200%.0%.12: cannot connect: psurvey is not installed there %(.*/nonexistent/bin/psurvey: '
+      .. 'No such file or directory%): install it, or give psurvey=/path/to/psurvey in its hosts entry', text)
+  end)
+
+  it('stops with a clear error when every host is unreachable', function()
+    local ok, err = pcall(psurvey.map, busy, psurvey.range(1, 10),
+      options({ hosts = { ('127.0.0.1:%d psurvey=%s'):format(port + 1, H.bin) }, name = 'none' }))
+    assert.is_false(ok)
+    assert.matches('every ssh host is lost or unreachable %(127%.0%.0%.1:%d+: ssh failed: .*%); what finished is '
+      .. 'stored: run again with %-%-resume', err)
+  end)
+end)
