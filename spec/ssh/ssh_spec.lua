@@ -30,6 +30,15 @@ local function summary(db, name)
   return all, per
 end
 
+-- Runs a shell command in the background once host has stored 20 rows of
+-- the stage: the host is surely up and busy when its fault comes.
+local function when_running(db, stage, host, cmd)
+  os.execute(([[(for i in $(seq 1 300); do
+    n=$(sqlite3 %s "select count(*) from %s where _host = '%s'" 2>/dev/null)
+    [ "${n:-0}" -gt 20 ] 2>/dev/null && break; sleep 0.05; done; %s) >/dev/null 2>&1 &]]):format(
+    H.quote(db), stage, host, cmd))
+end
+
 describe('the ssh backend #ssh', function()
   local s, addrs, port
 
@@ -79,9 +88,9 @@ describe('the ssh backend #ssh', function()
 
   it('finishes on the other hosts when one host\'s link is cut, without counting it against psets', function()
     finally(function() S.link(2, true) end)
-    os.execute(('(sleep 1; ip link set psv-veth2 down) >/dev/null 2>&1 &'))
-    local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'cut',
-      verbose = 0 }))
+    local o = options({ hosts = entries(addrs), name = 'cut' })
+    when_running(o.db, 'cut', 'h2', 'ip link set psv-veth2 down')
+    local r = psurvey.map(busy, psurvey.range(1, 2000), o)
     assert.equal(2000, #r)
     local all = summary(r.db, 'cut')
     assert.same({ n = 2000, v = 2000, ok = 2000 }, all)
@@ -92,12 +101,55 @@ describe('the ssh backend #ssh', function()
     end
     assert.is_true(lost >= 1, 'no pset was in flight on the lost host')
     assert.same({}, H.sql(r.db, "select _index from cut where _attempt <> 1"))
+    local log = H.slurp(r.log)
+    assert.matches('host 10%.200%.0%.12: lost: no word from it for 2 s %(heartbeat%)', log)
+    assert.matches('psets of worker %d+ requeued', log)
+  end)
+
+  it('uses a host that connects late', function()
+    S.link(2, false)
+    finally(function() S.link(2, true) end)
+    os.execute('(sleep 1.5; ip link set psv-veth2 up) >/dev/null 2>&1 &')
+    local r = psurvey.map(busy, psurvey.range(1, 3000), options({ hosts = entries({ addrs[1], addrs[2] }),
+      name = 'late' }))
+    assert.equal(3000, #r)
+    local _, per = summary(r.db, 'late')
+    assert.is_true((per.h2 or 0) > 0, 'the late host ran nothing')
+    assert.matches('host 10%.200%.0%.12: connected %(h2', H.slurp(r.log))
+  end)
+
+  it('treats a crash or a timeout on a remote host as the local backend does', function()
+    local r = psurvey.map(function(p)
+      if p.value == 1 then os.exit(3) end
+      if p.value == 2 then os.execute('sleep 30') end
+      return { v = p.value }
+    end, psurvey.range(1, 4), options({ hosts = entries({ addrs[1] }), name = 'faults', timeout = 1,
+      retries = 0 }))
+    assert.equal(2, #r)
+    local rows = H.sql(r.db, 'select value, _status, _host from faults where _status <> \'ok\' order by _index')
+    assert.same({ { value = 1, _status = 'exit', _host = 'h1' }, { value = 2, _status = 'timeout', _host = 'h1' } },
+      rows)
+    assert.same({}, S.pids('sleep 30'))
+  end)
+
+  it('says which host runs another version of psurvey, and goes on with the others', function()
+    local old = H.write(s.dir, 'old-psurvey', [[#!/bin/sh
+printf '\000psurvey-agent\n\016\000\000\000\011\001\003old\002\144\0050.0.1'
+sleep 5
+]])
+    os.execute('chmod 755 ' .. old)
+    local r = psurvey.map(busy, psurvey.range(1, 20), options({ name = 'versions',
+      hosts = { addrs[1] .. ' psurvey=' .. old, addrs[2] .. ' psurvey=' .. H.bin } }))
+    assert.equal(20, #r)
+    assert.matches('host 10%.200%.0%.11: cannot connect: psurvey there is version 0%.0%.1 %(protocol 1%), this one '
+      .. 'is 0%.1%.0 %(protocol 2%): install the same version on both', H.slurp(r.log))
   end)
 
   it('finishes when an agent is killed with SIGKILL', function()
-    os.execute(('(sleep 1; for p in $(ip netns pids psv-h3); do '
-      .. 'grep -q "agent" /proc/$p/cmdline 2>/dev/null && kill -9 $p; done) >/dev/null 2>&1 &'))
-    local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'killed' }))
+    local o = options({ hosts = entries(addrs), name = 'killed' })
+    when_running(o.db, 'killed', 'h3',
+      'for p in $(ip netns pids psv-h3); do grep -q agent /proc/$p/cmdline 2>/dev/null && kill -9 $p; done')
+    local r = psurvey.map(busy, psurvey.range(1, 2000), o)
     assert.equal(2000, #r)
     local all = summary(r.db, 'killed')
     assert.same({ n = 2000, v = 2000, ok = 2000 }, all)
