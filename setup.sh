@@ -12,9 +12,11 @@ cd "$(dirname "$0")"
 root=$PWD
 
 # Build: compiler, CMake, Lua 5.4, libuv and SQLite (shared and static).
-# Test: busted, cjson (used by the specs), the sqlite3 shell.
+# Test: busted, cjson (used by the specs), the sqlite3 shell, and OpenSSH
+# and iproute2 for the ssh backend's specs (a real sshd on loopback and in
+# network namespaces).
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
-          lua-cjson lua-busted sqlite3)
+          lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2)
 
 missing=()
 for p in "${packages[@]}"; do
