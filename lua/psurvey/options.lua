@@ -124,7 +124,9 @@ M.specs = {
           return nil, ("key '%s' must be a %s, got %s"):format(k, known[k], type(x))
         end
       end
-      if v.heartbeat and not (v.heartbeat > 0) then return nil, "key 'heartbeat' must be > 0 seconds" end
+      if v.heartbeat and (v.heartbeat ~= v.heartbeat or v.heartbeat <= 0) then
+        return nil, "key 'heartbeat' must be > 0 seconds"
+      end
       for i, o in ipairs(v.options or {}) do
         if type(o) ~= 'string' then return nil, ('options[%d] must be a string, got %s'):format(i, type(o)) end
       end
