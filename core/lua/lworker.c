@@ -533,13 +533,24 @@ static void send_hello(worker_t *W) {
   ps_buf_free(&f);
 }
 
+/* The driver (or the agent) is gone: so is everything this worker runs.
+   The worker leads its process group; kill(0) reaches it all, itself too. */
+static void on_parent_death(int sig) {
+  (void)sig;
+  kill(0, SIGKILL);
+  _exit(1);
+}
+
 int psL_worker_main(int argc, char **argv) {
   static worker_t W;
   memset(&W, 0, sizeof W);
   for (int i = 2; i < argc; i++)
     if (strcmp(argv[i], "--die-with-parent") == 0) {
       pid_t parent = getppid();
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      /* Not SIGKILL: the handler takes the processes this worker started
+         (a simulator in its process group) down with it. */
+      signal(SIGTERM, on_parent_death);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() != parent) return 0;
     }
   signal(SIGPIPE, SIG_IGN);

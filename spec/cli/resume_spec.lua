@@ -142,7 +142,7 @@ psurvey.map(function(p) return { v = %d } end, psurvey.range(1, %d))
 local function cost_worker(pset, system, user)
   if system.stage == 'round4' and io.open('slow') then
     io.open('in-round4', 'w'):close()
-    os.execute('sleep 30')
+    os.execute('sleep 30.75')
   end
   local f = io.open('evals.txt', 'a')
   f:write(system.stage, ' ', pset.x, ' ', pset.y, '\n')
@@ -156,6 +156,8 @@ local function cost_worker(pset, system, user)
     H.write(dir, 'slow', '')
     run_and_kill(dir, '[ -e in-round4 ]')
     assert.same({}, H.processes(dir))
+    -- The workers took the programs they ran down with them.
+    assert.same({}, H.processes('sleep 30.75'))
     local _, before = evaluations(dir)
     assert.equal(75, before) -- rounds 1 to 3, 25 psets each; round 4 never finished one
     os.remove(dir .. '/slow')

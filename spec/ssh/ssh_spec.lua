@@ -121,7 +121,7 @@ describe('the ssh backend #ssh', function()
   it('treats a crash or a timeout on a remote host as the local backend does', function()
     local r = psurvey.map(function(p)
       if p.value == 1 then os.exit(3) end
-      if p.value == 2 then os.execute('sleep 30') end
+      if p.value == 2 then os.execute('sleep 30.25') end
       return { v = p.value }
     end, psurvey.range(1, 4), options({ hosts = entries({ addrs[1] }), name = 'faults', timeout = 1,
       retries = 0 }))
@@ -129,7 +129,7 @@ describe('the ssh backend #ssh', function()
     local rows = H.sql(r.db, 'select value, _status, _host from faults where _status <> \'ok\' order by _index')
     assert.same({ { value = 1, _status = 'exit', _host = 'h1' }, { value = 2, _status = 'timeout', _host = 'h1' } },
       rows)
-    assert.same({}, S.pids('sleep 30'))
+    assert.same({}, S.pids('sleep 30.25'))
   end)
 
   it('says which host runs another version of psurvey, and goes on with the others', function()
