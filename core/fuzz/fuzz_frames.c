@@ -156,6 +156,66 @@ static void decode_fatal(ps_reader_t *r) {
   get_bytes(r, &msg, &len);
 }
 
+/* AGENT: varint protocol, bytes host, varint cores, varint memory, bytes
+   version (node.c). */
+static void decode_agent(ps_reader_t *r) {
+  uint64_t v;
+  const char *s;
+  size_t len;
+  if (get_varint(r, &v) != 0 || get_bytes(r, &s, &len) != 0 || get_varint(r, &v) != 0 || get_varint(r, &v) != 0)
+    return;
+  get_bytes(r, &s, &len);
+}
+
+static void decode_frame(int kind, const char *p, size_t n);
+
+/* FROM: varint worker id, byte kind, a worker's payload (node.c): decoded
+   again as that kind, as the driver does. TO: varint worker id, one whole
+   frame (agent.c), split by a framer of its own. */
+static void decode_relay(ps_reader_t *r, int kind, int depth) {
+  uint64_t id;
+  if (get_varint(r, &id) != 0) return;
+  if (kind == PS_MSG_FROM) {
+    int inner;
+    if (ps_read_byte(r, &inner) != 0) return;
+    if (depth < 2) decode_frame(inner, (const char *)r->p, ps_reader_left(r));
+    r->p = r->end;
+    return;
+  }
+  ps_framer_t f;
+  ps_framer_init(&f, 1u << 20);
+  char *room;
+  size_t cap;
+  size_t left = ps_reader_left(r);
+  if (ps_framer_space(&f, left, &room, &cap) == 0) {
+    memcpy(room, r->p, left);
+    f.in.len += left;
+    int k;
+    const char *payload;
+    size_t len;
+    ps_err_t err;
+    while (ps_framer_next(&f, &k, &payload, &len, &err) == 1)
+      if (depth < 2) decode_frame(k, payload, len);
+  }
+  ps_framer_free(&f);
+  r->p = r->end;
+}
+
+/* GONE: varint id, varint status, varint signal, bytes why; KILL: varint
+   id, varint signal; SPAWN: varint id. */
+static void decode_worker_event(ps_reader_t *r, int kind) {
+  uint64_t v;
+  const char *s;
+  size_t len;
+  if (get_varint(r, &v) != 0) return;
+  if (kind == PS_MSG_SPAWN) return;
+  if (get_varint(r, &v) != 0 || kind == PS_MSG_KILL) return;
+  if (get_varint(r, &v) != 0) return;
+  get_bytes(r, &s, &len);
+}
+
+static int relay_depth;
+
 static void decode_frame(int kind, const char *p, size_t n) {
   ps_reader_t r;
   ps_reader_init(&r, p, n);
@@ -168,7 +228,17 @@ static void decode_frame(int kind, const char *p, size_t n) {
     case PS_MSG_STARTED: decode_started(&r); break;
     case PS_MSG_BYE: break;
     case PS_MSG_FATAL: decode_fatal(&r); break;
-    default: break; /* a kind this target does not decode yet: split and framed again only */
+    case PS_MSG_AGENT: decode_agent(&r); break;
+    case PS_MSG_TO:
+    case PS_MSG_FROM:
+      relay_depth++;
+      decode_relay(&r, kind, relay_depth);
+      relay_depth--;
+      break;
+    case PS_MSG_SPAWN:
+    case PS_MSG_KILL:
+    case PS_MSG_GONE: decode_worker_event(&r, kind); break;
+    default: break; /* PING, PONG: no payload */
   }
   FZ_ASSERT(r.p >= (const unsigned char *)p && r.p <= r.end);
 }
