@@ -389,7 +389,6 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
   row.cpu_us = cpu_us;
   row.peak_bytes = peak;
   row.name = lim.name;
-  row.hash = ps_hash(r->scratch.data, r->scratch.len, 0);
   row.pset = r->scratch.data;
   row.pset_len = r->scratch.len;
   row.result = result;

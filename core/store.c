@@ -16,6 +16,7 @@
 
 #include "hash.h"
 #include "json.h"
+#include "memstage.h"
 
 /* Bits of _psurvey_columns.types: the Lua types a column has held. */
 enum { M_BOOL = 1, M_INT = 2, M_FLOAT = 4, M_STR = 8, M_BIN = 16, M_JSON = 32, M_CODEC = 64 };
@@ -24,6 +25,11 @@ struct ps_store_s {
   sqlite3 *db;
   char *path;
   int lock_fd; /* the held <path>.lock, or -1 */
+  /* A store in memory keeps its stages' rows in memstage.c, not in SQLite
+     (which still holds the small tables: stages, runs, attempts). */
+  int memory;
+  ps_memstage_t **mem;
+  int nmem;
 };
 
 typedef struct col_s {
@@ -52,6 +58,7 @@ struct ps_stage_s {
   int nlast;
   sqlite3_stmt *insert;
   sqlite3_stmt *attempt; /* into <name>_attempts */
+  ps_memstage_t *mem;    /* the rows, in a store in memory */
   int in_tx;
   ps_buf_t scratch;
 };
@@ -90,6 +97,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   ps_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   s->lock_fd = -1;
+  s->memory = path == NULL;
   s->path = strdup(path ? path : ":memory:");
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -171,8 +179,16 @@ int ps_store_lock(ps_store_t *s, ps_err_t *err) {
   return 0;
 }
 
+static ps_memstage_t *find_mem(ps_store_t *s, const char *name) {
+  for (int k = 0; k < s->nmem; k++)
+    if (strcmp(ps_memstage_name(s->mem[k]), name) == 0) return s->mem[k];
+  return NULL;
+}
+
 void ps_store_close(ps_store_t *s) {
   if (s == NULL) return;
+  for (int k = 0; k < s->nmem; k++) ps_memstage_free(s->mem[k]);
+  free(s->mem);
   if (s->lock_fd >= 0) close(s->lock_fd);
   sqlite3_close_v2(s->db);
   free(s->path);
@@ -345,6 +361,26 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   g->store = s;
   g->name = strdup(name);
   ps_buf_init(&g->scratch);
+  if (s->memory) {
+    ps_memstage_t *m = ps_memstage_new(name, info->total);
+    ps_memstage_t **list = m ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
+    if (list == NULL) {
+      ps_memstage_free(m);
+      ps_stage_end(g, NULL, 0, 0, NULL);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+    s->mem = list;
+    /* A table of the same name made earlier in this run is replaced. */
+    ps_memstage_t *old = find_mem(s, name);
+    if (old) {
+      for (int k = 0; k < s->nmem; k++)
+        if (s->mem[k] == old) s->mem[k] = m;
+      ps_memstage_free(old);
+    } else {
+      s->mem[s->nmem++] = m;
+    }
+    g->mem = m;
+  }
   if (resume) {
     g->created = 1;
     if (load_columns(g, err) != 0) {
@@ -619,6 +655,7 @@ static int add_sorted_columns(ps_stage_t *g, const char *v, size_t n, ps_err_t *
 }
 
 int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
+  if (g->mem) return ps_memstage_add(g->mem, row, err);
   int rc, pos = 0, changed = 0;
   sqlite3 *db = g->store->db;
   if ((rc = begin_tx(g, err)) != 0) return rc;
@@ -649,7 +686,7 @@ int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
   sqlite3_bind_double(st, 11, (double)row->cpu_us / 1e6);
   sqlite3_bind_int64(st, 12, row->peak_bytes);
   if (row->name) sqlite3_bind_text(st, 13, row->name, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 14, (int64_t)row->hash);
+  sqlite3_bind_int64(st, 14, (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
   pos = 0;
   if ((rc = bind_table(g, row->pset, row->pset_len, &pos, &changed, err)) != 0) return rc;
   if ((rc = bind_table(g, row->result, row->result_len, &pos, &changed, err)) != 0) return rc;
@@ -855,7 +892,7 @@ int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
 
 int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, ps_err_t *err) {
   int rc = 0;
-  if (!g->created && status && strcmp(status, "done") == 0) {
+  if (!g->created && !g->mem && status && strcmp(status, "done") == 0) {
     /* An empty stage still gets its (empty) table, so it can be listed and read. */
     if (begin_tx(g, err) == 0) rc = create_table(g, err);
   }
@@ -886,6 +923,7 @@ int ps_stage_end(ps_stage_t *g, const char *status, int64_t ok, int64_t failed, 
 /* Reading. */
 
 struct ps_cursor_s {
+  ps_memcursor_t *mem; /* a stage of a store in memory; else SQLite: */
   sqlite3_stmt *st;
   int ncols;
   char **names;
@@ -901,6 +939,18 @@ static const char *view_where(int view) {
 
 int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
                    ps_err_t *err) {
+  ps_memstage_t *m = s->memory ? find_mem(s, table) : NULL;
+  if (m) {
+    ps_cursor_t *c = calloc(1, sizeof *c);
+    if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_buf_init(&c->scratch);
+    if (ps_memcursor_open(m, view, only, &c->mem, err) != 0) {
+      free(c);
+      return PS_ENOMEM;
+    }
+    *out = c;
+    return 0;
+  }
   if (!table_exists(s->db, table)) return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
   ps_cursor_t *c = calloc(1, sizeof *c);
   if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
@@ -962,10 +1012,16 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_
   return 0;
 }
 
-int ps_cursor_ncols(const ps_cursor_t *c) { return c->ncols; }
-const char *ps_cursor_colname(const ps_cursor_t *c, int i) { return c->names[i]; }
+int ps_cursor_ncols(const ps_cursor_t *c) { return c->mem ? ps_memcursor_ncols(c->mem) : c->ncols; }
+const char *ps_cursor_colname(const ps_cursor_t *c, int i) {
+  return c->mem ? ps_memcursor_colname(c->mem, i) : c->names[i];
+}
 
 int ps_cursor_step(ps_cursor_t *c, ps_err_t *err) {
+  if (c->mem) {
+    int rc = ps_memcursor_step(c->mem);
+    return rc >= 0 ? rc : ps_err_set(err, PS_EPROTO, "malformed row in memory");
+  }
   int rc = sqlite3_step(c->st);
   if (rc == SQLITE_ROW) return 1;
   if (rc == SQLITE_DONE) return 0;
@@ -973,6 +1029,7 @@ int ps_cursor_step(ps_cursor_t *c, ps_err_t *err) {
 }
 
 int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it) {
+  if (c->mem) return ps_memcursor_cell(c->mem, i, it);
   int mask = c->masks[i];
   switch (sqlite3_column_type(c->st, i)) {
     case SQLITE_NULL: it->type = PS_V_NIL; return 0;
@@ -1023,6 +1080,7 @@ int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it) {
 
 void ps_cursor_close(ps_cursor_t *c) {
   if (c == NULL) return;
+  ps_memcursor_close(c->mem);
   sqlite3_finalize(c->st);
   for (int k = 0; k < c->ncols; k++) free(c->names[k]);
   free(c->names);
@@ -1032,6 +1090,8 @@ void ps_cursor_close(ps_cursor_t *c) {
 }
 
 int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err) {
+  ps_memstage_t *m = s->memory ? find_mem(s, table) : NULL;
+  if (m) return ps_memstage_count(m, view);
   ps_buf_t q;
   ps_buf_init(&q);
   ps_buf_puts(&q, "SELECT count(*) FROM ");

@@ -50,7 +50,7 @@ typedef struct ps_row_s {
   size_t pset_len, result_len;
   int64_t cpu_us, peak_bytes; /* CPU time (with child processes), peak Lua heap */
   const char *name;           /* the pset's label, or NULL */
-  uint64_t hash;              /* of the pset's encoding (hash.h) */
+  uint64_t hash;              /* of the pset's encoding (hash.h); 0: the store computes it */
 } ps_row_t;
 
 /* One failed attempt at a pset, for the stage's attempts table. */

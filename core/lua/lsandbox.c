@@ -260,9 +260,18 @@ void psL_sandbox_select(lua_State *L, int profile) {
   lua_pop(L, 2);
 }
 
+/* Registry refs of the two metatables: a pset's environment is made for
+   every pset, and an integer key is the cheapest lookup. */
+static int mt_ref[2] = {LUA_NOREF, LUA_NOREF};
+
 void psL_sandbox_push_env(lua_State *L, int profile) {
+  int k = profile == PSL_SANDBOX_STRICT;
   lua_createtable(L, 0, 0);
-  lua_getfield(L, LUA_REGISTRYINDEX, profile == PSL_SANDBOX_STRICT ? "psurvey.strict_mt" : "psurvey.default_mt");
+  if (mt_ref[k] == LUA_NOREF) {
+    lua_getfield(L, LUA_REGISTRYINDEX, k ? "psurvey.strict_mt" : "psurvey.default_mt");
+    mt_ref[k] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref[k]);
   lua_setmetatable(L, -2);
 }
 

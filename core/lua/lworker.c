@@ -61,7 +61,12 @@ typedef struct worker_s {
   int64_t deadline;           /* monotonic us, 0: none */
   int tripped;                /* PS_STATUS_MEMORY or PS_STATUS_TIMEOUT, or 0 */
   int tb_saved;               /* the trip's traceback is in the registry */
-  int64_t cpu_mark;           /* CPU time read when the last pset ended, or -1 */
+  int64_t wall_base, mono_base; /* the two clocks read together, once a batch */
+  int64_t last_done;          /* monotonic time the last pset ended */
+  int64_t cpu_mark;           /* CPU time at the last reading (us), or -1 */
+  int64_t cpu_mark_wall;      /* monotonic time of that reading */
+  int64_t cpu_guessed;        /* CPU time given to psets since, without a reading */
+  int pid;
   char trip_msg[96];
 } worker_t;
 
@@ -312,7 +317,7 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt, const char 
   lua_setfield(L, -2, "worker");
   lua_pushstring(L, W->host);
   lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)getpid());
+  lua_pushinteger(L, (lua_Integer)W->pid);
   lua_setfield(L, -2, "pid");
   lua_pushstring(L, W->stage);
   lua_setfield(L, -2, "stage");
@@ -330,6 +335,27 @@ static int64_t cpu_us(void) {
   return t;
 }
 
+/*
+ * The CPU time of a pset that ran for `wall` us and ended at `now`. CPU
+ * clocks cost system calls, a large part of a pset of a few microseconds:
+ * they are read at most once a millisecond. A pset that ends sooner after
+ * the last reading is given its wall time (tiny psets compute, they do not
+ * wait); the next reading corrects for what was given since, so a pset of
+ * a millisecond or more gets its measured time, to within those guesses.
+ */
+static int64_t pset_cpu(worker_t *W, int64_t wall, int64_t now) {
+  if (now - W->cpu_mark_wall < 1000) {
+    W->cpu_guessed += wall;
+    return wall;
+  }
+  int64_t cpu = cpu_us();
+  int64_t spent = cpu - W->cpu_mark - W->cpu_guessed;
+  W->cpu_mark = cpu;
+  W->cpu_mark_wall = now;
+  W->cpu_guessed = 0;
+  return spent > 0 ? spent : 0;
+}
+
 static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeout_ms, uint64_t mem_limit,
                      const char *pset, size_t psetlen) {
   lua_State *L = W->L;
@@ -338,7 +364,10 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   /* With a timeout, the driver must know which pset runs: it takes the
      arrival of the previous results as this one's start. */
   if (timeout_ms > 0) flush_results(W);
-  int64_t start = ps_now_us();
+  /* One clock read at each end of a pset: the wall clock time of its start
+     follows from the batch's pair of readings. */
+  int64_t t0 = ps_mono_us();
+  int64_t start = W->wall_base + (t0 - W->mono_base);
   if (W->flags & PS_CODE_REPORT_STARTS) {
     flush_results(W);
     ps_buf_t f;
@@ -375,18 +404,20 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   W->mem_limit = (size_t)mem_limit;
   W->deadline = 0;
   if (timeout_ms > 0) {
-    W->deadline = ps_mono_us() + (int64_t)timeout_ms * 1000;
+    W->deadline = t0 + (int64_t)timeout_ms * 1000;
     snprintf(W->trip_msg, sizeof W->trip_msg, "timeout after %g s", (double)timeout_ms / 1000.0);
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
   }
-  /* Reading CPU clocks costs system calls: one reading per pset, the end
-     of one pset being the start of the next in a batch (the worker's own
-     few microseconds between them count for the next). */
-  int64_t cpu0 = W->cpu_mark >= 0 ? W->cpu_mark : cpu_us();
+  if (W->cpu_mark < 0) {
+    W->cpu_mark = cpu_us();
+    W->cpu_mark_wall = t0;
+    W->cpu_guessed = 0;
+  }
   int rc = lua_pcall(L, 3, 1, h);
-  W->cpu_mark = cpu_us();
-  int64_t cpu = W->cpu_mark - cpu0;
-  int64_t end = ps_now_us();
+  int64_t t1 = ps_mono_us();
+  int64_t cpu = pset_cpu(W, t1 - t0, t1);
+  int64_t end = start + (t1 - t0);
+  W->last_done = t1;
   lua_sethook(L, NULL, 0, 0);
   W->mem_limit = 0;
   W->deadline = 0;
@@ -433,6 +464,8 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
     fatal(W, "tasks before code");
   }
   if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
+  W->wall_base = ps_now_us();
+  W->mono_base = ps_mono_us();
   for (uint64_t k = 0; k < count; k++) {
     uint64_t index, attempt, timeout_ms, mem_limit;
     const char *pset;
@@ -442,7 +475,7 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
         ps_read_bytes(&r, &pset, &psetlen) != 0)
       fatal(W, "malformed tasks frame");
     run_pset(W, (int64_t)index, (int64_t)attempt, timeout_ms, mem_limit, pset, psetlen);
-    if (ps_mono_us() - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
+    if (W->last_done - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
   }
   flush_results(W);
   W->cpu_mark = -1; /* waiting for the next batch is nobody's CPU time */
@@ -573,6 +606,7 @@ int psL_worker_main(int argc, char **argv) {
   ps_buf_init(&W.recs);
   W.last_flush = ps_mono_us();
   W.cpu_mark = -1;
+  W.pid = (int)getpid();
 
   lua_State *L = lua_newstate(count_alloc, &W);
   if (L == NULL) return 2;

@@ -74,6 +74,44 @@ describe('psurvey.map', function()
     assert.same({ { i = 'integer', f = 'real', bin = 'blob', n = 'text' } }, types)
   end)
 
+  it('keeps results in memory with db = false: the same rows, views and types as a database', function()
+    local function worker(p)
+      if p.value == 3 then error('three') end
+      return { i = p.value, f = p.value / 2, nan = p.value == 2 and 0 / 0 or nil, bin = '\0\255', flag = true,
+        nested = { list = { 1, 2.5, 'x' } }, ['only' .. p.value] = p.value }
+    end
+    local psets = { { value = 1 }, { value = 2, extra = 'x' }, { value = 3 }, { value = 4 } }
+    local stored = psurvey.map(worker, psets, H.options({ ncores = 2, name = 'kept' }))
+    local mem = psurvey.map(worker, psets, H.options({ ncores = 2, name = 'inmemory', db = false }))
+    assert.equal(':memory:', mem.db)
+    local function rows(view)
+      local out = {}
+      for row in view:rows() do
+        if row.nan then row.nan = tostring(row.nan):gsub('^%-', '') end -- nan ~= nan
+        row._traceback = row._traceback and 'tb'
+        out[#out + 1] = row
+      end
+      return out
+    end
+    assert.equal(3, #mem)
+    assert.equal(1, #mem.missing)
+    assert.same(rows(stored), rows(mem))
+    assert.same(rows(stored.missing), rows(mem.missing))
+    local mrow = mem:rows()()
+    assert.equal('integer', math.type(mrow.i))
+    assert.equal('float', math.type(mrow.f))
+    assert.equal('nan', tostring((function()
+      for row in mem:rows() do if row.value == 2 then return row.nan end end
+    end)()):gsub('^%-', ''))
+    local cols = mem:columns()
+    table.sort(cols)
+    local scols = stored:columns()
+    table.sort(scols)
+    assert.same(scols, cols)
+    assert.same({ nil, 'x', nil, n = 3 }, mem:column('extra'))
+    assert.same(stored:column('f'), mem:column('f'))
+  end)
+
   it('leaves a key nil where a row does not have it', function()
     local function worker(p)
       if p.value % 2 == 0 then return { even = true } end
