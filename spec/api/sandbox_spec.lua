@@ -34,6 +34,23 @@ describe('the default sandbox', function()
     end
   end)
 
+  it('gives os.execute the standard results, with or without a shell in between', function()
+    local cmds = { 'true', 'false', 'exit 3', 'sh -c "kill -9 $$"', 'no-such-program-here', '/bin/true',
+      'echo hi >/dev/null', 'test -d /tmp', "sh -c 'exit 7'" }
+    local psets = {}
+    for i, c in ipairs(cmds) do psets[i] = { cmd = c } end
+    local r = psurvey.map(function(p)
+      local a, b, c = os.execute(p.cmd)
+      return { a = tostring(a), b = b, c = c }
+    end, psets, H.options({ ncores = 1 }))
+    local got = {}
+    for row in r:rows() do got[row.cmd] = { row.a, row.b, row.c } end
+    for _, c in ipairs(cmds) do
+      local a, b, code = os.execute(c .. ' 2>/dev/null')
+      assert.same({ tostring(a), b, code }, got[c], c)
+    end
+  end)
+
   it('refuses binary chunks and protects the string metatable', function()
     local row = probe('default', "return { r = tostring(select(2, load(string.dump(function() end)))) }")
     assert.matches('attempt to load a binary chunk', row.r)
