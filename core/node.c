@@ -481,7 +481,9 @@ int ps_nodes_setup(ps_pool_t *p, const ps_node_spec_t *specs, int count, const p
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   h->o = *o;
-  h->o.ssh_args = NULL; /* only used here, to build each argv */
+  /* The caller's strings are only used here, to build each argv. */
+  h->o.ssh = NULL;
+  h->o.ssh_args = NULL;
   h->o.nssh_args = 0;
   if (h->o.heartbeat <= 0) h->o.heartbeat = 30;
   for (int k = 0; k < count; k++) {
