@@ -78,6 +78,24 @@ describe('the ssh backend #ssh', function()
       H.sql(remote.db, 'select distinct _host h from same'))
   end)
 
+  it('runs from the command line with a hosts file, counting psets per host at verbose 2', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'hosts.txt', ('# the lab\n127.0.0.1:%d slots=2 psurvey=%s\n'):format(port, H.bin))
+    H.write(dir, 'survey.lua', [[
+local psurvey = require('psurvey')
+local r = psurvey.map(function(p, system)
+  os.execute('sleep 0.05')
+  return { host = system.host }
+end, psurvey.range(1, 60))
+print(#r)
+]])
+    local r = H.run(dir, ('survey.lua --backend ssh --hosts hosts.txt --ssh %s --verbose 2'):format(
+      H.quote(("{ options = { '-F', '%s' } }"):format(s.config))))
+    assert.equal(0, r.code, r.err)
+    assert.equal('60\n', r.out)
+    assert.matches(('psurvey: stage1: hosts: 127%%.0%%.0%%.1:%d %%d+ done %%(2 slots%%)'):format(port), r.err)
+  end)
+
   it('spreads 2,000 psets over 3 hosts, every pset stored once', function()
     local r = psurvey.map(busy, psurvey.range(1, 2000), options({ hosts = entries(addrs), name = 'three' }))
     assert.equal(2000, #r)
