@@ -218,7 +218,13 @@ static int64_t batch_size(ps_run_t *r, slot_t *s) {
   } else {
     k = 1;
     if (r->have_est) {
-      double want = BATCH_US / (r->est_us > 0.5 ? r->est_us : 0.5);
+      /* The larger of the recent and the overall mean run time: with a
+         heavy tail (most psets tiny, a few long), the recent mean forgets
+         the long ones and would pack several into one batch, where they
+         keep each other (and the psets queued behind) waiting. */
+      double mean = r->hist.count ? r->hist.sum_us / (double)r->hist.count : 0;
+      double est = r->est_us > mean ? r->est_us : mean;
+      double want = BATCH_US / (est > 0.5 ? est : 0.5);
       k = want < 1 ? 1 : want > MAX_BATCH ? MAX_BATCH : (int64_t)want;
     }
     /* Near the end, smaller batches spread the tail over every worker. */
