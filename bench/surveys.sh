@@ -8,15 +8,18 @@
 #   2  the same, every result stored in SQLite (table 'million')
 #   3  10,000 psets each running os.execute('/bin/true')
 #   4  2,000 psets of 10 ms: os.execute('sleep 0.01'), and a Lua busy-wait
+#  (3, 4: also through /bin/sh on a part of the list, the "-sh" variants)
 #   5  10,000 psets of heavy-tailed run time (99% 0.1 ms, 1% 200 ms)
 #   6  a 1-pset survey, default options (db on, ncores default)
 #   7  100,000 psets of 20 keys (strings, floats), a nested-table result
 #   8  results:rows() over the 1,000,000 rows workload 2 stored
 
 BIG_SIDE=1000 # workloads 1, 2, 8: a BIG_SIDE x BIG_SIDE product
-TRUE_N=10000  # workload 3
-SLEEP_N=2000  # workload 4
+TRUE_N=10000   # workload 3
+SLEEP_N=2000   # workload 4
 SLEEP_S=0.01
+TRUE_SH_N=2500 # workload 3 through /bin/sh (psurvey-sh, xargs-sh)
+SLEEP_SH_N=500 # workload 4 through /bin/sh
 MIXED_N=10000      # workload 5
 # Workload 5's list is the same on every run and machine. The seed is the
 # first (counting from 1) whose 10,000 draws hold exactly 1% long psets, and
@@ -63,6 +66,30 @@ local function run(p)
   return { i = p.value }
 end
 psurvey.map(run, psurvey.range(1, $TRUE_N), { ncores = 2 })
+$DRIVER_PEAK
+EOF
+
+  # psurvey's workers start a command without shell syntax directly
+  # (posix_spawn, no /bin/sh in between); the quotes of the "-sh" variants
+  # send the same command through /bin/sh -c, as stock Lua's os.execute
+  # always does, to show what the shell costs.
+  cat >"$d/w3_sh.lua" <<EOF
+local psurvey = require('psurvey')
+local function run(p)
+  assert(os.execute("'/bin/true'"))
+  return { i = p.value }
+end
+psurvey.map(run, psurvey.range(1, $TRUE_SH_N), { ncores = 2 })
+$DRIVER_PEAK
+EOF
+
+  cat >"$d/w4_sh.lua" <<EOF
+local psurvey = require('psurvey')
+local function nap(p)
+  assert(os.execute("sleep '$SLEEP_S'"))
+  return { i = p.value }
+end
+psurvey.map(nap, psurvey.range(1, $SLEEP_SH_N), { ncores = 2 })
 $DRIVER_PEAK
 EOF
 
