@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/surveys.sh: the survey scripts and input lists of the benchmark
 # workloads, sourced by bench/run (timings) and bench/profile (perf
 # profiles) so that both measure exactly the same surveys. Not a program:
