@@ -51,6 +51,7 @@ typedef struct worker_s {
   int64_t id;
   int flags;
   int code_failed; /* the last CODE could not be loaded */
+  int sys_strings; /* registry ref: the system table's strings (make_system_strings) */
   int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
   char host[256];
@@ -304,23 +305,49 @@ bad2:
   put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
 }
 
+/* The system table's keys, and its host and stage values, made once: a
+   Lua string from a C string costs a lookup, and this runs for every
+   pset. */
+enum { SYS_SEED = 1, SYS_INDEX, SYS_ATTEMPT, SYS_WORKER, SYS_HOST, SYS_PID, SYS_STAGE, SYS_NKEYS = SYS_STAGE };
+static const char *const sys_keys[] = {"seed", "index", "attempt", "worker", "host", "pid", "stage"};
+
+static void make_system_strings(worker_t *W) {
+  lua_State *L = W->L;
+  lua_createtable(L, SYS_NKEYS + 2, 0);
+  for (int k = 0; k < SYS_NKEYS; k++) {
+    lua_pushstring(L, sys_keys[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_pushstring(L, W->host);
+  lua_rawseti(L, -2, SYS_NKEYS + 1);
+  lua_pushstring(L, W->stage);
+  lua_rawseti(L, -2, SYS_NKEYS + 2);
+  luaL_unref(L, LUA_REGISTRYINDEX, W->sys_strings);
+  W->sys_strings = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static void push_system(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
   lua_State *L = W->L;
-  lua_createtable(L, 0, 7);
-  lua_pushinteger(L, (lua_Integer)ps_pset_seed(W->seed, ps_hash(pset, psetlen, 0)));
-  lua_setfield(L, -2, "seed");
-  lua_pushinteger(L, (lua_Integer)index + 1);
-  lua_setfield(L, -2, "index");
-  lua_pushinteger(L, (lua_Integer)attempt);
-  lua_setfield(L, -2, "attempt");
-  lua_pushinteger(L, (lua_Integer)W->id);
-  lua_setfield(L, -2, "worker");
-  lua_pushstring(L, W->host);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)W->pid);
-  lua_setfield(L, -2, "pid");
-  lua_pushstring(L, W->stage);
-  lua_setfield(L, -2, "stage");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, W->sys_strings);
+  int strs = lua_gettop(L);
+  lua_createtable(L, 0, SYS_NKEYS);
+  lua_Integer ints[SYS_NKEYS + 1];
+  ints[SYS_SEED] = (lua_Integer)ps_pset_seed(W->seed, ps_hash(pset, psetlen, 0));
+  ints[SYS_INDEX] = (lua_Integer)index + 1;
+  ints[SYS_ATTEMPT] = (lua_Integer)attempt;
+  ints[SYS_WORKER] = (lua_Integer)W->id;
+  ints[SYS_PID] = (lua_Integer)W->pid;
+  for (int k = 1; k <= SYS_NKEYS; k++) {
+    lua_rawgeti(L, strs, k);
+    if (k == SYS_HOST)
+      lua_rawgeti(L, strs, SYS_NKEYS + 1);
+    else if (k == SYS_STAGE)
+      lua_rawgeti(L, strs, SYS_NKEYS + 2);
+    else
+      lua_pushinteger(L, ints[k]);
+    lua_rawset(L, -3);
+  }
+  lua_remove(L, strs);
 }
 
 /* CPU time of this process and of its waited-for children, in us. */
@@ -517,6 +544,7 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   W->seed = seed;
   psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
+  make_system_strings(W);
   ps_reader_init(&code, fn, fnlen);
   load_args_t a;
   a.W = W;
@@ -612,13 +640,16 @@ int psL_worker_main(int argc, char **argv) {
   if (L == NULL) return 2;
   W.L = L;
   the_worker = &W;
+  /* Each pset leaves young garbage (its environment, pset, system and
+     result tables): the generational collector frees it cheaply. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
   psL_sandbox_open(L);
   /* A main chunk has exactly one upvalue, _ENV: the holder every shipped
      function's _ENV is joined to. */
   luaL_loadstring(L, "return");
   W.holder = luaL_ref(L, LUA_REGISTRYINDEX);
-  W.fn = W.user = LUA_NOREF;
+  W.fn = W.user = W.sys_strings = LUA_NOREF;
 
   send_hello(&W);
   int kind;
