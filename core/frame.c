@@ -35,7 +35,8 @@ int ps_framer_space(ps_framer_t *f, size_t want, char **p, size_t *n) {
     f->in.len -= f->pos;
     f->pos = 0;
   }
-  if (ps_buf_reserve(&f->in, want) != 0) return PS_ENOMEM;
+  /* At least one byte: a buffer never allocated has no address to offset. */
+  if (ps_buf_reserve(&f->in, want ? want : 1) != 0) return PS_ENOMEM;
   *p = f->in.data + f->in.len;
   *n = f->in.cap - f->in.len;
   return 0;
