@@ -29,6 +29,8 @@ typedef struct task_s {
   int64_t attempt;
   int suspect; /* its worker died with others in flight: it runs alone */
   int ov;      /* its entry in ps_run_t.over (retried psets), or -1 */
+  int64_t eoff; /* its encoding in its worker's slot_t.enc, or -1 */
+  size_t elen;
 } task_t;
 
 /* A pset that failed and runs again: its limits from now on, and the
@@ -49,6 +51,7 @@ typedef struct slot_s {
   int alone;          /* running a suspect or a multi-slot pset alone */
   int weight;         /* slots it occupies while busy: 1, or a pset's ncores */
   int64_t head_since; /* when the first pset in flight started, at the latest (mono us) */
+  ps_buf_t enc;       /* the encodings of the psets sent, so finish() need not make them again */
   int timed_out;      /* killed by the driver for the timeout of its head pset */
   char kill_msg[128];
 } slot_t;
@@ -107,6 +110,7 @@ static int slot_push(slot_t *s, task_t t) {
 }
 
 static int requeue_push(ps_run_t *r, task_t t) {
+  t.eoff = -1; /* it leaves its worker's encodings behind */
   if (r->nreq == r->capreq) {
     size_t cap = r->capreq ? r->capreq * 2 : 16;
     task_t *q = realloc(r->requeue, sizeof(task_t) * cap);
@@ -263,6 +267,7 @@ static int pull_task(ps_run_t *r, task_t *t) {
     t->attempt = 1;
     t->suspect = 0;
     t->ov = -1;
+    t->eoff = -1;
     skip_done(r);
     if (r->src->limits == NULL) return 1;
     ps_limits_t l;
@@ -295,8 +300,25 @@ static int alone_slots(const ps_run_t *r, task_t t) {
   return t.suspect ? 1 : 0;
 }
 
+/* After put_task: t is in flight on s, its encoding (r->scratch) kept. */
 static void sent_task(ps_run_t *r, slot_t *s, task_t t) {
-  if (s->len == 0) s->head_since = ps_mono_us();
+  if (s->len == 0) {
+    s->head_since = ps_mono_us();
+    s->enc.len = 0; /* nothing in flight needs what is there */
+  } else if (s->fifo[s->head].eoff > (1 << 20)) {
+    /* Drop the encodings of psets already finished. */
+    int64_t drop = s->fifo[s->head].eoff;
+    memmove(s->enc.data, s->enc.data + drop, s->enc.len - (size_t)drop);
+    s->enc.len -= (size_t)drop;
+    for (size_t k = 0; k < s->len; k++) s->fifo[s->head + k].eoff -= drop;
+  }
+  t.eoff = (int64_t)s->enc.len;
+  t.elen = r->scratch.len;
+  ps_buf_put(&s->enc, r->scratch.data, r->scratch.len);
+  if (s->enc.failed) {
+    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+    return;
+  }
   if (slot_push(s, t) != 0) fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
 }
 
@@ -324,8 +346,8 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       task_t t = requeue_pop(r);
       s->alone = 1;
       s->weight = k;
-      sent_task(r, s, t);
       put_task(r, &b, t);
+      sent_task(r, s, t);
       n = 1;
     } else {
       if (s->len == 0 && free_slots(r, w->node) < 1) {
@@ -341,8 +363,8 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
         } else if (!pull_task(r, &t)) {
           break;
         }
-        sent_task(r, s, t);
         put_task(r, &b, t);
+        sent_task(r, s, t);
         n++;
       }
     }
@@ -383,8 +405,18 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
   ps_limits_t lim;
   memset(&row, 0, sizeof row);
   limits_of(r, t, &lim);
-  r->scratch.len = 0;
-  r->src->get(r->src, t.index, &r->scratch);
+  /* The encoding sent (still in the worker's slot when the result comes
+     back), else made again. */
+  slot_t *s = w ? w->data : NULL;
+  if (s && t.eoff >= 0 && (size_t)t.eoff + t.elen <= s->enc.len) {
+    row.pset = s->enc.data + t.eoff;
+    row.pset_len = t.elen;
+  } else {
+    r->scratch.len = 0;
+    r->src->get(r->src, t.index, &r->scratch);
+    row.pset = r->scratch.data;
+    row.pset_len = r->scratch.len;
+  }
   row.index = t.index;
   row.status = status;
   row.attempt = t.attempt;
@@ -395,8 +427,6 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
   row.cpu_us = cpu_us;
   row.peak_bytes = peak;
   row.name = lim.name;
-  row.pset = r->scratch.data;
-  row.pset_len = r->scratch.len;
   row.result = result;
   row.result_len = result_len;
   row.exception = msg;
@@ -808,6 +838,7 @@ static void on_dead(ps_worker_t *w) {
       dispatch_all(r);
     }
   }
+  ps_buf_free(&s->enc);
   free(s->fifo);
   free(s);
 }
@@ -1039,6 +1070,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       slot_t *s = slot_of(w);
       if (s == NULL || w->closing || s->retiring) continue;
       s->head = s->len = 0;
+      s->enc.len = 0;
       s->nbatches = 0;
       s->alone = 0;
       s->weight = 1;
