@@ -283,6 +283,19 @@ static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) 
     sqlite3_bind_null(st, k);
 }
 
+/* Room for one more column in g->cols and g->lastmap. */
+static int room_for_column(ps_stage_t *g) {
+  if (g->ncols < g->capcols) return 0;
+  int cap = g->capcols ? g->capcols * 2 : 16;
+  col_t *c = realloc(g->cols, sizeof(col_t) * (size_t)cap);
+  int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
+  if (c) g->cols = c;
+  if (m) g->lastmap = m;
+  if (!c || !m) return PS_ENOMEM;
+  g->capcols = cap;
+  return 0;
+}
+
 /* The columns of a table written before, so that rows can be added. */
 static int load_columns(ps_stage_t *g, ps_err_t *err) {
   sqlite3_stmt *st;
@@ -295,17 +308,9 @@ static int load_columns(ps_stage_t *g, ps_err_t *err) {
   while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
     const char *role = (const char *)sqlite3_column_text(st, 1);
-    if (g->ncols == g->capcols) {
-      int cap = g->capcols ? g->capcols * 2 : 16;
-      col_t *c = realloc(g->cols, sizeof(col_t) * (size_t)cap);
-      int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
-      if (c) g->cols = c;
-      if (m) g->lastmap = m;
-      if (!c || !m) {
-        rc = ps_err_set(err, PS_ENOMEM, "out of memory");
-        break;
-      }
-      g->capcols = cap;
+    if (room_for_column(g) != 0) {
+      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+      break;
     }
     col_t *c = &g->cols[g->ncols];
     c->name = strdup(name ? name : "");
@@ -469,15 +474,7 @@ static int find_column(ps_stage_t *g, int pos, const char *s, size_t n, int role
                         role ? "result" : "pset", (int)n, s, g->cols[k].name);
   }
   if (found < 0) {
-    if (g->ncols == g->capcols) {
-      int cap = g->capcols ? g->capcols * 2 : 16;
-      col_t *c = realloc(g->cols, sizeof(col_t) * (size_t)cap);
-      int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
-      if (c) g->cols = c;
-      if (m) g->lastmap = m;
-      if (!c || !m) return ps_err_set(err, PS_ENOMEM, "out of memory");
-      g->capcols = cap;
-    }
+    if (room_for_column(g) != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
     col_t *c = &g->cols[g->ncols];
     c->name = malloc(n + 1);
     if (c->name == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
