@@ -137,16 +137,8 @@ static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   agent_t *a = h->data;
-  char *p;
-  size_t n;
   (void)hint;
-  if (ps_framer_space(&a->framer, 65536, &p, &n) != 0) {
-    buf->base = NULL;
-    buf->len = 0;
-    return;
-  }
-  buf->base = p;
-  buf->len = n;
+  ps__framer_room(&a->framer, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

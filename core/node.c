@@ -225,16 +225,8 @@ static void on_node_frame(ps_node_t *n, int kind, const char *p, size_t len) {
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   conn_t *c = h->data;
-  char *p;
-  size_t n;
   (void)hint;
-  if (ps_framer_space(&c->framer, 65536, &p, &n) != 0) {
-    buf->base = NULL;
-    buf->len = 0;
-    return;
-  }
-  buf->base = p;
-  buf->len = n;
+  ps__framer_room(&c->framer, buf);
 }
 
 static void keep_tail(conn_t *c, const char *p, size_t n);

@@ -71,18 +71,22 @@ static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
   maybe_dead(w);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  ps_worker_t *w = h->data;
+void ps__framer_room(ps_framer_t *f, uv_buf_t *buf) {
   char *p;
   size_t n;
-  (void)hint;
-  if (ps_framer_space(&w->framer, 65536, &p, &n) != 0) {
+  if (ps_framer_space(f, 65536, &p, &n) != 0) {
     buf->base = NULL;
     buf->len = 0;
     return;
   }
   buf->base = p;
   buf->len = n;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  ps_worker_t *w = h->data;
+  (void)hint;
+  ps__framer_room(&w->framer, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

@@ -85,5 +85,8 @@ void ps__worker_bury(ps_worker_t *w);
 /* Writes len bytes of data (taking ownership) to a stream, at once when
    the pipe takes them, else queued. */
 int ps__stream_write(uv_stream_t *s, char *data, size_t len);
+/* A libuv alloc callback's buffer: room at the end of a framer's input
+   (none when out of memory, which libuv reports as a read error). */
+void ps__framer_room(ps_framer_t *f, uv_buf_t *buf);
 
 #endif
