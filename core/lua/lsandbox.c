@@ -336,15 +336,33 @@ void psL_sandbox_select(lua_State *L, int profile) {
    every pset, and an integer key is the cheapest lookup. */
 static int mt_ref[2] = {LUA_NOREF, LUA_NOREF};
 
-void psL_sandbox_push_env(lua_State *L, int profile) {
+static void push_env_mt(lua_State *L, int profile) {
   int k = profile == PSL_SANDBOX_STRICT;
-  lua_createtable(L, 0, 0);
   if (mt_ref[k] == LUA_NOREF) {
     lua_getfield(L, LUA_REGISTRYINDEX, k ? "psurvey.strict_mt" : "psurvey.default_mt");
     mt_ref[k] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref[k]);
+}
+
+void psL_sandbox_push_env(lua_State *L, int profile) {
+  lua_createtable(L, 0, 0);
+  push_env_mt(L, profile);
   lua_setmetatable(L, -2);
+}
+
+int psL_sandbox_env_unused(lua_State *L, int idx, int profile) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  if (lua_next(L, idx) != 0) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  if (!lua_getmetatable(L, idx)) return 0;
+  push_env_mt(L, profile);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
 }
 
 int psL_sandbox_profile(const char *name) {

@@ -14,6 +14,10 @@ void psL_sandbox_open(lua_State *L);
 void psL_sandbox_select(lua_State *L, int profile);
 /* Pushes a fresh global table for one pset. */
 void psL_sandbox_push_env(lua_State *L, int profile);
+/* Whether the global table at idx is as psL_sandbox_push_env made it for
+   this profile: empty, its metatable unchanged. Such a table can serve
+   the next pset. */
+int psL_sandbox_env_unused(lua_State *L, int idx, int profile);
 /* PSL_SANDBOX_* for a profile's name, or -1. */
 int psL_sandbox_profile(const char *name);
 

@@ -53,6 +53,34 @@ describe('psurvey.map', function()
     for row in r:rows() do assert.equal(1, row.seen) end
   end)
 
+
+  -- The worker reuses an environment left empty and the system table; these
+  -- are the cases where it must not.
+  it('keeps what one pset does to its environment and system table from the next', function()
+    local function worker(p, system)
+      local seen = { note = system.note, index = system.index, worker_ok = system.worker ~= 'x',
+        stage = system.stage, floor = math.floor(2.5) }
+      if p.value % 3 == 1 then
+        system.note = p.value -- a new key
+        system.index = -1     -- an existing key
+        system.worker = 'x'
+        system.stage = nil
+      elseif p.value % 3 == 2 then
+        local set = setmetatable
+        set(_ENV, nil) -- no globals after this line, in this pset
+      end
+      return seen
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 30), H.options({ ncores = 1, group_size = 30, name = 'reuse' }))
+    assert.equal(30, #r)
+    for row in r:rows() do
+      assert.is_nil(row.note)
+      assert.equal(row.value, row.index)
+      assert.is_true(row.worker_ok)
+      assert.equal('reuse', row.stage)
+      assert.equal(2, row.floor)
+    end
+  end)
   it('keeps integers, floats, binary strings, booleans and nested tables apart', function()
     local function worker(p)
       return { i = 3, f = 3.0, big = math.maxinteger, tiny = 0.1, bin = '\0\255\1', flag = p.value == 1,
