@@ -21,7 +21,7 @@ struct ps_memstage_s {
   int64_t ok, failed;
   memcol_t *cols;
   int ncols, cap;
-  ps_buf_t lastkeys; /* the key encodings of the last row added, back to back */
+  ps_buf_t lastkeys; /* the keys of the last row added (same_keys) */
 };
 
 /*
@@ -113,33 +113,60 @@ static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
   return 0;
 }
 
-/* The keys of a row as one byte string, to see cheaply that a row has the
-   same keys as the last one (nearly every row does). */
-static int same_keys(ps_memstage_t *m, const ps_row_t *row) {
-  ps_buf_t now;
-  ps_buf_init(&now);
-  const char *parts[2] = {row->pset, row->result};
-  size_t lens[2] = {row->pset_len, row->result_len};
+/*
+ * Nearly every row has the same keys as the one before: then the columns
+ * are known already. The last row's keys are kept back to back (per part,
+ * the pset's and the result's: their count, then each key's bytes) and a
+ * row is compared with them in place; only a row with other keys is
+ * written down.
+ */
+static void remember_keys(ps_memstage_t *m, const char *const parts[2], const size_t lens[2]) {
+  ps_buf_t *b = &m->lastkeys;
+  b->len = 0;
   for (int p = 0; p < 2; p++) {
     ps_reader_t r;
     ps_item_t it, key;
-    if (lens[p] == 0) continue;
+    uint64_t n = 0;
     ps_reader_init(&r, parts[p], lens[p]);
-    if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE) break;
-    for (uint64_t k = 0; k < it.nhash; k++) {
-      if (ps_read_item(&r, &key) != 0 || ps_skip_value(&r, 1) != 0) break;
-      ps_put_str(&now, key.s, key.len);
+    if (lens[p] > 0 && ps_read_item(&r, &it) == 0 && it.type == PS_V_TABLE && it.narr == 0) n = it.nhash;
+    ps_buf_put_varint(b, n);
+    for (uint64_t k = 0; k < n; k++) {
+      if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) {
+        b->len = 0; /* malformed: match nothing, add_cols says what is wrong */
+        return;
+      }
+      ps_put_bytes(b, key.s, key.len);
     }
-    ps_buf_putc(&now, '|');
   }
-  int same = now.len == m->lastkeys.len && memcmp(now.data, m->lastkeys.data, now.len) == 0;
-  if (!same && !now.failed) {
-    ps_buf_free(&m->lastkeys);
-    m->lastkeys = now;
-  } else {
-    ps_buf_free(&now);
+}
+
+static int same_keys(ps_memstage_t *m, const ps_row_t *row) {
+  const char *const parts[2] = {row->pset, row->result};
+  const size_t lens[2] = {row->pset_len, row->result ? row->result_len : 0};
+  ps_reader_t last;
+  ps_reader_init(&last, m->lastkeys.data, m->lastkeys.len);
+  for (int p = 0; p < 2; p++) {
+    ps_reader_t r;
+    ps_item_t it, key;
+    uint64_t n = 0, count;
+    ps_reader_init(&r, parts[p], lens[p]);
+    if (lens[p] > 0) {
+      if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE || it.narr != 0) goto differ;
+      n = it.nhash;
+    }
+    if (ps_read_varint(&last, &count) != 0 || count != n) goto differ;
+    for (uint64_t k = 0; k < n; k++) {
+      const char *s;
+      size_t len;
+      if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_read_bytes(&last, &s, &len) != 0 ||
+          len != key.len || memcmp(s, key.s, len) != 0 || ps_skip_value(&r, 1) != 0)
+        goto differ;
+    }
   }
-  return same;
+  return 1;
+differ:
+  remember_keys(m, parts, lens);
+  return 0;
 }
 
 int ps_memstage_add(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
