@@ -608,13 +608,15 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *ki
 static const char *const status_kinds[] = {"ok", "error", "memory", "timeout"};
 
 /* Takes the oldest task in flight off the worker. */
-static task_t slot_pop(ps_run_t *r, slot_t *s) {
+/* Takes the first pset in flight off the slot; the next one started at
+   `now` at the latest. */
+static task_t slot_pop(ps_run_t *r, slot_t *s, int64_t now) {
   task_t t = s->fifo[s->head];
   s->head++;
   s->len--;
   r->c.active--;
   if (--s->batch[0] == 0) memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
-  s->head_since = ps_mono_us();
+  s->head_since = now;
   return t;
 }
 
@@ -623,6 +625,7 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   ps_reader_t rd;
   uint64_t count;
   int was_wide = s->weight > 1;
+  int64_t now = ps_mono_us(); /* one reading for the frame's psets */
   ps_reader_init(&rd, p, n);
   if (ps_read_varint(&rd, &count) != 0) goto bad;
   for (uint64_t k = 0; k < count && !r->fatal; k++) {
@@ -645,7 +648,7 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
       if (ps_read_item(&v, &it) != 0 || it.type != PS_V_TABLE) goto bad;
     }
     if (s->len == 0 || s->fifo[s->head].index != (int64_t)index) goto bad;
-    task_t t = slot_pop(r, s);
+    task_t t = slot_pop(r, s, now);
     if (s->len == 0) s->alone = 0, s->weight = 1;
     if (status == PS_STATUS_OK)
       finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, (int64_t)cpu, (int64_t)peak, a, alen, NULL, 0, NULL, 0);
