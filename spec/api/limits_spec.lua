@@ -68,6 +68,29 @@ describe('per-pset limits', function()
     assert.same({}, H.processes(marker))
   end)
 
+  it('has system.sleep wait without CPU, end at the timeout, and refuse a bad duration', function()
+    local r = psurvey.map(function(p, system)
+      if p.k == 'nap' then system.sleep(0.2) end
+      if p.k == 'long' then system.sleep(30) end
+      if p.k == 'bad' then system.sleep(-1) end
+      return { pid = system.pid }
+    end, { { k = 'nap' }, { k = 'long' }, { k = 'bad' }, { k = 'after' } },
+      H.options({ ncores = 1, timeout = 1, retries = 0, name = 'naps' }))
+    local ok = by('k', rows_of(r))
+    local nap = H.sql(r.db, "select _duration, _cpu from naps where k = 'nap'")[1]
+    assert.is_true(nap._duration >= 0.2 and nap._duration < 0.5, 'nap ' .. nap._duration)
+    assert.is_true(nap._cpu < 0.05, 'cpu ' .. nap._cpu)
+    local m = by('k', rows_of(r.missing))
+    -- Ended by the worker at the deadline, not killed by the driver later.
+    assert.equal('timeout', m.long._status)
+    assert.equal('timeout after 1 s', m.long._exception)
+    local a = by('kind', r:attempts())
+    assert.is_true(a.timeout.duration >= 1 and a.timeout.duration < 1.2, 'ran ' .. a.timeout.duration .. ' s')
+    assert.equal('error', m.bad._status)
+    assert.matches('system.sleep: seconds must be a number from 0 to 1e9, got %-1', m.bad._exception)
+    assert.equal(ok.nap.pid, ok.after.pid)
+  end)
+
   it('fails a pset over its memory limit and keeps the worker for the next pset', function()
     local r = psurvey.map(function(p, system)
       if p.k == 'grow' then
