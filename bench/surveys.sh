@@ -8,7 +8,9 @@
 #   1  1,000,000 no-op psets, lazy product, db = false, ncores = 2
 #   2  the same, every result stored in SQLite (table 'million')
 #   3  10,000 psets each running os.execute('/bin/true')
-#   4  2,000 psets of 10 ms: os.execute('sleep 0.01'), and a Lua busy-wait
+#   4  2,000 psets of 10 ms: system.sleep(0.01) (the target), and for the
+#      side by side with the peers os.execute('sleep 0.01'), and a Lua
+#      busy-wait
 #  (3, 4: also through /bin/sh on a part of the list, the "-sh" variants)
 #   5  10,000 psets of heavy-tailed run time (99% 0.1 ms, 1% 200 ms)
 #   6  a 1-pset survey, default options (db on, ncores default)
@@ -94,7 +96,19 @@ psurvey.map(nap, psurvey.range(1, $SLEEP_SH_N), { ncores = 2 })
 $DRIVER_PEAK
 EOF
 
-  cat >"$d/w4_sleep.lua" <<EOF
+  # A wait in the worker itself: what a pset of 10 ms costs psurvey.
+  cat >"$d/w4_nap.lua" <<EOF
+local psurvey = require('psurvey')
+local function nap(p, system)
+  system.sleep($SLEEP_S)
+  return { i = p.value }
+end
+psurvey.map(nap, psurvey.range(1, $SLEEP_N), { ncores = 2 })
+$DRIVER_PEAK
+EOF
+
+  # The same command the peers run, one process a pset.
+  cat >"$d/w4_exec.lua" <<EOF
 local psurvey = require('psurvey')
 local function nap(p)
   assert(os.execute('sleep $SLEEP_S'))
