@@ -45,15 +45,11 @@ typedef struct worker_s {
   ps_buf_t recs; /* result records not sent yet */
   uint64_t nrecs;
   int64_t last_flush;
-  int holder; /* registry ref: function whose upvalue 1 is the pset _ENV */
-  int fn;     /* registry ref: the worker function, LUA_NOREF before CODE */
-  int user;   /* registry ref: the user value */
   int64_t id;
   int flags;
   int code_failed; /* the last CODE could not be loaded */
-  int sys_strings; /* registry ref: the system table's strings (make_system_strings) */
   int system_grew; /* the worker added a key to the system table */
-  int env;         /* registry ref: the last pset's _ENV, or LUA_NOREF */
+  ps_buf_t result;  /* scratch: the result being encoded (put_result) */
   int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
   char host[256];
@@ -66,6 +62,7 @@ typedef struct worker_s {
   int tb_saved;               /* the trip's traceback is in the registry */
   int64_t wall_base, mono_base; /* the two clocks read together, once a batch */
   int64_t last_done;          /* monotonic time the last pset ended */
+  int last_done_is_now;       /* and nothing but the next pset's setup since */
   int64_t cpu_mark;           /* CPU time at the last reading (us), or -1 */
   int64_t cpu_mark_wall;      /* monotonic time of that reading */
   int64_t cpu_guessed;        /* CPU time given to psets since, without a reading */
@@ -153,6 +150,7 @@ static void flush_results(worker_t *W) {
   W->recs.len = 0;
   W->nrecs = 0;
   W->last_flush = ps_mono_us();
+  W->last_done_is_now = 0;
 }
 
 static void fatal(worker_t *W, const char *msg) __attribute__((noreturn));
@@ -229,11 +227,11 @@ static void put_result(worker_t *W, int pset) {
     put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
     return;
   }
-  ps_buf_t v;
-  ps_buf_init(&v);
+  /* The pairs go to a scratch buffer first: the table's header, which
+     precedes them, holds their count. */
+  ps_buf_t *v = &W->result;
+  v->len = 0;
   uint64_t n = 0;
-  ps_put_table(&v, 0, 0); /* the real header is written below, with the count */
-  size_t body = v.len;
   lua_pushnil(L);
   while (lua_next(L, res) != 0) {
     int kv = lua_gettop(L);
@@ -271,9 +269,9 @@ static void put_result(worker_t *W, int pset) {
       continue; /* the same value: stored once, as the pset's */
     }
     lua_pop(L, 1);
-    ps_put_str(&v, k, klen);
+    ps_put_str(v, k, klen);
     psL_encerr_t e;
-    if (psL_encode(L, kv, &v, 0, &e) != 0) {
+    if (psL_encode(L, kv, v, 0, &e) != 0) {
       snprintf(msg, sizeof msg,
                "result key '%.60s%s' holds %s, which cannot be stored: return plain data "
                "(nil, booleans, numbers, strings and tables of them)",
@@ -283,27 +281,24 @@ static void put_result(worker_t *W, int pset) {
     n++;
     lua_pop(L, 1);
   }
-  if (v.failed) {
+  /* The header, made last, goes first: status byte, length, header,
+     pairs. */
+  size_t pairs = v->len;
+  ps_put_table(v, 0, n);
+  if (v->failed) {
     snprintf(msg, sizeof msg, "the result is too large: out of memory");
     goto bad2;
   }
-  {
-    /* Rewrite the header with the real count. */
-    ps_buf_t h;
-    ps_buf_init(&h);
-    ps_put_table(&h, 0, n);
-    ps_buf_putc(&W->recs, 0);
-    ps_buf_put_varint(&W->recs, h.len + (v.len - body));
-    ps_buf_put(&W->recs, h.data, h.len);
-    ps_buf_put(&W->recs, v.data + body, v.len - body);
-    ps_buf_free(&h);
-  }
-  ps_buf_free(&v);
+  ps_buf_putc(&W->recs, 0);
+  ps_buf_put_varint(&W->recs, v->len);
+  ps_buf_put(&W->recs, v->data + pairs, v->len - pairs);
+  ps_buf_put(&W->recs, v->data, pairs);
   return;
 bad:
   lua_settop(L, res);
 bad2:
-  ps_buf_free(&v);
+  ps_buf_free(v); /* forgets a failed allocation too */
+  ps_buf_init(v);
   put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
 }
 
@@ -316,8 +311,26 @@ bad2:
  * there reaches another pset.
  */
 enum { SYS_SEED = 1, SYS_INDEX, SYS_ATTEMPT, SYS_WORKER, SYS_HOST, SYS_PID, SYS_STAGE, SYS_SLEEP, SYS_NKEYS = SYS_SLEEP };
-enum { SYS_HOST_VALUE = SYS_NKEYS + 1, SYS_STAGE_VALUE, SYS_METATABLE, SYS_TABLE };
 static const char *const sys_keys[] = {"seed", "index", "attempt", "worker", "host", "pid", "stage", "sleep"};
+
+/*
+ * The bottom of the worker's Lua stack holds what every pset needs, below
+ * anything a pset pushes: a slot is read with lua_pushvalue, cheaper than
+ * a registry or table lookup, and a pset makes some twenty such reads.
+ */
+enum {
+  ST_MSGH = 1,    /* msgh, the message handler of every pset's call */
+  ST_HOLDER,      /* the function whose upvalue 1 is the psets' _ENV */
+  ST_FN,          /* the worker function, nil before CODE */
+  ST_USER,        /* the user value */
+  ST_ENV,         /* the last pset's _ENV, or nil */
+  ST_SYSTEM,      /* the system table the next pset gets, or nil */
+  ST_SYSTEM_MT,   /* its metatable */
+  ST_HOST,        /* system.host */
+  ST_STAGE,       /* system.stage */
+  ST_SYSTEM_KEYS, /* SYS_NKEYS slots: the system table's keys */
+  ST_TOP = ST_SYSTEM_KEYS + SYS_NKEYS - 1
+};
 
 /*
  * system.sleep(seconds): waits without using the CPU, in the worker
@@ -348,41 +361,49 @@ static int system_newindex(lua_State *L) {
   return 0;
 }
 
-static void make_system_strings(worker_t *W) {
+/* Fills the stack slots, once, when the worker starts. */
+static void init_slots(worker_t *W) {
   lua_State *L = W->L;
-  lua_createtable(L, SYS_TABLE, 0);
-  for (int k = 0; k < SYS_NKEYS; k++) {
-    lua_pushstring(L, sys_keys[k]);
-    lua_rawseti(L, -2, k + 1);
-  }
-  lua_pushstring(L, W->host);
-  lua_rawseti(L, -2, SYS_HOST_VALUE);
-  lua_pushstring(L, W->stage);
-  lua_rawseti(L, -2, SYS_STAGE_VALUE);
+  lua_settop(L, 0);
+  lua_checkstack(L, ST_TOP + LUA_MINSTACK);
+  lua_pushcfunction(L, msgh);
+  /* A main chunk has exactly one upvalue, _ENV: the holder every shipped
+     function's _ENV is joined to. */
+  luaL_loadstring(L, "return");
+  lua_pushnil(L); /* ST_FN */
+  lua_pushnil(L); /* ST_USER */
+  lua_pushnil(L); /* ST_ENV */
+  lua_pushnil(L); /* ST_SYSTEM */
   lua_createtable(L, 0, 2);
   lua_pushlightuserdata(L, W);
   lua_pushcclosure(L, system_newindex, 1);
   lua_setfield(L, -2, "__newindex");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
-  lua_rawseti(L, -2, SYS_METATABLE);
-  luaL_unref(L, LUA_REGISTRYINDEX, W->sys_strings);
-  W->sys_strings = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushstring(L, W->host);
+  lua_pushnil(L); /* ST_STAGE */
+  for (int k = 0; k < SYS_NKEYS; k++) lua_pushstring(L, sys_keys[k]);
+}
+
+/* A new stage: its name, and a system table made for it. */
+static void set_stage(worker_t *W) {
+  lua_State *L = W->L;
+  lua_pushstring(L, W->stage);
+  lua_replace(L, ST_STAGE);
+  lua_pushnil(L);
+  lua_replace(L, ST_SYSTEM);
 }
 
 static void push_system(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
   lua_State *L = W->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->sys_strings);
-  int strs = lua_gettop(L);
-  if (lua_rawgeti(L, strs, SYS_TABLE) != LUA_TTABLE || W->system_grew) {
-    lua_pop(L, 1);
+  if (W->system_grew || lua_type(L, ST_SYSTEM) != LUA_TTABLE) {
     lua_createtable(L, 0, SYS_NKEYS);
-    lua_rawgeti(L, strs, SYS_METATABLE);
+    lua_pushvalue(L, ST_SYSTEM_MT);
     lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, strs, SYS_TABLE);
+    lua_replace(L, ST_SYSTEM);
     W->system_grew = 0;
   }
+  lua_pushvalue(L, ST_SYSTEM);
   lua_Integer ints[SYS_NKEYS + 1] = {0};
   ints[SYS_SEED] = (lua_Integer)ps_pset_seed(W->seed, ps_hash(pset, psetlen, 0));
   ints[SYS_INDEX] = (lua_Integer)index + 1;
@@ -392,18 +413,17 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt, const char 
   /* Every value, not only those that change: the last pset may have
      assigned to a key. */
   for (int k = 1; k <= SYS_NKEYS; k++) {
-    lua_rawgeti(L, strs, k);
+    lua_pushvalue(L, ST_SYSTEM_KEYS + k - 1);
     if (k == SYS_HOST)
-      lua_rawgeti(L, strs, SYS_HOST_VALUE);
+      lua_pushvalue(L, ST_HOST);
     else if (k == SYS_STAGE)
-      lua_rawgeti(L, strs, SYS_STAGE_VALUE);
+      lua_pushvalue(L, ST_STAGE);
     else if (k == SYS_SLEEP)
       lua_pushcfunction(L, system_sleep);
     else
       lua_pushinteger(L, ints[k]);
     lua_rawset(L, -3);
   }
-  lua_remove(L, strs);
 }
 
 /* The pset's global environment: the last pset's if it left it empty and
@@ -411,15 +431,11 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt, const char 
    one. */
 static void push_env(worker_t *W) {
   lua_State *L = W->L;
-  if (W->env != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, W->env);
-    if (psL_sandbox_env_unused(L, -1, W->sandbox)) return;
-    lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, W->env);
+  if (lua_type(L, ST_ENV) != LUA_TTABLE || !psL_sandbox_env_unused(L, ST_ENV, W->sandbox)) {
+    psL_sandbox_push_env(L, W->sandbox);
+    lua_replace(L, ST_ENV);
   }
-  psL_sandbox_push_env(L, W->sandbox);
-  lua_pushvalue(L, -1);
-  W->env = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, ST_ENV);
 }
 
 /* CPU time of this process and of its waited-for children, in us. */
@@ -463,9 +479,11 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   /* With a timeout, the driver must know which pset runs: it takes the
      arrival of the previous results as this one's start. */
   if (timeout_ms > 0) flush_results(W);
-  /* One clock read at each end of a pset: the wall clock time of its start
-     follows from the batch's pair of readings. */
-  int64_t t0 = ps_mono_us();
+  /* One clock read a pset, at its end: back to back in a batch, a pset
+     starts when the last one ended (its time includes setting it up),
+     and the wall clock time of its start follows from the batch's pair of
+     readings. */
+  int64_t t0 = W->last_done_is_now ? W->last_done : ps_mono_us();
   int64_t start = W->wall_base + (t0 - W->mono_base);
   if (W->flags & PS_CODE_REPORT_STARTS) {
     flush_results(W);
@@ -479,23 +497,16 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
     ps_buf_free(&f);
   }
   ps_buf_put_varint(&W->recs, (uint64_t)index);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
   push_env(W);
-  lua_setupvalue(L, -2, 1);
-  lua_pop(L, 1);
+  lua_setupvalue(L, ST_HOLDER, 1);
 
-  lua_pushcfunction(L, msgh);
-  int h = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->fn);
+  /* The pset table stays below the call, for put_result. */
   if (psL_decode(L, pset, psetlen, err, sizeof err) != 0) fatal(W, err);
   int psetidx = lua_gettop(L);
-  push_system(W, index, attempt, pset, psetlen);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->user);
-  /* Keep the pset table: the call consumes its argument copy. */
+  lua_pushvalue(L, ST_FN);
   lua_pushvalue(L, psetidx);
-  lua_insert(L, h);
-  psetidx = h;
-  h++;
+  push_system(W, index, attempt, pset, psetlen);
+  lua_pushvalue(L, ST_USER);
 
   W->tripped = W->tb_saved = 0;
   W->mem_base = W->peak = W->mem;
@@ -511,11 +522,12 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
     W->cpu_mark_wall = t0;
     W->cpu_guessed = 0;
   }
-  int rc = lua_pcall(L, 3, 1, h);
+  int rc = lua_pcall(L, 3, 1, ST_MSGH);
   int64_t t1 = ps_mono_us();
   int64_t cpu = pset_cpu(W, t1 - t0, t1);
   int64_t end = start + (t1 - t0);
   W->last_done = t1;
+  W->last_done_is_now = 1;
   lua_sethook(L, NULL, 0, 0);
   W->mem_limit = 0;
   W->deadline = 0;
@@ -555,7 +567,7 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   ps_reader_t r;
   uint64_t count;
   ps_reader_init(&r, p, n);
-  if (W->fn == LUA_NOREF) {
+  if (lua_type(W->L, ST_FN) != LUA_TFUNCTION) {
     /* The code failed to load and the driver, told so, stops the stage:
        these tasks were sent before it knew. */
     if (W->code_failed) return;
@@ -564,6 +576,8 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
   W->wall_base = ps_now_us();
   W->mono_base = ps_mono_us();
+  W->last_done = W->mono_base;
+  W->last_done_is_now = 1;
   for (uint64_t k = 0; k < count; k++) {
     uint64_t index, attempt, timeout_ms, mem_limit;
     const char *pset;
@@ -576,6 +590,7 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
     if (W->last_done - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
   }
   flush_results(W);
+  W->last_done_is_now = 0;
   W->cpu_mark = -1; /* waiting for the next batch is nobody's CPU time */
 }
 
@@ -590,7 +605,7 @@ typedef struct load_args_s {
 static int load_code(lua_State *L) {
   load_args_t *a = lua_touserdata(L, 1);
   worker_t *W = a->W;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, W->holder);
+  lua_pushvalue(L, 2); /* the holder */
   if (psL_unship(L, a->code, -1, W->sandbox == PSL_SANDBOX_STRICT, a->err, sizeof a->err) != 0) return luaL_error(L, "%s", a->err);
   if (psL_decode(L, a->user, a->userlen, a->err, sizeof a->err) != 0)
     return luaL_error(L, "the user value: %s", a->err);
@@ -615,7 +630,7 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   W->seed = seed;
   psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
-  make_system_strings(W);
+  set_stage(W);
   ps_reader_init(&code, fn, fnlen);
   load_args_t a;
   a.W = W;
@@ -623,19 +638,21 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   a.user = user;
   a.userlen = userlen;
   a.err[0] = '\0';
-  luaL_unref(L, LUA_REGISTRYINDEX, W->fn);
-  luaL_unref(L, LUA_REGISTRYINDEX, W->user);
-  W->fn = W->user = LUA_NOREF;
+  lua_pushnil(L);
+  lua_replace(L, ST_FN);
+  lua_pushnil(L);
+  lua_replace(L, ST_USER);
   lua_pushcfunction(L, load_code);
   lua_pushlightuserdata(L, &a);
-  int rc = lua_pcall(L, 1, 2, 0);
+  lua_pushvalue(L, ST_HOLDER);
+  int rc = lua_pcall(L, 2, 2, 0);
   ps_buf_t f;
   ps_buf_init(&f);
   size_t s = ps_frame_begin(&f, PS_MSG_CODE_OK);
   W->code_failed = rc != LUA_OK;
   if (rc == LUA_OK) {
-    W->user = luaL_ref(L, LUA_REGISTRYINDEX);
-    W->fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_replace(L, ST_USER);
+    lua_replace(L, ST_FN);
     ps_buf_put_varint(&f, 1);
     ps_put_bytes(&f, "", 0);
   } else {
@@ -707,6 +724,7 @@ int psL_worker_main(int argc, char **argv) {
   if (gethostname(W.host, sizeof W.host - 1) != 0) strcpy(W.host, "localhost");
   ps_framer_init(&W.framer, PS_FRAME_MAX);
   ps_buf_init(&W.recs);
+  ps_buf_init(&W.result);
   W.last_flush = ps_mono_us();
   W.cpu_mark = -1;
   W.pid = (int)getpid();
@@ -720,11 +738,7 @@ int psL_worker_main(int argc, char **argv) {
   lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
   psL_sandbox_open(L);
-  /* A main chunk has exactly one upvalue, _ENV: the holder every shipped
-     function's _ENV is joined to. */
-  luaL_loadstring(L, "return");
-  W.holder = luaL_ref(L, LUA_REGISTRYINDEX);
-  W.fn = W.user = W.sys_strings = W.env = LUA_NOREF;
+  init_slots(&W);
 
   send_hello(&W);
   int kind;
@@ -743,5 +757,6 @@ done:
   lua_close(L);
   ps_framer_free(&W.framer);
   ps_buf_free(&W.recs);
+  ps_buf_free(&W.result);
   return 0;
 }
