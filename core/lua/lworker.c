@@ -271,7 +271,9 @@ static void put_result(worker_t *W, int pset) {
     lua_pop(L, 1);
     ps_put_str(v, k, klen);
     psL_encerr_t e;
-    if (psL_encode(L, kv, v, 0, &e) != 0) {
+    /* Canonical: a nested table's keys in order, so that equal tables are
+       stored as the same text whatever order the worker's hash gave. */
+    if (psL_encode(L, kv, v, 1, &e) != 0) {
       snprintf(msg, sizeof msg,
                "result key '%.60s%s' holds %s, which cannot be stored: return plain data "
                "(nil, booleans, numbers, strings and tables of them)",

@@ -81,6 +81,21 @@ describe('psurvey.map', function()
       assert.equal(2, row.floor)
     end
   end)
+  it('stores equal nested tables as the same text, whatever order they were built in', function()
+    local function worker(p)
+      local t = {}
+      local first, last, step = 1, 26, 1
+      if p.value % 2 == 0 then first, last, step = 26, 1, -1 end
+      for i = first, last, step do t[string.char(96 + i) .. 'key'] = i end
+      return { t = t }
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 6), H.options({ ncores = 2, name = 'canonical' }))
+    assert.equal(6, #r)
+    local texts = H.sql(r.db, 'select distinct t from canonical')
+    assert.equal(1, #texts)
+    assert.matches('^{"akey":1,"bkey":2,', texts[1].t)
+  end)
+
   it('keeps integers, floats, binary strings, booleans and nested tables apart', function()
     local function worker(p)
       return { i = 3, f = 3.0, big = math.maxinteger, tiny = 0.1, bin = '\0\255\1', flag = p.value == 1,
