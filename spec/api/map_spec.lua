@@ -228,6 +228,37 @@ describe('psurvey.map', function()
     assert.are_not.equal(w[1], w[5])
   end)
 
+  -- What the batching relies on: batches of adaptive size, results of
+  -- several batches in flight, and the encoding kept from dispatch to
+  -- storage still give every pset its own row, once, in pset order.
+  for _, db in ipairs({ 'memory', 'sqlite' }) do
+    it('stores each of 100,000 batched psets once, in order, with its own result (' .. db .. ')', function()
+      local function worker(p, system)
+        if system.index % 20000 == 0 then system.sleep(0.05) end -- batches shrink, then grow
+        return { y = p.a * 1000 + p.b, i = system.index }
+      end
+      local psets = psurvey.product({ a = psurvey.range(1, 100), b = psurvey.range(1, 1000) })
+      local opts = H.options({ ncores = 2, name = 'batched_' .. db })
+      if db == 'memory' then opts.db = false end
+      local r = psurvey.map(worker, psets, opts)
+      assert.equal(100000, #r)
+      local k = 0
+      for row in r:rows() do
+        k = k + 1
+        local a, b = (k - 1) // 1000 + 1, (k - 1) % 1000 + 1
+        if row.i ~= k or row.a ~= a or row.b ~= b or row.y ~= a * 1000 + b then
+          error(('row %d: %s'):format(k, require('cjson').encode(row)))
+        end
+      end
+      assert.equal(100000, k)
+      if db == 'sqlite' then
+        local c = H.sql(r.db, 'select count(*) n, count(distinct _index) d, min(_index) lo, max(_index) hi'
+          .. ' from batched_sqlite')[1]
+        assert.same({ n = 100000, d = 100000, lo = 1, hi = 100000 }, c)
+      end
+    end)
+  end
+
   it('can be called many times, each stage in its own table', function()
     local opts = H.options()
     local a = psurvey.map(function(p) return { y = p.value * 2 } end, psurvey.range(1, 3),
