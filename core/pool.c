@@ -20,7 +20,12 @@ int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe) {
   p->loop = loop;
   p->exe = strdup(exe);
   p->next_id = 1;
-  return p->exe ? 0 : PS_ENOMEM;
+  if (p->exe == NULL) return PS_ENOMEM;
+  if (ps_reaper_init(loop, &p->reaper) != 0) {
+    free(p->exe);
+    return PS_ENOMEM;
+  }
+  return 0;
 }
 
 static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
@@ -52,7 +57,7 @@ void ps__worker_bury(ps_worker_t *w) {
     free(w);
     return;
   }
-  uv_close((uv_handle_t *)&w->proc, on_close);
+  if (w->child) ps_child_forget(w->child);
   if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
   if (!uv_is_closing((uv_handle_t *)&w->from)) uv_close((uv_handle_t *)&w->from, on_close);
 }
@@ -63,8 +68,9 @@ static void maybe_dead(ps_worker_t *w) {
   ps__worker_bury(w);
 }
 
-static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
-  ps_worker_t *w = proc->data;
+static void on_process_exit(ps_child_t *c, int64_t status, int sig) {
+  ps_worker_t *w = c->data;
+  w->child = NULL;
   w->exited = 1;
   w->exit_status = status;
   w->term_signal = sig;
@@ -144,38 +150,24 @@ int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *er
   w->pool = p;
   w->id = p->next_id++;
   ps_framer_init(&w->framer, PS_FRAME_MAX);
-  uv_pipe_init(p->loop, &w->to, 0);
-  uv_pipe_init(p->loop, &w->from, 0);
-  w->to.data = w->from.data = w->proc.data = w;
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-  stdio[0].data.stream = (uv_stream_t *)&w->to;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&w->from;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = 2;
   char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
-  uv_process_options_t opt;
-  memset(&opt, 0, sizeof opt);
-  opt.file = p->exe;
-  opt.args = args;
-  opt.exit_cb = on_process_exit;
-  opt.stdio = stdio;
-  opt.stdio_count = 3;
-  /* Its own session and process group: Ctrl-C in the terminal reaches the
-     driver only, and a kill of the group reaches the simulators it runs. */
-  opt.flags = UV_PROCESS_DETACHED;
-  int rc = uv_spawn(p->loop, &w->proc, &opt);
-  if (rc != 0) {
-    ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, uv_strerror(rc));
-    w->open_handles = 2;
-    w->closing = 1;
-    uv_close((uv_handle_t *)&w->to, on_close);
-    uv_close((uv_handle_t *)&w->from, on_close);
+  int to_fd, from_fd;
+  ps_err_t why;
+  /* In a session of its own (child.h): a kill of the group reaches the
+     simulators it runs. */
+  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, &why) != 0) {
+    ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, why.msg);
+    ps_framer_free(&w->framer);
+    free(w);
     return PS_EWORKER;
   }
-  w->pid = w->proc.pid;
-  w->open_handles = 3;
+  w->pid = w->child->pid;
+  uv_pipe_init(p->loop, &w->to, 0);
+  uv_pipe_init(p->loop, &w->from, 0);
+  w->to.data = w->from.data = w;
+  uv_pipe_open(&w->to, to_fd);
+  uv_pipe_open(&w->from, from_fd);
+  w->open_handles = 2;
   uv_read_start((uv_stream_t *)&w->from, on_alloc, on_read);
   ps__pool_add(p, w);
   *out = w;
@@ -231,7 +223,7 @@ void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
     ps_node_kill(w, sig);
     return;
   }
-  if (kill(-w->pid, sig) != 0) uv_process_kill(&w->proc, sig);
+  if (kill(-w->pid, sig) != 0) kill(w->pid, sig);
 }
 
 void ps_worker_bye(ps_worker_t *w) {
@@ -264,6 +256,7 @@ void ps_pool_close(ps_pool_t *p) {
   ps_nodes_close(p);
   while (p->n > 0) uv_run(p->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&timer, on_timer_close);
+  ps_reaper_close(&p->reaper);
   uv_run(p->loop, UV_RUN_NOWAIT);
   free(p->workers);
   free(p->exe);

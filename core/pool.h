@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "ps.h"
+#include "child.h"
 
 typedef struct ps_pool_s ps_pool_t;
 typedef struct ps_worker_s ps_worker_t;
@@ -44,7 +45,7 @@ struct ps_worker_s {
   char host[256];
   ps_node_t *node; /* the ssh host it runs on, or NULL for this machine */
   void *data;      /* the scheduler's per-worker state */
-  uv_process_t proc;
+  ps_child_t *child; /* a local worker's process until it is waited for */
   uv_pipe_t to, from;
   ps_framer_t framer;
 };
@@ -52,6 +53,7 @@ struct ps_worker_s {
 struct ps_pool_s {
   uv_loop_t *loop;
   char *exe;
+  ps_reaper_t reaper; /* learns when local workers exit */
   ps_pool_cb_t cb;
   void *owner;
   ps_worker_t **workers; /* alive or dying, in order of start */

@@ -1,0 +1,134 @@
+/* child.c: worker processes started with posix_spawn, and their reaper
+   (child.h). Built with _GNU_SOURCE (POSIX_SPAWN_SETSID, pipe2). */
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Waits, without blocking, for each child of the list that has ended, and
+   reports it. A callback may start or forget children: the list is walked
+   again from its head after each one. */
+static void reap(ps_reaper_t *r) {
+  for (;;) {
+    ps_child_t **link = &r->children, *c = NULL;
+    int status = 0;
+    for (; *link; link = &(*link)->next) {
+      pid_t got;
+      do got = waitpid((*link)->pid, &status, WNOHANG);
+      while (got < 0 && errno == EINTR);
+      /* ECHILD: someone else waited for it (a waitpid(-1) in user code);
+         its status is lost, and it is reported as killed. */
+      if (got == (*link)->pid || (got < 0 && errno == ECHILD)) {
+        if (got < 0) status = SIGKILL;
+        c = *link;
+        *link = c->next;
+        break;
+      }
+    }
+    if (c == NULL) break;
+    if (r->children == NULL) uv_unref((uv_handle_t *)&r->sigchld);
+    int64_t code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (c->on_exit) c->on_exit(c, code, sig);
+    free(c);
+  }
+}
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  (void)signum;
+  reap(h->data);
+}
+
+int ps_reaper_init(uv_loop_t *loop, ps_reaper_t *r) {
+  memset(r, 0, sizeof *r);
+  int rc = uv_signal_init(loop, &r->sigchld);
+  if (rc != 0) return rc;
+  r->sigchld.data = r;
+  return 0;
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+void ps_reaper_close(ps_reaper_t *r) {
+  while (r->children) {
+    ps_child_t *c = r->children;
+    r->children = c->next;
+    int status;
+    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    free(c);
+  }
+  uv_close((uv_handle_t *)&r->sigchld, on_closed);
+}
+
+int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb on_exit, void *data,
+             ps_child_t **out, int *to_child, int *from_child, ps_err_t *err) {
+  /* The watcher is on before the first child can end. */
+  if (!r->started) {
+    int rc = uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
+    if (rc != 0) return ps_err_set(err, PS_EWORKER, "cannot watch for SIGCHLD: %s", uv_strerror(rc));
+    uv_unref((uv_handle_t *)&r->sigchld);
+    r->started = 1;
+  }
+  ps_child_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  int in[2] = {-1, -1}, outp[2] = {-1, -1};
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0) {
+    int e = errno;
+    if (in[0] >= 0) close(in[0]), close(in[1]);
+    free(c);
+    return ps_err_set(err, PS_EWORKER, "cannot make pipes for '%s': %s", file, strerror(e));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  /* dup2 clears close-on-exec on the copies: only 0 and 1 are inherited. */
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+  /* As uv_spawn: no blocked signals, default dispositions (the driver
+     ignores SIGPIPE), and with POSIX_SPAWN_SETSID as UV_PROCESS_DETACHED,
+     a session of its own: Ctrl-C in the terminal reaches the driver only,
+     and a kill of the group reaches what the worker runs. */
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, file, &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(in[0]);
+  close(outp[1]);
+  if (rc != 0) {
+    close(in[1]);
+    close(outp[0]);
+    free(c);
+    return ps_err_set(err, PS_EWORKER, "cannot start '%s': %s", file, strerror(rc));
+  }
+  c->pid = pid;
+  c->on_exit = on_exit;
+  c->data = data;
+  c->next = r->children;
+  if (r->children == NULL) uv_ref((uv_handle_t *)&r->sigchld);
+  r->children = c;
+  *out = c;
+  *to_child = in[1];
+  *from_child = outp[0];
+  return 0;
+}
+
+void ps_child_forget(ps_child_t *c) {
+  c->on_exit = NULL;
+  c->data = NULL;
+}
