@@ -16,6 +16,8 @@
 #   6  a 1-pset survey, default options (db on, ncores default)
 #   7  100,000 psets of 20 keys (strings, floats), a nested-table result
 #   8  results:rows() over the 1,000,000 rows workload 2 stored
+#   9  200 psets with a new worker process each (max_tasks_per_child = 1)
+#      and with 2 workers throughout, the driver holding 0 or 500 MiB
 
 BIG_SIDE=1000 # workloads 1, 2, 8: a BIG_SIDE x BIG_SIDE product
 TRUE_N=10000   # workload 3
@@ -32,6 +34,8 @@ MIXED_SHORT=0.0001 # seconds, 99% of the psets
 MIXED_LONG=0.2     # seconds, 1% of the psets
 MIXED_P_LONG=0.01
 WIDE_N=100000 # workload 7 (the product below has this many psets)
+SPAWN_N=200    # workload 9
+SPAWN_HEAP=500 # workload 9, MiB of Lua strings the driver holds
 
 # The driver's own peak RSS (getrusage of the driver process alone, without
 # its workers), appended to every survey and read back from stderr: GNU time
@@ -39,7 +43,7 @@ WIDE_N=100000 # workload 7 (the product below has this many psets)
 DRIVER_PEAK='local _, peak = psurvey.vmem()
 io.stderr:write(("driver_peak_kib %d\n"):format(math.floor(peak * 1024 * 1024 + 0.5)))'
 
-# write_surveys DIR: writes w1.lua ... w8.lua and the input lists into DIR.
+# write_surveys DIR: writes w1.lua ... w9_*.lua and the input lists into DIR.
 # w2.lua stores into the database given with --db; w8.lua takes that file
 # as its first script argument (psurvey w8.lua -- FILE).
 write_surveys() {
@@ -197,4 +201,24 @@ for _ in psurvey.open((...), 'million'):rows() do n = n + 1 end
 assert(n == $((BIG_SIDE * BIG_SIDE)), 'rows: ' .. n)
 $DRIVER_PEAK
 EOF
+
+  # Starting workers while the driver holds a large heap: w9_HEAP_spawn.lua
+  # starts a worker process for every pset, w9_HEAP_keep.lua keeps 2; the
+  # difference is what starting $SPAWN_N workers costs.
+  local heap mode extra
+  for heap in 0 "$SPAWN_HEAP"; do
+    for mode in spawn keep; do
+      extra=''
+      [[ $mode == spawn ]] && extra=', max_tasks_per_child = 1'
+      cat >"$d/w9_${heap}_$mode.lua" <<EOF
+local psurvey = require('psurvey')
+local heap = {}
+for i = 1, $heap do heap[i] = ('%8d'):format(i):rep(1024 * 1024 // 8) end -- 1 MiB each
+psurvey.map(function(p) return { y = p.value } end, psurvey.range(1, $SPAWN_N),
+  { db = false, ncores = 2$extra })
+assert(#heap == $heap)
+$DRIVER_PEAK
+EOF
+    done
+  done
 }
