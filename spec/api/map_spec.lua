@@ -259,6 +259,30 @@ describe('psurvey.map', function()
     end)
   end
 
+  -- Rows wait to be inserted several at a time: a new column, or a row that
+  -- cannot be stored, in the middle of them changes nothing.
+  it('stores rows around a new column and a row that cannot be stored, all in one batch', function()
+    local function worker(p)
+      if p.value == 50 then return { y = p.value, extra = 'late' } end
+      if p.value == 70 then return { y = p.value, Y = 1 } end
+      return { y = p.value }
+    end
+    local r = psurvey.map(worker, psurvey.range(1, 100), H.options({ ncores = 1, group_size = 100, name = 'mid' }))
+    assert.equal(99, #r)
+    local m = r.missing:rows()()
+    assert.equal(70, m.value)
+    assert.matches('differ only in letter case', m._exception)
+    local rows = H.sql(r.db, 'select value, y, extra, _status from mid order by _index')
+    local null = require('cjson').null
+    assert.equal(100, #rows)
+    for k, row in ipairs(rows) do
+      assert.equal(k, row.value)
+      if k ~= 70 then assert.equal(k, row.y) end
+      assert.equal(k == 50 and 'late' or null, row.extra)
+      assert.equal(k == 70 and 'error' or 'ok', row._status)
+    end
+  end)
+
   it('can be called many times, each stage in its own table', function()
     local opts = H.options()
     local a = psurvey.map(function(p) return { y = p.value * 2 } end, psurvey.range(1, 3),
