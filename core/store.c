@@ -874,6 +874,38 @@ static int run_sql_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, ps_er
   return rc == SQLITE_DONE ? 0 : db_fail(db, err, "resume");
 }
 
+/* The table of unmatched rows a resume set aside is a stage of its own
+   for psurvey.open and `psurvey results`: its columns are the stage's, its
+   status "unmatched". */
+static int register_aside(ps_stage_t *g, const char *aside, ps_err_t *err) {
+  sqlite3 *db = g->store->db;
+  ps_buf_t counts;
+  ps_buf_init(&counts);
+  ps_buf_puts(&counts, "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
+                       " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
+                       " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM ");
+  put_ident(&counts, aside, strlen(aside));
+  ps_buf_puts(&counts, ") a WHERE t.name = ?2");
+  const char *sql[] = {"INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
+                       " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
+                       sql_of(&counts)};
+  int rc = sql[1] ? 0 : ps_err_set(err, PS_ENOMEM, "out of memory");
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql[k], -1, &st, NULL) != SQLITE_OK) {
+      rc = db_fail(db, err, "resume");
+      break;
+    }
+    sqlite3_bind_text(st, 1, aside, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, g->name, -1, SQLITE_STATIC);
+    if (k == 1) sqlite3_bind_double(st, 3, (double)ps_now_us() / 1e6);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "resume");
+    sqlite3_finalize(st);
+  }
+  ps_buf_free(&counts);
+  return rc;
+}
+
 int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
                     int64_t *ok, int64_t *failed, ps_err_t *err) {
   sqlite3 *db = g->store->db;
@@ -985,6 +1017,7 @@ int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_fai
     ps_buf_puts(&q, " WHERE _index < 0");
     rc = sql_of(&q) ? exec(db, q.data, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
     ps_buf_free(&q);
+    if (rc == 0) rc = register_aside(g, aside, err);
   }
   if (rc == 0) rc = ps_stage_commit(g, err);
   return rc;

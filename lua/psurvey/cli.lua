@@ -136,11 +136,7 @@ local function results_command(argv)
     if fmt then return usage_error('results: --%s needs --table NAME', fmt) end
     local rows = store:query('SELECT name, status, total, ok, failed, created, finished FROM _psurvey_tables'
       .. ' ORDER BY created')
-    for _, r in ipairs(rows) do
-      r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0))
-      r.seconds = r.finished and tonumber(('%.3f'):format(r.finished - (r.finished and r.finished or 0))) or nil
-      r.seconds = nil
-    end
+    for _, r in ipairs(rows) do r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0)) end
     local i2 = 0
     io.stdout:write(format.table({ 'name', 'status', 'total', 'ok', 'failed', 'created' },
       function() i2 = i2 + 1 return rows[i2] end), '\n')

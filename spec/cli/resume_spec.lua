@@ -90,6 +90,33 @@ print(#r, r.progress.resumed)
     assert.same({ '13y', '23x', '33z', '42y', '52x', '62z', '71y', '81x', '91z' }, got)
   end)
 
+  it('sets aside the rows of psets no longer listed, as a table psurvey can read', function()
+    local dir = H.tmpdir()
+    local template = [[
+local psurvey = require('psurvey')
+psurvey.map(function(p) return { twice = 2 * p.value } end, psurvey.range(1, %d))
+]]
+    H.write(dir, 'survey.lua', template:format(5))
+    assert.equal(0, H.run(dir, 'survey.lua').code)
+    H.write(dir, 'survey.lua', template:format(3))
+    assert.equal(0, H.run(dir, 'survey.lua --resume').code)
+    local db = dir .. '/.psurvey/survey.db'
+    assert.equal(3, count(db))
+    local aside = H.sql(db, 'select name, status, total, ok, failed from _psurvey_tables'
+      .. " where name like 'stage1_unmatched_%'")
+    assert.equal(1, #aside)
+    assert.same({ status = 'unmatched', total = 2, ok = 2, failed = 0 },
+      { status = aside[1].status, total = aside[1].total, ok = aside[1].ok, failed = aside[1].failed })
+    local list = H.run(dir, 'results .psurvey/survey.db')
+    assert.equal(0, list.code, list.err)
+    assert.matches(aside[1].name .. '%s+unmatched%s+2%s+2%s+0', list.out)
+    local shown = H.run(dir, 'results .psurvey/survey.db --table ' .. aside[1].name)
+    assert.equal(0, shown.code, shown.err)
+    assert.matches('value%s+twice', shown.out)
+    assert.matches('\n%s*4%s+8%s', shown.out)
+    assert.matches('\n%s*5%s+10%s', shown.out)
+  end)
+
   it('runs failed psets again, unless --resume=done-and-failed keeps them', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', [[
