@@ -13,9 +13,9 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "child.h"
 #include "frame.h"
 #include "ps.h"
-#include "child.h"
 
 typedef struct ps_pool_s ps_pool_t;
 typedef struct ps_worker_s ps_worker_t;

@@ -881,14 +881,17 @@ static int register_aside(ps_stage_t *g, const char *aside, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t counts;
   ps_buf_init(&counts);
-  ps_buf_puts(&counts, "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
-                       " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
-                       " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM ");
+  ps_buf_puts(
+      &counts,
+      "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
+      " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
+      " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM ");
   put_ident(&counts, aside, strlen(aside));
   ps_buf_puts(&counts, ") a WHERE t.name = ?2");
-  const char *sql[] = {"INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
-                       " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
-                       sql_of(&counts)};
+  const char *sql[] = {
+      "INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
+      " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
+      sql_of(&counts)};
   int rc = sql[1] ? 0 : ps_err_set(err, PS_ENOMEM, "out of memory");
   for (int k = 0; k < 2 && rc == 0; k++) {
     sqlite3_stmt *st;

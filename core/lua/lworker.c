@@ -49,7 +49,7 @@ typedef struct worker_s {
   int flags;
   int code_failed; /* the last CODE could not be loaded */
   int system_grew; /* the worker added a key to the system table */
-  ps_buf_t result;  /* scratch: the result being encoded (put_result) */
+  ps_buf_t result; /* scratch: the result being encoded (put_result) */
   int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
   char host[256];
@@ -312,7 +312,17 @@ bad2:
  * to it (seen by __newindex) gets a new one next time, so nothing it put
  * there reaches another pset.
  */
-enum { SYS_SEED = 1, SYS_INDEX, SYS_ATTEMPT, SYS_WORKER, SYS_HOST, SYS_PID, SYS_STAGE, SYS_SLEEP, SYS_NKEYS = SYS_SLEEP };
+enum {
+  SYS_SEED = 1,
+  SYS_INDEX,
+  SYS_ATTEMPT,
+  SYS_WORKER,
+  SYS_HOST,
+  SYS_PID,
+  SYS_STAGE,
+  SYS_SLEEP,
+  SYS_NKEYS = SYS_SLEEP
+};
 static const char *const sys_keys[] = {"seed", "index", "attempt", "worker", "host", "pid", "stage", "sleep"};
 
 /*
@@ -344,7 +354,8 @@ static int system_sleep(lua_State *L) {
   worker_t *W = the_worker;
   lua_Number seconds = luaL_checknumber(L, 1);
   if (!(seconds >= 0 && seconds <= 1e9))
-    return luaL_error(L, "system.sleep: seconds must be a number from 0 to 1e9, got %s", luaL_tolstring(L, 1, NULL));
+    return luaL_error(L, "system.sleep: seconds must be a number from 0 to 1e9, got %s",
+                      luaL_tolstring(L, 1, NULL));
   int64_t until = ps_mono_us() + (int64_t)(seconds * 1e6 + 0.5);
   int timed_out = W->deadline && until >= W->deadline;
   if (timed_out) until = W->deadline;
