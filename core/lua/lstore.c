@@ -81,13 +81,24 @@ static int store_cursor(lua_State *L) {
   int view = view_of(L, 3);
   lua_Integer only = luaL_optinteger(L, 4, 0);
   lua_settop(L, 4);
-  lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 1);
+  /* User values: the store (kept open while the cursor is), and the
+     column names as Lua strings, made once: cursor_next stores every cell
+     with one, where a C string would be looked up in Lua's string table
+     for every cell (a fifth of the time of reading a million rows). */
+  lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 2);
   c->c = NULL;
   luaL_setmetatable(L, CURSOR);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   ps_err_t err;
   if (ps_cursor_open(u->s, table, view, (int64_t)only, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
+  int n = ps_cursor_ncols(c->c);
+  lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    lua_pushstring(L, ps_cursor_colname(c->c, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setiuservalue(L, -2, 2);
   return 1;
 }
 
@@ -172,14 +183,17 @@ static int cursor_next(lua_State *L) {
     return 0;
   }
   int n = ps_cursor_ncols(c->c);
+  lua_getiuservalue(L, 1, 2);
+  int names = lua_gettop(L);
   lua_createtable(L, 0, n);
   for (int k = 0; k < n; k++) {
     ps_item_t it;
     if (ps_cursor_cell(c->c, k, &it) != 0)
       return luaL_error(L, "malformed value in column '%s'", ps_cursor_colname(c->c, k));
     if (it.type == PS_V_NIL) continue;
+    lua_rawgeti(L, names, k + 1);
     psL_push_item(L, &it);
-    lua_setfield(L, -2, ps_cursor_colname(c->c, k));
+    lua_rawset(L, -3);
   }
   return 1;
 }
