@@ -90,7 +90,7 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
     int e = errno;
     if (in[0] >= 0) close(in[0]), close(in[1]);
     free(c);
-    return ps_err_set(err, PS_EWORKER, "cannot make pipes for '%s': %s", file, strerror(e));
+    return ps_err_set(err, PS_EWORKER, "no socket pair for its input and output: %s", strerror(e));
   }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -119,7 +119,7 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
     close(in[1]);
     close(outp[0]);
     free(c);
-    return ps_err_set(err, PS_EWORKER, "cannot start '%s': %s", file, strerror(rc));
+    return ps_err_set(err, PS_EWORKER, "%s", strerror(rc));
   }
   c->pid = pid;
   c->on_exit = on_exit;

@@ -45,7 +45,8 @@ void ps_reaper_close(ps_reaper_t *r);
 /* Starts `file` with argv in a session and process group of its own, its
    stdin and stdout on new socket pairs whose other ends are returned
    (close on exec, for uv_pipe_open), its stderr this process's. The child record is
-   the reaper's: on_exit runs once from the loop, after which it is freed. */
+   the reaper's: on_exit runs once from the loop, after which it is freed.
+   On failure, err says why (the caller names the program). */
 int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb on_exit, void *data,
              ps_child_t **out, int *to_child, int *from_child, ps_err_t *err);
 /* No callback for this child any more (its owner is gone); it is still

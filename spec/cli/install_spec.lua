@@ -24,4 +24,18 @@ print(#r, table.concat(r:column('y'), ','))
     assert.is_not_nil(io.open(dir .. '/.psurvey/survey.db'))
     assert.is_not_nil(io.open(prefix .. '/share/psurvey/examples/readme.lua'))
   end)
+
+  it('names the worker program it cannot start, and why', function()
+    local build = H.bin:match('^(.*)/bin/psurvey$')
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', [[
+local psurvey = require('psurvey')
+print(pcall(psurvey.map, function() end, psurvey.range(1, 2), { db = false, verbose = 0 }))
+]])
+    local out, code = H.shell(('cd %s && PSURVEY_BIN=/nonexistent/psurvey LUA_PATH_5_4=%s LUA_CPATH_5_4=%s '
+      .. 'lua5.4 survey.lua 2>&1'):format(H.quote(dir), H.quote(H.root .. '/lua/?.lua;' .. H.root
+      .. '/lua/?/init.lua;;'), H.quote(build .. '/lib/?.so;;')))
+    assert.equal(0, code)
+    assert.equal("false\tmap: cannot start worker process '/nonexistent/psurvey': No such file or directory\n", out)
+  end)
 end)
