@@ -62,6 +62,7 @@ void ps_reaper_close(ps_reaper_t *r) {
     ps_child_t *c = r->children;
     r->children = c->next;
     int status;
+    kill(c->pid, SIGKILL);
     while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
     }
     free(c);
@@ -70,7 +71,7 @@ void ps_reaper_close(ps_reaper_t *r) {
 }
 
 int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb on_exit, void *data,
-             ps_child_t **out, int *to_child, int *from_child, ps_err_t *err) {
+             ps_child_t **out, int *to_child, int *from_child, int *from_stderr, ps_err_t *err) {
   /* The watcher is on before the first child can end. */
   if (!r->started) {
     int rc = uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
@@ -84,11 +85,13 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
      where a pipe holds 64, which halves the wakeups of a driver reading
      large results frames (workload 7 of bench/run: 0.90 s with pipes,
      0.68 s with sockets). in[1] and outp[0] stay here. */
-  int in[2] = {-1, -1}, outp[2] = {-1, -1};
+  int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
-      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, outp) != 0) {
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, outp) != 0 ||
+      (from_stderr && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, errp) != 0)) {
     int e = errno;
     if (in[0] >= 0) close(in[0]), close(in[1]);
+    if (outp[0] >= 0) close(outp[0]), close(outp[1]);
     free(c);
     return ps_err_set(err, PS_EWORKER, "no socket pair for its input and output: %s", strerror(e));
   }
@@ -99,6 +102,7 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   /* dup2 clears close-on-exec on the copies: only 0 and 1 are inherited. */
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+  if (from_stderr) posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
   /* As uv_spawn: no blocked signals, default dispositions (the driver
      ignores SIGPIPE), and with POSIX_SPAWN_SETSID as UV_PROCESS_DETACHED,
      a session of its own: Ctrl-C in the terminal reaches the driver only,
@@ -115,9 +119,11 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   posix_spawnattr_destroy(&attr);
   close(in[0]);
   close(outp[1]);
+  if (from_stderr) close(errp[1]);
   if (rc != 0) {
     close(in[1]);
     close(outp[0]);
+    if (from_stderr) close(errp[0]);
     free(c);
     return ps_err_set(err, PS_EWORKER, "%s", strerror(rc));
   }
@@ -130,6 +136,7 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   *out = c;
   *to_child = in[1];
   *from_child = outp[0];
+  if (from_stderr) *from_stderr = errp[0];
   return 0;
 }
 

@@ -5,11 +5,12 @@
  * libuv 1.44's uv_spawn forks, and fork copies the page tables of the
  * driver: 26 ms for a driver holding 650 MiB (1 ms for a small one), paid
  * again by every worker started later in the run (max_tasks_per_child, a
- * crash, a second stage). posix_spawn (glibc: clone with CLONE_VM and
+ * crash, a stage with more workers, an ssh reconnect). posix_spawn (glibc: clone with CLONE_VM and
  * CLONE_VFORK) costs the same whatever the driver holds. Such a child is
  * not a uv_process_t, so a reaper learns of its exit: one SIGCHLD watcher
  * per loop that waits for its own children by pid, leaving alone the
- * children others wait for (libuv's, the user's os.execute).
+ * children others wait for (the user's os.execute). The ssh connections
+ * of the ssh backend start the same way.
  */
 #ifndef PS_CHILD_H
 #define PS_CHILD_H
@@ -38,17 +39,18 @@ struct ps_child_s {
 };
 
 int ps_reaper_init(uv_loop_t *loop, ps_reaper_t *r);
-/* Waits for the children still running (blocking: kill them first) and
-   closes the watcher; the loop must run once more to finish closing. */
+/* Kills and waits for the children still running, and closes the watcher;
+   the loop must run once more to finish closing. */
 void ps_reaper_close(ps_reaper_t *r);
 
 /* Starts `file` with argv in a session and process group of its own, its
    stdin and stdout on new socket pairs whose other ends are returned
-   (close on exec, for uv_pipe_open), its stderr this process's. The child record is
+   (close on exec, for uv_pipe_open), its stderr on a third one when
+   from_stderr is not NULL, else this process's. The child record is
    the reaper's: on_exit runs once from the loop, after which it is freed.
    On failure, err says why (the caller names the program). */
 int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb on_exit, void *data,
-             ps_child_t **out, int *to_child, int *from_child, ps_err_t *err);
+             ps_child_t **out, int *to_child, int *from_child, int *from_stderr, ps_err_t *err);
 /* No callback for this child any more (its owner is gone); it is still
    waited for. */
 void ps_child_forget(ps_child_t *c);

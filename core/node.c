@@ -23,8 +23,8 @@ typedef struct ps_hosts_s {
 /* One ssh process. It outlives its node's interest in it: a lost host gets
    a new connection while the old one's handles close. */
 typedef struct conn_s {
-  ps_node_t *node; /* NULL once the node has moved on */
-  uv_process_t proc;
+  ps_node_t *node;   /* NULL once the node has moved on */
+  ps_child_t *child; /* the ssh process until it is waited for */
   uv_pipe_t to, from, err;
   int open_handles;
   ps_framer_t framer;
@@ -53,9 +53,10 @@ static void conn_closed(uv_handle_t *h) {
 }
 
 static void conn_close(conn_t *c) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&c->proc, (uv_handle_t *)&c->to, (uv_handle_t *)&c->from,
-                       (uv_handle_t *)&c->err};
-  for (int k = 0; k < 4; k++)
+  uv_handle_t *hs[] = {(uv_handle_t *)&c->to, (uv_handle_t *)&c->from, (uv_handle_t *)&c->err};
+  if (c->child) ps_child_forget(c->child);
+  c->child = NULL;
+  for (int k = 0; k < 3; k++)
     if (!uv_is_closing(hs[k])) uv_close(hs[k], conn_closed);
 }
 
@@ -147,7 +148,7 @@ static ps_worker_t *find_worker(ps_node_t *n, uint64_t id) {
 
 static void kill_conn(ps_node_t *n, const char *why) {
   if (!n->why[0]) snprintf(n->why, sizeof n->why, "%.399s", why);
-  if (n->conn && !n->conn->exited) uv_process_kill(&n->conn->proc, SIGKILL);
+  if (n->conn && !n->conn->exited && n->conn->child) kill(n->conn->child->pid, SIGKILL);
 }
 
 static void on_agent_hello(ps_node_t *n, ps_reader_t *r) {
@@ -317,8 +318,9 @@ static void keep_tail(conn_t *c, const char *p, size_t n) {
   }
 }
 
-static void on_exit_cb(uv_process_t *proc, int64_t status, int sig) {
-  conn_t *c = proc->data;
+static void on_exit_cb(ps_child_t *child, int64_t status, int sig) {
+  conn_t *c = child->data;
+  c->child = NULL;
   c->exited = 1;
   c->exit_status = status;
   c->term_signal = sig;
@@ -343,41 +345,30 @@ static void node_connect(ps_node_t *n) {
   conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) return;
   ps_framer_init(&c->framer, PS_FRAME_MAX);
-  uv_pipe_init(p->loop, &c->to, 0);
-  uv_pipe_init(p->loop, &c->from, 0);
-  uv_pipe_init(p->loop, &c->err, 0);
-  c->proc.data = c->to.data = c->from.data = c->err.data = c;
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-  stdio[0].data.stream = (uv_stream_t *)&c->to;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&c->from;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&c->err;
-  uv_process_options_t opt;
-  memset(&opt, 0, sizeof opt);
-  opt.file = n->argv[0];
-  opt.args = n->argv;
-  opt.exit_cb = on_exit_cb;
-  opt.stdio = stdio;
-  opt.stdio_count = 3;
-  /* Its own process group: Ctrl-C reaches the driver, which ends it. */
-  opt.flags = UV_PROCESS_DETACHED;
   n->state = PS_NODE_CONNECTING;
   n->since = n->last_heard = n->last_ping = ps_mono_us();
   n->why[0] = '\0';
-  int rc = uv_spawn(p->loop, &c->proc, &opt);
-  if (rc != 0) {
-    c->open_handles = 3;
-    uv_close((uv_handle_t *)&c->to, conn_closed);
-    uv_close((uv_handle_t *)&c->from, conn_closed);
-    uv_close((uv_handle_t *)&c->err, conn_closed);
+  /* In a session of its own (child.h): Ctrl-C reaches the driver, which
+     ends it. */
+  int to_fd, from_fd, err_fd;
+  ps_err_t err;
+  if (ps_spawn(&p->reaper, n->argv[0], n->argv, on_exit_cb, c, &c->child, &to_fd, &from_fd, &err_fd, &err) !=
+      0) {
+    ps_framer_free(&c->framer);
+    free(c);
     char why[300];
-    snprintf(why, sizeof why, "cannot start '%s': %s", n->argv[0], uv_strerror(rc));
+    snprintf(why, sizeof why, "cannot start '%.100s': %.150s", n->argv[0], err.msg);
     node_lost(n, why);
     return;
   }
-  c->open_handles = 4;
+  uv_pipe_init(p->loop, &c->to, 0);
+  uv_pipe_init(p->loop, &c->from, 0);
+  uv_pipe_init(p->loop, &c->err, 0);
+  c->to.data = c->from.data = c->err.data = c;
+  uv_pipe_open(&c->to, to_fd);
+  uv_pipe_open(&c->from, from_fd);
+  uv_pipe_open(&c->err, err_fd);
+  c->open_handles = 3;
   c->node = n;
   n->conn = c;
   uv_read_start((uv_stream_t *)&c->from, on_alloc, on_read);

@@ -155,7 +155,7 @@ int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *er
   ps_err_t why;
   /* In a session of its own (child.h): a kill of the group reaches the
      simulators it runs. */
-  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, &why) != 0) {
+  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, NULL, &why) != 0) {
     ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, why.msg);
     ps_framer_free(&w->framer);
     free(w);
