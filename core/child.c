@@ -99,7 +99,8 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&fa);
   posix_spawnattr_init(&attr);
-  /* dup2 clears close-on-exec on the copies: only 0 and 1 are inherited. */
+  /* dup2 clears close-on-exec on the copies: of the socket pairs, only
+     the child's 0, 1 (and 2) are inherited. */
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
   if (from_stderr) posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
