@@ -1,6 +1,6 @@
 /*
  * pool.h: the workers of a driver, wherever they run: `psurvey worker`
- * processes on pipes on this machine, or on ssh hosts, each reached through
+ * processes on socket pairs on this machine, or on ssh hosts, each reached through
  * one `ssh HOST psurvey agent` connection that relays their frames
  * (node.c). The pool starts, feeds, reads and buries workers; what they
  * run is the scheduler's business (run.c), told through the callbacks. A
