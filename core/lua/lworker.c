@@ -35,6 +35,14 @@
 
 /* Results are sent when a batch ends, or once this long has passed. */
 #define FLUSH_AFTER_US 20000
+/* ... or once they hold this much: a frame stays far below PS_FRAME_MAX
+   however fast psets with large results come. */
+#define FLUSH_AFTER_BYTES (8u << 20)
+/* The most one pset's result may take, encoded: with the records before
+   it (under FLUSH_AFTER_BYTES) it still fits in a frame. */
+#define MAX_RECORD_PART (PS_FRAME_MAX - 2 * FLUSH_AFTER_BYTES)
+/* An error message or traceback longer than this is cut. */
+#define MAX_MESSAGE (1u << 20)
 /* Lua instructions between two looks at the clock when a timeout is set. */
 #define HOOK_COUNT 1000
 
@@ -197,11 +205,24 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
+/* Puts s, cut to MAX_MESSAGE bytes with a note of what was cut. */
+static void put_message(worker_t *W, const char *s, size_t n) {
+  if (n <= MAX_MESSAGE) {
+    ps_put_bytes(&W->recs, s, n);
+    return;
+  }
+  char note[80];
+  int k = snprintf(note, sizeof note, "... (%zu more bytes cut)", n - MAX_MESSAGE);
+  ps_buf_put_varint(&W->recs, MAX_MESSAGE + (size_t)k);
+  ps_buf_put(&W->recs, s, MAX_MESSAGE);
+  ps_buf_put(&W->recs, note, (size_t)k);
+}
+
 static void put_failure(worker_t *W, int status, const char *msg, size_t msglen, const char *tb,
                         size_t tblen) {
   ps_buf_putc(&W->recs, (char)status);
-  ps_put_bytes(&W->recs, msg, msglen);
-  ps_put_bytes(&W->recs, tb, tblen);
+  put_message(W, msg, msglen);
+  put_message(W, tb, tblen);
 }
 
 static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && !memchr(s, 0, n); }
@@ -289,6 +310,11 @@ static void put_result(worker_t *W, int pset) {
   ps_put_table(v, 0, n);
   if (v->failed) {
     snprintf(msg, sizeof msg, "the result is too large: out of memory");
+    goto bad2;
+  }
+  if (v->len > MAX_RECORD_PART) {
+    snprintf(msg, sizeof msg, "the result is %.1f MiB encoded, over the %u MiB one pset may return",
+             (double)v->len / (1 << 20), MAX_RECORD_PART >> 20);
     goto bad2;
   }
   ps_buf_putc(&W->recs, 0);
@@ -600,7 +626,7 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
         ps_read_bytes(&r, &pset, &psetlen) != 0)
       fatal(W, "malformed tasks frame");
     run_pset(W, (int64_t)index, (int64_t)attempt, timeout_ms, mem_limit, pset, psetlen);
-    if (W->last_done - W->last_flush >= FLUSH_AFTER_US) flush_results(W);
+    if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= FLUSH_AFTER_BYTES) flush_results(W);
   }
   flush_results(W);
   W->last_done_is_now = 0;

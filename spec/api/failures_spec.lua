@@ -44,6 +44,27 @@ describe('psurvey.map with failing workers', function()
     assert.equal(1, #r) -- nil is an empty result
   end)
 
+  -- Results travel in frames of at most 256 MiB: one pset may return 240
+  -- MiB, and results sent together never add up to more than a frame.
+  it('fails a result over 240 MiB, cuts a message over 1 MiB, and keeps the worker', function()
+    local cache = {}
+    local r = psurvey.map(function(p, system)
+      if p.value == 1 then return { s = string.rep('x', 250 * 2 ^ 20), pid = system.pid } end
+      if p.value == 2 then error(string.rep('m', 3 * 2 ^ 20), 0) end
+      cache.blob = cache.blob or string.rep('y', 50 * 2 ^ 20)
+      return { n = #cache.blob, pid = system.pid } -- fast psets, 50 MiB results each
+    end, psurvey.range(1, 8), H.options({ ncores = 1, group_size = 8, name = 'big' }))
+    local m = missing_rows(r)
+    assert.equal(2, #m)
+    assert.equal('the result is 250.0 MiB encoded, over the 240 MiB one pset may return', m[1]._exception)
+    assert.equal(2 ^ 20 + #'... (2097152 more bytes cut)', #m[2]._exception)
+    assert.matches('%.%.%. %(2097152 more bytes cut%)$', m[2]._exception)
+    assert.equal(6, #r)
+    -- One worker ran all eight: none was killed for an oversized frame.
+    assert.equal(1, H.sql(r.db, 'select count(distinct _worker) n from big')[1].n)
+    for row in r:rows() do assert.equal(50 * 2 ^ 20, row.n) end
+  end)
+
   it('fails a pset whose result holds a function, naming the key', function()
     local r = psurvey.map(function() return { fine = 1, deep = { list = { 1, print } } } end,
       { { a = 1 } }, H.options())
