@@ -245,17 +245,32 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
                    int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
                    size_t msg_len, const char *tb, size_t tb_len);
 
-/* Appends task t to a TASKS frame being built in b. */
-static void put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
+/* A frame holds at most PS_FRAME_MAX bytes: a pset may take this much,
+   encoded, and a batch is sent once it holds BATCH_BYTES, so a batch of
+   large psets still fits. */
+#define MAX_PSET_BYTES (PS_FRAME_MAX - 2 * BATCH_BYTES)
+#define BATCH_BYTES (8u << 20)
+
+/* Appends task t to a TASKS frame being built in b. A pset too large to
+   send fails here: -1. */
+static int put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
   ps_limits_t l;
   limits_of(r, t, &l);
+  r->scratch.len = 0;
+  r->src->get(r->src, t.index, &r->scratch);
+  if (r->scratch.len > MAX_PSET_BYTES) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the pset is %.1f MiB encoded, over the %u MiB one pset may take",
+             (double)r->scratch.len / (1 << 20), MAX_PSET_BYTES >> 20);
+    finish(r, NULL, t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
+    return -1;
+  }
   ps_buf_put_varint(b, (uint64_t)t.index);
   ps_buf_put_varint(b, (uint64_t)t.attempt);
   ps_buf_put_varint(b, (uint64_t)(l.timeout * 1000.0 + 0.5));
   ps_buf_put_varint(b, (uint64_t)(l.memory * 1024.0 * 1024.0));
-  r->scratch.len = 0;
-  r->src->get(r->src, t.index, &r->scratch);
   ps_put_bytes(b, r->scratch.data, r->scratch.len);
+  return 0;
 }
 
 /* The next pset from the source, or 0 when there is none. A pset that
@@ -344,9 +359,12 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
         break;
       }
       task_t t = requeue_pop(r);
+      if (put_task(r, &b, t) != 0) {
+        ps_buf_free(&b);
+        continue;
+      }
       s->alone = 1;
       s->weight = k;
-      put_task(r, &b, t);
       sent_task(r, s, t);
       n = 1;
     } else {
@@ -363,9 +381,10 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
         } else if (!pull_task(r, &t)) {
           break;
         }
-        put_task(r, &b, t);
+        if (put_task(r, &b, t) != 0) continue;
         sent_task(r, s, t);
         n++;
+        if (b.len >= BATCH_BYTES) break;
       }
     }
     if (n == 0) {
@@ -489,7 +508,18 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
     ps_buf_init(&js);
     ps_reader_t pr;
     ps_reader_init(&pr, row.pset, row.pset_len);
-    ps_json_write(&pr, &js, 0);
+    /* A log line holds 1 KiB: the pset gets 300 bytes of it, so that the
+       message after it shows, and a large pset is not written out in full
+       to be cut. */
+    if (row.pset_len <= 4096)
+      ps_json_write(&pr, &js, 0);
+    else
+      ps_buf_printf(&js, "(%.1f KiB, not shown)", (double)row.pset_len / 1024);
+    if (js.len > 300) {
+      js.len = 297;
+      while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80) js.len--; /* a whole character */
+      ps_buf_puts(&js, "...");
+    }
     ps_buf_putc(&js, 0);
     ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %s: %.*s", r->o->name,
                   (long long)t.index + 1, js.failed ? "?" : js.data, (long long)t.attempt, (long long)row.worker,

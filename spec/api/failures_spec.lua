@@ -65,6 +65,18 @@ describe('psurvey.map with failing workers', function()
     for row in r:rows() do assert.equal(50 * 2 ^ 20, row.n) end
   end)
 
+  it('fails a pset over 240 MiB before sending it, and runs the others', function()
+    local psets = { { s = 'small' }, { s = string.rep('x', 241 * 2 ^ 20) }, { s = 'last' } }
+    local r = psurvey.map(function(p) return { n = #p.s } end, psets, H.options({ ncores = 1, name = 'bigpset' }))
+    psets = nil -- luacheck: ignore
+    local m = missing_rows(r)
+    assert.equal(1, #m)
+    assert.equal(2, m[1]._index)
+    assert.equal('the pset is 241.0 MiB encoded, over the 240 MiB one pset may take', m[1]._exception)
+    assert.same({ 5, 4, n = 2 }, r:column('n'))
+    assert.same({}, r:attempts()) -- it never ran
+  end)
+
   it('fails a pset whose result holds a function, naming the key', function()
     local r = psurvey.map(function() return { fine = 1, deep = { list = { 1, print } } } end,
       { { a = 1 } }, H.options())

@@ -132,11 +132,15 @@ psurvey.map(function(p) if p.value == 2 then error('boom') end return {} end, ps
     H.survey(dir, [[
 local psurvey = require('psurvey')
 psurvey.map(function(p) if p.value == 2 then error('logged') end return {} end, psurvey.range(1, 3))
+psurvey.map(function() error('after a long pset') end, { { text = ('a'):rep(1000) } }, { name = 'long' })
 ]])
     local log = H.slurp(io.popen('ls ' .. dir .. '/.psurvey-*.log'):read('l'))
     assert.matches('stage stage1: 3 psets, options: backend=\'process\' %(default%), ncores=%-?%d+ %(default%)', log)
     assert.matches('pset #2 {"value":2} %(attempt 1, worker %d+%): error: survey.lua:2: logged\n', log)
     assert.matches('\n    stack traceback:\n', log)
+    -- A long pset is cut, so that the message after it shows.
+    assert.matches('stage long: pset #1 {"text":"' .. ('a'):rep(288) .. '%.%.%. %(attempt 1, worker %d+%): error: '
+      .. 'survey.lua:3: after a long pset\n', log)
   end)
 
   it('stops cleanly on Ctrl-C, keeping what finished', function()
