@@ -345,24 +345,49 @@ static void push_env_mt(lua_State *L, int profile) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref[k]);
 }
 
+/* In the default profile a pset's _G is its own global table, not the
+   shared one its globals fall back to: `_G.x = 1` must not reach the next
+   pset. (The strict profile has no _G.) The name is kept as a reference,
+   for the check of every pset. */
+static int g_name_ref = LUA_NOREF;
+
+static void push_g_name(lua_State *L) {
+  if (g_name_ref == LUA_NOREF) {
+    lua_pushliteral(L, "_G");
+    g_name_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g_name_ref);
+}
+
 void psL_sandbox_push_env(lua_State *L, int profile) {
-  lua_createtable(L, 0, 0);
+  lua_createtable(L, 0, profile == PSL_SANDBOX_DEFAULT);
   push_env_mt(L, profile);
   lua_setmetatable(L, -2);
+  if (profile == PSL_SANDBOX_DEFAULT) {
+    push_g_name(L);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -3);
+  }
 }
 
 int psL_sandbox_env_unused(lua_State *L, int idx, int profile) {
   idx = lua_absindex(L, idx);
+  int top = lua_gettop(L), unused = 1;
   lua_pushnil(L);
-  if (lua_next(L, idx) != 0) {
-    lua_pop(L, 2);
-    return 0;
+  if (profile == PSL_SANDBOX_DEFAULT) {
+    /* Its one key: _G, itself. */
+    if (lua_next(L, idx) == 0) return 0;
+    push_g_name(L);
+    unused = lua_rawequal(L, -1, -3) && lua_rawequal(L, -2, idx);
+    lua_pop(L, 2); /* the name and the value: the key stays for lua_next */
   }
-  if (!lua_getmetatable(L, idx)) return 0;
+  if (unused && lua_next(L, idx) != 0) unused = 0;
+  lua_settop(L, top);
+  if (!unused || !lua_getmetatable(L, idx)) return 0;
   push_env_mt(L, profile);
-  int same = lua_rawequal(L, -1, -2);
+  unused = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
-  return same;
+  return unused;
 }
 
 int psL_sandbox_profile(const char *name) {

@@ -59,13 +59,17 @@ describe('psurvey.map', function()
   it('keeps what one pset does to its environment and system table from the next', function()
     local function worker(p, system)
       local seen = { note = system.note, index = system.index, worker_ok = system.worker ~= 'x',
-        stage = system.stage, floor = math.floor(2.5) }
-      if p.value % 3 == 1 then
+        stage = system.stage, floor = math.floor(2.5), via_g = leak_via_g, g_is_env = _G == _ENV } -- luacheck: ignore
+      if p.value % 4 == 1 then
         system.note = p.value -- a new key
         system.index = -1     -- an existing key
         system.worker = 'x'
         system.stage = nil
-      elseif p.value % 3 == 2 then
+      elseif p.value % 4 == 2 then
+        _G.leak_via_g = p.value -- a global set through _G
+      elseif p.value % 4 == 3 then
+        _G = nil -- luacheck: ignore
+      else
         local set = setmetatable
         set(_ENV, nil) -- no globals after this line, in this pset
       end
@@ -79,8 +83,11 @@ describe('psurvey.map', function()
       assert.is_true(row.worker_ok)
       assert.equal('reuse', row.stage)
       assert.equal(2, row.floor)
+      assert.is_nil(row.via_g)
+      assert.is_true(row.g_is_env)
     end
   end)
+
   it('stores equal nested tables as the same text, whatever order they were built in', function()
     local function worker(p)
       local t = {}
