@@ -22,6 +22,12 @@
 /* Largest frame payload accepted from a peer (256 MiB). */
 #define PS_FRAME_MAX (256u << 20)
 
+/* A batch of psets, or of results, is sent once it holds this much; one
+   pset or one result may take PS_VALUE_MAX encoded, so that with what
+   came before it in its batch it still fits in a frame. */
+#define PS_BATCH_BYTES (8u << 20)
+#define PS_VALUE_MAX (PS_FRAME_MAX - 2 * PS_BATCH_BYTES)
+
 /* Engine error codes: negative, apart from libuv's UV_E* range. */
 enum {
   PS_OK = 0,

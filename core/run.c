@@ -245,23 +245,17 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
                    int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
                    size_t msg_len, const char *tb, size_t tb_len);
 
-/* A frame holds at most PS_FRAME_MAX bytes: a pset may take this much,
-   encoded, and a batch is sent once it holds BATCH_BYTES, so a batch of
-   large psets still fits. */
-#define MAX_PSET_BYTES (PS_FRAME_MAX - 2 * BATCH_BYTES)
-#define BATCH_BYTES (8u << 20)
-
 /* Appends task t to a TASKS frame being built in b. A pset too large to
-   send fails here: -1. */
+   send (over PS_VALUE_MAX) fails here: -1. */
 static int put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
   ps_limits_t l;
   limits_of(r, t, &l);
   r->scratch.len = 0;
   r->src->get(r->src, t.index, &r->scratch);
-  if (r->scratch.len > MAX_PSET_BYTES) {
+  if (r->scratch.len > PS_VALUE_MAX) {
     char msg[160];
     snprintf(msg, sizeof msg, "the pset is %.1f MiB encoded, over the %u MiB one pset may take",
-             (double)r->scratch.len / (1 << 20), MAX_PSET_BYTES >> 20);
+             (double)r->scratch.len / (1 << 20), PS_VALUE_MAX >> 20);
     finish(r, NULL, t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
     return -1;
   }
@@ -384,7 +378,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
         if (put_task(r, &b, t) != 0) continue;
         sent_task(r, s, t);
         n++;
-        if (b.len >= BATCH_BYTES) break;
+        if (b.len >= PS_BATCH_BYTES) break;
       }
     }
     if (n == 0) {

@@ -35,12 +35,8 @@
 
 /* Results are sent when a batch ends, or once this long has passed. */
 #define FLUSH_AFTER_US 20000
-/* ... or once they hold this much: a frame stays far below PS_FRAME_MAX
-   however fast psets with large results come. */
-#define FLUSH_AFTER_BYTES (8u << 20)
-/* The most one pset's result may take, encoded: with the records before
-   it (under FLUSH_AFTER_BYTES) it still fits in a frame. */
-#define MAX_RECORD_PART (PS_FRAME_MAX - 2 * FLUSH_AFTER_BYTES)
+/* ... or once they hold PS_BATCH_BYTES: a frame stays far below
+   PS_FRAME_MAX however fast psets with large results come. */
 /* An error message or traceback longer than this is cut. */
 #define MAX_MESSAGE (1u << 20)
 /* Lua instructions between two looks at the clock when a timeout is set. */
@@ -312,9 +308,9 @@ static void put_result(worker_t *W, int pset) {
     snprintf(msg, sizeof msg, "the result is too large: out of memory");
     goto bad2;
   }
-  if (v->len > MAX_RECORD_PART) {
+  if (v->len > PS_VALUE_MAX) {
     snprintf(msg, sizeof msg, "the result is %.1f MiB encoded, over the %u MiB one pset may return",
-             (double)v->len / (1 << 20), MAX_RECORD_PART >> 20);
+             (double)v->len / (1 << 20), PS_VALUE_MAX >> 20);
     goto bad2;
   }
   ps_buf_putc(&W->recs, 0);
@@ -626,7 +622,7 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
         ps_read_bytes(&r, &pset, &psetlen) != 0)
       fatal(W, "malformed tasks frame");
     run_pset(W, (int64_t)index, (int64_t)attempt, timeout_ms, mem_limit, pset, psetlen);
-    if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= FLUSH_AFTER_BYTES) flush_results(W);
+    if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= PS_BATCH_BYTES) flush_results(W);
   }
   flush_results(W);
   W->last_done_is_now = 0;
