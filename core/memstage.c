@@ -10,7 +10,8 @@
 typedef struct memcol_s {
   char *name;
   size_t len;
-  int role; /* 0 pset, 1 result */
+  int role;  /* 0 pset, 1 result: the role of its key where it first appeared */
+  int roles; /* 1: it has been a pset key, 2: a result key */
 } memcol_t;
 
 struct ps_memstage_s {
@@ -94,7 +95,11 @@ static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
   if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE) return PS_EPROTO;
   for (uint64_t k = 0; k < it.nhash; k++) {
     if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) return PS_EPROTO;
-    if (find_col(m, key.s, key.len) >= 0) continue;
+    int found = find_col(m, key.s, key.len);
+    if (found >= 0) {
+      m->cols[found].roles |= 1 << role;
+      continue;
+    }
     if (m->ncols == m->cap) {
       int cap = m->cap ? m->cap * 2 : 16;
       memcol_t *c = realloc(m->cols, sizeof *c * (size_t)cap);
@@ -108,6 +113,7 @@ static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
     c->name[key.len] = '\0';
     c->len = key.len;
     c->role = role;
+    c->roles = 1 << role;
     m->ncols++;
   }
   return 0;
@@ -249,6 +255,7 @@ struct ps_memcursor_s {
   ps_item_t *cells;
   const char **cellpos; /* the encoding of a table cell, or NULL */
   size_t *celllen;
+  int *cellrole; /* the cell's key in this row: 0 a pset key, 1 a result key */
 };
 
 static int col_cmp_name(const void *a, const void *b) {
@@ -265,7 +272,8 @@ int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t *
   if (c && c->col) c->cells = malloc(sizeof(ps_item_t) * (size_t)max);
   if (c && c->cells) c->cellpos = calloc((size_t)max, sizeof(const char *));
   if (c && c->cellpos) c->celllen = calloc((size_t)max, sizeof(size_t));
-  if (c == NULL || c->celllen == NULL) {
+  if (c && c->celllen) c->cellrole = calloc((size_t)max, sizeof(int));
+  if (c == NULL || c->cellrole == NULL) {
     ps_memcursor_close(c);
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
@@ -274,9 +282,10 @@ int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t *
   c->only = only;
   c->next = only > 0 ? only - 1 : 0;
   /* Pset keys as they appeared, then result keys by name (a stored stage
-     sorts its first row's result keys the same way). */
+     sorts its first row's result keys the same way). The missing view
+     shows the columns that have held a pset key. */
   for (int k = 0; k < m->ncols; k++)
-    if (m->cols[k].role == 0) c->col[c->ncols++] = k;
+    if (m->cols[k].role == 0 || (view == PS_VIEW_MISSING && (m->cols[k].roles & 1))) c->col[c->ncols++] = k;
   memcol_t *results = malloc(sizeof(memcol_t) * (size_t)(m->ncols ? m->ncols : 1));
   int nres = 0;
   if (results == NULL) {
@@ -330,6 +339,7 @@ static int fill_cells(ps_memcursor_t *c) {
         continue;
       }
       if (ps_read_item(&r, &c->cells[i]) != 0) return PS_EPROTO;
+      c->cellrole[i] = p;
       if (c->cells[i].type == PS_V_TABLE) {
         ps_reader_t sub;
         ps_reader_init(&sub, start, (size_t)(r.end - start));
@@ -406,8 +416,14 @@ int ps_memcursor_cell(ps_memcursor_t *c, int i, ps_item_t *it) {
   return 0;
 }
 
+int ps_memcursor_role(const ps_memcursor_t *c, int i) {
+  if (c->col[i] < 0) return PS_ROLE_META;
+  return c->cells[i].type == PS_V_NIL ? c->m->cols[c->col[i]].role : c->cellrole[i];
+}
+
 void ps_memcursor_close(ps_memcursor_t *c) {
   if (c == NULL) return;
+  free(c->cellrole);
   free(c->col);
   free(c->cells);
   free(c->cellpos);

@@ -25,6 +25,7 @@ int ps_memcursor_ncols(const ps_memcursor_t *c);
 const char *ps_memcursor_colname(const ps_memcursor_t *c, int i);
 int ps_memcursor_step(ps_memcursor_t *c);
 int ps_memcursor_cell(ps_memcursor_t *c, int i, ps_item_t *it);
+int ps_memcursor_role(const ps_memcursor_t *c, int i);
 void ps_memcursor_close(ps_memcursor_t *c);
 
 #endif

@@ -37,6 +37,7 @@ enum {
   PS_EVALUE = -30004,  /* a value cannot be stored or sent */
   PS_EINTR = -30005,   /* interrupted by a signal */
   PS_EWORKER = -30006, /* workers cannot be started or cannot load the code */
+  PS_EBUSY = -30007,   /* the database is locked by another program: nothing was lost, try again */
 };
 
 /* An error with its message, filled by the function that failed. */

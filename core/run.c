@@ -23,6 +23,12 @@
 #define WATCH_MS 100
 /* Attempts at one pset, whatever a retry function says. */
 #define MAX_ATTEMPTS 100
+/* With a timeout, a worker that has not loaded the stage's code after this
+   long (plus the timeout) is killed: a start-up that never ends. */
+#define STARTUP_LIMIT_S 60.0
+/* After a signal, how long the last rows wait for a database locked by
+   another program before they are given up. */
+#define END_WAIT_S 5.0
 
 typedef struct task_s {
   int64_t index;
@@ -54,6 +60,11 @@ typedef struct slot_s {
   ps_buf_t enc;       /* the encodings of the psets sent, so finish() need not make them again */
   int timed_out;      /* killed by the driver for the timeout of its head pset */
   char kill_msg[128];
+  /* The worker answered the stage's CODE: until then it is starting (a
+     slow module to load), and the clock of its first pset does not run. */
+  int code_loaded;
+  int64_t code_sent; /* mono us */
+  int startup_stuck; /* killed for never loading it */
 } slot_t;
 
 typedef struct ps_run_s {
@@ -81,6 +92,8 @@ typedef struct ps_run_s {
   uint8_t *skip; /* resuming: skip[i] when pset i needs no new run */
   override_t *over;
   size_t nover, capover;
+  int64_t db_waiting; /* since when (mono us) another program holds the database's write lock, or 0 */
+  int stuck_starts;   /* workers killed in a row for not loading the code */
 } ps_run_t;
 
 static void fail_run(ps_run_t *r, int code, const char *fmt, const char *a, const char *b) {
@@ -194,8 +207,46 @@ static void check_done(ps_run_t *r) {
   if (r->c.ok + r->c.failed >= r->total) r->done = 1;
 }
 
+/* Says once that the database is locked by another program, and again
+   when it is free; the rows wait in memory meanwhile. */
+static void note_db_wait(ps_run_t *r, int waiting, const char *why) {
+  if (waiting && !r->db_waiting) {
+    r->db_waiting = ps_mono_us();
+    ps_log_printf(&r->e->log, "stage %s: %s: waiting for it; finished rows are kept in memory until then",
+                  r->o->name, why);
+    if (r->o->verbose >= 1)
+      ps_progress_event(&r->progress, "%s: waiting for it (finished rows are kept until then)", why);
+  } else if (!waiting && r->db_waiting) {
+    char took[32];
+    ps_format_seconds(took, sizeof took, (double)(ps_mono_us() - r->db_waiting) / 1e6);
+    r->db_waiting = 0;
+    ps_log_printf(&r->e->log, "stage %s: the database is free again after %s", r->o->name, took);
+    if (r->o->verbose >= 1) ps_progress_event(&r->progress, "the database is free again after %s", took);
+  }
+}
+
+/* Writes the rows stored since the last commit. Another program holding
+   the database's write lock is waited for, not a failure. */
+static void commit_rows(ps_run_t *r) {
+  ps_err_t err;
+  if (r->stage == NULL) return;
+  int rc = ps_stage_commit(r->stage, &err);
+  if (rc == PS_EBUSY) {
+    note_db_wait(r, 1, err.msg);
+  } else if (rc != 0) {
+    fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+  } else {
+    note_db_wait(r, 0, NULL);
+  }
+}
+
 static void send_code(ps_run_t *r, ps_worker_t *w) {
   const ps_run_opts_t *o = r->o;
+  slot_t *slot = slot_of(w);
+  if (slot) {
+    slot->code_loaded = 0;
+    slot->code_sent = ps_mono_us();
+  }
   ps_buf_t b;
   ps_buf_init(&b);
   size_t s = ps_frame_begin(&b, PS_MSG_CODE);
@@ -464,7 +515,7 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
   if (r->stage) {
     ps_err_t err;
     int rc = ps_stage_add(r->stage, &row, &err);
-    if (rc == PS_EVALUE || rc == PS_EPROTO) {
+    if (rc == PS_EVALUE) {
       /* This row cannot be stored as it is: it becomes a failure. */
       snprintf(bad, sizeof bad, "%s", err.msg);
       row.status = status = "error";
@@ -565,8 +616,8 @@ static int record_attempt(ps_run_t *r, ps_worker_t *w, task_t t, const char *kin
                       w && w->host[0] ? w->host : NULL, start, dur, cpu, peak, lim.timeout, lim.memory, hash};
     ps_err_t err;
     if (ps_stage_attempt(r->stage, &a, &err) != 0) {
-      fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
-      return PS_EDB;
+      fail_run(r, err.code, "cannot store results: %s%s", err.msg, "");
+      return err.code;
     }
   }
   return 0;
@@ -682,12 +733,10 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   }
   if (ps_reader_left(&rd) != 0) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
-     only psets still in flight. */
-  ps_err_t err;
-  if (r->stage && ps_stage_commit(r->stage, &err) != 0) {
-    fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
-    return;
-  }
+     only psets still in flight (unless another program locks the
+     database: then they wait in memory). */
+  commit_rows(r);
+  if (r->fatal) return;
   if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 &&
       !s->retiring) {
     s->retiring = 1;
@@ -741,6 +790,14 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
         char m[400];
         snprintf(m, sizeof m, "%.*s", (int)(len < 399 ? len : 399), msg);
         fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s%s", m, "");
+      }
+      slot_t *s = slot_of(w);
+      if (ok && s && !s->code_loaded) {
+        /* Ready now: the psets it was given start no earlier, whatever its
+           start-up took (a timeout measures the pset, not the worker). */
+        s->code_loaded = 1;
+        if (s->len > 0) s->head_since = ps_mono_us();
+        if (r) r->stuck_starts = 0;
       }
       return;
     }
@@ -832,6 +889,13 @@ static void on_dead(ps_worker_t *w) {
     r->c.active -= (int64_t)s->len;
     if (r->interrupted || r->fatal) {
       /* Stopping: what was in flight is simply not done. */
+    } else if (s->startup_stuck) {
+      /* It never became ready to run them: not the psets' fault. */
+      for (size_t k = 0; k < s->len; k++) requeue_push(r, s->fifo[s->head + k]);
+      if (++r->stuck_starts >= MAX_STARTUP_FAILURES)
+        fail_run(r, PS_EWORKER,
+                 "worker processes do not load the worker code (%s); is a module it requires stuck?%s", cause,
+                 "");
     } else if (w->lost) {
       /* Its host is gone: not the psets' fault, they cost no attempt. */
       int64_t now = ps_now_us();
@@ -993,6 +1057,7 @@ static void on_watch(uv_timer_t *h) {
   ps_run_t *r = h->data;
   ps_pool_t *p = &r->e->pool;
   int64_t now = ps_mono_us();
+  if (r->db_waiting) commit_rows(r);
   check_hosts(r);
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
@@ -1001,6 +1066,17 @@ static void on_watch(uv_timer_t *h) {
     ps_limits_t l;
     limits_of(r, s->fifo[s->head], &l);
     if (l.timeout <= 0) continue;
+    if (!s->code_loaded) {
+      /* Still starting: its pset's clock has not started. A start-up that
+         never ends is bounded too, without costing the pset an attempt. */
+      if ((double)(now - s->code_sent) / 1e6 < STARTUP_LIMIT_S + l.timeout) continue;
+      s->startup_stuck = 1;
+      ps_log_printf(&r->e->log,
+                    "stage %s: worker %lld (pid %d) did not load the worker code in %g s: killing it",
+                    r->o->name, (long long)w->id, w->pid, (double)(now - s->code_sent) / 1e6);
+      ps_worker_kill(w, SIGKILL, NULL);
+      continue;
+    }
     double grace = 0.25 + l.timeout / 20;
     if ((double)(now - s->head_since) / 1e6 < l.timeout + grace) continue;
     s->timed_out = 1;
@@ -1014,17 +1090,90 @@ static void on_watch(uv_timer_t *h) {
 }
 
 /* After each round of I/O: commit what was stored, so a killed driver
-   loses only what was in flight. */
+   loses only what was in flight. While another program holds the
+   database, the watch timer tries instead, less often. */
 static void on_check(uv_check_t *h) {
   ps_run_t *r = h->data;
-  ps_err_t err;
-  if (r->stage && ps_stage_commit(r->stage, &err) != 0)
-    fail_run(r, PS_EDB, "cannot store results: %s%s", err.msg, "");
+  if (!r->db_waiting) commit_rows(r);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
   ps_run_t *r = h->data;
   r->open_handles--;
+}
+
+static void close_handles(ps_run_t *r) {
+  uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&r->watch, on_handle_closed);
+  uv_close((uv_handle_t *)&r->check, on_handle_closed);
+  uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+  while (r->open_handles > 0) uv_run(&r->e->loop, UV_RUN_ONCE);
+}
+
+/* Begins the stage in the store, and resumes it. Another program holding
+   the database's write lock is waited for (the watch timer wakes the loop)
+   until it lets go or a signal stops the run. */
+static int begin_stage(ps_run_t *r, ps_store_t *store, ps_err_t *err) {
+  const ps_run_opts_t *o = r->o;
+  ps_stage_info_t info = o->stage;
+  info.name = o->name;
+  info.options = o->options_text;
+  info.total = r->total;
+  info.resume = o->resume;
+  for (;;) {
+    int rc = ps_stage_begin(store, &info, &r->stage, err);
+    if (rc == 0 && o->resume) {
+      rc = ps_stage_resume(r->stage, r->src, r->total, o->resume_keep_failed, r->skip, &r->c.ok, &r->c.failed,
+                           err);
+      if (rc != 0) {
+        ps_stage_free(r->stage);
+        r->stage = NULL;
+      }
+    }
+    if (rc != PS_EBUSY) {
+      note_db_wait(r, 0, NULL);
+      return rc;
+    }
+    note_db_wait(r, 1, err->msg);
+    uv_run(&r->e->loop, UV_RUN_ONCE);
+    if (r->interrupted)
+      return ps_err_set(err, PS_EINTR,
+                        "interrupted by signal %d while the database was locked by another program",
+                        r->interrupted);
+  }
+}
+
+/* Commits the last rows and records how the stage ended. A lock held by
+   another program is waited for; after a signal, for END_WAIT_S at most,
+   and what could not be written is counted in the log. */
+static void end_stage(ps_run_t *r, const char *how) {
+  ps_err_t err;
+  int64_t deadline = 0;
+  for (;;) {
+    int rc = ps_stage_end(r->stage, how, &err);
+    if (rc == 0) {
+      note_db_wait(r, 0, NULL);
+      break;
+    }
+    if (rc != PS_EBUSY) {
+      fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+      break;
+    }
+    note_db_wait(r, 1, err.msg);
+    if (r->interrupted && deadline == 0) deadline = ps_mono_us() + (int64_t)(END_WAIT_S * 1e6);
+    if (deadline && ps_mono_us() >= deadline) {
+      char n[32];
+      snprintf(n, sizeof n, "%lld", (long long)ps_stage_pending(r->stage));
+      fail_run(r, PS_EBUSY,
+               "%s finished rows were not stored: the database stayed locked by another program (%s)", n,
+               err.msg);
+      break;
+    }
+    uv_run(&r->e->loop, UV_RUN_ONCE);
+  }
+  ps_stage_free(r->stage);
+  r->stage = NULL;
 }
 
 int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_run_opts_t *o,
@@ -1048,31 +1197,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   r->start_us = ps_mono_us();
   ps_log_printf(&e->log, "stage %s: %lld psets, options: %s", o->name, (long long)r->total,
                 o->options_text ? o->options_text : "");
-  if (store) {
-    ps_stage_info_t info = o->stage;
-    info.name = o->name;
-    info.options = o->options_text;
-    info.total = r->total;
-    info.resume = o->resume;
-    int rc = ps_stage_begin(store, &info, &r->stage, err);
-    if (rc == 0 && o->resume)
-      rc = ps_stage_resume(r->stage, src, r->total, o->resume_keep_failed, r->skip, &r->c.ok, &r->c.failed, err);
-    if (rc != 0) {
-      if (r->stage) ps_stage_end(r->stage, NULL, 0, 0, NULL);
-      ps_buf_free(&r->scratch);
-      free(r->skip);
-      free(r);
-      return rc;
-    }
-    r->c.resumed = r->c.ok + r->c.failed;
-    if (r->c.resumed)
-      ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
-                    (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
-  }
-  skip_done(r);
-  e->run = r;
   ps_progress_init(&r->progress, o->name, o->verbose, o->vstats);
-
   uv_timer_init(&e->loop, &r->timer);
   uv_timer_init(&e->loop, &r->watch);
   uv_check_init(&e->loop, &r->check);
@@ -1081,11 +1206,27 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   r->timer.data = r->watch.data = r->check.data = r->sigint.data = r->sigterm.data = r;
   r->open_handles = 5;
   uv_timer_start(&r->watch, on_watch, WATCH_MS, WATCH_MS);
-  uint64_t every = ps_progress_interval(&r->progress);
-  if (every) uv_timer_start(&r->timer, on_tick, every, every);
   uv_check_start(&r->check, on_check);
   uv_signal_start(&r->sigint, on_signal, SIGINT);
   uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+  e->run = r;
+
+  int rc = store ? begin_stage(r, store, err) : 0;
+  if (rc != 0) {
+    close_handles(r);
+    e->run = NULL;
+    ps_buf_free(&r->scratch);
+    free(r->skip);
+    free(r);
+    return rc;
+  }
+  r->c.resumed = r->c.ok + r->c.failed;
+  if (r->c.resumed)
+    ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
+                  (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
+  skip_done(r);
+  uint64_t every = ps_progress_interval(&r->progress);
+  if (every) uv_timer_start(&r->timer, on_tick, every, every);
 
   check_done(r);
   if (!r->done) {
@@ -1128,22 +1269,11 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     while (p->n > 0) uv_run(&e->loop, UV_RUN_ONCE);
   }
   const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
-  int rc = 0;
-  if (r->stage) {
-    ps_err_t serr;
-    if (ps_stage_end(r->stage, how, r->c.ok, r->c.failed, &serr) != 0 && !r->fatal)
-      fail_run(r, PS_EDB, "cannot store results: %s%s", serr.msg, "");
-    r->stage = NULL;
-  }
+  if (r->stage) end_stage(r, how);
   ps_progress_end(&r->progress, &r->c, &r->hist, how);
   ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how, (long long)r->c.ok,
                 (long long)r->c.failed, (long long)r->total);
-  uv_close((uv_handle_t *)&r->timer, on_handle_closed);
-  uv_close((uv_handle_t *)&r->watch, on_handle_closed);
-  uv_close((uv_handle_t *)&r->check, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
-  while (r->open_handles > 0) uv_run(&e->loop, UV_RUN_ONCE);
+  close_handles(r);
   e->run = NULL;
 
   memset(out, 0, sizeof *out);

@@ -2,15 +2,16 @@
  * store.h: results in SQLite. One table per stage (map() call) with one
  * column per pset key and result key, plus psurvey's own columns, which
  * all start with '_'. Columns have no declared type, so SQLite keeps each
- * value's own type: integers stay INTEGER and floats REAL. What SQLite has
- * no type for is recorded per column in _psurvey_columns.types, so values
- * read back as they were written:
- *   booleans      INTEGER 0/1, read back as booleans in a column of booleans
- *   tables        TEXT JSON when JSON holds them exactly, else a BLOB of the
- *                 value encoding (value.h)
- *   binary        strings that are not UTF-8 are BLOBs
- *   NaN           a BLOB of the value encoding (SQLite turns NaN into NULL)
- * A missing key is NULL.
+ * value's own: integers stay INTEGER and floats REAL, strings are TEXT
+ * (BLOB when not UTF-8), a missing key is NULL. Booleans (0/1), tables
+ * (JSON text) and NaN (NULL) have no storage class of their own: the
+ * _types column notes them row by row (celltypes.h), so every value reads
+ * back as it was written, whatever else its column holds.
+ *
+ * Writes are batched: rows and attempts added to a stage wait in memory
+ * and a commit writes them all in one transaction, or none of them. A
+ * database locked by another program (PS_EBUSY) loses nothing: the caller
+ * commits again later.
  */
 #ifndef PS_STORE_H
 #define PS_STORE_H
@@ -19,6 +20,11 @@
 #include "ps.h"
 #include "source.h"
 #include "value.h"
+
+/* The longest table name a stage may have, in bytes: room is left for
+   the suffixes of the tables psurvey makes beside it (_attempts, the
+   date of an earlier run). */
+#define PS_NAME_MAX 200
 
 typedef struct ps_store_s ps_store_t;
 typedef struct ps_stage_s ps_stage_t;
@@ -83,27 +89,43 @@ typedef struct ps_stage_info_s {
 /* Starts writing a stage. Without resume, a table of that name from an
    earlier run is kept, renamed with the time it was made
    (name_YYYYMMDD_HHMMSS), with its attempts table. With resume, rows are
-   added to the existing table. */
+   added to the existing table. Names are compared as SQLite compares
+   them, without regard to ASCII case. PS_EBUSY: nothing was done, try
+   again. */
 int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out, ps_err_t *err);
-/* Resuming: matches the stored rows to the first `total` psets of src by
-   hash (so reordered or extended psets still match), renumbers their
-   _index to the new positions, moves rows that match no pset to an archive
-   table, and sets done[i] for every pset i that needs no new run: stored
-   ok, or failed and keep_failed. *ok and *failed count those. */
+/* Resuming: matches the stored rows to the psets of src by hash (so
+   reordered or extended psets still match), renumbers their _index to the
+   new positions, moves rows that match no pset of src to a table of their
+   own, and sets done[i] for every pset i < total that needs no new run:
+   stored ok, or failed and keep_failed. *ok and *failed count those. Rows
+   of psets past `total` (a limit) stay, for a later run. All of it or
+   nothing: PS_EBUSY or an error leave the table as it was. */
 int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
                     int64_t *ok, int64_t *failed, ps_err_t *err);
-/* Records a failed attempt inside the open transaction. */
+/* Adds a failed attempt, written at the next commit. */
 int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
-/* Adds a row inside the open transaction. PS_EVALUE: this row cannot be
-   stored as it is (err says why; the caller stores it as a failure);
-   PS_EDB: the database failed. */
+/* Adds a row, written at the next commit. PS_EVALUE: this row cannot be
+   stored as it is (err says why, and nothing of it was kept: the caller
+   stores it as a failure). */
 int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
-/* Commits the rows added so far, if any. */
+/* Writes the rows and attempts added so far, and the stage's counts, in
+   one transaction. PS_EBUSY: another program holds the database's write
+   lock; everything is kept for the next commit. */
 int ps_stage_commit(ps_stage_t *st, ps_err_t *err);
-/* Commits, records how the stage ended, frees st. */
-int ps_stage_end(ps_stage_t *st, const char *status, int64_t ok, int64_t failed, ps_err_t *err);
+/* Rows waiting for a commit. */
+int64_t ps_stage_pending(const ps_stage_t *st);
+/* Commits and records how the stage ended ("done", "failed",
+   "interrupted"), with its rows counted as committed. PS_EBUSY: call
+   again later. */
+int ps_stage_end(ps_stage_t *st, const char *status, ps_err_t *err);
+/* Frees st; what was not committed is dropped. */
+void ps_stage_free(ps_stage_t *st);
 
-/* Reading a stage back. */
+/* Reading a stage back: its user columns (pset keys as they first
+   appeared, then result keys) and psurvey's. The missing view has the
+   columns that hold pset keys and _index, _status, _exception and
+   _traceback. Any other table of the database (an attempts table,
+   _psurvey_runs) reads as its columns are. */
 enum { PS_VIEW_OK, PS_VIEW_MISSING, PS_VIEW_ALL };
 /* only > 0: just the row whose _index is `only`. */
 int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out, ps_err_t *err);
@@ -114,6 +136,9 @@ int ps_cursor_step(ps_cursor_t *c, ps_err_t *err);
 /* The value of column i of the current row. For a table, it->s/len hold
    its value encoding (it->type is PS_V_TABLE). */
 int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it);
+/* Whether the key of column i is a pset key in the current row. */
+enum { PS_ROLE_META = -1, PS_ROLE_PSET = 0, PS_ROLE_RESULT = 1 };
+int ps_cursor_role(const ps_cursor_t *c, int i);
 void ps_cursor_close(ps_cursor_t *c);
 
 /* Rows of a stage in a view. */

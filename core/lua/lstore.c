@@ -21,6 +21,7 @@ typedef struct lstore_s {
 
 typedef struct lcursor_s {
   ps_cursor_t *c; /* owned */
+  int psets_only; /* rows hold the pset keys of the row only */
 } lcursor_t;
 
 static lstore_t *check_store(lua_State *L, int idx) {
@@ -74,12 +75,16 @@ static int store_count(lua_State *L) {
   return 1;
 }
 
-/* store:cursor(table, view [, index]) -> cursor (index: that row alone) */
+/* store:cursor(table, view [, index [, 'psets']]) -> cursor (index: that
+   row alone, 0 for all; 'psets': each row as the pset that ran, its pset
+   keys and nothing else) */
 static int store_cursor(lua_State *L) {
   lstore_t *u = check_store(L, 1);
   const char *table = luaL_checkstring(L, 2);
   int view = view_of(L, 3);
   lua_Integer only = luaL_optinteger(L, 4, 0);
+  static const char *const shapes[] = {"rows", "psets", NULL};
+  int psets_only = luaL_checkoption(L, 5, "rows", shapes) == 1;
   lua_settop(L, 4);
   /* User values: the store (kept open while the cursor is), and the
      column names as Lua strings, made once: cursor_next stores every cell
@@ -87,6 +92,7 @@ static int store_cursor(lua_State *L) {
      for every cell (a fifth of the time of reading a million rows). */
   lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 2);
   c->c = NULL;
+  c->psets_only = psets_only;
   luaL_setmetatable(L, CURSOR);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
@@ -191,6 +197,7 @@ static int cursor_next(lua_State *L) {
     if (ps_cursor_cell(c->c, k, &it) != 0)
       return luaL_error(L, "malformed value in column '%s'", ps_cursor_colname(c->c, k));
     if (it.type == PS_V_NIL) continue;
+    if (c->psets_only && ps_cursor_role(c->c, k) != PS_ROLE_PSET) continue;
     lua_rawgeti(L, names, k + 1);
     psL_push_item(L, &it);
     lua_rawset(L, -3);

@@ -168,22 +168,20 @@ local function replay_command(argv)
     return usage_error('usage: psurvey replay FILE TABLE INDEX (INDEX as in the _index column)')
   end
   local psurvey = require('psurvey')
-  local ok, row, roles = pcall(psurvey._replay, file, tbl, index)
+  local ok, row, pset = pcall(psurvey._replay, file, tbl, index)
   psurvey.shutdown()
   if not ok then
     say('replay: %s', tostring(row))
     return 3
   end
   local shown = {}
-  for k, v in pairs(row) do
-    if roles[k] == 'pset' then shown[#shown + 1] = ('%s=%s'):format(k, format.value(v)) end
-  end
+  for k, v in pairs(pset) do shown[#shown + 1] = ('%s=%s'):format(k, format.value(v)) end
   table.sort(shown)
   io.stdout:write(('pset #%d of %s: %s\n'):format(index, tbl, table.concat(shown, ', ')))
   if row._status == 'ok' then
     local keys = {}
     for k in pairs(row) do
-      if roles[k] == 'result' then keys[#keys + 1] = k end
+      if pset[k] == nil and k:sub(1, 1) ~= '_' then keys[#keys + 1] = k end
     end
     table.sort(keys)
     io.stdout:write(('ok in %s\n'):format(format.seconds(row._duration or 0)))

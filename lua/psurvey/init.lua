@@ -267,16 +267,8 @@ function M._replay(db, name, index)
   if not stage.code then
     error(("table '%s' was written by an older psurvey that did not keep the worker's code"):format(name), 0)
   end
-  local roles = {}
-  for _, c in ipairs(store:query('SELECT name, role FROM _psurvey_columns WHERE tbl = ?', name)) do
-    roles[c.name] = c.role
-  end
-  local row = store:cursor(name, 'all', index):next()
-  if not row then error(("table '%s' has no pset #%d"):format(name, index), 0) end
-  local pset = {}
-  for k, v in pairs(row) do
-    if roles[k] == 'pset' then pset[k] = v end
-  end
+  local pset = store:cursor(name, 'all', index, 'psets'):next()
+  if not pset then error(("table '%s' has no pset #%d"):format(name, index), 0) end
   local last = store:query('SELECT limit_timeout, limit_memory FROM "' .. name:gsub('"', '""')
     .. '_attempts" WHERE _index = ? ORDER BY attempt DESC LIMIT 1', index)[1] or {}
   local scratch = core.store(nil)
@@ -290,7 +282,7 @@ function M._replay(db, name, index)
   if not res then error('replay: ' .. why, 0) end
   local out = scratch:cursor('replay', 'all'):next()
   out._index = index
-  return out, roles
+  return out, pset
 end
 
 --- The driver's memory use in GiB (resident now, and its peak).

@@ -42,15 +42,12 @@ function View:column(name)
   return out
 end
 
---- The rows as pset tables (psurvey's own '_' keys removed), for map() again.
+--- The psets of the rows, as they ran (their pset keys, without results
+--- or psurvey's '_' keys), for map() again: results.missing:psets().
 function View:psets()
   local out = {}
-  for row in self:rows() do
-    for k in pairs(row) do
-      if k:sub(1, 1) == '_' then row[k] = nil end
-    end
-    out[#out + 1] = row
-  end
+  local cursor = self._store:cursor(self.name, self._view, 0, 'psets')
+  for row in function() return cursor:next() end do out[#out + 1] = row end
   return out
 end
 

@@ -39,11 +39,16 @@ describe('the results database', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', slow_survey:format(300, 'shared.db'))
     local out, rc = H.shell(([[cd %s && { %s survey.lua >first.out 2>first.err </dev/null & }
-      for i in $(seq 1 100); do [ -e shared.db.lock ] && break; sleep 0.05; done; sleep 0.2
+      for i in $(seq 1 100); do
+        [ "$(sqlite3 shared.db "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] &&
+          break
+        sleep 0.05
+      done
       env PSURVEY_VERBOSE=0 %s survey.lua 2>&1; echo "second=$?"; wait]]):format(H.quote(dir), H.quote(H.bin),
       H.quote(H.bin)))
     assert.equal(0, rc)
-    assert.matches("database 'shared%.db' is being written by another psurvey %(pid %d+%): wait for it to finish, "
+    assert.matches("database 'shared%.db' is being written by another psurvey %(pid %d+ on [^)]+%): wait for it "
+      .. "to finish, "
       .. "or give this survey another 'db'", out)
     assert.matches('second=3', out)
     assert.same({ { n = 300, ok = 300 } }, H.sql(dir .. '/shared.db',

@@ -35,7 +35,7 @@ describe('the results database', function()
     for _, c in ipairs(H.sql(db(), 'pragma table_info(grid)')) do cols[#cols + 1] = c.name end
     table.sort(cols)
     local want = { '_index', 'n', 'half', 'big', 'name', 'third', 'list', '_status', '_exception', '_traceback',
-      '_attempt', '_worker', '_host', '_start', '_end', '_duration', '_cpu', '_memory', '_name', '_hash' }
+      '_attempt', '_worker', '_host', '_start', '_end', '_duration', '_cpu', '_memory', '_name', '_hash', '_types' }
     table.sort(want)
     assert.same(want, cols)
     assert.same({ { x = 2, sq = 4 }, { x = 3, sq = 9 } }, H.sql(db(), 'select x, sq from second order by _index'))

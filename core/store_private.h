@@ -1,0 +1,148 @@
+/*
+ * store_private.h: what the files of the store share, and nothing outside
+ * them includes. store.c opens, locks and closes a database and begins and
+ * ends stages; stage.c writes a stage's rows; resume.c matches stored rows
+ * to psets; cursor.c reads rows back. The schema of psurvey's own tables
+ * lives in store.c, the layout of a stage's table here (meta columns) and
+ * in celltypes.h (the _types notes).
+ */
+#ifndef PS_STORE_PRIVATE_H
+#define PS_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "memstage.h"
+#include "store.h"
+
+/* Bits of _psurvey_columns.types: the kinds of value a column has held,
+   and whether its key has had both roles. */
+enum {
+  PS_M_BOOL = 1,
+  PS_M_INT = 2,
+  PS_M_FLOAT = 4,
+  PS_M_STR = 8,
+  PS_M_BIN = 16,
+  PS_M_JSON = 32,
+  PS_M_CODEC = 64,
+  PS_M_NAN = 128,
+  PS_M_BOTH_ROLES = 256,
+};
+
+/* psurvey's columns of a stage's table, in the order rows bind them. */
+enum {
+  PS_META_INDEX,
+  PS_META_STATUS,
+  PS_META_EXCEPTION,
+  PS_META_TRACEBACK,
+  PS_META_ATTEMPT,
+  PS_META_WORKER,
+  PS_META_HOST,
+  PS_META_START,
+  PS_META_END,
+  PS_META_DURATION,
+  PS_META_CPU,
+  PS_META_MEMORY,
+  PS_META_NAME,
+  PS_META_HASH,
+  PS_META_TYPES,
+  PS_NMETA
+};
+extern const char *const ps__meta_cols[PS_NMETA];
+extern const char *const ps__meta_types[PS_NMETA];
+
+struct ps_store_s {
+  sqlite3 *db;
+  char *path;
+  int lock_fd; /* the database file, open while this process holds its lock; or -1 */
+  /* A store in memory keeps its stages' rows in memstage.c, not in SQLite
+     (which still holds the small tables: stages, runs, attempts). */
+  int memory;
+  ps_memstage_t **mem;
+  int nmem;
+};
+
+/* A user column of a stage: a pset or result key. */
+typedef struct ps_col_s {
+  char *name;
+  size_t len;
+  int role;  /* 0: made for a pset key, 1: for a result key */
+  int mask;  /* PS_M_* */
+  int dirty; /* its _psurvey_columns row is not written yet */
+} ps_col_t;
+
+/* A key of the row being added, with its column (stage.c). */
+typedef struct ps_rowkey_s {
+  const char *s;
+  size_t len;
+  int col;  /* its column, or -1: a new one */
+  int role; /* 0 pset, 1 result */
+  int skip; /* a result key repeating a pset key of the row (same value) */
+} ps_rowkey_t;
+
+/* One parameter of a row waiting to be inserted. Text and blobs are
+   copied into the stage's pending bytes, as the row's memory is gone by
+   the time it is inserted. */
+typedef struct ps_param_s {
+  int type; /* 0 (NULL), SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT or SQLITE_BLOB */
+  int64_t i;
+  double d;
+  size_t off, len;
+} ps_param_t;
+
+struct ps_stage_s {
+  ps_store_t *store;
+  char *name;
+  ps_memstage_t *mem; /* the rows, in a store in memory */
+  int created;        /* the table exists (committed, or in the commit under way) */
+  ps_col_t *cols;
+  int ncols, capcols;
+  int ncols_db; /* the first ncols_db columns are in the table (columns only grow) */
+  int max_cols; /* user columns a table may have (SQLite's limit less psurvey's) */
+  int *lastmap; /* column of the k-th key of the last row, for the fast path */
+  int nlast;
+  sqlite3_stmt *insert, *insert_many; /* one row, `many` rows, for `prepared` columns */
+  int many, prepared;
+  sqlite3_stmt *attempt;
+  /* Rows and attempts added since the last commit: PS_NMETA + ncols
+     parameters a row, 14 an attempt. A commit writes all or none of them,
+     so that a database locked by another program loses nothing. */
+  ps_param_t *params;
+  size_t nparams, capparams;
+  int npending;
+  ps_param_t *aparams;
+  size_t naparams, capaparams;
+  ps_buf_t bytes;
+  /* Rows of the table, as committed, and what the pending rows change. */
+  int64_t ok, failed, pend_ok, pend_failed;
+  /* Resuming: 1 for each pset whose stored failed row a new row replaces. */
+  uint8_t *rerun;
+  int64_t nrerun;
+  ps_rowkey_t *keys; /* scratch: the keys of the row being added */
+  int capkeys;
+  ps_buf_t notes, scratch;
+};
+
+/* Both return PS_EBUSY when SQLite's error is a lock held by another
+   connection (so the caller can try again), else PS_EDB. */
+int ps__exec(sqlite3 *db, const char *sql, ps_err_t *err);
+int ps__db_fail(sqlite3 *db, ps_err_t *err, const char *what);
+void ps__put_ident(ps_buf_t *b, const char *s, size_t n);
+const char *ps__sql_of(ps_buf_t *b);
+/* The name of a table as the database spells it (names are compared
+   without regard to ASCII case, as SQLite does), or 0 when there is none.
+   out has room for outsz bytes. */
+int ps__table_name(sqlite3 *db, const char *name, char *out, size_t outsz);
+int ps__same_name(const char *a, size_t an, const char *b, size_t bn);
+/* The rows of stage `name` of a store in memory, or NULL. */
+ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name);
+/* An unused name for a table set aside, "<name>_<tag>" or
+   "<name>_<tag>_<k>", with no attempts table either; 0 or PS_EDB. */
+int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz);
+/* Adds one more column slot to g->cols and g->lastmap. */
+int ps__room_for_column(ps_stage_t *g);
+/* Forgets the rows and attempts waiting for a commit. */
+void ps__stage_drop_pending(ps_stage_t *g);
+/* Frees what a stage holds, and the stage. */
+void ps__stage_free(ps_stage_t *g);
+
+#endif
