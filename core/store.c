@@ -155,7 +155,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
     if (sqlite3_errcode(s->db) == SQLITE_NOTADB)
       ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
     else if (rc == PS_EBUSY)
-      ps_err_set(err, PS_EBUSY, "database '%s' is locked by another program: %s", s->path, why);
+      ps_err_set(err, PS_EBUSY, "database '%s' is locked by another program", s->path);
     else
       ps_err_set(err, PS_EDB, "cannot use database '%s': %s", s->path, why);
     ps_store_close(s);

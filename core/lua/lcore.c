@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -150,10 +151,32 @@ static int core_ncpu(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {
-    {"encode", core_encode}, {"decode", core_decode},       {"ship", core_ship}, {"hash", core_hash}, {"pid", core_pid}, {"hostname", core_hostname},
-    {"vmem", core_vmem},     {"isatty", core_isatty},       {"ncpu", core_ncpu},
-    {"mkdir", core_mkdir},   {"env_names", core_env_names}, {NULL, NULL}};
+/* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
+   reaches the Lua hook that raises "interrupted"). */
+static int core_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  if (s > 0) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
+                                      {"encode", core_encode},
+                                      {"decode", core_decode},
+                                      {"ship", core_ship},
+                                      {"hash", core_hash},
+                                      {"pid", core_pid},
+                                      {"hostname", core_hostname},
+                                      {"vmem", core_vmem},
+                                      {"isatty", core_isatty},
+                                      {"ncpu", core_ncpu},
+                                      {"mkdir", core_mkdir},
+                                      {"env_names", core_env_names},
+                                      {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

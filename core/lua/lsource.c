@@ -29,6 +29,14 @@ static void push_source(lua_State *L, ps_source_t *src) {
   luaL_setmetatable(L, SOURCE);
 }
 
+/* Whether the key on top is a key of table t; leaves the stack as it was. */
+static int key_known(lua_State *L, int t) {
+  lua_pushvalue(L, -1);
+  int known = lua_rawget(L, t) != LUA_TNIL;
+  lua_pop(L, 1);
+  return known;
+}
+
 static int valid_key(const char *s, size_t n) {
   return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL;
 }
@@ -261,6 +269,50 @@ static int encode_pset(lua_State *L, int i, ps_buf_t *b, ps_limits_t **limits, c
   return 0;
 }
 
+/*
+ * Keys that differ only in ASCII case are one column name to SQLite: a
+ * pset list with two such keys (in one pset or in two) is refused before
+ * anything runs. The pset (a table of string keys, checked) is on top;
+ * seen and seen + 1 are the tables of keys met so far, by name and by
+ * lower-case name. Most psets have the keys of the one before: one lookup
+ * each.
+ */
+static int check_case(lua_State *L, int seen, lua_Integer i, char *msg, size_t msgsz) {
+  int t = lua_gettop(L), rc = 0;
+  lua_pushnil(L);
+  while (rc == 0 && lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (key_known(L, seen)) continue;
+    size_t n;
+    const char *k = lua_tolstring(L, -1, &n);
+    luaL_Buffer lower;
+    char *p = luaL_buffinitsize(L, &lower, n);
+    for (size_t c = 0; c < n; c++) p[c] = (char)(k[c] >= 'A' && k[c] <= 'Z' ? k[c] + 32 : k[c]);
+    luaL_pushresultsize(&lower, n);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen + 1) == LUA_TSTRING) {
+      const char *other = lua_tostring(L, -1);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, seen);
+      snprintf(
+          msg, msgsz,
+          "pset #%lld key '%.60s' and pset #%lld key '%.60s' differ only in letter case, which SQLite column "
+          "names cannot tell apart: rename one",
+          (long long)i, k, (long long)lua_tointeger(L, -1), other);
+      rc = -1;
+      break;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, seen + 1); /* lower -> key */
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, i);
+    lua_rawset(L, seen); /* key -> i */
+  }
+  lua_settop(L, t);
+  return rc;
+}
+
 /* core.array(psets) -> source; raises naming the first bad pset */
 static int source_array(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -282,11 +334,15 @@ static int source_array(lua_State *L) {
   if (offsets == NULL) return luaL_error(L, "out of memory");
   char msg[600];
   ps_limits_t **limits = NULL; /* allocated at the first pset that has some */
+  lua_newtable(L);             /* key -> the first pset that has it */
+  lua_newtable(L);             /* key in lower case -> the key */
+  int seen = lua_gettop(L) - 1;
   for (lua_Integer i = 1; i <= n; i++) {
     offsets[i - 1] = (int64_t)b.len;
     lua_rawgeti(L, 1, i);
     ps_limits_t *l = NULL;
     int rc = encode_pset(L, (int)i, &b, &l, msg, sizeof msg);
+    if (rc == 0) rc = check_case(L, seen, i, msg, sizeof msg);
     lua_pop(L, 1);
     if (rc == 0 && l && limits == NULL) {
       limits = calloc((size_t)n, sizeof *limits);

@@ -32,18 +32,23 @@ static lstore_t *check_store(lua_State *L, int idx) {
 
 ps_store_t *psL_checkstore(lua_State *L, int idx) { return check_store(L, idx)->s; }
 
-/* core.store(path | nil) -> store | fail, message */
+/* The failure of the world: fail, message and 'busy' when another program
+   holds the database's write lock (try again), else 'error'. */
+static int push_failure(lua_State *L, const ps_err_t *err) {
+  luaL_pushfail(L);
+  lua_pushstring(L, err->msg);
+  lua_pushstring(L, err->code == PS_EBUSY ? "busy" : "error");
+  return 3;
+}
+
+/* core.store(path | nil) -> store | fail, message, 'busy' | 'error' */
 static int store_open(lua_State *L) {
   const char *path = luaL_optstring(L, 1, NULL);
   lstore_t *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->s = NULL;
   luaL_setmetatable(L, STORE);
   ps_err_t err;
-  if (ps_store_open(&u->s, path, &err) != 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, err.msg);
-    return 2;
-  }
+  if (ps_store_open(&u->s, path, &err) != 0) return push_failure(L, &err);
   return 1;
 }
 
@@ -108,13 +113,17 @@ static int store_cursor(lua_State *L) {
   return 1;
 }
 
-/* store:query(sql, ...) -> array of row tables (scalars only) */
-static int store_query(lua_State *L) {
-  lstore_t *u = check_store(L, 1);
-  sqlite3 *db = ps_store_db(u->s);
+static int is_busy(sqlite3 *db) {
+  int code = sqlite3_errcode(db);
+  return code == SQLITE_BUSY || code == SQLITE_LOCKED;
+}
+
+/* Runs sql with the arguments from index 3 on, pushing its rows as an
+   array of tables (scalars only). 0, or -1 and the statement's error
+   left in db. */
+static int run_query(lua_State *L, sqlite3 *db) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, luaL_checkstring(L, 2), -1, &st, NULL) != SQLITE_OK)
-    return luaL_error(L, "%s", sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, luaL_checkstring(L, 2), -1, &st, NULL) != SQLITE_OK) return -1;
   int nargs = lua_gettop(L) - 2;
   for (int k = 1; k <= nargs; k++) {
     int a = k + 2;
@@ -142,9 +151,34 @@ static int store_query(lua_State *L) {
     }
     lua_rawseti(L, -2, ++row);
   }
+  if (rc != SQLITE_DONE) {
+    sqlite3_reset(st); /* the statement's error, in db */
+    lua_pop(L, 1);
+  }
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return luaL_error(L, "%s", sqlite3_errmsg(db));
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* store:query(sql, ...) -> array of row tables (scalars only) */
+static int store_query(lua_State *L) {
+  sqlite3 *db = ps_store_db(check_store(L, 1)->s);
+  if (run_query(L, db) != 0) return luaL_error(L, "%s", sqlite3_errmsg(db));
   return 1;
+}
+
+/* store:write(sql, ...) -> true | fail, message, 'busy': a statement that
+   writes, and may find the database locked by another program */
+static int store_write(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  sqlite3 *db = ps_store_db(u->s);
+  if (run_query(L, db) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!is_busy(db)) return luaL_error(L, "%s", sqlite3_errmsg(db));
+  ps_err_t err;
+  ps_err_set(&err, PS_EBUSY, "database '%s' is locked by another program", ps_store_path(u->s));
+  return push_failure(L, &err);
 }
 
 /* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout */
@@ -225,10 +259,17 @@ static int store_lock(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg store_methods[] = {
-    {"lock", store_lock},     {"close", store_close},   {"path", store_path},     {"count", store_count},
-    {"cursor", store_cursor}, {"query", store_query},   {"export", store_export},
-    {"__gc", store_close},    {"__close", store_close}, {NULL, NULL}};
+static const luaL_Reg store_methods[] = {{"lock", store_lock},
+                                         {"close", store_close},
+                                         {"path", store_path},
+                                         {"count", store_count},
+                                         {"cursor", store_cursor},
+                                         {"query", store_query},
+                                         {"write", store_write},
+                                         {"export", store_export},
+                                         {"__gc", store_close},
+                                         {"__close", store_close},
+                                         {NULL, NULL}};
 
 static const luaL_Reg cursor_methods[] = {{"next", cursor_next},     {"columns", cursor_columns},
                                           {"close", cursor_close},   {"__gc", cursor_close},

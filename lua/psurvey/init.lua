@@ -58,7 +58,21 @@ local function script_name()
   return (s:match('([^/]*)$'):gsub('%.lua$', ''))
 end
 
-local function open_store(db)
+--- Calls fn(...) until it stops answering 'busy' (fail, message, 'busy'):
+--- another program holding the database's write lock (a DB browser, a
+--- CREATE INDEX) is waited for, saying so once. Ctrl-C ends the wait.
+local function patiently(verbose, fn, ...)
+  local said = false
+  while true do
+    local a, b, c = fn(...)
+    if a or c ~= 'busy' then return a, b, c end
+    if not said and verbose >= 1 then io.stderr:write(('psurvey: %s: waiting for it\n'):format(b)) end
+    said = true
+    core.sleep(0.1)
+  end
+end
+
+local function open_store(db, verbose)
   if db == false then db = ':memory:' end
   if db == nil then
     core.mkdir('.psurvey')
@@ -67,7 +81,7 @@ local function open_store(db)
   local store = state.stores[db]
   if store == nil then
     local err
-    store, err = core.store(db ~= ':memory:' and db or nil)
+    store, err = patiently(verbose, core.store, db ~= ':memory:' and db or nil)
     if not store then error(err, 0) end
     state.stores[db] = store
   end
@@ -83,14 +97,14 @@ local function file_hash(path)
 end
 
 --- This run's row in the database's runs table, made at its first map().
-local function run_id(store, dbpath, text)
+local function run_id(store, dbpath, text, verbose)
   if state.runs[dbpath] then return state.runs[dbpath] end
   local ok, err = store:lock()
   if not ok then error(err, 0) end
   local script = state.script or (arg and arg[0])
-  store:query('INSERT INTO _psurvey_runs(started, status, script, script_hash, host, pid, psurvey, lua, libuv,'
-    .. ' sqlite, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', os.time() + 0.0, 'running',
-    script or '', file_hash(script) or '', core.hostname(), core.pid(), core.version, _VERSION,
+  patiently(verbose, store.write, store, 'INSERT INTO _psurvey_runs(started, status, script, script_hash, host,'
+    .. ' pid, psurvey, lua, libuv, sqlite, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', os.time() + 0.0,
+    'running', script or '', file_hash(script) or '', core.hostname(), core.pid(), core.version, _VERSION,
     core.libuv_version, core.sqlite_version, text)
   state.runs[dbpath] = store:query('SELECT last_insert_rowid() AS id')[1].id
   return state.runs[dbpath]
@@ -215,9 +229,9 @@ function M.map(worker, list, opts)
 
   local code_hash = core.hash(core.ship(worker, true))
   local user_hash = core.hash(core.encode(values.user, true))
-  local store, dbpath = open_store(values.db)
+  local store, dbpath = open_store(values.db, values.verbose)
   local text = describe(values, from)
-  local run = run_id(store, dbpath, describe(options.resolve(layers({}))))
+  local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
   state.engine = state.engine or core.engine(find_exe())
   use_backend(values, from)
@@ -307,8 +321,8 @@ function M.shutdown(status)
   state.engine = nil
   state.backend = nil
   for path, id in pairs(state.runs) do
-    pcall(state.stores[path].query, state.stores[path], 'UPDATE _psurvey_runs SET finished = ?, status = ?'
-      .. ' WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'), id)
+    pcall(patiently, 1, state.stores[path].write, state.stores[path], 'UPDATE _psurvey_runs SET finished = ?,'
+      .. ' status = ? WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'), id)
     state.runs[path] = nil
   end
   for path, store in pairs(state.stores) do

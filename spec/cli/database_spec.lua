@@ -85,5 +85,8 @@ psurvey.map(function(p) return { blob = ('x'):rep(20000) .. p.value } end, psurv
     local rows = H.sql(disk .. '/full.db', 'select count(*) n from stage1')
     assert.is_true(rows[1].n > 0 and rows[1].n < 200, 'rows: ' .. tostring(rows[1].n))
     assert.same({ { s = 'failed' } }, H.sql(disk .. '/full.db', "select status s from _psurvey_tables"))
+    -- The stage's counts are those of the rows that were committed.
+    assert.same({ { same = 1 } }, H.sql(disk .. '/full.db', 'select ok + failed = (select count(*) from stage1) same'
+      .. ' from _psurvey_tables'))
   end)
 end)
