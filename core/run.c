@@ -1047,10 +1047,11 @@ static void check_hosts(ps_run_t *r) {
     int w = snprintf(msg + o, sizeof msg - o, "%s%s: %s", k ? "; " : "", p->nodes[k]->name, p->nodes[k]->why);
     if (w > 0) o += (size_t)w;
   }
-  fail_run(r, PS_EWORKER,
-           "every ssh host is lost or unreachable (%s); what finished is stored: run again with --resume when "
-           "they are back%s",
-           msg, "");
+  fail_run(
+      r, PS_EHOSTS,
+      "every ssh host is lost or unreachable (%s); what finished is stored: run again with --resume when "
+      "they are back%s",
+      msg, "");
 }
 
 static void on_watch(uv_timer_t *h) {

@@ -269,6 +269,19 @@ static int update2(ps_store_t *s, const char *sql, const char *a, const char *b,
   return rc;
 }
 
+/* Tables, views, indexes and triggers share one namespace. */
+static int name_taken(sqlite3 *db, const char *name) {
+  sqlite3_stmt *st;
+  int found = 1;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name=? COLLATE NOCASE", -1, &st, NULL) ==
+      SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
 /* A name for a table set aside, "<name>_<tag>", unused in the database:
    "_2", "_3"... are added when it is taken. */
 int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz) {
@@ -276,7 +289,7 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
   char attempts[PS_NAME_MAX + 64];
   for (int k = 2; k < 10000; k++) {
     snprintf(attempts, sizeof attempts, "%s_attempts", out);
-    if (!ps__table_name(s->db, out, NULL, 0) && !ps__table_name(s->db, attempts, NULL, 0)) return 0;
+    if (!name_taken(s->db, out) && !name_taken(s->db, attempts)) return 0;
     snprintf(out, outsz, "%s_%s_%d", name, tag, k);
   }
   return PS_EDB;

@@ -18,6 +18,7 @@
 #include "lcodec.h"
 #include "lpsurvey.h"
 #include "lship.h"
+#include "store.h"
 #include "value.h"
 
 void psL_push_item(lua_State *L, const ps_item_t *it) {
@@ -187,6 +188,8 @@ int psL_open_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, PS_PROTOCOL);
   lua_setfield(L, -2, "protocol");
+  lua_pushinteger(L, PS_NAME_MAX);
+  lua_setfield(L, -2, "name_max");
   lua_pushstring(L, uv_version_string());
   lua_setfield(L, -2, "libuv_version");
   lua_pushstring(L, sqlite3_libversion());

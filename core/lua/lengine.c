@@ -272,6 +272,13 @@ static int engine_run(lua_State *L) {
   lua_pushnil(L);
   lua_pushstring(L, err.msg);
   push_result(L, &res);
+  /* What kind of failure, for the caller to tell the user's from others. */
+  lua_pushstring(L, rc == PS_EHOSTS  ? "hosts"
+                    : rc == PS_EDB   ? "db"
+                    : rc == PS_EBUSY ? "busy"
+                    : rc == PS_EINTR ? "interrupted"
+                                     : "other");
+  lua_setfield(L, -2, "error");
   return 3;
 }
 

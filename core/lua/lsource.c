@@ -155,17 +155,18 @@ int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t 
     int isint = lua_isinteger(L, -1);
     lua_Integer i = isint ? lua_tointeger(L, -1) : 0;
     const char *want = NULL;
+    /* The same ranges as map()'s options (options.lua). */
     if (strcmp(k, "timeout") == 0) {
-      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of seconds >= 0 (0: none)";
+      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of seconds from 0 to 1e+09 (0: none)";
       out->timeout = d;
     } else if (strcmp(k, "memory") == 0) {
-      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of MiB >= 0 (0: none)";
+      if (!isnum || !(d >= 0) || d > 1e9) want = "a number of MiB from 0 to 1e+09 (0: none)";
       out->memory = d;
     } else if (strcmp(k, "ncores") == 0) {
-      if (!isint || i < 1 || i > 65536) want = "an integer >= 1";
+      if (!isint || i < 1 || i > 10000) want = "an integer from 1 to 10000";
       out->ncores = (int)i;
     } else if (strcmp(k, "retries") == 0) {
-      if (!isint || i < 0 || i > 1000000) want = "an integer >= 0";
+      if (!isint || i < 0 || i > 99) want = "an integer from 0 to 99";
       out->retries = (int)i;
     } else if (strcmp(k, "name") == 0) {
       if (lua_type(L, -1) != LUA_TSTRING) {

@@ -9,6 +9,7 @@
 local core = require('psurvey.core')
 local options = require('psurvey.options')
 local format = require('psurvey.format')
+local errors = require('psurvey.errors')
 
 local M = {}
 
@@ -78,7 +79,14 @@ local function parse(argv)
         return nil, usage_error("unknown option '%s'%s", flag, options.suggest(flag, flags))
       end
       if value == nil and spec.bare then
-        value = spec.bare
+        -- `--resume done-and-failed` as well as `--resume=done-and-failed`,
+        -- but a script argument that is not a mode is left alone.
+        if argv[i + 1] and spec.bare_values[argv[i + 1]] then
+          i = i + 1
+          value = argv[i]
+        else
+          value = spec.bare
+        end
       elseif value == nil then
         i = i + 1
         value = argv[i]
@@ -164,7 +172,7 @@ end
 
 local function replay_command(argv)
   local file, tbl, index = argv[2], argv[3], math.tointeger(tonumber(argv[4] or ''))
-  if not (file and tbl and index) or argv[5] then
+  if not (file and tbl and index) or index < 1 or argv[5] then
     return usage_error('usage: psurvey replay FILE TABLE INDEX (INDEX as in the _index column)')
   end
   local psurvey = require('psurvey')
@@ -195,6 +203,8 @@ end
 
 local function traceback(e)
   if type(e) == 'table' then return e end
+  -- The user's mistake (a bad option, a busy database): the message alone.
+  if errors.is_user(e) then return { user = true, message = e } end
   return debug.traceback(tostring(e), 2)
 end
 
@@ -223,7 +233,10 @@ function M.main(argv)
   local ok, e = xpcall(chunk, traceback, table.unpack(rest))
   local code, status = 0, 'done'
   if not ok then
-    if type(e) == 'table' and e.interrupted then
+    if type(e) == 'table' and e.user then
+      say('%s', e.message)
+      code, status = 2, 'error'
+    elseif type(e) == 'table' and e.interrupted then
       say('%s', e.message)
       code, status = 130, 'interrupted'
     elseif tostring(e):match('interrupted') and not tostring(e):match('\n.*psurvey') then

@@ -9,6 +9,7 @@ local results = require('psurvey.results')
 local format = require('psurvey.format')
 local psets = require('psurvey.psets')
 local hosts = require('psurvey.hosts')
+local errors = require('psurvey.errors')
 
 local M = {
   version = core.version,
@@ -80,6 +81,10 @@ local function open_store(db, verbose)
   end
   local store = state.stores[db]
   if store == nil then
+    local dir = db:match('^(.*)/[^/]*$')
+    if dir and dir ~= '' and not io.open(dir .. '/.') then
+      errors.raise(("option 'db': directory '%s' does not exist (for the database '%s')"):format(dir, db), 0)
+    end
     local err
     store, err = patiently(verbose, core.store, db ~= ':memory:' and db or nil)
     if not store then error(err, 0) end
@@ -100,7 +105,7 @@ end
 local function run_id(store, dbpath, text, verbose)
   if state.runs[dbpath] then return state.runs[dbpath] end
   local ok, err = store:lock()
-  if not ok then error(err, 0) end
+  if not ok then errors.raise(err, 0) end
   local script = state.script or (arg and arg[0])
   patiently(verbose, store.write, store, 'INSERT INTO _psurvey_runs(started, status, script, script_hash, host,'
     .. ' pid, psurvey, lua, libuv, sqlite, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', os.time() + 0.0,
@@ -122,10 +127,26 @@ local function check_resume(store, dbpath, name, mode, code_hash, user_hash)
     what = "the 'user' value"
   end
   if what then
-    error(("resume: table '%s' in %s holds %d rows made with another version of %s: run with "
+    errors.raise(("resume: table '%s' in %s holds %d rows made with another version of %s: run with "
       .. '--resume=force to keep them, or without --resume for a fresh table (the old one is kept under '
       .. 'another name)'):format(name, dbpath, rows, what), 3)
   end
+end
+
+--- Without resume: an earlier run of this stage that did not finish, with
+--- the same worker, is kept under another name and started over; say so,
+--- and how to reuse it.
+local function note_start_over(store, name, code_hash, user_hash, total, verbose)
+  local old = store:query('SELECT status, total, ok, failed, code_hash, user_hash FROM _psurvey_tables'
+    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
+  if not old or old.code_hash ~= code_hash or old.user_hash ~= user_hash then return end
+  local rows = (old.ok or 0) + (old.failed or 0)
+  if rows == 0 or (old.status == 'done' and rows >= total) then return end
+  local text = ('%s: %d psets of an earlier run are stored (of %d it ran%s), with the same worker; this run starts'
+    .. ' over and keeps them in another table: run with --resume to reuse them'):format(name, rows, old.total or 0,
+    old.status == 'done' and '' or ('; it ended ' .. tostring(old.status)))
+  state.engine:log(text)
+  if verbose >= 1 then io.stderr:write('psurvey: ', text, '\n') end
 end
 
 --- Sets up where workers run, once per run: this machine, or ssh hosts.
@@ -135,7 +156,7 @@ local function use_backend(values, from)
   if values.backend == 'ssh' then
     list = hosts.gather(values, 3)
     if #list == 0 then
-      error(("option 'backend' (from %s): 'ssh' needs hosts: a hosts file (--hosts FILE) or "
+      errors.raise(("option 'backend' (from %s): 'ssh' needs hosts: a hosts file (--hosts FILE) or "
         .. 'ssh = { hosts = {...} }'):format(from.backend), 3)
     end
     local names = {}
@@ -150,7 +171,7 @@ local function use_backend(values, from)
     end
     state.backend = key
   elseif state.backend ~= key then
-    error(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
+    errors.raise(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
       state.backend), 3)
   end
 end
@@ -197,7 +218,7 @@ function M.map(worker, list, opts)
   local map_opts = options.check_table(opts, 'map', 2)
   local values, from = options.resolve(layers(map_opts))
   if values.backend == 'slurm' then
-    error(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'"):format(
+    errors.raise(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'"):format(
       from.backend), 2)
   end
   local source, why = psets.source_of(list)
@@ -208,24 +229,31 @@ function M.map(worker, list, opts)
   local user
   ok, user = pcall(core.encode, values.user)
   if not ok then
-    error("option 'user': " .. tostring(user):gsub('^value', 'the value'), 2)
+    errors.raise("option 'user': " .. tostring(user):gsub('^value', 'the value'), 2)
   end
 
   state.stages = state.stages + 1
   local name = values.name or ('stage' .. state.stages)
-  if name:match('^_') or name:match('^sqlite_') or name:match('_attempts$') then
-    error(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_', or ending with "
+  if name:find('\0', 1, true) then errors.raise("option 'name': a table name cannot hold a NUL byte", 2) end
+  if #name > core.name_max then
+    errors.raise(("option 'name': a table name of %d bytes is too long (at most %d)"):format(#name, core.name_max), 2)
+  end
+  local lower = name:lower()
+  if lower:match('^_') or lower:match('^sqlite_') or lower:match('_attempts$') then
+    errors.raise(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_', or ending with "
       .. "'_attempts')"):format(name), 2)
   end
-  local key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0' .. name:lower()
+  -- SQLite's table names ignore ASCII case: 'Grid' and 'grid' are one table.
+  local key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0' .. lower
   if state.names[key] then
-    error(("option 'name': an earlier map() of this run already wrote table '%s'; give each map() its own "
-      .. 'name (its results would be replaced)'):format(name), 2)
+    errors.raise(("option 'name': an earlier map() of this run already wrote table '%s'%s; give each map() its own "
+      .. 'name (its results would be replaced)'):format(state.names[key], state.names[key] ~= name
+      and (" (as '%s', names that differ only in letter case are the same table)"):format(name) or ''), 2)
   end
-  state.names[key] = true
+  state.names[key] = name
   local ncores = values.ncores
   if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
-  if ncores == 0 then error("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
+  if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
 
   local code_hash = core.hash(core.ship(worker, true))
   local user_hash = core.hash(core.encode(values.user, true))
@@ -234,6 +262,11 @@ function M.map(worker, list, opts)
   local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
   state.engine = state.engine or core.engine(find_exe())
+  if not values.resume then
+    local total = #source
+    if values.limit > 0 and values.limit < total then total = values.limit end
+    note_start_over(store, name, code_hash, user_hash, total, values.verbose)
+  end
   use_backend(values, from)
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
@@ -248,10 +281,11 @@ function M.map(worker, list, opts)
     if partial and partial.interrupted ~= 0 then
       error(setmetatable({
         interrupted = partial.interrupted,
-        message = ('interrupted: %d psets of %s are stored in %s'):format(
-          partial.ok + partial.failed, name, dbpath),
+        message = ('interrupted: %d psets of %s are stored in %s: run it again with --resume to finish the rest')
+          :format(partial.ok + partial.failed, name, dbpath),
       }, { __tostring = function(e) return e.message end }), 2)
     end
+    if partial and partial.error == 'hosts' then errors.raise('map: ' .. err, 2) end
     error('map: ' .. err, 2)
   end
   if res.failed > 0 then state.failed = true end

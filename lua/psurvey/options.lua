@@ -2,6 +2,8 @@
 --- environment variables and command-line flags, and how they combine.
 --- Precedence, highest first: the command line, the environment
 --- (PSURVEY_<NAME>), map(), init(), the default.
+local errors = require('psurvey.errors')
+
 local M = {}
 
 local function check_int(min, max)
@@ -29,10 +31,16 @@ local function check_string(v)
   return v
 end
 
+-- Timeouts and memory limits are kept in microseconds and bytes: a billion
+-- seconds (31 years) or MiB (a thousand TiB) is more than any survey needs
+-- and far from overflowing either.
+local AMOUNT_MAX = 1e9
+
 local function check_amount(what)
   return function(v)
-    if type(v) ~= 'number' or v ~= v or v < 0 or v == math.huge then
-      return nil, ('expected %s >= 0 (0: none), got %s'):format(what, type(v) == 'number' and tostring(v) or type(v))
+    if type(v) ~= 'number' or v ~= v or v < 0 or v > AMOUNT_MAX then
+      return nil, ('expected %s from 0 to %g (0: none), got %s'):format(what, AMOUNT_MAX,
+        type(v) == 'number' and tostring(v) or type(v))
     end
     return v
   end
@@ -46,13 +54,121 @@ end
 
 local resume_modes = { done = true, ['done-and-failed'] = true, force = true }
 
---- A user value given as text (environment or command line): a Lua literal.
-local function parse_literal(s)
-  local chunk = load('return ' .. s, '=literal', 't', {})
-  local ok, v = pcall(chunk or error)
-  if not chunk or not ok then return nil, ("'%s' is not a Lua value"):format(s) end
-  return v
+--- A value given as text (environment or command line): a Lua literal,
+--- data only: nil, booleans, numbers, strings and table constructors of
+--- those. It is read, never run, so no code in it does anything.
+local parse_literal
+do
+  local MAX_DEPTH = 100
+
+  -- The end of the string token starting at i (a quote or a long bracket).
+  local function string_end(s, i)
+    local q = s:sub(i, i)
+    if q == '"' or q == "'" then
+      local j = i + 1
+      while j <= #s do
+        local c = s:sub(j, j)
+        if c == '\\' then
+          j = j + 2
+        elseif c == q then
+          return j
+        elseif c == '\n' then
+          return nil
+        else
+          j = j + 1
+        end
+      end
+      return nil
+    end
+    local eq = s:match('^%[(=*)%[', i)
+    if not eq then return nil end
+    local _, close = s:find(']' .. eq .. ']', i + #eq + 2, true)
+    return close
+  end
+
+  -- The index after the spaces at i; nil at a comment: nothing hides in the text.
+  local function skip(s, i)
+    local _, e = s:find('^%s+', i)
+    if e then i = e + 1 end
+    if s:sub(i, i + 1) == '--' then return nil end
+    return i
+  end
+
+  local value
+
+  local function table_of(s, i, depth)
+    local t, n = {}, 0
+    i = skip(s, i + 1)
+    while i and s:sub(i, i) ~= '}' do
+      local k, v
+      local name, after = s:match('^([%a_][%w_]*)%s*=()', i)
+      if name and s:sub(after, after) ~= '=' then
+        k = name
+        v, i = value(s, skip(s, after), depth + 1)
+      elseif s:sub(i, i) == '[' and not s:match('^%[=*%[', i) then
+        k, i = value(s, skip(s, i + 1), depth + 1)
+        i = i and skip(s, i)
+        if not i or s:sub(i, i) ~= ']' then return nil end
+        i = skip(s, i + 1)
+        if not i or s:sub(i, i) ~= '=' or s:sub(i, i + 1) == '==' then return nil end
+        v, i = value(s, skip(s, i + 1), depth + 1)
+        if k == nil or k ~= k then return nil end
+      else
+        n = n + 1
+        k = n
+        v, i = value(s, i, depth + 1)
+      end
+      if not i then return nil end
+      t[k] = v
+      i = skip(s, i)
+      local sep = i and s:sub(i, i)
+      if sep == ',' or sep == ';' then
+        i = skip(s, i + 1)
+      elseif sep ~= '}' then
+        return nil
+      end
+    end
+    if not i then return nil end
+    return t, i + 1
+  end
+
+  -- The value at i and the index after it, or nil.
+  function value(s, i, depth)
+    if not i or depth > MAX_DEPTH then return nil end
+    local c = s:sub(i, i)
+    if c == '{' then return table_of(s, i, depth) end
+    if c == '"' or c == "'" or c == '[' then
+      local e = string_end(s, i)
+      if not e then return nil end
+      -- A lone string literal: loading it runs nothing.
+      local chunk = load('return ' .. s:sub(i, e), '=literal', 't', {})
+      local ok, v = pcall(chunk or error)
+      if not ok or type(v) ~= 'string' then return nil end
+      return v, e + 1
+    end
+    for _, word in ipairs({ 'nil', 'true', 'false' }) do
+      if s:match('^' .. word .. '%f[^%w_]', i) then
+        if word == 'nil' then return nil, i + 3 end
+        return word == 'true', i + #word
+      end
+    end
+    -- A numeral as Lua writes them (1, -2.5, 1e-3, 0x10, 0x1p4), with a minus.
+    local num = s:match('^%-?%s*%.?%d[%w%.]*', i)
+    if not num then return nil end
+    if num:match('[eEpP]$') then num = num .. (s:match('^[-+][%w%.]*', i + #num) or '') end
+    local v = tonumber((num:gsub('%s', '')))
+    if v == nil then return nil end
+    return v, i + #num
+  end
+
+  function parse_literal(s)
+    local v, i = value(s, skip(s, 1), 0)
+    i = i and skip(s, i)
+    if i == nil or i <= #s then return nil, ("'%s' is not a Lua value (a constant or a table of constants)"):format(s) end
+    return v
+  end
 end
+M.parse_literal = parse_literal
 
 ---@class psurvey.OptionSpec
 M.specs = {
@@ -63,7 +179,7 @@ M.specs = {
       return nil, ("expected 'process', 'ssh' or 'slurm', got %s"):format(
         type(v) == 'string' and ("'" .. v .. "'") or type(v))
     end },
-  { name = 'ncores', default = -1, arg = 'N', check = check_int(-1), parse = parse_int,
+  { name = 'ncores', default = -1, arg = 'N', check = check_int(-1, 10000), parse = parse_int,
     help = 'worker processes; -1: all cores but one, at least 1' },
   { name = 'limit', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
     help = 'run only the first N psets of each map (0: all)' },
@@ -84,7 +200,7 @@ M.specs = {
     help = 'attempts after a crash or a timeout (a function retry(pset, failure, attempt) in map() decides)',
     check = function(v)
       if type(v) == 'function' then return v end
-      return check_int(0)(v)
+      return check_int(0, 99)(v) -- a pset is tried at most 100 times
     end },
   { name = 'sandbox', default = 'default', arg = 'PROFILE',
     help = "worker environment: 'default' (full standard library) or 'strict' (an allow-list, no io/os.execute)",
@@ -95,7 +211,7 @@ M.specs = {
     end },
   { name = 'seed', default = 0, arg = 'N', check = check_int(), parse = parse_int,
     help = 'survey seed: each pset gets system.seed from it and its own hash, whatever runs it' },
-  { name = 'resume', default = false, arg = '[MODE]', bare = 'done',
+  { name = 'resume', default = false, arg = '[MODE]', bare = 'done', bare_values = resume_modes,
     help = 'skip psets already stored: done (default), done-and-failed, or force (keep rows of a changed worker)',
     check = function(v)
       if v == true then return 'done' end
@@ -194,20 +310,20 @@ end
 function M.check_table(opts, where, level)
   if opts == nil then return {} end
   if type(opts) ~= 'table' then
-    error(("bad argument to '%s' (table of options expected, got %s)"):format(where, type(opts)), level + 1)
+    errors.raise(("bad argument to '%s' (table of options expected, got %s)"):format(where, type(opts)), level + 1)
   end
   local out = {}
   for k, v in pairs(opts) do
     local spec = M.by_name[k]
     if type(k) ~= 'string' or spec == nil then
-      error(("unknown option '%s' to %s()%s"):format(tostring(k), where, M.suggest(tostring(k), names())),
+      errors.raise(("unknown option '%s' to %s()%s"):format(tostring(k), where, M.suggest(tostring(k), names())),
         level + 1)
     end
     if spec.scope == 'map' and where == 'init' then
-      error(("option '%s' belongs to map(), not init()"):format(k), level + 1)
+      errors.raise(("option '%s' belongs to map(), not init()"):format(k), level + 1)
     end
     local value, why = spec.check(v)
-    if why then error(("option '%s' to %s(): %s"):format(k, where, why), level + 1) end
+    if why then errors.raise(("option '%s' to %s(): %s"):format(k, where, why), level + 1) end
     out[k] = value
   end
   return out
@@ -222,13 +338,13 @@ function M.from_env(getenv, env_names, level)
     if spec == nil and not M.other_variables[var] then
       local vars = {}
       for _, s in ipairs(M.specs) do vars[#vars + 1] = s.env end
-      error(('unknown environment variable %s%s'):format(var, M.suggest(var, vars)), level + 1)
+      errors.raise(('unknown environment variable %s%s'):format(var, M.suggest(var, vars)), level + 1)
     end
     if spec then
       local text = getenv(var)
       local value, why = spec.parse(text)
       if why == nil then value, why = spec.check(value) end
-      if why then error(('environment variable %s: %s'):format(var, why), level + 1) end
+      if why then errors.raise(('environment variable %s: %s'):format(var, why), level + 1) end
       out[name] = value
     end
   end
