@@ -218,7 +218,8 @@ function M.map(worker, list, opts)
   local map_opts = options.check_table(opts, 'map', 2)
   local values, from = options.resolve(layers(map_opts))
   if values.backend == 'slurm' then
-    errors.raise(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'"):format(
+    errors.raise(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'")
+      :format(
       from.backend), 2)
   end
   local source, why = psets.source_of(list)

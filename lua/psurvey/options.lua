@@ -164,7 +164,9 @@ do
   function parse_literal(s)
     local v, i = value(s, skip(s, 1), 0)
     i = i and skip(s, i)
-    if i == nil or i <= #s then return nil, ("'%s' is not a Lua value (a constant or a table of constants)"):format(s) end
+    if i == nil or i <= #s then
+      return nil, ("'%s' is not a Lua value (a constant or a table of constants)"):format(s)
+    end
     return v
   end
 end

@@ -179,7 +179,8 @@ describe('per-pset limits', function()
     local ok, err = pcall(psurvey.map, function() return {} end, { { a = 1 }, { a = 2, _psurvey = { timeout = -1 } } },
       H.options())
     assert.is_false(ok)
-    assert.matches("pset #2 key '_psurvey': per%-pset option 'timeout' must be a number of seconds from 0 to 1e%+09", err)
+    assert.matches("pset #2 key '_psurvey': per%-pset option 'timeout' must be a number of seconds from 0 to 1e%+09",
+      err)
     ok, err = pcall(psurvey.map, function() return {} end, { { a = 1, _psurvey = { cores = 2 } } }, H.options())
     assert.is_false(ok)
     assert.matches("pset #1 key '_psurvey': unknown per%-pset option 'cores'", err)
