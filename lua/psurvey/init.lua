@@ -219,8 +219,7 @@ function M.map(worker, list, opts)
   local values, from = options.resolve(layers(map_opts))
   if values.backend == 'slurm' then
     errors.raise(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'")
-      :format(
-      from.backend), 2)
+      :format(from.backend), 2)
   end
   local source, why = psets.source_of(list)
   if not source then error(("bad argument #2 to 'map' (%s)"):format(why), 2) end
