@@ -156,9 +156,12 @@ local function results_command(argv)
     else
       local cursor = store:cursor(tbl, 'all')
       local cols = cursor:columns()
+      -- A stage shows its keys and how each pset ended; another table
+      -- (an attempts table, _psurvey_runs) every column it has.
+      local stage = store:query('SELECT 1 AS yes FROM _psurvey_tables WHERE name = ? COLLATE NOCASE', tbl)[1]
       local keep = {}
       for _, c in ipairs(cols) do
-        if c:sub(1, 1) ~= '_' or c == '_status' or c == '_exception' then keep[#keep + 1] = c end
+        if not stage or c:sub(1, 1) ~= '_' or c == '_status' or c == '_exception' then keep[#keep + 1] = c end
       end
       io.stdout:write(format.table(keep, function() return cursor:next() end), '\n')
     end

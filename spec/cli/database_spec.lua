@@ -55,6 +55,44 @@ describe('the results database', function()
       "select count(*) n, sum(_status = 'ok') ok from stage1"))
   end)
 
+  -- Starts survey.lua (writing shared.db) in dir, waits until it runs, then
+  -- runs `psurvey survey2.lua` beside it; returns what the second printed.
+  local function beside_a_writer(dir)
+    return H.shell(([[cd %s && { %s survey.lua >first.out 2>first.err </dev/null & }
+      for i in $(seq 1 100); do
+        [ "$(sqlite3 shared.db "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] &&
+          break
+        sleep 0.05
+      done
+      env PSURVEY_VERBOSE=0 %s survey2.lua 2>&1; echo "second=$?"; wait]]):format(H.quote(dir), H.quote(H.bin),
+      H.quote(H.bin)))
+  end
+
+  it('is claimed by its writer under every name: a symbolic or a hard link is the same database', function()
+    for _, link in ipairs({ 'ln -s shared.db', 'ln shared.db' }) do
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', slow_survey:format(300, 'shared.db'))
+      H.write(dir, 'survey2.lua', slow_survey:format(300, 'other.db'))
+      assert.equal(0, H.run(dir, 'survey.lua', { PSURVEY_LIMIT = '1' }).code)
+      os.execute(('cd %s && %s other.db'):format(H.quote(dir), link))
+      local out = beside_a_writer(dir)
+      -- (Through a hard link, SQLite does not see the other's journal, so
+      -- not its pid either.)
+      assert.matches("database 'other%.db' is being written by another psurvey %(pid [^)]+%)", out)
+      assert.matches('second=2', out)
+    end
+  end)
+
+  it('never writes or truncates another file to claim the database', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'precious.txt', 'two years of notes\n')
+    -- What an older psurvey used as its lock file, pointing elsewhere.
+    os.execute(('cd %s && ln -s precious.txt results.db.lock'):format(H.quote(dir)))
+    H.write(dir, 'survey.lua', slow_survey:format(3, 'results.db'))
+    assert.equal(0, H.run(dir, 'survey.lua').code)
+    assert.equal('two years of notes\n', H.slurp(dir .. '/precious.txt'))
+  end)
+
   it('can be read with the sqlite3 shell while a survey writes it', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', slow_survey:format(200, 'live.db'))

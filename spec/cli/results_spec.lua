@@ -121,6 +121,27 @@ describe('the results database', function()
     assert.equal("psurvey: results: no table 'nope' in '.psurvey/survey.db'\n", r.err)
   end)
 
+  it('prints the real columns of an attempts table and of the runs table', function()
+    local r = H.run(dir, 'results .psurvey/survey.db --table grid_attempts')
+    assert.equal(0, r.code, r.err)
+    assert.matches('^_index%s+attempt%s+kind%s+message%s+traceback%s+worker%s+host%s+start%s+duration%s+cpu%s+memory'
+      .. '%s+limit_timeout%s+limit_memory%s+hash\n', r.out)
+    assert.matches('\n%s*3%s+1%s+error%s+survey%.lua:3: three is bad%s', r.out)
+    r = H.run(dir, 'results .psurvey/survey.db --table _psurvey_runs --csv')
+    assert.equal(0, r.code, r.err)
+    assert.matches('^id,started,finished,status,script,script_hash,host,pid,psurvey,lua,libuv,sqlite,options\r\n1,',
+      r.out)
+  end)
+
+  it('says a column is missing instead of reading its name as text', function()
+    local copy = H.tmpdir() .. '/copy.db'
+    os.execute(('sqlite3 %s ".backup %s" && sqlite3 %s "ALTER TABLE second DROP COLUMN sq"'):format(H.quote(db()),
+      H.quote(copy), H.quote(copy)))
+    local r = H.run(dir, 'results ' .. H.quote(copy) .. ' --table second --csv')
+    assert.equal(3, r.code)
+    assert.matches('no such column: sq', r.err)
+  end)
+
   it('keeps the table of an earlier run when the script runs again', function()
     H.survey(dir, SURVEY)
     local names = H.sql(db(), "select name from _psurvey_tables where name like 'grid%' order by created")
