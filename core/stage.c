@@ -142,10 +142,25 @@ static int read_keys(ps_stage_t *g, const char *v, size_t n, int role, int *nkey
  */
 static int check_keys(ps_stage_t *g, ps_rowkey_t *keys, int nkeys, int *nnew, ps_err_t *err) {
   *nnew = 0;
+  /* Keys with a column are told apart from the others by their column:
+     the table's columns differ from each other in more than case, and a
+     new key was compared with every one of them (find_column). A column
+     met twice in the row is a result repeating a pset key. Only new keys
+     are compared with each other. */
+  if (++g->row_serial == 0) {
+    memset(g->colstamp, 0, sizeof(unsigned) * (size_t)g->capcols);
+    g->row_serial = 1;
+  }
   for (int k = 0; k < nkeys; k++) {
     ps_rowkey_t *a = &keys[k];
+    if (a->col >= 0) {
+      if (g->colstamp[a->col] == g->row_serial) a->skip = 1;
+      g->colstamp[a->col] = g->row_serial;
+      continue;
+    }
     for (int j = 0; j < k; j++) {
       ps_rowkey_t *b = &keys[j];
+      if (b->col >= 0) continue;
       if (!ps__same_name(a->s, a->len, b->s, b->len)) continue;
       if (a->len == b->len && memcmp(a->s, b->s, a->len) == 0 && a->role != b->role) {
         a->skip = 1; /* the worker allows a result to repeat a pset key with its value */

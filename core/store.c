@@ -356,7 +356,12 @@ int ps__room_for_column(ps_stage_t *g) {
   if (c) g->cols = c;
   int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
   if (m) g->lastmap = m;
-  if (!c || !m) return PS_ENOMEM;
+  unsigned *stamp = realloc(g->colstamp, sizeof(unsigned) * (size_t)cap);
+  if (stamp) {
+    memset(stamp + g->capcols, 0, sizeof(unsigned) * (size_t)(cap - g->capcols));
+    g->colstamp = stamp;
+  }
+  if (!c || !m || !stamp) return PS_ENOMEM;
   g->capcols = cap;
   return 0;
 }
@@ -574,6 +579,7 @@ void ps__stage_free(ps_stage_t *g) {
   for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
   free(g->cols);
   free(g->lastmap);
+  free(g->colstamp);
   free(g->name);
   free(g);
 }

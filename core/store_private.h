@@ -99,6 +99,8 @@ struct ps_stage_s {
   int ncols_db; /* the first ncols_db columns are in the table (columns only grow) */
   int max_cols; /* user columns a table may have (SQLite's limit less psurvey's) */
   int *lastmap; /* column of the k-th key of the last row, for the fast path */
+  unsigned *colstamp; /* the last row (row_serial) that had each column */
+  unsigned row_serial;
   int nlast;
   sqlite3_stmt *insert, *insert_many; /* one row, `many` rows, for `prepared` columns */
   int many, prepared;
@@ -138,7 +140,7 @@ ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name);
 /* An unused name for a table set aside, "<name>_<tag>" or
    "<name>_<tag>_<k>", with no attempts table either; 0 or PS_EDB. */
 int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz);
-/* Adds one more column slot to g->cols and g->lastmap. */
+/* Adds one more column slot to g->cols, g->lastmap and g->colstamp. */
 int ps__room_for_column(ps_stage_t *g);
 /* Forgets the rows and attempts waiting for a commit. */
 void ps__stage_drop_pending(ps_stage_t *g);
