@@ -4,13 +4,19 @@
  * encoding plus a few tags of its own (value.h): standard library
  * functions and tables by name, loaded modules by name (required on the
  * worker side), back references for shared or recursive tables and
- * functions, and _ENV. Lua 5.4's load() sets a dumped function's first
- * upvalue to the globals and leaves the rest nil, so the worker side
- * restores every upvalue by index.
+ * functions, metatables, and _ENV. Lua 5.4's load() sets a dumped
+ * function's first upvalue to the globals and leaves the rest nil, so the
+ * worker side restores every upvalue by index.
+ *
+ * The worker side trusts the bytecode (Lua 5.4 cannot verify it: only the
+ * driver makes it) but nothing around it: every count, index, reference,
+ * name and length is checked before it is used, and malformed bytes are
+ * PSL_UNSHIP_MALFORMED, never a crash.
  */
 #include "lship.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +38,10 @@ typedef struct ship_s {
   char *err;
   size_t errsz;
   char path[300];
+  /* The worker's own upvalue that took the most bytes, for the message
+     of a worker too large to send. */
+  char biggest[64];
+  size_t biggest_len;
 } ship_t;
 
 /* Builds { [math.floor] = "math.floor", [math] = "math", [print] = "print" }. */
@@ -82,6 +92,7 @@ static int refuse(ship_t *S, const char *what) {
 }
 
 static int ship_value(ship_t *S, int idx, int depth);
+static int ship_contents(ship_t *S, int idx, int depth);
 
 static int writer(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
@@ -134,7 +145,12 @@ static int ship_function(ship_t *S, int idx, int depth) {
     }
     snprintf(S->path + pathlen, sizeof S->path - pathlen, "%supvalue '%s'", pathlen ? " -> " : "its ",
              *name ? name : "?");
+    size_t before = S->b->len;
     if (ship_value(S, lua_gettop(L), depth + 1) != 0) return -1;
+    if (depth == 0 && S->b->len - before > S->biggest_len) {
+      S->biggest_len = S->b->len - before;
+      snprintf(S->biggest, sizeof S->biggest, "%s", *name ? name : "?");
+    }
     lua_pop(L, 1);
     S->path[pathlen] = '\0';
   }
@@ -198,10 +214,36 @@ static int ship_sorted_hash(ship_t *S, int idx, lua_Integer n, uint64_t nhash, s
   return rc;
 }
 
+/* Ships the metatable of the table at idx (the table is shipped), so that
+   an object or a table with __index defaults works on the other side. */
+static int ship_metatable(ship_t *S, int idx, size_t pathlen, int depth) {
+  lua_State *L = S->L;
+  lua_getmetatable(L, idx);
+  snprintf(S->path + pathlen, sizeof S->path - pathlen, " -> metatable");
+  if (ship_value(S, lua_gettop(L), depth + 1) != 0) return -1;
+  lua_pop(L, 1);
+  S->path[pathlen] = '\0';
+  return 0;
+}
+
 static int ship_table(ship_t *S, int idx, int depth) {
   lua_State *L = S->L;
   if (depth > PS_MAX_DEPTH) return refuse(S, "nested deeper than 100 levels");
   if (backref(S, idx)) return 0;
+  /* A table with a metatable: the tag, the table, then its metatable,
+     shipped after the table so that it may refer back to it. */
+  int has_mt = lua_getmetatable(L, idx);
+  if (has_mt) {
+    lua_pop(L, 1);
+    ps_buf_putc(S->b, PS_TAG_META);
+  }
+  if (ship_contents(S, idx, depth) != 0) return -1;
+  return has_mt ? ship_metatable(S, idx, strlen(S->path), depth) : 0;
+}
+
+/* The array part, then the hash part, of the table at idx. */
+static int ship_contents(ship_t *S, int idx, int depth) {
+  lua_State *L = S->L;
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   uint64_t nhash = 0;
   lua_pushnil(L);
@@ -280,6 +322,7 @@ static int ship_value(ship_t *S, int idx, int depth) {
 int psL_ship(lua_State *L, int idx, ps_buf_t *b, int canonical, char *err, size_t errsz) {
   ship_t S;
   int top = lua_gettop(L);
+  size_t start = b->len;
   idx = lua_absindex(L, idx);
   memset(&S, 0, sizeof S);
   S.canonical = canonical;
@@ -306,6 +349,20 @@ int psL_ship(lua_State *L, int idx, ps_buf_t *b, int canonical, char *err, size_
     snprintf(err, errsz, "the worker is too large: out of memory");
     rc = -1;
   }
+  if (rc == 0 && b->len - start > PS_VALUE_MAX) {
+    /* It would not fit in a CODE frame beside the user value: every
+       worker process would refuse it, and each pset be blamed. */
+    if (S.biggest_len > 0)
+      snprintf(err, errsz,
+               "it is %.1f MiB encoded, over the %u MiB a worker may take (its biggest upvalue, '%s', "
+               "takes %.1f MiB)",
+               (double)(b->len - start) / (1 << 20), PS_VALUE_MAX >> 20, S.biggest,
+               (double)S.biggest_len / (1 << 20));
+    else
+      snprintf(err, errsz, "it is %.1f MiB encoded, over the %u MiB a worker may take",
+               (double)(b->len - start) / (1 << 20), PS_VALUE_MAX >> 20);
+    rc = -1;
+  }
   return rc;
 }
 
@@ -324,9 +381,16 @@ typedef struct unship_s {
 
 static int unship_value(unship_t *U, int depth);
 
-static int bad(unship_t *U, const char *what) {
-  snprintf(U->err, U->errsz, "malformed worker code: %s", what);
-  return -1;
+/* Malformed bytes: the message says what was wrong, and where the
+   decoder was when it saw it. */
+static int bad(unship_t *U, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(unship_t *U, const char *fmt, ...) {
+  va_list ap;
+  int k = snprintf(U->err, U->errsz, "malformed worker code: ");
+  va_start(ap, fmt);
+  if (k > 0 && (size_t)k < U->errsz) vsnprintf(U->err + k, U->errsz - (size_t)k, fmt, ap);
+  va_end(ap);
+  return PSL_UNSHIP_MALFORMED;
 }
 
 /* Resolves "math.floor" or "print" against this state's standard libraries. */
@@ -354,7 +418,7 @@ static int push_stdref(unship_t *U, const char *name, size_t n) {
       return 0;
     }
     lua_pop(L, 1);
-    lua_getfield(L, -1, "_G");
+    lua_pushglobaltable(L); /* a base function: the real globals */
     lua_pushlstring(L, name, n);
     lua_rawget(L, -2);
     lua_remove(L, -2);
@@ -383,32 +447,49 @@ static void add_ref(unship_t *U) {
   lua_rawseti(U->L, U->refs, ++U->nrefs);
 }
 
+/* How many upvalues the function at f has (at most 255 in Lua 5.4). */
+static int count_upvalues(lua_State *L, int f) {
+  int n = 0;
+  while (lua_getupvalue(L, f, n + 1) != NULL) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
+/*
+ * A function: its bytecode, its upvalue count, then each upvalue: _ENV or
+ * a value. The count must be the function's own: an index past it would
+ * write outside the closure (lua_upvaluejoin checks nothing), and one
+ * left out would keep what load() put there, the real global table.
+ */
 static int unship_function(unship_t *U, int depth) {
   lua_State *L = U->L;
   const char *code;
   size_t len;
   uint64_t nups;
-  if (ps_read_bytes(U->r, &code, &len) != 0) return bad(U, "bytecode");
+  if (ps_read_bytes(U->r, &code, &len) != 0) return bad(U, "truncated bytecode");
   if (luaL_loadbufferx(L, code, len, "=worker", "b") != LUA_OK) {
-    snprintf(U->err, U->errsz, "cannot load the worker's bytecode: %s", lua_tostring(L, -1));
+    int rc = bad(U, "its bytecode does not load: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
-    return -1;
+    return rc;
   }
   add_ref(U);
   int f = lua_gettop(L);
-  if (ps_read_varint(U->r, &nups) != 0 || nups > 255) return bad(U, "upvalue count");
-  for (int i = 1; i <= (int)nups; i++) {
+  if (ps_read_varint(U->r, &nups) != 0) return bad(U, "truncated");
+  int have = count_upvalues(L, f);
+  if (nups != (uint64_t)have)
+    return bad(U, "the function has %d upvalues, the code gives %llu", have, (unsigned long long)nups);
+  for (int i = 1; i <= have; i++) {
     if (ps_reader_left(U->r) == 0) return bad(U, "truncated");
     if (*U->r->p == PS_TAG_ENV) {
       U->r->p++;
       lua_upvaluejoin(L, f, i, U->envholder, 1);
       continue;
     }
-    if (unship_value(U, depth + 1) != 0) return -1;
-    if (lua_setupvalue(L, f, i) == NULL) {
-      lua_pop(L, 1);
-      return bad(U, "upvalue count does not match the bytecode");
-    }
+    int rc = unship_value(U, depth + 1);
+    if (rc != 0) return rc;
+    lua_setupvalue(L, f, i);
   }
   return 0;
 }
@@ -416,20 +497,61 @@ static int unship_function(unship_t *U, int depth) {
 static int unship_table(unship_t *U, int depth) {
   lua_State *L = U->L;
   uint64_t narr, nhash;
-  if (ps_read_varint(U->r, &narr) != 0 || ps_read_varint(U->r, &nhash) != 0) return bad(U, "table");
-  if (narr > ps_reader_left(U->r) || nhash > ps_reader_left(U->r)) return bad(U, "table size");
+  if (ps_read_varint(U->r, &narr) != 0 || ps_read_varint(U->r, &nhash) != 0) return bad(U, "truncated");
+  /* Each item takes a byte at least: the counts are checked before they
+     size anything. */
+  size_t left = ps_reader_left(U->r);
+  if (narr > left || nhash > left || narr + nhash > left)
+    return bad(U, "a table of %llu items and %llu pairs, more than the %zu bytes left",
+               (unsigned long long)narr, (unsigned long long)nhash, left);
   lua_createtable(L, (int)narr, (int)nhash);
   add_ref(U);
   for (uint64_t k = 1; k <= narr; k++) {
-    if (unship_value(U, depth + 1) != 0) return -1;
+    int rc = unship_value(U, depth + 1);
+    if (rc != 0) return rc;
     lua_rawseti(L, -2, (lua_Integer)k);
   }
   for (uint64_t k = 0; k < nhash; k++) {
-    if (psL_decode_from(L, U->r, U->err, U->errsz) != 0) return -1;
-    if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TTABLE) return bad(U, "table key");
-    if (unship_value(U, depth + 1) != 0) return -1;
+    char why[200];
+    if (psL_decode_from(L, U->r, why, sizeof why) != 0) return bad(U, "a table key: %s", why);
+    int t = lua_type(L, -1);
+    if (t == LUA_TNIL || t == LUA_TTABLE || (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+      return bad(U, "a table key that is %s", t == LUA_TNIL ? "nil" : t == LUA_TTABLE ? "a table" : "NaN");
+    int rc = unship_value(U, depth + 1);
+    if (rc != 0) return rc;
     lua_rawset(L, -3);
   }
+  return 0;
+}
+
+/* A table and its metatable, which may refer back to the table. */
+static int unship_meta(unship_t *U, int depth) {
+  lua_State *L = U->L;
+  if (ps_reader_left(U->r) == 0 || *U->r->p != PS_TAG_TABLE) return bad(U, "a metatable for no new table");
+  U->r->p++;
+  int rc = unship_table(U, depth);
+  if (rc == 0) rc = unship_value(U, depth + 1);
+  if (rc != 0) return rc;
+  if (lua_type(L, -1) != LUA_TTABLE) return bad(U, "a metatable that is a %s", luaL_typename(L, -1));
+  lua_setmetatable(L, -2);
+  return 0;
+}
+
+/* A module: required on this side, in the profile's own require. */
+static int unship_module(unship_t *U) {
+  lua_State *L = U->L;
+  const char *s;
+  size_t n;
+  if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "truncated module name");
+  if (U->strict) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
+    lua_getfield(L, -1, "require");
+    lua_remove(L, -2);
+  } else {
+    lua_getglobal(L, "require");
+  }
+  lua_pushlstring(L, s, n);
+  lua_call(L, 1, 1);
   return 0;
 }
 
@@ -438,36 +560,32 @@ static int unship_value(unship_t *U, int depth) {
   const char *s;
   size_t n;
   uint64_t id;
-  if (depth > PS_MAX_DEPTH) return bad(U, "nested too deep");
+  if (depth > PS_MAX_DEPTH) return bad(U, "nested deeper than %d levels", PS_MAX_DEPTH);
   luaL_checkstack(L, 8, "unshipping the worker");
   if (ps_reader_left(U->r) == 0) return bad(U, "truncated");
   switch (*U->r->p) {
     case PS_TAG_FUNC: U->r->p++; return unship_function(U, depth);
     case PS_TAG_TABLE: U->r->p++; return unship_table(U, depth);
+    case PS_TAG_META: U->r->p++; return unship_meta(U, depth);
     case PS_TAG_STDREF:
       U->r->p++;
-      if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "name");
+      if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "truncated name");
       return push_stdref(U, s, n);
-    case PS_TAG_MODULE:
-      U->r->p++;
-      if (ps_read_bytes(U->r, &s, &n) != 0) return bad(U, "module name");
-      if (U->strict) {
-        lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
-        lua_getfield(L, -1, "require");
-        lua_remove(L, -2);
-      } else {
-        lua_getglobal(L, "require");
-      }
-      lua_pushlstring(L, s, n);
-      lua_call(L, 1, 1);
-      return 0;
+    case PS_TAG_MODULE: U->r->p++; return unship_module(U);
     case PS_TAG_BACKREF:
       U->r->p++;
-      if (ps_read_varint(U->r, &id) != 0 || id >= (uint64_t)U->nrefs) return bad(U, "reference");
+      if (ps_read_varint(U->r, &id) != 0) return bad(U, "truncated");
+      if (id >= (uint64_t)U->nrefs)
+        return bad(U, "back reference %llu to one of %d tables and functions", (unsigned long long)id,
+                   U->nrefs);
       lua_rawgeti(L, U->refs, (lua_Integer)id + 1);
       return 0;
     case PS_TAG_ENV: return bad(U, "_ENV outside an upvalue");
-    default: return psL_decode_from(L, U->r, U->err, U->errsz);
+    default: {
+      char why[200];
+      if (psL_decode_from(L, U->r, why, sizeof why) != 0) return bad(U, "%s", why);
+      return 0;
+    }
   }
 }
 
@@ -482,14 +600,17 @@ int psL_unship(lua_State *L, ps_reader_t *r, int envholder, int strict, char *er
   U.nrefs = 0;
   lua_newtable(L);
   U.refs = lua_gettop(L);
+  int rc;
   if (ps_reader_left(r) == 0 || *r->p != PS_TAG_FUNC) {
-    lua_settop(L, U.refs - 1);
-    return bad(&U, "not a function");
+    rc = bad(&U, "not a function");
+  } else {
+    r->p++;
+    rc = unship_function(&U, 0);
+    if (rc == 0 && ps_reader_left(r) != 0) rc = bad(&U, "%zu bytes after the function", ps_reader_left(r));
   }
-  r->p++;
-  if (unship_function(&U, 0) != 0) {
+  if (rc != 0) {
     lua_settop(L, U.refs - 1);
-    return -1;
+    return rc;
   }
   lua_remove(L, U.refs);
   return 0;
