@@ -8,7 +8,7 @@
 
 enum { PSL_SANDBOX_DEFAULT = 0, PSL_SANDBOX_STRICT = 1 };
 
-/* Builds both profiles in the registry; once, when the worker starts. */
+/* Builds both profiles in the registry of a new state. */
 void psL_sandbox_open(lua_State *L);
 /* Makes the process-wide parts (the string metatable) follow a profile. */
 void psL_sandbox_select(lua_State *L, int profile);
@@ -18,6 +18,10 @@ void psL_sandbox_push_env(lua_State *L, int profile);
    this profile: empty, its metatable unchanged. Such a table can serve
    the next pset. */
 int psL_sandbox_env_unused(lua_State *L, int idx, int profile);
+/* Makes rawset into the table at idx set *flag to 1 (the worker's system
+   table, which __newindex cannot guard against rawset). One table at a
+   time: the last one given. */
+void psL_sandbox_watch(lua_State *L, int idx, int *flag);
 /* PSL_SANDBOX_* for a profile's name, or -1. */
 int psL_sandbox_profile(const char *name);
 
