@@ -447,14 +447,23 @@ static void add_ref(unship_t *U) {
   lua_rawseti(U->L, U->refs, ++U->nrefs);
 }
 
-/* How many upvalues the function at f has (at most 255 in Lua 5.4). */
+/*
+ * How many upvalues the function at f has, or -1. A loaded chunk's closure
+ * takes its count from a header byte and its prototype from its own list:
+ * bytecode that no lua_dump wrote can make them differ, and lua_getupvalue
+ * reads the closure's array by the prototype's count. So the closure's
+ * count (lua_getinfo "u") comes first, and each index up to it is checked
+ * against the prototype before any is written.
+ */
 static int count_upvalues(lua_State *L, int f) {
-  int n = 0;
-  while (lua_getupvalue(L, f, n + 1) != NULL) {
+  lua_Debug ar;
+  lua_pushvalue(L, f);
+  lua_getinfo(L, ">u", &ar);
+  for (int n = 1; n <= ar.nups; n++) {
+    if (lua_getupvalue(L, f, n) == NULL) return -1;
     lua_pop(L, 1);
-    n++;
   }
-  return n;
+  return ar.nups;
 }
 
 /*
@@ -478,6 +487,7 @@ static int unship_function(unship_t *U, int depth) {
   int f = lua_gettop(L);
   if (ps_read_varint(U->r, &nups) != 0) return bad(U, "truncated");
   int have = count_upvalues(L, f);
+  if (have < 0) return bad(U, "its bytecode gives the function fewer upvalue names than upvalues");
   if (nups != (uint64_t)have)
     return bad(U, "the function has %d upvalues, the code gives %llu", have, (unsigned long long)nups);
   for (int i = 1; i <= have; i++) {

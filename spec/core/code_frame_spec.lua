@@ -62,6 +62,10 @@ local no_upvalues = string.dump(function() return 1 end)
 local a, b = 1, 2
 local two_upvalues = string.dump(function() return a + b end)
 local env_second = string.dump(function() return a + tostring(b) end) -- a, _ENV, b
+-- The closure's upvalue count is byte 32 of a dump, after the 31 of the
+-- header; the prototype lists its upvalues apart. Here they disagree.
+local function with_closure_count(dump, n) return dump:sub(1, 31) .. string.char(n) .. dump:sub(33) end
+assert(two_upvalues:byte(32) == 2)
 
 describe('the worker program fed a malformed CODE frame', function()
   teardown(H.cleanup)
@@ -86,6 +90,13 @@ describe('the worker program fed a malformed CODE frame', function()
     ['an upvalue count over 255'] = {
       TAG_FUNC .. bytes(no_upvalues) .. varint(300),
       'malformed worker code: the function has 0 upvalues, the code gives 300' },
+    ['bytecode whose closure has fewer upvalues than its prototype'] = {
+      TAG_FUNC .. bytes(with_closure_count(two_upvalues, 1)) .. varint(2) .. core.encode(1) .. core.encode(2),
+      'malformed worker code: the function has 1 upvalues, the code gives 2' },
+    ['bytecode whose closure has more upvalues than its prototype'] = {
+      TAG_FUNC .. bytes(with_closure_count(two_upvalues, 3)) .. varint(3) .. core.encode(1) .. core.encode(2)
+      .. core.encode(3),
+      'malformed worker code: its bytecode gives the function fewer upvalue names than upvalues' },
     ['bytes after the function'] = {
       TAG_FUNC .. bytes(no_upvalues) .. varint(0) .. 'abc',
       'malformed worker code: 3 bytes after the function' },
