@@ -16,6 +16,7 @@
 #include "lship.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +449,160 @@ static void add_ref(unship_t *U) {
 }
 
 /*
+ * The structure of a Lua 5.4 binary chunk (ldump.c), walked before Lua
+ * loads it. Lua checks the header but trusts the rest, and the loader of
+ * Lua 5.4.4 (Debian 12's) writes one upvalue name per name it reads, past
+ * the end of the prototype's array when there are more names than
+ * upvalues, and recurses once per nested function with no limit. So here
+ * every count is checked against the bytes left, the names against the
+ * upvalues, the nesting against a limit, and the closure's upvalue count
+ * (a header byte) against the main function's. The instructions are not
+ * checked: running bytecode that no lua_dump wrote can still crash Lua.
+ */
+#define CHUNK_HEADER 31 /* signature, versions, LUAC_DATA, sizes, LUAC_INT, LUAC_NUM */
+#define CHUNK_MAX_DEPTH 200
+
+typedef struct chunk_s {
+  const unsigned char *p, *end;
+  const char *why;
+} chunk_t;
+
+static int chunk_fail(chunk_t *C, const char *why) {
+  if (C->why == NULL) C->why = why;
+  return -1;
+}
+
+/* lundump.c's loadUnsigned: 7 bits a byte, most significant first, the
+   last byte marked by its high bit. */
+static int chunk_unsigned(chunk_t *C, size_t limit, size_t *out) {
+  size_t x = 0;
+  int b;
+  limit >>= 7;
+  do {
+    if (C->p >= C->end) return chunk_fail(C, "is truncated");
+    b = *C->p++;
+    if (x >= limit) return chunk_fail(C, "holds a number too large");
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while ((b & 0x80) == 0);
+  *out = x;
+  return 0;
+}
+
+/* A count of items of at least `each` bytes: no more than the bytes left
+   can hold. */
+static int chunk_count(chunk_t *C, size_t each, size_t *n) {
+  if (chunk_unsigned(C, (size_t)INT_MAX, n) != 0) return -1;
+  if (*n > (size_t)(C->end - C->p) / each) return chunk_fail(C, "holds a count larger than its bytes");
+  return 0;
+}
+
+static int chunk_skip(chunk_t *C, size_t n) {
+  if (n > (size_t)(C->end - C->p)) return chunk_fail(C, "is truncated");
+  C->p += n;
+  return 0;
+}
+
+static int chunk_string(chunk_t *C) {
+  size_t n;
+  if (chunk_unsigned(C, ~(size_t)0, &n) != 0) return -1;
+  return n == 0 ? 0 : chunk_skip(C, n - 1);
+}
+
+static int chunk_function(chunk_t *C, int depth, size_t *nups) {
+  size_t n, k, dummy;
+  if (depth > CHUNK_MAX_DEPTH) return chunk_fail(C, "nests functions too deep");
+  if (chunk_string(C) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0 ||
+      chunk_unsigned(C, INT_MAX, &dummy) != 0 || chunk_skip(C, 3) != 0)
+    return -1;
+  if (chunk_count(C, 4, &n) != 0 || chunk_skip(C, 4 * n) != 0) return -1; /* code */
+  if (chunk_count(C, 1, &n) != 0) return -1;                              /* constants */
+  for (k = 0; k < n; k++) {
+    if (chunk_skip(C, 1) != 0) return -1;
+    switch (C->p[-1]) {
+      case LUA_TNIL:
+      case LUA_TBOOLEAN:                   /* false */
+      case LUA_TBOOLEAN | (1 << 4): break; /* true */
+      case LUA_TNUMBER:                    /* integer */
+      case LUA_TNUMBER | (1 << 4):         /* float */
+        if (chunk_skip(C, 8) != 0) return -1;
+        break;
+      case LUA_TSTRING:
+      case LUA_TSTRING | (1 << 4):
+        if (chunk_string(C) != 0) return -1;
+        break;
+      default: return chunk_fail(C, "holds a constant of no known type");
+    }
+  }
+  if (chunk_count(C, 3, nups) != 0 || chunk_skip(C, 3 * *nups) != 0) return -1; /* upvalues */
+  if (chunk_count(C, 1, &n) != 0) return -1;                                    /* nested functions */
+  for (k = 0; k < n; k++)
+    if (chunk_function(C, depth + 1, &dummy) != 0) return -1;
+  if (chunk_count(C, 1, &n) != 0 || chunk_skip(C, n) != 0) return -1; /* line info */
+  if (chunk_count(C, 2, &n) != 0) return -1;                          /* absolute line info */
+  for (k = 0; k < n; k++)
+    if (chunk_unsigned(C, INT_MAX, &dummy) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0) return -1;
+  if (chunk_count(C, 3, &n) != 0) return -1; /* local variables */
+  for (k = 0; k < n; k++)
+    if (chunk_string(C) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0 ||
+        chunk_unsigned(C, INT_MAX, &dummy) != 0)
+      return -1;
+  if (chunk_count(C, 1, &n) != 0) return -1; /* upvalue names: none, or one each */
+  if (n != 0 && n != *nups) return chunk_fail(C, "names more or fewer upvalues than its function has");
+  for (k = 0; k < n; k++)
+    if (chunk_string(C) != 0) return -1;
+  return 0;
+}
+
+static int header_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  ps_buf_t *b = ud;
+  (void)L;
+  if (b->len < CHUNK_HEADER) ps_buf_put(b, p, n);
+  return 0;
+}
+
+/* Whether code[0..n) is a Lua 5.4 chunk this loader can take; why not in
+   why. The header must be the one this Lua writes (made once). */
+static int check_chunk(lua_State *L, const char *code, size_t n, char *why, size_t whysz) {
+  static char header[CHUNK_HEADER];
+  static int have_header;
+  if (!have_header) {
+    ps_buf_t b;
+    ps_buf_init(&b);
+    luaL_loadstring(L, "return");
+    lua_dump(L, header_writer, &b, 1);
+    lua_pop(L, 1);
+    if (b.failed || b.len < CHUNK_HEADER) {
+      ps_buf_free(&b);
+      snprintf(why, whysz, "cannot be checked: out of memory");
+      return -1;
+    }
+    memcpy(header, b.data, CHUNK_HEADER);
+    ps_buf_free(&b);
+    have_header = 1;
+  }
+  if (n < CHUNK_HEADER + 1 || memcmp(code, header, CHUNK_HEADER) != 0) {
+    snprintf(why, whysz, "is not a chunk of this Lua (%s)", LUA_RELEASE);
+    return -1;
+  }
+  chunk_t C = {(const unsigned char *)code + CHUNK_HEADER + 1, (const unsigned char *)code + n, NULL};
+  size_t nups;
+  if (chunk_function(&C, 0, &nups) != 0) {
+    snprintf(why, whysz, "%s", C.why);
+    return -1;
+  }
+  if (C.p != C.end) {
+    snprintf(why, whysz, "has %zu bytes after its function", (size_t)(C.end - C.p));
+    return -1;
+  }
+  if ((unsigned char)code[CHUNK_HEADER] != nups) {
+    snprintf(why, whysz, "gives its closure %d upvalues and its function %zu",
+             (unsigned char)code[CHUNK_HEADER], nups);
+    return -1;
+  }
+  return 0;
+}
+
+/*
  * How many upvalues the function at f has, or -1. A loaded chunk's closure
  * takes its count from a header byte and its prototype from its own list:
  * bytecode that no lua_dump wrote can make them differ, and lua_getupvalue
@@ -477,7 +632,9 @@ static int unship_function(unship_t *U, int depth) {
   const char *code;
   size_t len;
   uint64_t nups;
+  char why[120];
   if (ps_read_bytes(U->r, &code, &len) != 0) return bad(U, "truncated bytecode");
+  if (check_chunk(L, code, len, why, sizeof why) != 0) return bad(U, "its bytecode %s", why);
   if (luaL_loadbufferx(L, code, len, "=worker", "b") != LUA_OK) {
     int rc = bad(U, "its bytecode does not load: %s", lua_tostring(L, -1));
     lua_pop(L, 1);

@@ -66,6 +66,13 @@ local env_second = string.dump(function() return a + tostring(b) end) -- a, _ENV
 -- header; the prototype lists its upvalues apart. Here they disagree.
 local function with_closure_count(dump, n) return dump:sub(1, 31) .. string.char(n) .. dump:sub(33) end
 assert(two_upvalues:byte(32) == 2)
+-- The upvalue names come last in a dump: one more name than upvalues
+-- (the loader of Lua 5.4.4 writes it past the end of its array).
+local function more_upvalue_names(dump)
+  assert(dump:sub(-5) == '\x82\x82a\x82b', 'the dump ends with its two upvalue names')
+  return dump:sub(1, -6) .. '\x83\x82a\x82b\x82c'
+end
+local more_names = more_upvalue_names(two_upvalues)
 
 describe('the worker program fed a malformed CODE frame', function()
   teardown(H.cleanup)
@@ -92,11 +99,17 @@ describe('the worker program fed a malformed CODE frame', function()
       'malformed worker code: the function has 0 upvalues, the code gives 300' },
     ['bytecode whose closure has fewer upvalues than its prototype'] = {
       TAG_FUNC .. bytes(with_closure_count(two_upvalues, 1)) .. varint(2) .. core.encode(1) .. core.encode(2),
-      'malformed worker code: the function has 1 upvalues, the code gives 2' },
+      'malformed worker code: its bytecode gives its closure 1 upvalues and its function 2' },
     ['bytecode whose closure has more upvalues than its prototype'] = {
       TAG_FUNC .. bytes(with_closure_count(two_upvalues, 3)) .. varint(3) .. core.encode(1) .. core.encode(2)
       .. core.encode(3),
-      'malformed worker code: its bytecode gives the function fewer upvalue names than upvalues' },
+      'malformed worker code: its bytecode gives its closure 3 upvalues and its function 2' },
+    ['bytecode with more upvalue names than upvalues'] = {
+      TAG_FUNC .. bytes(more_names) .. varint(2) .. core.encode(1) .. core.encode(2),
+      'malformed worker code: its bytecode names more or fewer upvalues than its function has' },
+    ['bytecode with bytes after its function'] = {
+      TAG_FUNC .. bytes(two_upvalues .. 'xy') .. varint(2) .. core.encode(1) .. core.encode(2),
+      'malformed worker code: its bytecode has 2 bytes after its function' },
     ['bytes after the function'] = {
       TAG_FUNC .. bytes(no_upvalues) .. varint(0) .. 'abc',
       'malformed worker code: 3 bytes after the function' },
@@ -105,7 +118,7 @@ describe('the worker program fed a malformed CODE frame', function()
       'malformed worker code: back reference 5 to one of 1 tables and functions' },
     ['text instead of bytecode'] = {
       TAG_FUNC .. bytes('return 1') .. varint(0),
-      "malformed worker code: its bytecode does not load: attempt to load a text chunk (mode is 'b')" },
+      'malformed worker code: its bytecode is not a chunk of this Lua (' .. _VERSION .. '.' },
     ['a truncated function'] = {
       TAG_FUNC .. bytes(env_second) .. varint(3) .. core.encode(1),
       'malformed worker code: truncated' },
@@ -121,8 +134,12 @@ describe('the worker program fed a malformed CODE frame', function()
       for _, sandbox in ipairs({ 0, 1 }) do
         local rc, frames, err = feed(code_frame(case[1], sandbox))
         assert.equal(2, rc, err)
-        assert.equal(case[2], fatal_message(frames))
-        assert.equal('psurvey worker: ' .. case[2] .. '\n', err)
+        if case[2]:sub(-1) == '.' then -- a prefix: the rest names the Lua release
+          assert.equal(case[2], fatal_message(frames):sub(1, #case[2]))
+        else
+          assert.equal(case[2], fatal_message(frames))
+          assert.equal('psurvey worker: ' .. case[2] .. '\n', err)
+        end
       end
     end)
   end
