@@ -15,8 +15,9 @@ void psL_sandbox_select(lua_State *L, int profile);
 /* Pushes a fresh global table for one pset. */
 void psL_sandbox_push_env(lua_State *L, int profile);
 /* Whether the global table at idx is as psL_sandbox_push_env made it for
-   this profile: empty, its metatable unchanged. Such a table can serve
-   the next pset. */
+   this profile: empty, its metatable unchanged and, in 'default', that
+   metatable never handed out by getmetatable. Such a table can serve the
+   next pset. */
 int psL_sandbox_env_unused(lua_State *L, int idx, int profile);
 /* Makes rawset into the table at idx set *flag to 1 (the worker's system
    table, which __newindex cannot guard against rawset). One table at a
