@@ -8,12 +8,13 @@
  *                                             narr values, nhash key/value pairs
  *   0x40..0x7f string of length tag-0x40 (0..63) without a length field
  *   0x80..0xff integer tag-0x80 (0..127)
- * Tags 0x07..0x0b appear only in shipped worker code (core/lua/lship.c):
+ * Tags 0x07..0x0c appear only in shipped worker code (core/lua/lship.c):
  *   0x07 function: string bytecode, LEB128 nups, nups values
  *   0x08 standard library reference: string name ("math.floor")
  *   0x09 back reference: LEB128 id of a table or function seen before
  *   0x0a the pset environment (_ENV)
  *   0x0b a module: string name, loaded with require on the worker side
+ *   0x0c a table with a metatable: the table (0x06), then its metatable
  * Readers never trust their input: every length is checked against the
  * bytes left and every nesting level against PS_MAX_DEPTH.
  */
@@ -38,6 +39,7 @@ enum {
   PS_TAG_BACKREF = 0x09,
   PS_TAG_ENV = 0x0a,
   PS_TAG_MODULE = 0x0b,
+  PS_TAG_META = 0x0c,
   PS_TAG_FIXSTR = 0x40,
   PS_TAG_FIXINT = 0x80,
 };

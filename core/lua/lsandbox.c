@@ -5,7 +5,10 @@
  * external simulator per pset) and gives each pset a fresh global table
  * whose misses fall through to _G. In both profiles `load` accepts text
  * only (bytecode comes from the driver, never from user-reachable input)
- * and the string metatable is protected.
+ * and the string metatable is protected. In 'default' that is a guard
+ * against mistakes, not a wall: `debug` reaches the real load (an upvalue
+ * of ours) and everything else in the state, and package.loadlib loads
+ * native code.
  *
  * 'strict' is an allow-list: no io, no os.execute/remove/rename/exit, no
  * debug, no collectgarbage, no load/loadfile/dofile, no package.loadlib;
@@ -14,11 +17,20 @@
  * it. This is not a jail against a hostile kernel-level attacker; it keeps
  * a survey's workers honest and reproducible.
  *
- * Registry entries (made once per worker by psL_sandbox_open):
- *   psurvey.default_mt  { __index = _G }
+ * A pset cannot change the shared parts for the next one: the strict
+ * environment metatable is protected, the default one is replaced once
+ * getmetatable has handed it out, and rawset refuses the strict library
+ * proxies. Because a default stage can reach anything through `debug`, the
+ * worker (lworker.c) opens a new Lua state before a strict stage that
+ * follows a default one.
+ *
+ * Registry entries (made once per Lua state by psL_sandbox_open):
  *   psurvey.strict_mt   { __index = miss(allowed), __metatable = false }
  *   psurvey.strict      the allowed globals, by name
  *   psurvey.strict_names  "math.floor" -> the function, for shipped upvalues
+ *   psurvey.strict_loaded the Lua modules strict require has loaded
+ *   psurvey.string_index, psurvey.strict_string_index  the two __index
+ *                       of the string metatable (psL_sandbox_select)
  */
 #include <errno.h>
 #include <lauxlib.h>
@@ -50,6 +62,20 @@ static const struct {
     {"coroutine", NULL, NULL},
     {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
     {NULL, NULL, NULL}};
+
+/* Registry refs, made for the state psL_sandbox_open was given: the
+   environment metatables (a pset's environment is made for every pset,
+   and an integer key is the cheapest lookup) and the name "_G". */
+static int mt_ref[2] = {LUA_NOREF, LUA_NOREF};
+static int g_name_ref = LUA_NOREF;
+/* getmetatable handed out the default environments' metatable. */
+static int default_mt_seen;
+/* The table whose raw writes set *watched_flag (psL_sandbox_watch). */
+static const void *watched;
+static int *watched_flag;
+
+static int seen_getmetatable(lua_State *L);
+static int guarded_rawset(lua_State *L);
 
 static int in_list(const char *const *list, const char *s) {
   for (; list && *list; list++)
@@ -174,37 +200,37 @@ static int strict_miss(lua_State *L) {
   return luaL_error(L, "undefined global of type %s", luaL_typename(L, 2));
 }
 
-/* require(name) in the strict profile: allowed libraries, or a Lua module
-   found on package.path, run in its own strict environment. */
+/*
+ * require(name) in the strict profile: allowed libraries, or a Lua module
+ * found on the package.path the worker started with, run in a strict
+ * environment of its own. package.searchpath and that path are this
+ * closure's upvalues, taken when the profile is built: nothing a pset
+ * reaches can change where strict modules come from.
+ */
 static int strict_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
+  lua_settop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict");
   if (lua_getfield(L, -1, name) == LUA_TTABLE) return 1;
-  lua_pop(L, 2);
+  lua_settop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict_loaded");
-  if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
   int loaded = lua_gettop(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, "package");
-  lua_getfield(L, -1, "path");
-  const char *path = lua_tostring(L, -1);
-  if (path == NULL) return luaL_error(L, "module '%s' not found: no package.path", name);
-  lua_getfield(L, -3, "searchpath");
-  lua_pushstring(L, name);
-  lua_pushstring(L, path);
+  if (lua_getfield(L, loaded, name) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* package.searchpath */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2)); /* package.path */
   lua_call(L, 2, 2);
   if (lua_isnil(L, -2))
-    return luaL_error(L,
-                      "module '%s' not found on package.path (the strict sandbox loads Lua modules only, "
-                      "not C modules)%s",
-                      name, lua_tostring(L, -1));
-  const char *found = lua_tostring(L, -2);
+    return luaL_error(L, "module '%s' not found (the strict sandbox loads Lua modules only):\n\t%s", name,
+                      lua_tostring(L, -1));
+  lua_pop(L, 1);
+  const char *found = lua_tostring(L, -1);
   if (luaL_loadfilex(L, found, "t") != LUA_OK) return lua_error(L);
   psL_sandbox_push_env(L, PSL_SANDBOX_STRICT);
   lua_setupvalue(L, -2, 1);
-  lua_pushstring(L, name);
-  lua_pushstring(L, found);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -3);
   lua_call(L, 2, 1);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -246,6 +272,11 @@ static void push_proxy(lua_State *L, const char *libname, int lib, const char *c
 
 void psL_sandbox_open(lua_State *L) {
   int top = lua_gettop(L);
+  /* A new state: refs of an earlier one mean nothing here. */
+  mt_ref[0] = mt_ref[1] = g_name_ref = LUA_NOREF;
+  default_mt_seen = 0;
+  watched = NULL;
+  watched_flag = NULL;
   /* Text-only loading, in _G itself: both profiles. */
   lua_pushglobaltable(L);
   int G = lua_gettop(L);
@@ -261,6 +292,12 @@ void psL_sandbox_open(lua_State *L) {
   lua_pushcclosure(L, fast_execute, 1);
   lua_setfield(L, -2, "execute");
   lua_pop(L, 1);
+  lua_getfield(L, G, "getmetatable");
+  lua_pushcclosure(L, seen_getmetatable, 1);
+  lua_setfield(L, G, "getmetatable");
+  lua_getfield(L, G, "rawset");
+  lua_pushcclosure(L, guarded_rawset, 1);
+  lua_setfield(L, G, "rawset");
 
   /* The string metatable: its real __index is kept for 'default'. */
   lua_pushliteral(L, "");
@@ -270,11 +307,6 @@ void psL_sandbox_open(lua_State *L) {
   lua_setfield(L, smt, "__metatable");
   lua_getfield(L, smt, "__index");
   lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.string_index");
-
-  lua_createtable(L, 0, 1);
-  lua_pushvalue(L, G);
-  lua_setfield(L, -2, "__index");
-  lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.default_mt");
 
   lua_newtable(L);
   int allowed = lua_gettop(L);
@@ -302,7 +334,11 @@ void psL_sandbox_open(lua_State *L) {
   lua_getfield(L, -1, "__index");
   lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.strict_string_index");
   lua_pop(L, 2);
-  lua_pushcfunction(L, strict_require);
+  lua_getfield(L, loaded, LUA_LOADLIBNAME);
+  lua_getfield(L, -1, "searchpath");
+  lua_getfield(L, -2, "path");
+  lua_remove(L, -3);
+  lua_pushcclosure(L, strict_require, 2);
   lua_pushvalue(L, -1);
   lua_setfield(L, names, "require");
   lua_setfield(L, allowed, "require");
@@ -332,25 +368,80 @@ void psL_sandbox_select(lua_State *L, int profile) {
   lua_pop(L, 2);
 }
 
-/* Registry refs of the two metatables: a pset's environment is made for
-   every pset, and an integer key is the cheapest lookup. */
-static int mt_ref[2] = {LUA_NOREF, LUA_NOREF};
-
+/*
+ * The metatable of the environments: one for every default environment,
+ * { __index = _G }, and one for every strict one (protected). A default
+ * pset may change its environment's metatable (setmetatable(_ENV, nil),
+ * getmetatable(_ENV).__index = ...), but not for the next pset: once
+ * getmetatable has handed the shared one out, the next pset gets a new
+ * environment with a new metatable. Nothing is checked per pset.
+ */
 static void push_env_mt(lua_State *L, int profile) {
   int k = profile == PSL_SANDBOX_STRICT;
+  if (k == 0 && default_mt_seen) {
+    luaL_unref(L, LUA_REGISTRYINDEX, mt_ref[0]);
+    mt_ref[0] = LUA_NOREF;
+    default_mt_seen = 0;
+  }
   if (mt_ref[k] == LUA_NOREF) {
-    lua_getfield(L, LUA_REGISTRYINDEX, k ? "psurvey.strict_mt" : "psurvey.default_mt");
+    if (k) {
+      lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict_mt");
+    } else {
+      lua_createtable(L, 0, 1);
+      lua_pushglobaltable(L);
+      lua_setfield(L, -2, "__index");
+    }
     mt_ref[k] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref[k]);
+}
+
+/* getmetatable(v): the standard one (upvalue 1), noting when it hands out
+   the default environments' metatable. */
+static int seen_getmetatable(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  if (mt_ref[0] != LUA_NOREF && lua_type(L, 1) == LUA_TTABLE) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref[0]);
+    if (lua_rawequal(L, 1, -1)) default_mt_seen = 1;
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/*
+ * rawset(t, k, v): the standard one (upvalue 1), except that a strict
+ * library proxy stays read-only (rawset would write into the proxy, which
+ * every pset shares) and that a write into the watched table
+ * (psL_sandbox_watch) is noted.
+ */
+static int guarded_rawset(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getmetatable(L, 1)) {
+    lua_getfield(L, -1, "__newindex");
+    if (lua_tocfunction(L, -1) == readonly) {
+      lua_getupvalue(L, -1, 1);
+      return luaL_error(L, "the strict sandbox's '%s' library is read-only", lua_tostring(L, -1));
+    }
+    lua_pop(L, 2);
+  }
+  if (watched_flag && lua_topointer(L, 1) == watched) *watched_flag = 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+void psL_sandbox_watch(lua_State *L, int idx, int *flag) {
+  watched = lua_topointer(L, idx);
+  watched_flag = flag;
 }
 
 /* In the default profile a pset's _G is its own global table, not the
    shared one its globals fall back to: `_G.x = 1` must not reach the next
    pset. (The strict profile has no _G.) The name is kept as a reference,
    for the check of every pset. */
-static int g_name_ref = LUA_NOREF;
-
 static void push_g_name(lua_State *L) {
   if (g_name_ref == LUA_NOREF) {
     lua_pushliteral(L, "_G");
@@ -371,6 +462,7 @@ void psL_sandbox_push_env(lua_State *L, int profile) {
 }
 
 int psL_sandbox_env_unused(lua_State *L, int idx, int profile) {
+  if (profile == PSL_SANDBOX_DEFAULT && default_mt_seen) return 0;
   idx = lua_absindex(L, idx);
   int top = lua_gettop(L), unused = 1;
   lua_pushnil(L);

@@ -53,6 +53,7 @@ typedef struct worker_s {
   int flags;
   int code_failed; /* the last CODE could not be loaded */
   int system_grew; /* the worker added a key to the system table */
+  int ran_default; /* this Lua state has run code in the default profile */
   ps_buf_t result; /* scratch: the result being encoded (put_result) */
   int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
@@ -88,19 +89,85 @@ static void trip(worker_t *W, int status) {
   lua_sethook(W->L, hook, LUA_MASKCOUNT, 1);
 }
 
-static void hook(lua_State *L, lua_Debug *ar) {
+/* Raises the trip's error in thread L, and makes L raise it again at every
+   instruction (a coroutine has its own hook). */
+static int raise_trip(lua_State *L) {
   worker_t *W = the_worker;
-  (void)ar;
-  if (!W->tripped && W->deadline && ps_mono_us() >= W->deadline) trip(W, PS_STATUS_TIMEOUT);
-  if (!W->tripped) return;
-  /* This thread (a coroutine has its own hook) raises at every instruction. */
   lua_sethook(L, hook, LUA_MASKCOUNT, 1);
   if (!W->tb_saved) {
     W->tb_saved = 1;
     luaL_traceback(L, L, NULL, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.trip_traceback");
   }
-  luaL_error(L, "%s", W->trip_msg);
+  return luaL_error(L, "%s", W->trip_msg);
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  worker_t *W = the_worker;
+  (void)ar;
+  if (!W->tripped && W->deadline && ps_mono_us() >= W->deadline) trip(W, PS_STATUS_TIMEOUT);
+  if (W->tripped) raise_trip(L);
+}
+
+/*
+ * pcall, xpcall, coroutine.resume and coroutine.close as the standard
+ * library has them, except that a pset over a limit cannot catch its own
+ * end. A memory trip happens in the allocator, which does not know the
+ * running thread: trip() hooks the main thread only, and a coroutine
+ * without a hook that caught the allocation's error would run on. Every
+ * function that catches errors checks for a trip when the call returns,
+ * and raises it again in its own thread.
+ */
+static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
+  if (the_worker->tripped) return raise_trip(L);
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - (int)extra;
+}
+
+static int checked_pcall(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+  return finish_pcall(L, status, 0);
+}
+
+static int checked_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+  return finish_pcall(L, status, 2);
+}
+
+/* coroutine.resume and coroutine.close: the standard one (upvalue 1). */
+static int checked_coroutine_call(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (the_worker->tripped) return raise_trip(L);
+  return lua_gettop(L);
+}
+
+static void install_checked(lua_State *L) {
+  lua_pushcfunction(L, checked_pcall);
+  lua_setglobal(L, "pcall");
+  lua_pushcfunction(L, checked_xpcall);
+  lua_setglobal(L, "xpcall");
+  lua_getglobal(L, LUA_COLIBNAME);
+  const char *names[] = {"resume", "close"};
+  for (int k = 0; k < 2; k++) {
+    lua_getfield(L, -1, names[k]);
+    lua_pushcclosure(L, checked_coroutine_call, 1);
+    lua_setfield(L, -2, names[k]);
+  }
+  lua_pop(L, 1);
 }
 
 static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -331,8 +398,9 @@ bad2:
  * stage: a Lua string from a C string costs a lookup, and this runs for
  * every pset. The table itself is reused from pset to pset with fresh
  * values, a third of a no-op pset's cost saved; a worker that adds a key
- * to it (seen by __newindex) gets a new one next time, so nothing it put
- * there reaches another pset.
+ * to it (seen by __newindex, and by rawset: psL_sandbox_watch) gets a new
+ * one next time, so nothing it put there reaches another pset. Its
+ * metatable is protected: none can be set.
  */
 enum {
   SYS_SEED = 1,
@@ -435,6 +503,7 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt, const char 
     lua_createtable(L, 0, SYS_NKEYS);
     lua_pushvalue(L, ST_SYSTEM_MT);
     lua_setmetatable(L, -2);
+    psL_sandbox_watch(L, -1, &W->system_grew);
     lua_replace(L, ST_SYSTEM);
     W->system_grew = 0;
   }
@@ -634,6 +703,7 @@ typedef struct load_args_s {
   ps_reader_t *code;
   const char *user;
   size_t userlen;
+  int malformed; /* the bytes are broken: the worker ends */
   char err[600];
 } load_args_t;
 
@@ -641,14 +711,33 @@ static int load_code(lua_State *L) {
   load_args_t *a = lua_touserdata(L, 1);
   worker_t *W = a->W;
   lua_pushvalue(L, 2); /* the holder */
-  if (psL_unship(L, a->code, -1, W->sandbox == PSL_SANDBOX_STRICT, a->err, sizeof a->err) != 0) return luaL_error(L, "%s", a->err);
-  if (psL_decode(L, a->user, a->userlen, a->err, sizeof a->err) != 0)
+  int rc = psL_unship(L, a->code, -1, W->sandbox == PSL_SANDBOX_STRICT, a->err, sizeof a->err);
+  a->malformed = rc == PSL_UNSHIP_MALFORMED;
+  if (rc != 0) return luaL_error(L, "%s", a->err);
+  if (psL_decode(L, a->user, a->userlen, a->err, sizeof a->err) != 0) {
+    a->malformed = 1;
     return luaL_error(L, "the user value: %s", a->err);
+  }
   return 2;
 }
 
+/* A Lua state with the standard libraries, pcall and its kin checked for
+   trips, the sandbox profiles and the stack slots. */
+static void open_state(worker_t *W) {
+  lua_State *L = lua_newstate(count_alloc, W);
+  if (L == NULL) fatal(W, "out of memory opening a Lua state");
+  W->L = L;
+  W->ran_default = 0;
+  /* Each pset leaves young garbage (its environment, pset, system and
+     result tables): the generational collector frees it cheaply. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  luaL_openlibs(L);
+  install_checked(L);
+  psL_sandbox_open(L);
+  init_slots(W);
+}
+
 static void on_code(worker_t *W, const char *p, size_t n) {
-  lua_State *L = W->L;
   ps_reader_t r, code;
   uint64_t id, flags, sandbox, seed;
   const char *stage, *fn, *user;
@@ -663,6 +752,15 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   W->flags = (int)flags;
   W->sandbox = (int)sandbox;
   W->seed = seed;
+  /* A default stage could reach anything in its state through `debug`
+     (the registry, the metatables of strings and numbers, the strict
+     profile's tables): a strict stage after it gets a state of its own. */
+  if (W->sandbox == PSL_SANDBOX_STRICT && W->ran_default) {
+    lua_close(W->L);
+    open_state(W);
+  }
+  if (W->sandbox == PSL_SANDBOX_DEFAULT) W->ran_default = 1;
+  lua_State *L = W->L;
   psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
   set_stage(W);
@@ -672,6 +770,7 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   a.code = &code;
   a.user = user;
   a.userlen = userlen;
+  a.malformed = 0;
   a.err[0] = '\0';
   lua_pushnil(L);
   lua_replace(L, ST_FN);
@@ -681,6 +780,9 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   lua_pushlightuserdata(L, &a);
   lua_pushvalue(L, ST_HOLDER);
   int rc = lua_pcall(L, 2, 2, 0);
+  if (rc != LUA_OK && a.malformed) fatal(W, a.err);
+  /* CODE_OK goes out once the function, its upvalues and the modules they
+     require are loaded: the driver starts the first pset's clock then. */
   ps_buf_t f;
   ps_buf_init(&f);
   size_t s = ps_frame_begin(&f, PS_MSG_CODE_OK);
@@ -764,16 +866,8 @@ int psL_worker_main(int argc, char **argv) {
   W.cpu_mark = -1;
   W.pid = (int)getpid();
 
-  lua_State *L = lua_newstate(count_alloc, &W);
-  if (L == NULL) return 2;
-  W.L = L;
   the_worker = &W;
-  /* Each pset leaves young garbage (its environment, pset, system and
-     result tables): the generational collector frees it cheaply. */
-  lua_gc(L, LUA_GCGEN, 0, 0);
-  luaL_openlibs(L);
-  psL_sandbox_open(L);
-  init_slots(&W);
+  open_state(&W);
 
   send_hello(&W);
   int kind;
@@ -789,7 +883,7 @@ int psL_worker_main(int argc, char **argv) {
   }
 done:
   flush_results(&W);
-  lua_close(L);
+  lua_close(W.L);
   ps_framer_free(&W.framer);
   ps_buf_free(&W.recs);
   ps_buf_free(&W.result);

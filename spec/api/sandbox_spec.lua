@@ -113,6 +113,34 @@ describe('the strict sandbox', function()
     assert.equal('timeout after 0.5 s', (r.missing:rows())()._exception)
   end)
 
+  it('requires Lua modules, inside the worker and as upvalues, and names a C module it refuses', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'shapes.lua', [[
+local M = {}
+function M.area(w, h) return w * h end
+M.floor = math.floor(2.5)
+return M
+]])
+    local out = H.survey(dir, [[
+local psurvey = require('psurvey')
+local shapes = require('shapes')
+local r = psurvey.map(function(p)
+  local inside = require('shapes')
+  return { a = shapes.area(p.w, 3), b = inside.area(p.w, 4), floor = inside.floor, same = inside == shapes }
+end, { { w = 2 } }, { sandbox = 'strict', db = false, retries = 0 })
+for row in r:rows() do print(row.a, row.b, row.floor, row.same) end
+for row in r.missing:rows() do print(row._exception) end
+r = psurvey.map(function() return { r = require('cjson') } end, { { w = 1 } },
+  { sandbox = 'strict', db = false, retries = 0 })
+for row in r.missing:rows() do print(row._exception) end
+]], '', { LUA_PATH_5_4 = './?.lua;;' })
+    assert.equal(1, out.code, out.err)
+    local first, second = out.out:match('^([^\n]*)\n(.*)$')
+    assert.equal('6\t8\t2\ttrue', first)
+    assert.matches("^survey.lua:%d+: module 'cjson' not found %(the strict sandbox loads Lua modules only%):\n"
+      .. "\tno file '%./cjson%.lua'", second)
+  end)
+
   it('refuses a worker whose upvalue is a library it does not allow', function()
     local io_lib = io
     local ok, err = pcall(psurvey.map, function() return { t = type(io_lib) } end, { { a = 1 } },
