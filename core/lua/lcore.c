@@ -190,6 +190,8 @@ int psL_open_core(lua_State *L) {
   lua_setfield(L, -2, "protocol");
   lua_pushinteger(L, PS_NAME_MAX);
   lua_setfield(L, -2, "name_max");
+  lua_pushinteger(L, PS_VALUE_MAX);
+  lua_setfield(L, -2, "value_max");
   lua_pushstring(L, uv_version_string());
   lua_setfield(L, -2, "libuv_version");
   lua_pushstring(L, sqlite3_libversion());

@@ -231,6 +231,12 @@ function M.map(worker, list, opts)
   if not ok then
     errors.raise("option 'user': " .. tostring(user):gsub('^value', 'the value'), 2)
   end
+  -- Both travel in one frame to every worker.
+  if #code + #user > core.value_max then
+    errors.raise(("option 'user': the worker (%.1f MiB) and 'user' (%.1f MiB) together are over the %d MiB a"
+      .. ' worker may take: pass large data as a file name and read it in the worker'):format(#code / 2^20,
+      #user / 2^20, core.value_max // 2^20), 2)
+  end
 
   state.stages = state.stages + 1
   local name = values.name or ('stage' .. state.stages)

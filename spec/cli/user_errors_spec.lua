@@ -54,6 +54,14 @@ psurvey.map(function() end, { { _psurvey = { timeout = 1e300 } } })
       r.err)
   end)
 
+  it("exit 2 for a worker and a 'user' value that together are over a frame, before any worker starts", function()
+    assert_user_error(survey([[
+local psurvey = require('psurvey')
+local big = ('x'):rep(130 * 2^20)
+psurvey.map(function() return { n = #big } end, psurvey.range(1, 1), { user = ('y'):rep(130 * 2^20) })
+]]), "option 'user': the worker %(130%.0 MiB%) and 'user' %(130%.0 MiB%) together are over the 240 MiB a worker may")
+  end)
+
   it('exit 2 for a replay index that is not a row', function()
     local r, dir = survey(MAP:format('{}'))
     assert.equal(0, r.code)
