@@ -9,8 +9,11 @@ local M = {}
 -- from their index in C (core.range, core.linspace), by the same code for
 -- r[i] as for an axis of a product, so the two cannot disagree.
 local Range = {}
+-- Each range's axis (a userdata), beside it rather than in it: a range
+-- stays plain data that can travel to workers as an upvalue or in 'user'.
+local axes = setmetatable({}, { __mode = 'k' })
 Range.__index = function(r, i)
-  if math.type(i) == 'integer' then return r._axis:at(i) end
+  if math.type(i) == 'integer' then return axes[r]:at(i) end
   return Range[i]
 end
 Range.__len = function(r) return r.n end
@@ -32,7 +35,9 @@ end
 local function new_range(name, args, axis, argn, why)
   if not axis then error(("bad argument #%d to '%s' (%s)"):format(argn, name, why), 3) end
   for i, v in ipairs(args) do args[i] = tostring(v) end
-  return setmetatable({ _axis = axis, _name = name, _args = table.concat(args, ', '), n = #axis }, Range)
+  local r = setmetatable({ _name = name, _args = table.concat(args, ', '), n = #axis }, Range)
+  axes[r] = axis
+  return r
 end
 
 --- The numbers first, first + step, ... up to last. Integers stay integers
@@ -146,11 +151,11 @@ function M.product(spec)
     end
     table.sort(keys)
   end
-  local axes, sizes = {}, {}
+  local specs, sizes = {}, {}
   for i, k in ipairs(keys) do
     local v = lists[k]
     if getmetatable(v) == Range then
-      axes[i] = { name = k, axis = v._axis }
+      specs[i] = { name = k, axis = axes[v] }
       sizes[k] = v.n
     else
       for j in pairs(v) do
@@ -158,11 +163,11 @@ function M.product(spec)
           error(("bad argument #1 to 'product' (key '%s' must be an array of values)"):format(k), 2)
         end
       end
-      axes[i] = { name = k, values = v }
+      specs[i] = { name = k, values = v }
       sizes[k] = #v
     end
   end
-  local ok, source = pcall(core.product, axes)
+  local ok, source = pcall(core.product, specs)
   if not ok then error(("bad argument #1 to 'product' (%s)"):format(source), 2) end
   return setmetatable({ _source = source, _keys = keys, _sizes = sizes }, Product)
 end

@@ -95,6 +95,15 @@ describe('psurvey.range', function()
     end
   end)
 
+  it('stays plain data that travels to workers as an upvalue and in user', function()
+    local r = psurvey.range(1, 3)
+    local res = psurvey.map(function(p, _, user) return { n = r.n, last = r.last, un = user.r.n } end, r,
+      H.options({ ncores = 1, user = { r = r } }))
+    assert.same({ 3, 3, 3, n = 3 }, res:column('n'))
+    assert.same({ 3, 3, 3, n = 3 }, res:column('un'))
+    assert.same({ 3, 3, 3, n = 3 }, res:column('last'))
+  end)
+
   it('keeps first + i*step when the step has no short decimal form', function()
     local third = 1 / 3
     assert.same(exact({ 0.0, third, 2 * third, 3 * third }), exact(values(psurvey.range(0.0, 1, third))))
