@@ -174,16 +174,19 @@ static const double pow10s[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 
 /* The double nearest to v rounded to d decimal places: what printing v
    with "%.*f" and reading it back with strtod gives (both exact in glibc),
-   and a zero without a sign. The fast path gives the same, some 50 times
-   faster: below 2^52, t = v * 10^d and e = fma(v, 10^d, -t) add up to the
+   and a zero without a sign. The fast paths give the same, some 50 times
+   faster. Below 2^52, t = v * 10^d and e = fma(v, 10^d, -t) add up to the
    exact product, so f = (t - m) + e is the exact distance from the integer
    m nearest to t, within 2^-54. Unless that is a near tie (a value exactly
    halfway, which %.*f breaks by the exact digits), it says which integer
    the exact product rounds to, and that integer over 10^d (two exact
    doubles, one correctly rounded division) is the double nearest to the
-   decimal, as strtod's result is. */
+   decimal, as strtod's result is. From 2^53 up, v is an integer (d <= 15)
+   or its unit in the last place is over 10^-d: the decimal is less than
+   half a unit away from v, whose nearest double it is. */
 static double round_decimals(double v, int d) {
   double p = pow10s[d], t = v * p, r;
+  if (!(fabs(t) < 0x1p53)) return v;
   if (fabs(t) < 0x1p52) {
     double m = nearbyint(t);
     double f = (t - m) + fma(v, p, -t);
@@ -225,11 +228,13 @@ int ps_axis_range_float(ps_axis_t *a, double first, double last, double step, ps
      never half a step (that would be a value of its own). */
   double tol = fmin(fabs(step) / 2, 0x1p-51 * fmax(fabs(first), fabs(last)));
   int64_t n = q < 0 ? 0 : (int64_t)q + 1;
-  /* q is off by a rounding error at most: the values decide. They never
-     decrease (each step of the computation is monotonic), so the range
-     ends where the first value beyond last is. */
-  while (n > 0 && !range_has(a, n - 1, tol)) n--;
-  while (n <= (int64_t)1 << 53 && range_has(a, n, tol)) n++;
+  /* q is off by a rounding error, a few values at most: the values decide.
+     They never decrease (each step of the computation is monotonic), so
+     the range ends before the first value beyond last; a value that does
+     not grow (a step below the precision of first) is not a new one. */
+  for (int k = 0; k < 64 && n > 0 && !range_has(a, n - 1, tol); k++) n--;
+  for (int k = 0; k < 64 && range_has(a, n, tol) && (n == 0 || range_raw(a, n) != range_raw(a, n - 1)); k++)
+    n++;
   a->n = n;
   return 0;
 }
