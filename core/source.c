@@ -175,9 +175,10 @@ static const double pow10s[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 /* The double nearest to v rounded to d decimal places: what printing v
    with "%.*f" and reading it back with strtod gives (both exact in glibc),
    and a zero without a sign. The fast paths give the same, some 50 times
-   faster. Below 2^52, t = v * 10^d and e = fma(v, 10^d, -t) add up to the
-   exact product, so f = (t - m) + e is the exact distance from the integer
-   m nearest to t, within 2^-54. Unless that is a near tie (a value exactly
+   faster. Below 2^53, t = v * 10^d and e = fma(v, 10^d, -t) add up to the
+   exact product, and t - m is exact (from 2^52 up, t is the integer m), so
+   f = (t - m) + e is the distance of the exact product from the integer m
+   nearest to t, within 2^-54. Unless that is a near tie (a value exactly
    halfway, which %.*f breaks by the exact digits), it says which integer
    the exact product rounds to, and that integer over 10^d (two exact
    doubles, one correctly rounded division) is the double nearest to the
@@ -187,13 +188,11 @@ static const double pow10s[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 static double round_decimals(double v, int d) {
   double p = pow10s[d], t = v * p, r;
   if (!(fabs(t) < 0x1p53)) return v;
-  if (fabs(t) < 0x1p52) {
-    double m = nearbyint(t);
-    double f = (t - m) + fma(v, p, -t);
-    if (fabs(fabs(f) - 0.5) > 0x1p-20) {
-      r = (f > 0.5 ? m + 1 : f < -0.5 ? m - 1 : m) / p;
-      return r == 0 ? 0.0 : r;
-    }
+  double m = nearbyint(t);
+  double f = (t - m) + fma(v, p, -t);
+  if (fabs(fabs(f) - 0.5) > 0x1p-20) {
+    r = (f > 0.5 ? m + 1 : f < -0.5 ? m - 1 : m) / p;
+    return r == 0 ? 0.0 : r;
   }
   char s[400]; /* DBL_MAX has 309 digits before the point */
   snprintf(s, sizeof s, "%.*f", d, v);
