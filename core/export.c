@@ -52,6 +52,7 @@ static int put_cell(ps_buf_t *b, const ps_item_t *it, int csv, ps_buf_t *tmp) {
       if (!csv) return 0;
     }
   }
+  if (tmp->failed) return PS_ENOMEM;
   csv_field(b, tmp->data ? tmp->data : "", tmp->len);
   return 0;
 }
@@ -105,8 +106,11 @@ int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t 
       } else {
         continue;
       }
-      if (put_cell(&b, &it, format == PS_EXPORT_CSV, &tmp) != 0) {
-        rc = ps_err_set(err, PS_EPROTO, "malformed value in column '%s'", ps_cursor_colname(c, k));
+      if ((rc = put_cell(&b, &it, format == PS_EXPORT_CSV, &tmp)) != 0) {
+        if (rc == PS_ENOMEM)
+          rc = ps_err_set(err, rc, "out of memory");
+        else
+          rc = ps_err_set(err, rc, "malformed value in column '%s'", ps_cursor_colname(c, k));
         goto done;
       }
     }
