@@ -201,6 +201,14 @@ describe('psurvey results --jsonl and --csv', function()
     end
   end)
 
+  it('raises naming the file when store:export cannot write it', function()
+    local store = assert(require('psurvey.core').store(dir .. '/.psurvey/survey.db'))
+    assert.has_error(function() store:export('big', 'csv', '/dev/full') end,
+      '/dev/full: cannot write the export: No space left on device')
+    assert.is_true(store:export('values', 'jsonl', dir .. '/copy.jsonl'))
+    assert.equal(export('jsonl'), H.slurp(dir .. '/copy.jsonl'))
+  end)
+
   for _, fmt in ipairs({ 'csv', 'jsonl' }) do
     it(('exits 3 naming the failed write when the %s export cannot be written'):format(fmt), function()
       for _, tbl in ipairs({ 'values', 'big' }) do -- a few bytes, and more than one buffer
