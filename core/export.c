@@ -1,6 +1,7 @@
 /* export.c: CSV and JSON Lines output of a stage (export.h). */
 #include "export.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "json.h"
@@ -19,39 +20,54 @@ static void csv_field(ps_buf_t *b, const char *s, size_t n) {
   ps_buf_putc(b, '"');
 }
 
-/* Writes one cell: as CSV text (csv) or as a JSON value. */
-static void put_cell(ps_buf_t *b, const ps_item_t *it, int csv) {
-  ps_buf_t tmp;
+/* Writes one cell: as CSV text (csv) or as a JSON value. Floats, strings
+   and tables follow ps_json_write's lenient conventions in both (NaN,
+   Infinity, -Infinity; {"$base64": ...} for a string that is not UTF-8);
+   a CSV cell holds the text of a UTF-8 string and the JSON of the rest. */
+static int put_cell(ps_buf_t *b, const ps_item_t *it, int csv, ps_buf_t *tmp) {
   switch (it->type) {
     case PS_V_NIL:
       if (!csv) ps_buf_puts(b, "null");
-      break;
-    case PS_V_BOOL: ps_buf_puts(b, it->i ? "true" : "false"); break;
-    case PS_V_INT: ps_buf_printf(b, "%lld", (long long)it->i); break;
-    case PS_V_FLOAT:
-      if (!csv && !(it->d == it->d && it->d - it->d == 0))
-        ps_buf_puts(b, "null");
-      else
-        ps_number_text(b, it->d);
-      break;
+      return 0;
+    case PS_V_BOOL: ps_buf_puts(b, it->i ? "true" : "false"); return 0;
+    case PS_V_INT: ps_buf_printf(b, "%lld", (long long)it->i); return 0;
+    case PS_V_FLOAT: ps_number_text(b, it->d); return 0;
     case PS_V_STR:
-      if (csv)
+      if (csv && ps_utf8_valid(it->s, it->len)) {
         csv_field(b, it->s, it->len);
-      else
-        ps_json_string(b, it->s, it->len);
+        return 0;
+      }
+      if (!csv) {
+        ps_json_bytes(b, it->s, it->len);
+        return 0;
+      }
+      tmp->len = 0;
+      ps_json_bytes(tmp, it->s, it->len);
       break;
     default: {
       ps_reader_t r;
       ps_reader_init(&r, it->s, it->len);
-      ps_buf_init(&tmp);
-      ps_json_write(&r, &tmp, 0);
-      if (csv)
-        csv_field(b, tmp.data ? tmp.data : "", tmp.len);
-      else
-        ps_buf_put(b, tmp.data, tmp.len);
-      ps_buf_free(&tmp);
+      tmp->len = 0;
+      if (ps_json_write(&r, csv ? tmp : b, 0) != 0) return PS_EPROTO;
+      if (!csv) return 0;
     }
   }
+  if (tmp->failed) return PS_ENOMEM;
+  csv_field(b, tmp->data ? tmp->data : "", tmp->len);
+  return 0;
+}
+
+/* Writes what b holds to out and empties it; an error names the failed
+   write (a full disk, a closed pipe). */
+static int drain(ps_buf_t *b, FILE *out, ps_err_t *err) {
+  if (b->failed) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  errno = 0;
+  if (b->len > 0 && fwrite(b->data, 1, b->len, out) != b->len) {
+    int e = errno ? errno : EIO;
+    return ps_err_set(err, -e, "cannot write the export: %s", strerror(e));
+  }
+  b->len = 0;
+  return 0;
 }
 
 int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t *err) {
@@ -59,8 +75,9 @@ int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t 
   int rc = ps_cursor_open(s, table, PS_VIEW_ALL, 0, &c, err);
   if (rc != 0) return rc;
   int n = ps_cursor_ncols(c);
-  ps_buf_t b;
+  ps_buf_t b, tmp;
   ps_buf_init(&b);
+  ps_buf_init(&tmp);
   if (format == PS_EXPORT_CSV) {
     for (int k = 0; k < n; k++) {
       if (k) ps_buf_putc(&b, ',');
@@ -80,26 +97,33 @@ int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t 
       }
       if (format == PS_EXPORT_CSV) {
         if (k) ps_buf_putc(&b, ',');
-        put_cell(&b, &it, 1);
       } else if (it.type != PS_V_NIL) {
         if (!first) ps_buf_putc(&b, ',');
         first = 0;
         const char *name = ps_cursor_colname(c, k);
         ps_json_string(&b, name, strlen(name));
         ps_buf_putc(&b, ':');
-        put_cell(&b, &it, 0);
+      } else {
+        continue;
+      }
+      if ((rc = put_cell(&b, &it, format == PS_EXPORT_CSV, &tmp)) != 0) {
+        if (rc == PS_ENOMEM)
+          rc = ps_err_set(err, rc, "out of memory");
+        else
+          rc = ps_err_set(err, rc, "malformed value in column '%s'", ps_cursor_colname(c, k));
+        goto done;
       }
     }
     ps_buf_puts(&b, format == PS_EXPORT_CSV ? "\r\n" : "}\n");
-    if (b.len > 65536) {
-      fwrite(b.data, 1, b.len, out);
-      b.len = 0;
-    }
+    if (b.len > 65536 && (rc = drain(&b, out, err)) != 0) goto done;
+  }
+  if (rc == 0 && (rc = drain(&b, out, err)) == 0 && (errno = 0, fflush(out)) != 0) {
+    int e = errno ? errno : EIO;
+    rc = ps_err_set(err, -e, "cannot write the export: %s", strerror(e));
   }
 done:
-  if (!b.failed) fwrite(b.data, 1, b.len, out);
-  fflush(out);
   ps_buf_free(&b);
+  ps_buf_free(&tmp);
   ps_cursor_close(c);
   return rc < 0 ? rc : 0;
 }

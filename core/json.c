@@ -10,11 +10,11 @@
 void ps_number_text(ps_buf_t *b, double d) {
   char s[40];
   if (isnan(d)) {
-    ps_buf_puts(b, "nan");
+    ps_buf_puts(b, "NaN");
     return;
   }
   if (isinf(d)) {
-    ps_buf_puts(b, d > 0 ? "inf" : "-inf");
+    ps_buf_puts(b, d > 0 ? "Infinity" : "-Infinity");
     return;
   }
   for (int prec = 15; prec <= 17; prec++) {
@@ -46,6 +46,26 @@ void ps_json_string(ps_buf_t *b, const char *s, size_t n) {
   ps_buf_putc(b, '"');
 }
 
+void ps_json_bytes(ps_buf_t *b, const char *s, size_t n) {
+  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *u = (const unsigned char *)s;
+  if (ps_utf8_valid(s, n)) {
+    ps_json_string(b, s, n);
+    return;
+  }
+  ps_buf_puts(b, "{\"$base64\":\"");
+  for (size_t k = 0; k < n; k += 3) {
+    /* Three bytes make four digits; '=' pads the last group. */
+    uint32_t v =
+        (uint32_t)u[k] << 16 | (k + 1 < n ? (uint32_t)u[k + 1] << 8 : 0) | (k + 2 < n ? u[k + 2] : 0);
+    ps_buf_putc(b, digits[v >> 18]);
+    ps_buf_putc(b, digits[(v >> 12) & 63]);
+    ps_buf_putc(b, k + 1 < n ? digits[(v >> 6) & 63] : '=');
+    ps_buf_putc(b, k + 2 < n ? digits[v & 63] : '=');
+  }
+  ps_buf_puts(b, "\"}");
+}
+
 static int write_value(ps_reader_t *r, ps_buf_t *b, int strict, int depth) {
   ps_item_t it;
   if (depth > PS_MAX_DEPTH || ps_read_item(r, &it) != 0) return PS_EPROTO;
@@ -54,16 +74,12 @@ static int write_value(ps_reader_t *r, ps_buf_t *b, int strict, int depth) {
     case PS_V_BOOL: ps_buf_puts(b, it.i ? "true" : "false"); return 0;
     case PS_V_INT: ps_buf_printf(b, "%lld", (long long)it.i); return 0;
     case PS_V_FLOAT:
-      if (!isfinite(it.d)) {
-        if (strict) return PS_EVALUE;
-        ps_buf_puts(b, "null");
-        return 0;
-      }
+      if (strict && !isfinite(it.d)) return PS_EVALUE;
       ps_number_text(b, it.d);
       return 0;
     case PS_V_STR:
       if (strict && !ps_utf8_valid(it.s, it.len)) return PS_EVALUE;
-      ps_json_string(b, it.s, it.len);
+      ps_json_bytes(b, it.s, it.len);
       return 0;
     default: break;
   }
@@ -257,6 +273,11 @@ static int read_value(jp_t *J, ps_buf_t *out, int depth) {
   if (left >= 4 && memcmp(J->p, "null", 4) == 0) return J->p += 4, ps_put_nil(out), 0;
   if (left >= 4 && memcmp(J->p, "true", 4) == 0) return J->p += 4, ps_put_bool(out, 1), 0;
   if (left >= 5 && memcmp(J->p, "false", 5) == 0) return J->p += 5, ps_put_bool(out, 0), 0;
+  /* What the lenient writer (and Python's json module) writes for NaN and
+     the infinities. */
+  if (left >= 3 && memcmp(J->p, "NaN", 3) == 0) return J->p += 3, ps_put_float(out, NAN), 0;
+  if (left >= 8 && memcmp(J->p, "Infinity", 8) == 0) return J->p += 8, ps_put_float(out, INFINITY), 0;
+  if (left >= 9 && memcmp(J->p, "-Infinity", 9) == 0) return J->p += 9, ps_put_float(out, -INFINITY), 0;
   char num[64];
   size_t k = 0;
   int isfloat = 0;

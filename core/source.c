@@ -1,6 +1,8 @@
 /* source.c: lazy products and pre-encoded arrays of psets (source.h). */
 #include "source.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,13 +18,12 @@ typedef struct product_s {
 } product_t;
 
 static void axis_put(const ps_axis_t *a, int64_t k, ps_buf_t *out) {
-  if (!a->is_range) {
+  if (a->kind == PS_AXIS_LIST)
     ps_buf_put(out, a->values.data + a->offsets[k], a->offsets[k + 1] - a->offsets[k]);
-  } else if (a->is_int) {
-    ps_put_int(out, a->ifirst + k * a->istep);
-  } else {
-    ps_put_float(out, a->dfirst + (double)k * a->dstep);
-  }
+  else if (a->kind == PS_AXIS_INT)
+    ps_put_int(out, ps_axis_int(a, k));
+  else
+    ps_put_float(out, ps_axis_float(a, k));
 }
 
 static void product_get(ps_source_t *s, int64_t i, ps_buf_t *out) {
@@ -113,6 +114,155 @@ fail:
   p->naxes = 0;
   product_free(&p->base);
   return NULL;
+}
+
+/* Range axes (source.h). */
+
+int ps_axis_range_int(ps_axis_t *a, int64_t first, int64_t last, int64_t step, ps_err_t *err) {
+  a->kind = PS_AXIS_INT;
+  a->ifirst = first;
+  a->istep = step;
+  a->n = 0;
+  if (step > 0 ? last < first : last > first) return 0;
+  /* The span and the step as unsigned magnitudes: last - first overflows
+     int64 for range(math.mininteger, math.maxinteger, 4), whose 2^62
+     values are fine. */
+  uint64_t span = step > 0 ? (uint64_t)last - (uint64_t)first : (uint64_t)first - (uint64_t)last;
+  uint64_t mag = step > 0 ? (uint64_t)step : 0 - (uint64_t)step;
+  uint64_t q = span / mag;
+  if (q >= (uint64_t)INT64_MAX) return ps_err_set(err, PS_EVALUE, "more than 2^63 - 1 values");
+  a->n = (int64_t)q + 1;
+  return 0;
+}
+
+int ps_axis_range_int_to(ps_axis_t *a, int64_t first, double last, int64_t step, ps_err_t *err) {
+  /* The integers up to a float last: its floor going up, its ceiling going
+     down. A last beyond every integer stands for the largest (smallest)
+     one; a last before every integer leaves the range empty. */
+  if (step > 0 ? last < -0x1p63 : last >= 0x1p63) {
+    ps_axis_range_int(a, first, first, step, err); /* one value: it cannot fail */
+    a->n = 0;
+    return 0;
+  }
+  if (step > 0)
+    return ps_axis_range_int(a, first, last >= 0x1p63 ? INT64_MAX : (int64_t)floor(last), step, err);
+  return ps_axis_range_int(a, first, last < -0x1p63 ? INT64_MIN : (int64_t)ceil(last), step, err);
+}
+
+int64_t ps_axis_int(const ps_axis_t *a, int64_t k) {
+  /* In unsigned arithmetic, which wraps where int64 would overflow on the
+     way to a value that fits. */
+  return (int64_t)((uint64_t)a->ifirst + (uint64_t)k * (uint64_t)a->istep);
+}
+
+/* Decimal places of the shortest decimal form of x that reads back to x
+   (0.05: 2, 2.8: 1, 1e+20: 0, 1/3: 16). */
+static int decimals_of(double x) {
+  char s[40];
+  for (int p = 0; p < 17; p++) {
+    snprintf(s, sizeof s, "%.*e", p, x);
+    if (strtod(s, NULL) == x) {
+      int e = atoi(strchr(s, 'e') + 1);
+      return p > e ? p - e : 0;
+    }
+  }
+  return 17; /* not reached: 17 significant digits always read back */
+}
+
+static const double pow10s[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* The double nearest to v rounded to d decimal places: what printing v
+   with "%.*f" and reading it back with strtod gives (both exact in glibc),
+   and a zero without a sign. The fast paths give the same, some 50 times
+   faster. Below 2^53, t = v * 10^d and e = fma(v, 10^d, -t) add up to the
+   exact product, and t - m is exact (from 2^52 up, t is the integer m), so
+   f = (t - m) + e is the distance of the exact product from the integer m
+   nearest to t, within 2^-54. Unless that is a near tie (a value exactly
+   halfway, which %.*f breaks by the exact digits), it says which integer
+   the exact product rounds to, and that integer over 10^d (two exact
+   doubles, one correctly rounded division) is the double nearest to the
+   decimal, as strtod's result is. From 2^53 up, v is an integer (d <= 15)
+   or its unit in the last place is over 10^-d: the decimal is less than
+   half a unit away from v, whose nearest double it is. */
+static double round_decimals(double v, int d) {
+  double p = pow10s[d], t = v * p, r;
+  if (!(fabs(t) < 0x1p53)) return v;
+  double m = nearbyint(t);
+  double f = (t - m) + fma(v, p, -t);
+  if (fabs(fabs(f) - 0.5) > 0x1p-20) {
+    r = (f > 0.5 ? m + 1 : f < -0.5 ? m - 1 : m) / p;
+    return r == 0 ? 0.0 : r;
+  }
+  char s[400]; /* DBL_MAX has 309 digits before the point */
+  snprintf(s, sizeof s, "%.*f", d, v);
+  r = strtod(s, NULL);
+  return r == 0 ? 0.0 : r;
+}
+
+/* Value k of a float range, before it is held at last. */
+static double range_raw(const ps_axis_t *a, int64_t k) {
+  double v = a->first + (double)k * a->step;
+  return a->decimals >= 0 ? round_decimals(v, a->decimals) : v;
+}
+
+/* Whether value k of a float range is within last, tol included. */
+static int range_has(const ps_axis_t *a, int64_t k, double tol) {
+  double v = range_raw(a, k);
+  return a->step > 0 ? v <= a->last + tol : v >= a->last - tol;
+}
+
+int ps_axis_range_float(ps_axis_t *a, double first, double last, double step, ps_err_t *err) {
+  a->kind = PS_AXIS_FLOAT;
+  a->first = first;
+  a->last = last;
+  a->step = step;
+  int d = decimals_of(first), ds = decimals_of(step);
+  a->decimals = ds > d ? ds : d;
+  if (a->decimals > 15) a->decimals = -1;
+  a->n = 0;
+  double q = (last - first) / step;
+  if (q > 0x1p53) return ps_err_set(err, PS_EVALUE, "more than 2^53 values, which floats cannot count");
+  /* Rounding error: a few units in the last place of the largest value,
+     never half a step (that would be a value of its own). */
+  double tol = fmin(fabs(step) / 2, 0x1p-51 * fmax(fabs(first), fabs(last)));
+  int64_t n = q < 0 ? 0 : (int64_t)q + 1;
+  /* q is off by a rounding error, a few values at most: the values decide.
+     They never decrease (each step of the computation is monotonic), so
+     the range ends before the first value beyond last; a value that does
+     not grow (a step below the precision of first) is not a new one. */
+  for (int k = 0; k < 64 && n > 0 && !range_has(a, n - 1, tol); k++) n--;
+  for (int k = 0; k < 64 && range_has(a, n, tol) && (n == 0 || range_raw(a, n) != range_raw(a, n - 1)); k++)
+    n++;
+  a->n = n;
+  return 0;
+}
+
+int ps_axis_linspace(ps_axis_t *a, double first, double last, int64_t n, int log, ps_err_t *err) {
+  a->kind = log ? PS_AXIS_LOGSPACE : PS_AXIS_LINSPACE;
+  a->first = first;
+  a->last = last;
+  a->n = n;
+  a->span = last - first;
+  if (!isfinite(a->span)) return ps_err_set(err, PS_EVALUE, "the span is not a finite number");
+  a->step = n > 1 ? a->span / (double)(n - 1) : 0;
+  return 0;
+}
+
+/* numpy.linspace's value k, in numpy's order of operations. */
+static double linspace_at(const ps_axis_t *a, int64_t k) {
+  if (a->n > 1 && k == a->n - 1) return a->last;
+  if (a->n > 1 && a->step == 0) return ((double)k / (double)(a->n - 1)) * a->span + a->first;
+  if (a->n > 1) return (double)k * a->step + a->first;
+  return (double)k * a->span + a->first;
+}
+
+double ps_axis_float(const ps_axis_t *a, int64_t k) {
+  if (a->kind == PS_AXIS_LINSPACE) return linspace_at(a, k);
+  if (a->kind == PS_AXIS_LOGSPACE) return pow(10.0, linspace_at(a, k));
+  double v = range_raw(a, k);
+  if (a->step > 0 ? v > a->last : v < a->last) v = a->last;
+  return v;
 }
 
 typedef struct array_s {

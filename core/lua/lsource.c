@@ -1,9 +1,12 @@
 /*
  * lsource.c: the "psurvey.source" userdata: the psets of a stage, from a
  * lazy product (core.product) or from a Lua array of pset tables
- * (core.array), encoded once here so the engine never calls Lua.
+ * (core.array), encoded once here so the engine never calls Lua; and the
+ * "psurvey.axis" userdata of psurvey.range, linspace and logspace, whose
+ * values the engine computes (source.h).
  */
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,7 @@
 #include "value.h"
 
 #define SOURCE "psurvey.source"
+#define AXIS "psurvey.axis"
 
 typedef struct lsource_s {
   ps_source_t *src; /* owned */
@@ -41,10 +45,97 @@ static int valid_key(const char *s, size_t n) {
   return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL;
 }
 
+/* A range axis: plain data, owned by Lua's GC; a product copies it. */
+static ps_axis_t *check_axis(lua_State *L, int idx) { return luaL_checkudata(L, idx, AXIS); }
+
+/* Pushes a new axis userdata for ps_axis_* to fill. */
+static ps_axis_t *new_axis(lua_State *L) {
+  ps_axis_t *a = lua_newuserdatauv(L, sizeof *a, 0);
+  memset(a, 0, sizeof *a);
+  luaL_setmetatable(L, AXIS);
+  return a;
+}
+
+/* Returns nil, argument, "A to B[ by C]: why" for a failed range; the
+   arguments as the caller wrote them (Lua's own text of the numbers). */
+static int axis_fail(lua_State *L, int arg, int nargs, const char *why) {
+  lua_pushnil(L);
+  lua_pushinteger(L, arg);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_tolstring(L, 1, NULL);
+  luaL_addvalue(&b);
+  luaL_addstring(&b, " to ");
+  luaL_tolstring(L, 2, NULL);
+  luaL_addvalue(&b);
+  if (nargs == 3) {
+    luaL_addstring(&b, " by ");
+    luaL_tolstring(L, 3, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, ": ");
+  luaL_addstring(&b, why);
+  luaL_pushresult(&b);
+  return 3;
+}
+
+/* core.range(first, last, step) -> axis, or nil, argument, why. The
+   arguments are finite numbers and step is not 0 (psets.lua checks);
+   integers when first and step are integers. */
+static int source_range(lua_State *L) {
+  double first = luaL_checknumber(L, 1), last = luaL_checknumber(L, 2), step = luaL_checknumber(L, 3);
+  luaL_argcheck(L, isfinite(first), 1, "finite number expected");
+  luaL_argcheck(L, isfinite(last), 2, "finite number expected");
+  luaL_argcheck(L, isfinite(step) && step != 0, 3, "finite number other than 0 expected");
+  ps_axis_t *a = new_axis(L);
+  ps_err_t err;
+  int rc;
+  if (lua_isinteger(L, 1) && lua_isinteger(L, 3) && lua_isinteger(L, 2))
+    rc = ps_axis_range_int(a, lua_tointeger(L, 1), lua_tointeger(L, 2), lua_tointeger(L, 3), &err);
+  else if (lua_isinteger(L, 1) && lua_isinteger(L, 3))
+    rc = ps_axis_range_int_to(a, lua_tointeger(L, 1), last, lua_tointeger(L, 3), &err);
+  else
+    rc = ps_axis_range_float(a, first, last, step, &err);
+  return rc == 0 ? 1 : axis_fail(L, 2, 3, err.msg);
+}
+
+/* core.linspace(first, last, n, log) -> axis, or nil, argument, why:
+   numpy.linspace, or with log numpy.logspace. */
+static int source_linspace(lua_State *L) {
+  double first = luaL_checknumber(L, 1), last = luaL_checknumber(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  int log = lua_toboolean(L, 4);
+  luaL_argcheck(L, isfinite(first), 1, "finite number expected");
+  luaL_argcheck(L, isfinite(last), 2, "finite number expected");
+  luaL_argcheck(L, n >= 0, 3, "count must be an integer >= 0");
+  ps_axis_t *a = new_axis(L);
+  ps_err_t err;
+  if (ps_axis_linspace(a, first, last, (int64_t)n, log, &err) != 0) return axis_fail(L, 2, 2, err.msg);
+  return 1;
+}
+
+/* #axis -> number of values */
+static int axis_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_axis(L, 1)->n);
+  return 1;
+}
+
+/* axis:at(i) -> value i (from 1), or nil beyond the axis */
+static int axis_at(lua_State *L) {
+  const ps_axis_t *a = check_axis(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1 || i > a->n) return 0;
+  if (a->kind == PS_AXIS_INT)
+    lua_pushinteger(L, (lua_Integer)ps_axis_int(a, (int64_t)i - 1));
+  else
+    lua_pushnumber(L, (lua_Number)ps_axis_float(a, (int64_t)i - 1));
+  return 1;
+}
+
 /*
  * core.product(axes) -> source, where axes lists, in enumeration order
  * (the last varies fastest), { name = 'x', values = {...} } or
- * { name = 'x', range = { first, step, n } } (integers or floats).
+ * { name = 'x', axis = <a core.range or core.linspace axis> }.
  */
 static int source_product(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -71,26 +162,29 @@ static int source_product(lua_State *L) {
       lua_pop(L, 2);
       break;
     }
-    a->name = malloc(len + 1);
-    if (a->name) memcpy(a->name, name, len + 1);
+    char *name_copy = malloc(len + 1);
+    if (name_copy) memcpy(name_copy, name, len + 1);
+    a->name = name_copy;
     a->namelen = len;
     lua_pop(L, 1);
     ps_buf_init(&a->values);
-    if (lua_getfield(L, -1, "range") == LUA_TTABLE) {
-      a->is_range = 1;
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      lua_rawgeti(L, -3, 3);
-      a->n = (int64_t)lua_tointeger(L, -1);
-      a->is_int = lua_isinteger(L, -3) && lua_isinteger(L, -2);
-      if (a->is_int) {
-        a->ifirst = (int64_t)lua_tointeger(L, -3);
-        a->istep = (int64_t)lua_tointeger(L, -2);
-      } else {
-        a->dfirst = (double)lua_tonumber(L, -3);
-        a->dstep = (double)lua_tonumber(L, -2);
+    if (lua_getfield(L, -1, "axis") != LUA_TNIL) {
+      const ps_axis_t *r = luaL_testudata(L, -1, AXIS);
+      if (r == NULL || name_copy == NULL) {
+        if (name_copy == NULL)
+          snprintf(msg, sizeof msg, "out of memory");
+        else
+          snprintf(msg, sizeof msg, "product key '%s' axis is not a psurvey.range", name_copy);
+        lua_pop(L, 2);
+        break;
       }
-      lua_pop(L, 5);
+      /* A range axis is plain numbers: the product takes a copy. */
+      *a = *r;
+      a->name = name_copy;
+      a->namelen = len;
+      ps_buf_init(&a->values);
+      a->offsets = NULL;
+      lua_pop(L, 2);
       continue;
     }
     lua_pop(L, 1);
@@ -411,6 +505,8 @@ static int source_gc(lua_State *L) {
 static const luaL_Reg source_methods[] = {
     {"get", source_get}, {"__len", source_len}, {"__gc", source_gc}, {NULL, NULL}};
 
+static const luaL_Reg axis_methods[] = {{"at", axis_at}, {"__len", axis_len}, {NULL, NULL}};
+
 void psL_open_source(lua_State *L) {
   if (luaL_newmetatable(L, SOURCE)) {
     luaL_setfuncs(L, source_methods, 0);
@@ -418,6 +514,16 @@ void psL_open_source(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, AXIS)) {
+    luaL_setfuncs(L, axis_methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, source_range);
+  lua_setfield(L, -2, "range");
+  lua_pushcfunction(L, source_linspace);
+  lua_setfield(L, -2, "linspace");
   lua_pushcfunction(L, source_product);
   lua_setfield(L, -2, "product");
   lua_pushcfunction(L, source_array);

@@ -181,7 +181,8 @@ static int store_write(lua_State *L) {
   return push_failure(L, &err);
 }
 
-/* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout */
+/* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout;
+   raises naming what failed, a write included */
 static int store_export(lua_State *L) {
   lstore_t *u = check_store(L, 1);
   const char *table = luaL_checkstring(L, 2);
@@ -192,7 +193,11 @@ static int store_export(lua_State *L) {
   if (f == NULL) return luaL_fileresult(L, 0, path);
   ps_err_t err;
   int rc = ps_export(u->s, table, format, f, &err);
-  if (path) fclose(f);
+  if (path && fclose(f) != 0 && rc == 0) {
+    luaL_fileresult(L, 0, NULL); /* nil, strerror(errno), errno */
+    return luaL_error(L, "%s: cannot write the export: %s", path, lua_tostring(L, -2));
+  }
+  if (rc != 0 && path) return luaL_error(L, "%s: %s", path, err.msg);
   if (rc != 0) return luaL_error(L, "%s", err.msg);
   lua_pushboolean(L, 1);
   return 1;

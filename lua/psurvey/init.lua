@@ -15,6 +15,8 @@ local M = {
   version = core.version,
   product = psets.product,
   range = psets.range,
+  linspace = psets.linspace,
+  logspace = psets.logspace,
 }
 
 -- The driver's state: one per Lua state.

@@ -5,42 +5,81 @@ local core = require('psurvey.core')
 
 local M = {}
 
+-- The metatable of psurvey.range, linspace and logspace: numbers computed
+-- from their index in C (core.range, core.linspace), by the same code for
+-- r[i] as for an axis of a product, so the two cannot disagree.
 local Range = {}
+-- Each range's axis (a userdata), beside it rather than in it: a range
+-- stays plain data that can travel to workers as an upvalue or in 'user'.
+local axes = setmetatable({}, { __mode = 'k' })
 Range.__index = function(r, i)
-  if math.type(i) == 'integer' then
-    if i < 1 or i > r.n then return nil end
-    return r.first + (i - 1) * r.step
-  end
+  if math.type(i) == 'integer' then return axes[r]:at(i) end
   return Range[i]
 end
 Range.__len = function(r) return r.n end
 Range.__tostring = function(r)
-  return ('psurvey.range(%s, %s, %s): %d values'):format(r.first, r.last, r.step, r.n)
+  return ('psurvey.%s(%s): %d values'):format(r._name, r._args, r.n)
 end
 
---- The numbers first, first + step, ... up to last (included when it is
---- within rounding error of a step). Integers stay integers.
+-- Checks argument i of fname: a finite number.
+local function check_number(fname, i, v)
+  if type(v) ~= 'number' then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(i, fname, type(v)), 3)
+  end
+  if v ~= v or v == math.huge or v == -math.huge then
+    error(("bad argument #%d to '%s' (finite number expected, got %s)"):format(i, fname,
+      v ~= v and 'nan' or tostring(v)), 3)
+  end
+end
+
+local function new_range(name, args, axis, argn, why)
+  if not axis then error(("bad argument #%d to '%s' (%s)"):format(argn, name, why), 3) end
+  for i, v in ipairs(args) do args[i] = tostring(v) end
+  local r = setmetatable({ _name = name, _args = table.concat(args, ', '), n = #axis }, Range)
+  axes[r] = axis
+  return r
+end
+
+--- The numbers first, first + step, ... up to last. Integers stay integers
+--- (when first and step are integers). Floats are the decimals you wrote:
+--- first + i*step rounded to as many decimal places as first and step have
+--- (up to 15), so range(2.8, 4.0, 0.05) has 2.85, not 2.8499999999999996.
+--- last is included when it is reached within rounding, and never passed.
 ---@param first number
 ---@param last number
 ---@param step number|nil default 1
 function M.range(first, last, step)
   step = step == nil and 1 or step
-  for i, v in ipairs({ first, last, step }) do
-    if type(v) ~= 'number' then
-      error(("bad argument #%d to 'range' (number expected, got %s)"):format(i, type(v)), 2)
-    end
-  end
+  for i, v in ipairs({ first, last, step }) do check_number('range', i, v) end
   if step == 0 then error("bad argument #3 to 'range' (step must not be 0)", 2) end
-  local n
-  if math.type(first) == 'integer' and math.type(last) == 'integer' and math.type(step) == 'integer' then
-    n = (last - first) // step + 1
-  else
-    local q = (last - first) / step
-    n = math.floor(q + 1e-9 * math.max(1, math.abs(q))) + 1
-  end
-  if n < 0 then n = 0 end
-  return setmetatable({ first = first, last = last, step = step, n = math.tointeger(n) }, Range)
+  local r = new_range('range', { first, last, step }, core.range(first, last, step))
+  r.first, r.last, r.step = first, last, step
+  return r
 end
+
+local function space(name, a, b, n, log)
+  check_number(name, 1, a)
+  check_number(name, 2, b)
+  if math.type(n) ~= 'integer' or n < 0 then
+    error(("bad argument #3 to '%s' (count must be an integer >= 0, got %s)"):format(name,
+      type(n) == 'number' and tostring(n) or type(n)), 3)
+  end
+  return new_range(name, { a, b, n }, core.linspace(a, b, n, log))
+end
+
+--- n evenly spaced floats from a to b, both included, as numpy.linspace(a,
+--- b, n): a + i*(b - a)/(n - 1), the last exactly b.
+---@param a number
+---@param b number
+---@param n integer
+function M.linspace(a, b, n) return space('linspace', a, b, n, false) end
+
+--- n floats evenly spaced on a log scale, as numpy.logspace(a, b, n):
+--- 10^x for each x of linspace(a, b, n).
+---@param a number
+---@param b number
+---@param n integer
+function M.logspace(a, b, n) return space('logspace', a, b, n, true) end
 
 local Product = {}
 Product.__len = function(p) return #p._source end
@@ -86,7 +125,7 @@ end
 --- last varying fastest, as nested loops would: product{ a = {1, 2}, b = {'x', 'y'} }
 --- gives {a=1,b='x'}, {a=1,b='y'}, {a=2,b='x'}, {a=2,b='y'}. For another order
 --- give a list of pairs: product{ {'b', {'x', 'y'}}, {'a', {1, 2}} }.
---- A value list may be a psurvey.range. A product with no keys, or with a key
+--- A value list may be a psurvey.range, linspace or logspace. A product with no keys, or with a key
 --- that has no values, has no psets.
 ---@param spec table
 function M.product(spec)
@@ -112,11 +151,11 @@ function M.product(spec)
     end
     table.sort(keys)
   end
-  local axes, sizes = {}, {}
+  local specs, sizes = {}, {}
   for i, k in ipairs(keys) do
     local v = lists[k]
     if getmetatable(v) == Range then
-      axes[i] = { name = k, range = { v.first, v.step, v.n } }
+      specs[i] = { name = k, axis = axes[v] }
       sizes[k] = v.n
     else
       for j in pairs(v) do
@@ -124,11 +163,11 @@ function M.product(spec)
           error(("bad argument #1 to 'product' (key '%s' must be an array of values)"):format(k), 2)
         end
       end
-      axes[i] = { name = k, values = v }
+      specs[i] = { name = k, values = v }
       sizes[k] = #v
     end
   end
-  local ok, source = pcall(core.product, axes)
+  local ok, source = pcall(core.product, specs)
   if not ok then error(("bad argument #1 to 'product' (%s)"):format(source), 2) end
   return setmetatable({ _source = source, _keys = keys, _sizes = sizes }, Product)
 end

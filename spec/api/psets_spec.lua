@@ -66,7 +66,7 @@ describe('psurvey.range', function()
   it('includes a float end within rounding error', function()
     local r = psurvey.range(0, 0.3, 0.1)
     assert.equal(4, #r)
-    assert.equal(0.1 * 3, r[4])
+    assert.equal(0.3, r[4]) -- the decimal written, not 0.1 * 3 (0.30000000000000004)
     assert.equal(11, #psurvey.range(0, 1, 0.1))
   end)
 
