@@ -12,6 +12,15 @@ int psL_open_core(lua_State *L);
 void psL_open_engine(lua_State *L);
 void psL_open_source(lua_State *L);
 void psL_open_store(lua_State *L);
+/* Pushes the metatable of psurvey.range (lrange.c), registered as
+   "psurvey.range": in the driver and in every worker. */
+void psL_open_range(lua_State *L);
+
+/* A range axis (source.h) as a plain table, and back: -1 when the table
+   is not one (nothing in it is trusted). */
+struct ps_axis_s;
+void psL_push_axis(lua_State *L, const struct ps_axis_s *a);
+int psL_to_axis(lua_State *L, int idx, struct ps_axis_s *a);
 
 /* The worker process: `psurvey worker` (lworker.c). */
 int psL_worker_main(int argc, char **argv);

@@ -25,6 +25,10 @@
 #include "lcodec.h"
 #include "value.h"
 
+/* Metatables of psurvey's plain-data types, in the registry under these
+   names on both sides (psL_open_range), shipped by name. */
+static const char *const psurvey_types[] = {"psurvey.range", NULL};
+
 static const char *const std_libs[] = {"_G",   "string",    "table", "math",    "io", "os",
                                        "utf8", "coroutine", "debug", "package", NULL};
 
@@ -82,6 +86,15 @@ static void push_std_names(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  /* psurvey's own types, whose metatables every worker has. */
+  for (int i = 0; psurvey_types[i]; i++) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, psurvey_types[i]) == LUA_TTABLE) {
+      lua_pushstring(L, psurvey_types[i]);
+      lua_rawset(L, names);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
 }
 
 static int refuse(ship_t *S, const char *what) {
@@ -397,6 +410,13 @@ static int bad(unship_t *U, const char *fmt, ...) {
 /* Resolves "math.floor" or "print" against this state's standard libraries. */
 static int push_stdref(unship_t *U, const char *name, size_t n) {
   lua_State *L = U->L;
+  for (int i = 0; psurvey_types[i]; i++) {
+    if (strlen(psurvey_types[i]) != n || memcmp(psurvey_types[i], name, n) != 0) continue;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, psurvey_types[i]) == LUA_TTABLE) return 0;
+    lua_pop(L, 1);
+    snprintf(U->err, U->errsz, "psurvey's type '%s' is missing in the worker", psurvey_types[i]);
+    return -1;
+  }
   if (U->strict) {
     lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.strict_names");
     lua_pushlstring(L, name, n);

@@ -1,9 +1,10 @@
 /*
  * lsource.c: the "psurvey.source" userdata: the psets of a stage, from a
  * lazy product (core.product) or from a Lua array of pset tables
- * (core.array), encoded once here so the engine never calls Lua; and the
- * "psurvey.axis" userdata of psurvey.range, linspace and logspace, whose
- * values the engine computes (source.h).
+ * (core.array), encoded once here so the engine never calls Lua; and
+ * the axes of psurvey.range, linspace and logspace (core.range,
+ * core.linspace: plain tables, see lrange.c), whose values the engine
+ * computes (source.h).
  */
 #include <lauxlib.h>
 #include <math.h>
@@ -16,7 +17,6 @@
 #include "value.h"
 
 #define SOURCE "psurvey.source"
-#define AXIS "psurvey.axis"
 
 typedef struct lsource_s {
   ps_source_t *src; /* owned */
@@ -43,17 +43,6 @@ static int key_known(lua_State *L, int t) {
 
 static int valid_key(const char *s, size_t n) {
   return n > 0 && ps_utf8_valid(s, n) && memchr(s, 0, n) == NULL;
-}
-
-/* A range axis: plain data, owned by Lua's GC; a product copies it. */
-static ps_axis_t *check_axis(lua_State *L, int idx) { return luaL_checkudata(L, idx, AXIS); }
-
-/* Pushes a new axis userdata for ps_axis_* to fill. */
-static ps_axis_t *new_axis(lua_State *L) {
-  ps_axis_t *a = lua_newuserdatauv(L, sizeof *a, 0);
-  memset(a, 0, sizeof *a);
-  luaL_setmetatable(L, AXIS);
-  return a;
 }
 
 /* Returns nil, argument, "A to B[ by C]: why" for a failed range; the
@@ -87,16 +76,19 @@ static int source_range(lua_State *L) {
   luaL_argcheck(L, isfinite(first), 1, "finite number expected");
   luaL_argcheck(L, isfinite(last), 2, "finite number expected");
   luaL_argcheck(L, isfinite(step) && step != 0, 3, "finite number other than 0 expected");
-  ps_axis_t *a = new_axis(L);
+  ps_axis_t a;
   ps_err_t err;
   int rc;
+  memset(&a, 0, sizeof a);
   if (lua_isinteger(L, 1) && lua_isinteger(L, 3) && lua_isinteger(L, 2))
-    rc = ps_axis_range_int(a, lua_tointeger(L, 1), lua_tointeger(L, 2), lua_tointeger(L, 3), &err);
+    rc = ps_axis_range_int(&a, lua_tointeger(L, 1), lua_tointeger(L, 2), lua_tointeger(L, 3), &err);
   else if (lua_isinteger(L, 1) && lua_isinteger(L, 3))
-    rc = ps_axis_range_int_to(a, lua_tointeger(L, 1), last, lua_tointeger(L, 3), &err);
+    rc = ps_axis_range_int_to(&a, lua_tointeger(L, 1), last, lua_tointeger(L, 3), &err);
   else
-    rc = ps_axis_range_float(a, first, last, step, &err);
-  return rc == 0 ? 1 : axis_fail(L, 2, 3, err.msg);
+    rc = ps_axis_range_float(&a, first, last, step, &err);
+  if (rc != 0) return axis_fail(L, 2, 3, err.msg);
+  psL_push_axis(L, &a);
+  return 1;
 }
 
 /* core.linspace(first, last, n, log) -> axis, or nil, argument, why:
@@ -108,27 +100,11 @@ static int source_linspace(lua_State *L) {
   luaL_argcheck(L, isfinite(first), 1, "finite number expected");
   luaL_argcheck(L, isfinite(last), 2, "finite number expected");
   luaL_argcheck(L, n >= 0, 3, "count must be an integer >= 0");
-  ps_axis_t *a = new_axis(L);
+  ps_axis_t a;
   ps_err_t err;
-  if (ps_axis_linspace(a, first, last, (int64_t)n, log, &err) != 0) return axis_fail(L, 2, 2, err.msg);
-  return 1;
-}
-
-/* #axis -> number of values */
-static int axis_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)check_axis(L, 1)->n);
-  return 1;
-}
-
-/* axis:at(i) -> value i (from 1), or nil beyond the axis */
-static int axis_at(lua_State *L) {
-  const ps_axis_t *a = check_axis(L, 1);
-  lua_Integer i = luaL_checkinteger(L, 2);
-  if (i < 1 || i > a->n) return 0;
-  if (a->kind == PS_AXIS_INT)
-    lua_pushinteger(L, (lua_Integer)ps_axis_int(a, (int64_t)i - 1));
-  else
-    lua_pushnumber(L, (lua_Number)ps_axis_float(a, (int64_t)i - 1));
+  memset(&a, 0, sizeof a);
+  if (ps_axis_linspace(&a, first, last, (int64_t)n, log, &err) != 0) return axis_fail(L, 2, 2, err.msg);
+  psL_push_axis(L, &a);
   return 1;
 }
 
@@ -169,8 +145,8 @@ static int source_product(lua_State *L) {
     lua_pop(L, 1);
     ps_buf_init(&a->values);
     if (lua_getfield(L, -1, "axis") != LUA_TNIL) {
-      const ps_axis_t *r = luaL_testudata(L, -1, AXIS);
-      if (r == NULL || name_copy == NULL) {
+      ps_axis_t r;
+      if (psL_to_axis(L, -1, &r) != 0 || name_copy == NULL) {
         if (name_copy == NULL)
           snprintf(msg, sizeof msg, "out of memory");
         else
@@ -179,7 +155,7 @@ static int source_product(lua_State *L) {
         break;
       }
       /* A range axis is plain numbers: the product takes a copy. */
-      *a = *r;
+      *a = r;
       a->name = name_copy;
       a->namelen = len;
       ps_buf_init(&a->values);
@@ -505,8 +481,6 @@ static int source_gc(lua_State *L) {
 static const luaL_Reg source_methods[] = {
     {"get", source_get}, {"__len", source_len}, {"__gc", source_gc}, {NULL, NULL}};
 
-static const luaL_Reg axis_methods[] = {{"at", axis_at}, {"__len", axis_len}, {NULL, NULL}};
-
 void psL_open_source(lua_State *L) {
   if (luaL_newmetatable(L, SOURCE)) {
     luaL_setfuncs(L, source_methods, 0);
@@ -514,12 +488,8 @@ void psL_open_source(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, AXIS)) {
-    luaL_setfuncs(L, axis_methods, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  psL_open_range(L);
+  lua_setfield(L, -2, "range_meta");
   lua_pushcfunction(L, source_range);
   lua_setfield(L, -2, "range");
   lua_pushcfunction(L, source_linspace);

@@ -29,6 +29,7 @@
 #include "frame.h"
 #include "hash.h"
 #include "lcodec.h"
+#include "lpsurvey.h"
 #include "lsandbox.h"
 #include "lship.h"
 #include "value.h"
@@ -734,6 +735,8 @@ static void open_state(worker_t *W) {
   luaL_openlibs(L);
   install_checked(L);
   psL_sandbox_open(L);
+  psL_open_range(L); /* a range shipped as an upvalue works here */
+  lua_pop(L, 1);
   init_slots(W);
 }
 

@@ -5,20 +5,16 @@ local core = require('psurvey.core')
 
 local M = {}
 
--- The metatable of psurvey.range, linspace and logspace: numbers computed
--- from their index in C (core.range, core.linspace), by the same code for
--- r[i] as for an axis of a product, so the two cannot disagree.
-local Range = {}
--- Each range's axis (a userdata), beside it rather than in it: a range
--- stays plain data that can travel to workers as an upvalue or in 'user'.
-local axes = setmetatable({}, { __mode = 'k' })
-Range.__index = function(r, i)
-  if math.type(i) == 'integer' then return axes[r]:at(i) end
-  return Range[i]
-end
-Range.__len = function(r) return r.n end
-Range.__tostring = function(r)
-  return ('psurvey.%s(%s): %d values'):format(r._name, r._args, r.n)
+-- The metatable of psurvey.range, linspace and logspace (core/lua/lrange.c):
+-- r[i] is computed in C from the range's _axis, by the same code as an axis
+-- of a product, so the two cannot disagree. A range is plain data with a
+-- metatable every worker knows by name: it travels to workers as an
+-- upvalue and works there (in 'user', plain data, it arrives as its fields).
+local Range = core.range_meta
+
+--- Whether v is a psurvey.range (or linspace, logspace).
+local function is_range(v)
+  return getmetatable(v) == 'psurvey.range'
 end
 
 -- Checks argument i of fname: a finite number.
@@ -35,9 +31,7 @@ end
 local function new_range(name, args, axis, argn, why)
   if not axis then error(("bad argument #%d to '%s' (%s)"):format(argn, name, why), 3) end
   for i, v in ipairs(args) do args[i] = tostring(v) end
-  local r = setmetatable({ _name = name, _args = table.concat(args, ', '), n = #axis }, Range)
-  axes[r] = axis
-  return r
+  return setmetatable({ _name = name, _args = table.concat(args, ', '), n = axis.n, _axis = axis }, Range)
 end
 
 --- The numbers first, first + step, ... up to last. Integers stay integers
@@ -154,8 +148,8 @@ function M.product(spec)
   local specs, sizes = {}, {}
   for i, k in ipairs(keys) do
     local v = lists[k]
-    if getmetatable(v) == Range then
-      specs[i] = { name = k, axis = axes[v] }
+    if is_range(v) then
+      specs[i] = { name = k, axis = v._axis }
       sizes[k] = v.n
     else
       for j in pairs(v) do
@@ -176,7 +170,7 @@ end
 function M.source_of(list)
   local mt = getmetatable(list)
   if mt == Product then return list._source end
-  if mt == Range then return M.product({ value = list })._source end
+  if is_range(list) then return M.product({ value = list })._source end
   if type(list) ~= 'table' then
     return nil, ('psets must be a psurvey.product, a psurvey.range or an array of pset tables, got %s')
       :format(type(list))

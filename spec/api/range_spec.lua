@@ -95,6 +95,31 @@ describe('psurvey.range', function()
     end
   end)
 
+  it('travels to workers as an upvalue and works there, in both sandbox profiles', function()
+    local temps, ls = psurvey.range(2.8, 4.0, 0.05), psurvey.linspace(0, 1, 5)
+    for _, sandbox in ipairs({ 'default', 'strict' }) do
+      local res = psurvey.map(function(p)
+        return { t = temps[p.value], n = #temps, l = ls[p.value], s = tostring(ls), out = temps[99] == nil }
+      end, psurvey.range(1, 3), H.options({ ncores = 1, sandbox = sandbox }))
+      assert.same({ 2.8, 2.85, 2.9, n = 3 }, res:column('t'))
+      assert.same({ 25, 25, 25, n = 3 }, res:column('n'))
+      assert.same({ 0.0, 0.25, 0.5, n = 3 }, res:column('l'))
+      assert.equal('psurvey.linspace(0, 1, 5): 5 values', res:column('s')[1])
+      assert.same({ true, true, true, n = 3 }, res:column('out'))
+    end
+  end)
+
+  it('cannot be changed through getmetatable by a pset, for later psets', function()
+    local r = psurvey.range(1, 3)
+    local res = psurvey.map(function(p)
+      local mt = getmetatable(r)
+      local ok = pcall(function() mt.__index = function() return 'evil' end end)
+      return { mt = mt, changed = ok, v = r[p.value] }
+    end, psurvey.range(1, 3), H.options({ ncores = 1 }))
+    assert.same({ 'psurvey.range', 'psurvey.range', 'psurvey.range', n = 3 }, res:column('mt'))
+    assert.same({ 1, 2, 3, n = 3 }, res:column('v'))
+  end)
+
   it('stays plain data that travels to workers as an upvalue and in user', function()
     local r = psurvey.range(1, 3)
     local res = psurvey.map(function(p, _, user) return { n = r.n, last = r.last, un = user.r.n } end, r,
