@@ -145,6 +145,15 @@ function M.product(spec)
     end
     table.sort(keys)
   end
+  local folded = {}
+  for _, k in ipairs(keys) do
+    local other = folded[k:lower()]
+    if other then
+      error(("bad argument #1 to 'product' (keys '%s' and '%s' differ only in letter case, which SQLite column"
+        .. ' names cannot tell apart: rename one)'):format(other, k), 2)
+    end
+    folded[k:lower()] = k
+  end
   local specs, sizes = {}, {}
   for i, k in ipairs(keys) do
     local v = lists[k]

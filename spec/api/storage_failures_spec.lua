@@ -69,6 +69,9 @@ describe('psurvey.map with results SQLite cannot store', function()
     assert.matches("pset #3 key 'A' and pset #1 key 'a' differ only in letter case, which SQLite column names cannot"
       .. ' tell apart: rename one', err)
     assert.is_nil(io.open(ran))
+    assert.has_error(function() psurvey.product({ Temp = { 1 }, temp = { 2 } }) end,
+      "bad argument #1 to 'product' (keys 'Temp' and 'temp' differ only in letter case, which SQLite column names"
+      .. ' cannot tell apart: rename one)')
   end)
 end)
 
