@@ -18,6 +18,7 @@ local function worker(p)
     nested = { x = 0 / 0, y = { math.huge, -math.huge, 0.1 }, b = '\xfe' .. v, s = 'ok', n = v },
     plain = { 1, 2.5, 'x', { k = false } },
     dollar = { ['$base64'] = 'bm90IGJ5dGVz' },
+    mixed = ({ true, 1, { 1, 2 } })[v], -- a column of values of several types
   }
 end
 psurvey.map(worker, psurvey.range(1, 3), { name = 'values' })
@@ -98,6 +99,8 @@ describe('psurvey results --jsonl and --csv', function()
     assert.equal(3, #stored)
     assert.equal('ok', stored[1]._status)
     assert.is_true(stored[1].nan ~= stored[1].nan)
+    assert.same({ true, 1, 'integer', { 1, 2 } }, { stored[1].mixed, stored[2].mixed, math.type(stored[2].mixed),
+      stored[3].mixed })
   end)
   teardown(H.cleanup)
 
