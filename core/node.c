@@ -432,6 +432,8 @@ static char **ssh_argv(const ps_node_spec_t *s, const ps_node_opts_t *o) {
     argv[n++] = strdup("-p");
     argv[n++] = strdup(port);
   }
+  /* Whatever the host is called, ssh reads it as the destination. */
+  argv[n++] = strdup("--");
   argv[n++] = strdup(s->target);
   char *prog = shell_quote(s->psurvey ? s->psurvey : "psurvey");
   char *cmd = prog ? malloc(strlen(prog) + 8) : NULL;
