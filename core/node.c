@@ -509,6 +509,18 @@ int ps_nodes_up(const ps_pool_t *p, int *slots) {
   return up;
 }
 
+int ps_nodes_gone(const ps_pool_t *p) {
+  if (p->nnodes == 0) return 0;
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *n = p->nodes[k];
+    /* Without reconnect, a host that is down stays down. */
+    int given_up =
+        n->failures >= 2 || (!p->hosts->o.reconnect && n->state == PS_NODE_DOWN && n->failures >= 1);
+    if (n->state == PS_NODE_UP || !given_up) return 0;
+  }
+  return 1;
+}
+
 int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
   if (n->state != PS_NODE_UP) return ps_err_set(err, PS_EWORKER, "host %s is not connected", n->name);
   ps_worker_t *w = calloc(1, sizeof *w);

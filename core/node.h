@@ -54,6 +54,9 @@ struct ps_node_s {
 int ps_nodes_setup(ps_pool_t *p, const ps_node_spec_t *specs, int n, const ps_node_opts_t *o, ps_err_t *err);
 /* Hosts up now, and slots on them. */
 int ps_nodes_up(const ps_pool_t *p, int *slots);
+/* 1 when there are hosts, none is up and none is expected back: each has
+   failed twice in a row, or once when reconnect is off. */
+int ps_nodes_gone(const ps_pool_t *p);
 /* Starts a worker on an up host. */
 int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err);
 int ps_node_send(ps_worker_t *w, ps_buf_t *b);

@@ -970,13 +970,11 @@ static void on_tick(uv_timer_t *t) {
    worker's hook stopping it: stuck in C or waiting for a child process.
    The head's start is known at the latest (head_since), so nothing is
    killed early; the grace lets the hook win when it can. */
-/* With ssh hosts: stops the stage when none is up and each has failed to
-   connect at least twice in a row since. */
+/* With ssh hosts: stops the stage when none is up and none is expected
+   back (node.h). */
 static void check_hosts(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  if (p->nnodes == 0 || ps_nodes_up(p, NULL) > 0 || r->fatal) return;
-  for (int k = 0; k < p->nnodes; k++)
-    if (p->nodes[k]->failures < 2) return;
+  if (r->fatal || r->interrupted || !ps_nodes_gone(p)) return;
   char msg[600];
   size_t o = 0;
   for (int k = 0; k < p->nnodes && o < sizeof msg; k++) {
