@@ -23,6 +23,9 @@
 #define WATCH_MS 100
 /* Attempts at one pset, whatever a retry function says. */
 #define MAX_ATTEMPTS 100
+/* The signals that interrupt a stage. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (int)(sizeof stop_signals / sizeof *stop_signals)
 
 typedef struct task_s {
   int64_t index;
@@ -74,7 +77,8 @@ typedef struct ps_run_s {
   ps_progress_t progress;
   uv_timer_t timer, watch;
   uv_check_t check;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sig[NSTOP];
+  struct sigaction saved[NSTOP]; /* their handling before the stage */
   int open_handles;
   ps_buf_t scratch;
   int64_t start_us;
@@ -1025,6 +1029,29 @@ static void on_handle_closed(uv_handle_t *h) {
   r->open_handles--;
 }
 
+/* Watches the stop signals while the stage runs, except one that is
+   ignored (`nohup` ignores SIGHUP). libuv sets a signal back to its default
+   when its last watcher closes: unwatch_signals puts back what was there,
+   so that Ctrl-C after map() reaches the host program's handler (lua.c's,
+   psurvey's) instead of killing the process. */
+static void watch_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) {
+    sigaction(stop_signals[k], NULL, &r->saved[k]);
+    uv_signal_init(&r->e->loop, &r->sig[k]);
+    r->sig[k].data = r;
+    r->open_handles++;
+    if (r->saved[k].sa_handler != SIG_IGN) uv_signal_start(&r->sig[k], on_signal, stop_signals[k]);
+  }
+}
+
+static void unwatch_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) uv_close((uv_handle_t *)&r->sig[k], on_handle_closed);
+}
+
+static void restore_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) sigaction(stop_signals[k], &r->saved[k], NULL);
+}
+
 int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_run_opts_t *o,
                   ps_run_result_t *out, ps_err_t *err) {
   ps_run_t *r = calloc(1, sizeof *r);
@@ -1074,16 +1101,13 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   uv_timer_init(&e->loop, &r->timer);
   uv_timer_init(&e->loop, &r->watch);
   uv_check_init(&e->loop, &r->check);
-  uv_signal_init(&e->loop, &r->sigint);
-  uv_signal_init(&e->loop, &r->sigterm);
-  r->timer.data = r->watch.data = r->check.data = r->sigint.data = r->sigterm.data = r;
-  r->open_handles = 5;
+  r->timer.data = r->watch.data = r->check.data = r;
+  r->open_handles = 3;
+  watch_signals(r);
   uv_timer_start(&r->watch, on_watch, WATCH_MS, WATCH_MS);
   uint64_t every = ps_progress_interval(&r->progress);
   if (every) uv_timer_start(&r->timer, on_tick, every, every);
   uv_check_start(&r->check, on_check);
-  uv_signal_start(&r->sigint, on_signal, SIGINT);
-  uv_signal_start(&r->sigterm, on_signal, SIGTERM);
 
   check_done(r);
   if (!r->done) {
@@ -1139,9 +1163,9 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   uv_close((uv_handle_t *)&r->timer, on_handle_closed);
   uv_close((uv_handle_t *)&r->watch, on_handle_closed);
   uv_close((uv_handle_t *)&r->check, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+  unwatch_signals(r);
   while (r->open_handles > 0) uv_run(&e->loop, UV_RUN_ONCE);
+  restore_signals(r);
   e->run = NULL;
 
   memset(out, 0, sizeof *out);

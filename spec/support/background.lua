@@ -11,9 +11,10 @@ end
 B.now = now
 
 --- Starts `psurvey <args>` in dir with the given environment, as H.run
---- does, but in the background; returns { dir = dir, pid = its pid }.
+--- does, but in the background, through the command `via` if given (such
+--- as 'nohup'); returns { dir = dir, pid = its pid }.
 ---@param args string already quoted for the shell
-function B.start(dir, args, env)
+function B.start(dir, args, env, via)
   local vars = { 'PSURVEY_VERBOSE=0', 'PSURVEY_VSTATS=0' }
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. '=' .. H.quote(v) end
   local unset = {}
@@ -23,8 +24,8 @@ function B.start(dir, args, env)
   end
   os.execute(('rm -f %s/.rc %s/.pid'):format(H.quote(dir), H.quote(dir)))
   -- The shell that waits for it records its exit status in .rc.
-  os.execute(([[(cd %s && { env %s %s %s %s >.out 2>.err </dev/null & echo $! >.pid; wait $!; echo $? >.rc; }) \
-    >/dev/null 2>&1 </dev/null &]]):format(H.quote(dir), table.concat(unset, ' '), table.concat(vars, ' '),
+  os.execute(([[(cd %s && { env %s %s %s %s %s >.out 2>.err </dev/null & echo $! >.pid; wait $!; echo $? >.rc; }) \
+    >/dev/null 2>&1 </dev/null &]]):format(H.quote(dir), table.concat(unset, ' '), table.concat(vars, ' '), via or '',
     H.quote(H.bin), args))
   local pid
   for _ = 1, 100 do
@@ -40,6 +41,12 @@ function B.wait_for(cond, secs)
   local loop = '(for i in $(seq 1 %d); do { %s; } >/dev/null 2>&1 && exit 0; sleep 0.02; done; exit 1)'
   local _, rc = H.shell(loop:format(math.ceil(secs * 50), cond))
   return rc == 0
+end
+
+--- Whether the driver has exited.
+function B.done(proc)
+  local rc = H.slurp(proc.dir .. '/.rc')
+  return rc ~= nil and rc ~= ''
 end
 
 -- Waits up to limit seconds for the driver to exit; returns whether it did
@@ -81,7 +88,7 @@ end
 
 --- Kills the driver with SIGKILL if it still runs (for `finally`).
 function B.kill(proc)
-  if proc and H.slurp(proc.dir .. '/.rc') == nil then os.execute(('kill -9 %d 2>/dev/null'):format(proc.pid)) end
+  if proc and not B.done(proc) then os.execute(('kill -9 %d 2>/dev/null'):format(proc.pid)) end
 end
 
 --- Processes whose command line holds text, waiting up to a second for
