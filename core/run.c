@@ -23,6 +23,11 @@
 #define WATCH_MS 100
 /* Attempts at one pset, whatever a retry function says. */
 #define MAX_ATTEMPTS 100
+/* A stage that stops kills its workers; those on hosts that have not
+   answered after STOP_GRACE_MS have their ssh killed, and at STOP_LIMIT_MS
+   what is left is given up (ps_pool_drain). */
+#define STOP_GRACE_MS 1000
+#define STOP_LIMIT_MS 2000
 /* The signals that interrupt a stage. */
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define NSTOP (int)(sizeof stop_signals / sizeof *stop_signals)
@@ -1143,12 +1148,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   }
   while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);
 
-  if (r->fatal || r->interrupted) {
-    /* Stop every worker: their work in flight belongs to this stage. */
-    ps_pool_t *p = &e->pool;
-    for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
-    while (p->n > 0) uv_run(&e->loop, UV_RUN_ONCE);
-  }
+  /* Stop every worker: their work in flight belongs to this stage. */
+  if (r->fatal || r->interrupted) ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
   const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
   int rc = 0;
   if (r->stage) {
