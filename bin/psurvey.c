@@ -23,12 +23,29 @@ extern const struct ps_embedded ps_embedded_lua[];
 
 static lua_State *globalL;
 
+static int interrupted_tostring(lua_State *L) {
+  lua_getfield(L, 1, "message");
+  return 1;
+}
+
 /* Ctrl-C while the script runs Lua code: raise an error at the next hook,
-   as lua.c does. (While map() runs, the engine handles it.) */
+   as lua.c does. (While map() runs, the engine handles it.) The error is
+   the table that map() raises when interrupted, { interrupted = signal,
+   message = ... }, so that the command line says "interrupted", marks the
+   run so and exits 130, as it does for a map() interrupted. */
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted");
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, SIGINT);
+  lua_setfield(L, -2, "interrupted");
+  lua_pushliteral(L, "interrupted");
+  lua_setfield(L, -2, "message");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, interrupted_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_setmetatable(L, -2);
+  lua_error(L);
 }
 
 static void on_sigint(int sig) {

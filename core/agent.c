@@ -216,7 +216,9 @@ int ps_agent_main(const char *exe) {
 
   uv_read_start((uv_stream_t *)&a->in, on_alloc, on_read);
   while (!a->stopping) uv_run(&a->loop, UV_RUN_ONCE);
-  while (a->pool.n > 0) uv_run(&a->loop, UV_RUN_ONCE);
+  /* stop() killed the workers; a worker that cannot be waited for (stuck
+     in the kernel) does not keep the agent. */
+  ps_pool_drain(&a->pool, PS_DRAIN_KILL, 1000, 2000);
   uv_close((uv_handle_t *)&a->in, on_in_closed);
   ps_pool_close(&a->pool);
   uv_run(&a->loop, UV_RUN_NOWAIT);

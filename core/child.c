@@ -13,27 +13,44 @@
 
 extern char **environ;
 
+/* Whether child c has ended, without reaping it: its pid, and so its
+   process group's id, stays taken until waitpid. */
+static int ended(const ps_child_t *c, int *gone) {
+  siginfo_t si;
+  int rc;
+  memset(&si, 0, sizeof si);
+  do rc = waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+  while (rc < 0 && errno == EINTR);
+  /* ECHILD: someone else waited for it (a waitpid(-1) in user code). */
+  *gone = rc < 0 && errno == ECHILD;
+  return *gone || (rc == 0 && si.si_pid == c->pid);
+}
+
 /* Waits, without blocking, for each child of the list that has ended, and
-   reports it. A callback may start or forget children: the list is walked
+   reports it. Before a child is reaped, while its pid still names its
+   process group (each child leads one, ps_spawn), the group is killed:
+   what a worker started in the background (`os.execute('sim &')`) or an
+   ssh program left behind ends with it, whether it exited, retired or was
+   killed. A callback may start or forget children: the list is walked
    again from its head after each one. */
 static void reap(ps_reaper_t *r) {
   for (;;) {
     ps_child_t **link = &r->children, *c = NULL;
-    int status = 0;
-    for (; *link; link = &(*link)->next) {
-      pid_t got;
-      do got = waitpid((*link)->pid, &status, WNOHANG);
-      while (got < 0 && errno == EINTR);
-      /* ECHILD: someone else waited for it (a waitpid(-1) in user code);
-         its status is lost, and it is reported as killed. */
-      if (got == (*link)->pid || (got < 0 && errno == ECHILD)) {
-        if (got < 0) status = SIGKILL;
+    int status = 0, gone = 0;
+    for (; *link; link = &(*link)->next)
+      if (ended(*link, &gone)) {
         c = *link;
         *link = c->next;
         break;
       }
-    }
     if (c == NULL) break;
+    if (gone) {
+      status = SIGKILL; /* its status is lost: it is reported as killed */
+    } else {
+      kill(-c->pid, SIGKILL);
+      while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
     if (r->children == NULL) uv_unref((uv_handle_t *)&r->sigchld);
     int64_t code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -57,15 +74,29 @@ int ps_reaper_init(uv_loop_t *loop, ps_reaper_t *r) {
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
+/* Kills the children still running, each with its process group, and
+   waits up to a second for them all: a process stuck in the kernel (an
+   unkillable wait on a dead NFS server) is left to init rather than
+   holding the driver. */
 void ps_reaper_close(ps_reaper_t *r) {
-  while (r->children) {
-    ps_child_t *c = r->children;
-    r->children = c->next;
-    int status;
+  for (ps_child_t *c = r->children; c; c = c->next) {
+    kill(-c->pid, SIGKILL);
     kill(c->pid, SIGKILL);
-    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int64_t deadline = ps_mono_us() + 1000000;
+  while (r->children) {
+    for (ps_child_t **link = &r->children; *link;) {
+      ps_child_t *c = *link;
+      int status;
+      pid_t got = waitpid(c->pid, &status, WNOHANG);
+      if (got == c->pid || (got < 0 && errno != EINTR) || ps_mono_us() > deadline) {
+        *link = c->next;
+        free(c);
+      } else {
+        link = &c->next;
+      }
     }
-    free(c);
+    if (r->children) usleep(2000);
   }
   uv_close((uv_handle_t *)&r->sigchld, on_closed);
 }

@@ -39,15 +39,18 @@ struct ps_child_s {
 };
 
 int ps_reaper_init(uv_loop_t *loop, ps_reaper_t *r);
-/* Kills and waits for the children still running, and closes the watcher;
-   the loop must run once more to finish closing. */
+/* Kills the children still running with their process groups, waits up
+   to a second for them, and closes the watcher; the loop must run once
+   more to finish closing. */
 void ps_reaper_close(ps_reaper_t *r);
 
 /* Starts `file` with argv in a session and process group of its own, its
    stdin and stdout on new socket pairs whose other ends are returned
    (close on exec, for uv_pipe_open), its stderr on a third one when
-   from_stderr is not NULL, else this process's. The child record is
-   the reaper's: on_exit runs once from the loop, after which it is freed.
+   from_stderr is not NULL, else this process's. When it ends, its
+   process group is killed before it is reaped: nothing it started stays
+   behind, unless it left the group. The child record is the reaper's:
+   on_exit runs once from the loop, after which it is freed.
    On failure, err says why (the caller names the program). */
 int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb on_exit, void *data,
              ps_child_t **out, int *to_child, int *from_child, int *from_stderr, ps_err_t *err);

@@ -13,6 +13,8 @@
 #define TICK_MS 250
 /* Longest wait between two connection attempts to a lost host (us). */
 #define MAX_BACKOFF_US 30000000
+/* How long an ssh killed by psurvey has to end before it is dropped (us). */
+#define KILL_GRACE_US 1000000
 
 typedef struct ps_hosts_s {
   uv_timer_t timer;
@@ -29,7 +31,8 @@ typedef struct conn_s {
   int open_handles;
   ps_framer_t framer;
   int exited, eof_out;
-  int synced; /* the agent's magic was seen: frames follow */
+  int64_t killed_at; /* when psurvey killed it (monotonic us), or 0 */
+  int synced;        /* the agent's magic was seen: frames follow */
   int64_t exit_status;
   int term_signal;
   char tail[600]; /* the end of what ssh and the agent wrote to stderr */
@@ -146,9 +149,18 @@ static ps_worker_t *find_worker(ps_node_t *n, uint64_t id) {
   return NULL;
 }
 
+/* Ends the host's connection: ssh is killed with its process group (a
+   wrapper's children with it). Its end is awaited as usual, but for
+   KILL_GRACE_US only (on_tick). */
 static void kill_conn(ps_node_t *n, const char *why) {
+  conn_t *c = n->conn;
   if (!n->why[0]) snprintf(n->why, sizeof n->why, "%.399s", why);
-  if (n->conn && !n->conn->exited && n->conn->child) kill(n->conn->child->pid, SIGKILL);
+  if (c == NULL || c->killed_at) return;
+  c->killed_at = ps_mono_us();
+  if (c->child) {
+    kill(-c->child->pid, SIGKILL);
+    kill(c->child->pid, SIGKILL);
+  }
 }
 
 static void on_agent_hello(ps_node_t *n, ps_reader_t *r) {
@@ -340,6 +352,16 @@ static void conn_end(conn_t *c) {
   conn_close(c);
 }
 
+/* Gives up on a connection without waiting for its end: the host is lost
+   now and the handles close; an ssh still running is left to the reaper.
+   For an ssh that was killed and whose output stays open, or that exited
+   while a process it started (a wrapper's child, in a session of its own)
+   holds its output: nothing more will come from it. */
+static void conn_drop(conn_t *c) {
+  c->exited = c->eof_out = 1;
+  conn_end(c);
+}
+
 static void node_connect(ps_node_t *n) {
   ps_pool_t *p = n->pool;
   conn_t *c = calloc(1, sizeof *c);
@@ -383,16 +405,20 @@ static void on_tick(uv_timer_t *t) {
   int64_t ping_every = silence / 4 < 1000000 ? silence / 4 : 1000000;
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
-    if (n->state == PS_NODE_UP || n->state == PS_NODE_CONNECTING) {
-      if (now - n->last_heard > silence) {
-        char why[120];
-        snprintf(why, sizeof why, "no word from it for %g s (heartbeat)", h->o.heartbeat);
+    conn_t *c = n->conn;
+    if (c && c->killed_at && now - c->killed_at > KILL_GRACE_US) {
+      conn_drop(c);
+    } else if (c && now - n->last_heard > silence) {
+      char why[120];
+      snprintf(why, sizeof why, "no word from it for %g s (heartbeat)", h->o.heartbeat);
+      if (c->exited)
+        conn_drop(c); /* describe_end says how ssh ended */
+      else
         kill_conn(n, why);
-      } else if (n->state == PS_NODE_UP && now - n->last_ping >= ping_every) {
-        n->last_ping = now;
-        send_simple(n, PS_MSG_PING, 0, 0, 0);
-      }
-    } else if (h->o.reconnect && n->conn == NULL && now >= n->retry_at && !h->closing) {
+    } else if (c && n->state == PS_NODE_UP && now - n->last_ping >= ping_every) {
+      n->last_ping = now;
+      send_simple(n, PS_MSG_PING, 0, 0, 0);
+    } else if (c == NULL && h->o.reconnect && now >= n->retry_at && !h->closing) {
       node_connect(n);
     }
   }
@@ -432,6 +458,8 @@ static char **ssh_argv(const ps_node_spec_t *s, const ps_node_opts_t *o) {
     argv[n++] = strdup("-p");
     argv[n++] = strdup(port);
   }
+  /* Whatever the host is called, ssh reads it as the destination. */
+  argv[n++] = strdup("--");
   argv[n++] = strdup(s->target);
   char *prog = shell_quote(s->psurvey ? s->psurvey : "psurvey");
   char *cmd = prog ? malloc(strlen(prog) + 8) : NULL;
@@ -507,6 +535,18 @@ int ps_nodes_up(const ps_pool_t *p, int *slots) {
   return up;
 }
 
+int ps_nodes_gone(const ps_pool_t *p) {
+  if (p->nnodes == 0) return 0;
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *n = p->nodes[k];
+    /* Without reconnect, a host that is down stays down. */
+    int given_up =
+        n->failures >= 2 || (!p->hosts->o.reconnect && n->state == PS_NODE_DOWN && n->failures >= 1);
+    if (n->state == PS_NODE_UP || !given_up) return 0;
+  }
+  return 1;
+}
+
 int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
   if (n->state != PS_NODE_UP) return ps_err_set(err, PS_EWORKER, "host %s is not connected", n->name);
   ps_worker_t *w = calloc(1, sizeof *w);
@@ -553,7 +593,7 @@ void ps_node_kill(ps_worker_t *w, int sig) {
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
 
-void ps_nodes_close(ps_pool_t *p) {
+void ps__nodes_bye(ps_pool_t *p) {
   hosts_t *h = p->hosts;
   if (h == NULL) return;
   h->closing = 1;
@@ -563,15 +603,37 @@ void ps_nodes_close(ps_pool_t *p) {
     if (n->conn && n->state == PS_NODE_UP) send_simple(n, PS_MSG_BYE, 0, 0, 0);
     if (n->conn && !uv_is_closing((uv_handle_t *)&n->conn->to)) uv_close((uv_handle_t *)&n->conn->to, conn_closed);
   }
-  int64_t deadline = ps_mono_us() + 2000000;
-  for (;;) {
-    int open = 0;
-    for (int k = 0; k < p->nnodes; k++) open += p->nodes[k]->conn != NULL;
-    if (!open) break;
-    if (ps_mono_us() > deadline)
-      for (int k = 0; k < p->nnodes; k++) kill_conn(p->nodes[k], "closing");
-    uv_run(p->loop, UV_RUN_ONCE);
+}
+
+int ps__nodes_open(const ps_pool_t *p) {
+  int open = 0;
+  for (int k = 0; k < p->nnodes; k++) open += p->nodes[k]->conn != NULL;
+  return open;
+}
+
+static int has_workers(const ps_node_t *n) {
+  const ps_pool_t *p = n->pool;
+  for (int k = 0; k < p->n; k++)
+    if (p->workers[k]->node == n) return 1;
+  return 0;
+}
+
+void ps__nodes_end(ps_pool_t *p, int all, int drop) {
+  for (int k = 0; k < p->nnodes; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->conn == NULL || !(all || has_workers(n))) continue;
+    kill_conn(
+        n, all ? "it did not end when asked to (closing)" : "it did not answer when its workers were killed");
+    if (drop) conn_drop(n->conn);
   }
+}
+
+void ps_nodes_close(ps_pool_t *p) {
+  hosts_t *h = p->hosts;
+  if (h == NULL) return;
+  /* After ps_pool_drain, nothing is left to end here. */
+  ps__nodes_bye(p);
+  ps__nodes_end(p, 1, 1);
   uv_timer_stop(&h->timer);
   h->timer.data = h;
   uv_close((uv_handle_t *)&h->timer, on_timer_closed);

@@ -54,12 +54,23 @@ struct ps_node_s {
 int ps_nodes_setup(ps_pool_t *p, const ps_node_spec_t *specs, int n, const ps_node_opts_t *o, ps_err_t *err);
 /* Hosts up now, and slots on them. */
 int ps_nodes_up(const ps_pool_t *p, int *slots);
+/* 1 when there are hosts, none is up and none is expected back: each has
+   failed twice in a row, or once when reconnect is off. */
+int ps_nodes_gone(const ps_pool_t *p);
 /* Starts a worker on an up host. */
 int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err);
 int ps_node_send(ps_worker_t *w, ps_buf_t *b);
 void ps_node_kill(ps_worker_t *w, int sig);
-/* Ends every host connection (the agents stop their workers) and frees
-   the nodes, running the loop until their handles are closed. */
+/* Frees the nodes, dropping any connection still open (ps_pool_close
+   drains them first). */
 void ps_nodes_close(ps_pool_t *p);
+
+/* For ps_pool_drain, in its order. BYE and the end of input to every
+   agent, and no reconnecting from now on. The connections not yet ended.
+   Kills the ssh of every host (all) or of each that still has workers,
+   and with drop, gives up on it at once: the host is lost now. */
+void ps__nodes_bye(ps_pool_t *p);
+int ps__nodes_open(const ps_pool_t *p);
+void ps__nodes_end(ps_pool_t *p, int all, int drop);
 
 #endif

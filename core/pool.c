@@ -10,6 +10,11 @@
 #include "node.h"
 #include "value.h"
 
+/* Closing the pool: workers and agents have CLOSE_GRACE_MS to exit when
+   asked, and are then killed; at CLOSE_LIMIT_MS what is left is dropped. */
+#define CLOSE_GRACE_MS 1000
+#define CLOSE_LIMIT_MS 3000
+
 typedef struct write_req_s {
   uv_write_t req;
   char *data;
@@ -236,26 +241,67 @@ void ps_worker_bye(ps_worker_t *w) {
 
 int ps_pool_alive(const ps_pool_t *p) { return p->n; }
 
-static void on_timer_close(uv_handle_t *h) { (void)h; }
-static void on_give_up(uv_timer_t *t) { *(int *)t->data = 1; }
+/* The drain's timer only wakes the loop up, so that its deadlines are
+   checked while nothing else happens. */
+static void on_drain_tick(uv_timer_t *t) { (void)t; }
+static void on_drain_timer_closed(uv_handle_t *h) { *(int *)h->data = 1; }
 
-void ps_pool_close(ps_pool_t *p) {
+/* Gives up on the local workers still listed: each is reported dead and
+   its handles close; its process, if it still runs, is the reaper's. */
+static void abandon_workers(ps_pool_t *p) {
+  for (int k = p->n - 1; k >= 0; k--) {
+    if (k >= p->n || p->workers[k]->node) continue;
+    ps_worker_t *w = p->workers[k];
+    if (!w->why[0]) snprintf(w->why, sizeof w->why, "did not end when killed");
+    w->exited = w->eof = 1;
+    ps__worker_bury(w);
+  }
+}
+
+static int draining(const ps_pool_t *p, int hosts) { return p->n > 0 || (hosts && ps__nodes_open(p) > 0); }
+
+int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
+  int hosts = how & PS_DRAIN_HOSTS;
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
-    ps_worker_bye(w);
-    if (!w->node && !uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+    if (how & PS_DRAIN_BYE) {
+      ps_worker_bye(w);
+      /* The end of its input says the same. */
+      if (!w->node && !uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+    } else {
+      ps_worker_kill(w, SIGKILL, NULL);
+    }
   }
-  uv_timer_t timer;
-  int expired = 0;
-  uv_timer_init(p->loop, &timer);
-  timer.data = &expired;
-  uv_timer_start(&timer, on_give_up, 1000, 0);
-  while (p->n > 0 && !expired) uv_run(p->loop, UV_RUN_ONCE);
-  for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
-  /* Remote workers die with their host connections. */
+  if (hosts) ps__nodes_bye(p);
+  uv_timer_t tick;
+  int closed = 0, killed = 0, left = 0;
+  uv_timer_init(p->loop, &tick);
+  tick.data = &closed;
+  uv_timer_start(&tick, on_drain_tick, 50, 50);
+  int64_t start = ps_mono_us();
+  while (draining(p, hosts)) {
+    int64_t ms = (ps_mono_us() - start) / 1000;
+    if (ms >= limit_ms) {
+      left = p->n + (hosts ? ps__nodes_open(p) : 0);
+      ps__nodes_end(p, hosts, 1);
+      abandon_workers(p);
+      break;
+    }
+    if (ms >= grace_ms && !killed) {
+      killed = 1;
+      for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
+      ps__nodes_end(p, hosts, 0);
+    }
+    uv_run(p->loop, UV_RUN_ONCE);
+  }
+  uv_close((uv_handle_t *)&tick, on_drain_timer_closed);
+  while (!closed) uv_run(p->loop, UV_RUN_ONCE);
+  return left;
+}
+
+void ps_pool_close(ps_pool_t *p) {
+  ps_pool_drain(p, PS_DRAIN_BYE | PS_DRAIN_HOSTS, CLOSE_GRACE_MS, CLOSE_LIMIT_MS);
   ps_nodes_close(p);
-  while (p->n > 0) uv_run(p->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&timer, on_timer_close);
   ps_reaper_close(&p->reaper);
   uv_run(p->loop, UV_RUN_NOWAIT);
   free(p->workers);

@@ -76,8 +76,22 @@ void ps_worker_kill(ps_worker_t *w, int sig, const char *why);
 void ps_worker_bye(ps_worker_t *w);
 /* Workers not yet dead. */
 int ps_pool_alive(const ps_pool_t *p);
-/* Stops every worker and host connection and waits (up to a second, then
-   SIGKILL) until all are gone, running the loop. */
+/* How ps_pool_drain begins: every worker is killed (0), or asked to exit
+   when it has read what was sent (PS_DRAIN_BYE); with PS_DRAIN_HOSTS, the
+   ssh host connections are ended too. */
+enum { PS_DRAIN_KILL = 0, PS_DRAIN_BYE = 1, PS_DRAIN_HOSTS = 2 };
+/* Every way of stopping workers goes through here, and ends within
+   limit_ms whatever the workers and hosts do. It runs the loop until the
+   workers (and with PS_DRAIN_HOSTS the host connections) are gone. After
+   grace_ms, every worker left is killed with its process group, and so is
+   the ssh of every host that has not answered (a silent host, a stopped
+   agent, a wrapper that ignores signals). At limit_ms, what is left is
+   given up: workers are reported dead, hosts lost, handles closed, and
+   processes still running are left to the reaper. Returns how many
+   workers and connections were given up. */
+int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms);
+/* Drains every worker and host connection (ps_pool_drain: asked, killed
+   after a second, given up after three) and frees the pool. */
 void ps_pool_close(ps_pool_t *p);
 
 /* For pool.c and node.c: adds w to the pool's list; reports w dead

@@ -29,6 +29,14 @@
 /* After a signal, how long the last rows wait for a database locked by
    another program before they are given up. */
 #define END_WAIT_S 5.0
+/* A stage that stops kills its workers; those on hosts that have not
+   answered after STOP_GRACE_MS have their ssh killed, and at STOP_LIMIT_MS
+   what is left is given up (ps_pool_drain). */
+#define STOP_GRACE_MS 1000
+#define STOP_LIMIT_MS 2000
+/* The signals that interrupt a stage. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (int)(sizeof stop_signals / sizeof *stop_signals)
 
 typedef struct task_s {
   int64_t index;
@@ -85,7 +93,8 @@ typedef struct ps_run_s {
   ps_progress_t progress;
   uv_timer_t timer, watch;
   uv_check_t check;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sig[NSTOP];
+  struct sigaction saved[NSTOP]; /* their handling before the stage */
   int open_handles;
   ps_buf_t scratch;
   int64_t start_us;
@@ -1034,13 +1043,11 @@ static void on_tick(uv_timer_t *t) {
    worker's hook stopping it: stuck in C or waiting for a child process.
    The head's start is known at the latest (head_since), so nothing is
    killed early; the grace lets the hook win when it can. */
-/* With ssh hosts: stops the stage when none is up and each has failed to
-   connect at least twice in a row since. */
+/* With ssh hosts: stops the stage when none is up and none is expected
+   back (node.h). */
 static void check_hosts(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  if (p->nnodes == 0 || ps_nodes_up(p, NULL) > 0 || r->fatal) return;
-  for (int k = 0; k < p->nnodes; k++)
-    if (p->nodes[k]->failures < 2) return;
+  if (r->fatal || r->interrupted || !ps_nodes_gone(p)) return;
   char msg[600];
   size_t o = 0;
   for (int k = 0; k < p->nnodes && o < sizeof msg; k++) {
@@ -1103,13 +1110,36 @@ static void on_handle_closed(uv_handle_t *h) {
   r->open_handles--;
 }
 
+/* Watches the stop signals while the stage runs, except one that is
+   ignored (`nohup` ignores SIGHUP). libuv sets a signal back to its default
+   when its last watcher closes: unwatch_signals puts back what was there,
+   so that Ctrl-C after map() reaches the host program's handler (lua.c's,
+   psurvey's) instead of killing the process. */
+static void watch_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) {
+    sigaction(stop_signals[k], NULL, &r->saved[k]);
+    uv_signal_init(&r->e->loop, &r->sig[k]);
+    r->sig[k].data = r;
+    r->open_handles++;
+    if (r->saved[k].sa_handler != SIG_IGN) uv_signal_start(&r->sig[k], on_signal, stop_signals[k]);
+  }
+}
+
+static void unwatch_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) uv_close((uv_handle_t *)&r->sig[k], on_handle_closed);
+}
+
+static void restore_signals(ps_run_t *r) {
+  for (int k = 0; k < NSTOP; k++) sigaction(stop_signals[k], &r->saved[k], NULL);
+}
+
 static void close_handles(ps_run_t *r) {
   uv_close((uv_handle_t *)&r->timer, on_handle_closed);
   uv_close((uv_handle_t *)&r->watch, on_handle_closed);
   uv_close((uv_handle_t *)&r->check, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
-  uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+  unwatch_signals(r);
   while (r->open_handles > 0) uv_run(&r->e->loop, UV_RUN_ONCE);
+  restore_signals(r);
 }
 
 /* Begins the stage in the store, and resumes it. Another program holding
@@ -1202,14 +1232,11 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   uv_timer_init(&e->loop, &r->timer);
   uv_timer_init(&e->loop, &r->watch);
   uv_check_init(&e->loop, &r->check);
-  uv_signal_init(&e->loop, &r->sigint);
-  uv_signal_init(&e->loop, &r->sigterm);
-  r->timer.data = r->watch.data = r->check.data = r->sigint.data = r->sigterm.data = r;
-  r->open_handles = 5;
+  r->timer.data = r->watch.data = r->check.data = r;
+  r->open_handles = 3;
+  watch_signals(r);
   uv_timer_start(&r->watch, on_watch, WATCH_MS, WATCH_MS);
   uv_check_start(&r->check, on_check);
-  uv_signal_start(&r->sigint, on_signal, SIGINT);
-  uv_signal_start(&r->sigterm, on_signal, SIGTERM);
   e->run = r;
 
   int rc = store ? begin_stage(r, store, err) : 0;
@@ -1263,12 +1290,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   }
   while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);
 
-  if (r->fatal || r->interrupted) {
-    /* Stop every worker: their work in flight belongs to this stage. */
-    ps_pool_t *p = &e->pool;
-    for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
-    while (p->n > 0) uv_run(&e->loop, UV_RUN_ONCE);
-  }
+  /* Stop every worker: their work in flight belongs to this stage. */
+  if (r->fatal || r->interrupted) ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
   const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
   if (r->stage) end_stage(r, how);
   ps_progress_end(&r->progress, &r->c, &r->hist, how);

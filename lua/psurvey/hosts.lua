@@ -16,6 +16,9 @@ function M.parse(text)
   local target, port = words[1]:match('^([^:]+):(%d+)$')
   target = target or words[1]
   if target:find('[%s:]') or target == '' then return nil, ("'%s' is not [user@]host[:port]"):format(words[1]) end
+  if target:sub(1, 1) == '-' then
+    return nil, ("'%s' is not a host: it begins with '-', which ssh would read as an option"):format(target)
+  end
   local host = { target = target, port = port and math.tointeger(tonumber(port)) or nil }
   for i = 2, #words do
     local k, v = words[i]:match('^(%w+)=(.+)$')
