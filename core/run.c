@@ -1039,10 +1039,6 @@ static void on_tick(uv_timer_t *t) {
   ps_progress_tick(&r->progress, &r->c, &r->hist);
 }
 
-/* Kills the workers whose head pset ran past its timeout without the
-   worker's hook stopping it: stuck in C or waiting for a child process.
-   The head's start is known at the latest (head_since), so nothing is
-   killed early; the grace lets the hook win when it can. */
 /* With ssh hosts: stops the stage when none is up and none is expected
    back (node.h). */
 static void check_hosts(ps_run_t *r) {
@@ -1061,6 +1057,11 @@ static void check_hosts(ps_run_t *r) {
       msg, "");
 }
 
+/* Every WATCH_MS: retries a commit the database refused, checks the
+   hosts, and kills the workers whose head pset ran past its timeout
+   without the worker's hook stopping it: stuck in C or in a child process.
+   The head's start is known at the latest (head_since), so nothing is
+   killed early; the grace lets the hook win when it can. */
 static void on_watch(uv_timer_t *h) {
   ps_run_t *r = h->data;
   ps_pool_t *p = &r->e->pool;

@@ -78,7 +78,7 @@ typedef struct ps_run_result_s {
   ps_counts_t counts;
   ps_hist_t hist;
   double seconds;
-  int interrupted; /* by SIGINT or SIGTERM: the signal number */
+  int interrupted; /* by SIGINT, SIGTERM or SIGHUP: the signal number */
 } ps_run_result_t;
 
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err);

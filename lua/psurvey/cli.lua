@@ -242,9 +242,6 @@ function M.main(argv)
     elseif type(e) == 'table' and e.interrupted then
       say('%s', e.message)
       code, status = 130, 'interrupted'
-    elseif tostring(e):match('interrupted') and not tostring(e):match('\n.*psurvey') then
-      say('interrupted')
-      code, status = 130, 'interrupted'
     else
       say('%s', tostring(e))
       code, status = 3, 'error'

@@ -6,6 +6,8 @@
 --- as a line of the file (blank lines and # comments are skipped), as a
 --- string in ssh.hosts, or as a table { host = 'user@h', port = 22,
 --- slots = 4, psurvey = '/opt/bin/psurvey' }.
+local errors = require('psurvey.errors')
+
 local M = {}
 
 --- Parses one entry; returns the host table, or nil and why not.
@@ -37,7 +39,7 @@ end
 --- The hosts of a file; raises naming the file and line of a bad entry.
 function M.read(path, level)
   local f, err = io.open(path)
-  if not f then error(("option 'hosts': cannot read the hosts file: %s"):format(err), level + 1) end
+  if not f then errors.raise(("option 'hosts': cannot read the hosts file: %s"):format(err), level + 1) end
   local out, n = {}, 0
   for line in f:lines() do
     n = n + 1
@@ -46,7 +48,7 @@ function M.read(path, level)
       local host, why = M.parse(text)
       if not host then
         f:close()
-        error(('%s:%d: %s'):format(path, n, why), level + 1)
+        errors.raise(('%s:%d: %s'):format(path, n, why), level + 1)
       end
       out[#out + 1] = host
     end
@@ -68,7 +70,7 @@ function M.gather(values, level)
     else
       why = 'expected a string or a table with a host'
     end
-    if not host then error(("option 'ssh': hosts[%d]: %s"):format(i, why), level + 1) end
+    if not host then errors.raise(("option 'ssh': hosts[%d]: %s"):format(i, why), level + 1) end
     out[#out + 1] = host
   end
   return out

@@ -32,7 +32,8 @@ describe('psurvey survey.lua, stopped by a signal', function()
       assert.is_not_nil(took, ('still running 10 s after SIG%s: %s'):format(sig, r and r.err))
       assert.is_true(took < 3, ('SIG%s took %.2f s'):format(sig, took))
       assert.equal(130, r.code, r.err)
-      assert.matches('psurvey: interrupted: 4 psets of stage1 are stored in %.psurvey/survey%.db\n', r.err)
+      assert.matches('psurvey: interrupted: 4 psets of stage1 are stored in %.psurvey/survey%.db: run it again with '
+        .. '%-%-resume to finish the rest\n', r.err)
       assert.same({ { status = 'interrupted', n = 4 } },
         H.sql(db, "select t.status, (select count(*) from stage1 where _status = 'ok') n from _psurvey_tables t"))
       assert.same({ { status = 'interrupted' } }, H.sql(db, 'select status from _psurvey_runs'))
