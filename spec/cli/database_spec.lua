@@ -38,35 +38,14 @@ describe('the results database', function()
   it('gives a second writer a clear error while the first goes on unharmed', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', slow_survey:format(300, 'shared.db'))
-    local out, rc = H.shell(([[cd %s && { %s survey.lua >first.out 2>first.err </dev/null & }
-      for i in $(seq 1 100); do
-        [ "$(sqlite3 shared.db "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] &&
-          break
-        sleep 0.05
-      done
-      env PSURVEY_VERBOSE=0 %s survey.lua 2>&1; echo "second=$?"; wait]]):format(H.quote(dir), H.quote(H.bin),
-      H.quote(H.bin)))
+    local out, rc = H.beside_a_writer(dir, 'shared.db', 'survey.lua', 'survey.lua')
     assert.equal(0, rc)
     assert.matches("database 'shared%.db' is being written by another psurvey %(pid %d+ on [^)]+%): wait for it "
-      .. "to finish, "
-      .. "or give this survey another 'db'", out)
+      .. "to finish, or give this survey another 'db'", out)
     assert.matches('second=2', out)
     assert.same({ { n = 300, ok = 300 } }, H.sql(dir .. '/shared.db',
       "select count(*) n, sum(_status = 'ok') ok from stage1"))
   end)
-
-  -- Starts survey.lua (writing shared.db) in dir, waits until it runs, then
-  -- runs `psurvey survey2.lua` beside it; returns what the second printed.
-  local function beside_a_writer(dir)
-    return H.shell(([[cd %s && { %s survey.lua >first.out 2>first.err </dev/null & }
-      for i in $(seq 1 100); do
-        [ "$(sqlite3 shared.db "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] &&
-          break
-        sleep 0.05
-      done
-      env PSURVEY_VERBOSE=0 %s survey2.lua 2>&1; echo "second=$?"; wait]]):format(H.quote(dir), H.quote(H.bin),
-      H.quote(H.bin)))
-  end
 
   it('is claimed by its writer under every name: a symbolic or a hard link is the same database', function()
     for _, link in ipairs({ 'ln -s shared.db', 'ln shared.db' }) do
@@ -75,7 +54,7 @@ describe('the results database', function()
       H.write(dir, 'survey2.lua', slow_survey:format(300, 'other.db'))
       assert.equal(0, H.run(dir, 'survey.lua', { PSURVEY_LIMIT = '1' }).code)
       os.execute(('cd %s && %s other.db'):format(H.quote(dir), link))
-      local out = beside_a_writer(dir)
+      local out = H.beside_a_writer(dir, 'shared.db', 'survey.lua', 'survey2.lua')
       -- (Through a hard link, SQLite does not see the other's journal, so
       -- not its pid either.)
       assert.matches("database 'other%.db' is being written by another psurvey %(pid [^)]+%)", out)

@@ -95,18 +95,10 @@ describe('a survey that ends', function()
 
   it('leaves no process behind when a worker retires by max_tasks_per_child', function()
     finally(function() B.kill_leftovers('sleep 100.375') end)
-    -- Each pset counts what the workers before it left running (waiting
-    -- up to a second for a killed one to go), then leaves one.
-    local r = psurvey.map(function()
-      local left
-      for _ = 1, 50 do
-        left = tonumber(io.popen('pgrep -fc "sleep 100[.]375"'):read('l'))
-        if left == 0 then break end
-        os.execute('sleep 0.02')
-      end
-      os.execute('sleep 100.375 &')
-      return { left = left }
-    end, psurvey.range(1, 3), H.options({ ncores = 1, max_tasks_per_child = 1, name = 'retire' }))
+    -- Each pset counts what the workers before it left running, then
+    -- leaves one.
+    local r = psurvey.map(B.leaving_worker(100.375), psurvey.range(1, 3),
+      H.options({ ncores = 1, max_tasks_per_child = 1, name = 'retire' }))
     assert.same({ 0, 0, 0, n = 3 }, r:column('left'))
     assert.same({ { n = 3 } }, H.sql(r.db, 'select count(distinct _worker) n from retire'))
     psurvey.shutdown()

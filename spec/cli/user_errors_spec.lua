@@ -78,16 +78,9 @@ psurvey.map(function() return { n = #big } end, psurvey.range(1, 1), { user = ('
 local psurvey = require('psurvey')
 psurvey.map(function(p, system) system.sleep(0.05) end, psurvey.range(1, 60), { db = 'x.db', ncores = 2 })
 ]])
-    local out = H.shell(([[cd %s && { %s survey.lua >/dev/null 2>&1 </dev/null & }
-      for i in $(seq 1 100); do
-        [ "$(sqlite3 x.db "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] &&
-          break
-        sleep 0.05
-      done
-      env PSURVEY_VERBOSE=0 %s survey.lua 2>&1; echo "status=$?"; wait]]):format(H.quote(dir), H.quote(H.bin),
-      H.quote(H.bin)))
+    local out = H.beside_a_writer(dir, 'x.db', 'survey.lua', 'survey.lua')
     assert.matches("^psurvey: database 'x%.db' is being written by another psurvey %(pid %d+ on [^)]+%)", out)
-    assert.matches('status=2\n$', out)
+    assert.matches('second=2\n$', out)
     assert.is_nil(out:find('traceback', 1, true))
   end)
 

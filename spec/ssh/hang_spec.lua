@@ -190,16 +190,8 @@ sleep 100.625
 
   it('leaves nothing running on a host when the survey ends, or when a worker there retires', function()
     finally(function() B.kill_leftovers('sleep 100.5') end)
-    local r = psurvey.map(function()
-      local left
-      for _ = 1, 50 do
-        left = tonumber(io.popen('pgrep -fc "sleep 100[.]5"'):read('l'))
-        if left == 0 then break end
-        os.execute('sleep 0.02')
-      end
-      os.execute('sleep 100.5 &')
-      return { left = left }
-    end, psurvey.range(1, 3), H.options({ backend = 'ssh', max_tasks_per_child = 1,
+    local r = psurvey.map(B.leaving_worker(100.5), psurvey.range(1, 3), H.options({ backend = 'ssh',
+      max_tasks_per_child = 1,
       ssh = { hosts = { ('%s slots=1 psurvey=%s'):format(addrs[2], H.bin) }, options = { '-F', s.config } } }))
     assert.same({ 0, 0, 0, n = 3 }, r:column('left'))
     psurvey.shutdown()

@@ -36,6 +36,25 @@ function B.start(dir, args, env, via)
   return { dir = dir, pid = assert(pid, 'the driver did not start') }
 end
 
+--- A worker that counts the `sleep SECONDS` processes the workers before it
+--- left running (waiting up to a second for a killed one to go), then
+--- leaves one of its own: { left = count }. seconds is a number no other
+--- process sleeps, such as 100.375.
+function B.leaving_worker(seconds)
+  local pattern = ('sleep %s'):format(seconds):gsub('%.', '[.]')
+  local command = ('sleep %s &'):format(seconds)
+  return function()
+    local left
+    for _ = 1, 50 do
+      left = tonumber(io.popen(('pgrep -fc "%s"'):format(pattern)):read('l'))
+      if left == 0 then break end
+      os.execute('sleep 0.02')
+    end
+    os.execute(command)
+    return { left = left }
+  end
+end
+
 --- Waits up to secs seconds until the shell condition cond holds; true if it did.
 function B.wait_for(cond, secs)
   local loop = '(for i in $(seq 1 %d); do { %s; } >/dev/null 2>&1 && exit 0; sleep 0.02; done; exit 1)'

@@ -110,6 +110,20 @@ function H.processes(text)
   return out
 end
 
+--- Starts `psurvey first` in dir in the background, waits until its run is
+--- in db (the database it writes), runs `psurvey second` beside it, then
+--- waits for the first; returns what the second printed (stdout and
+--- stderr) followed by "second=<its exit status>".
+function H.beside_a_writer(dir, db, first, second)
+  return H.shell(([[cd %s && { %s %s >first.out 2>first.err </dev/null & }
+    for i in $(seq 1 100); do
+      [ "$(sqlite3 %s "select count(*) from _psurvey_runs where status = 'running'" 2>/dev/null)" = 1 ] && break
+      sleep 0.05
+    done
+    env PSURVEY_VERBOSE=0 %s %s 2>&1; echo "second=$?"; wait]]):format(sh_quote(dir), sh_quote(H.bin), first,
+    sh_quote(db), sh_quote(H.bin), second))
+end
+
 --- In-process: psurvey with a database in a fresh directory.
 function H.options(extra)
   local o = { verbose = 0, vstats = 0, db = H.tmpdir() .. '/results.db' }
