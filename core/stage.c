@@ -113,9 +113,6 @@ static int read_keys(ps_stage_t *g, const char *v, size_t n, int role, int *nkey
   for (uint64_t k = 0; k < it.nhash; k++) {
     if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0)
       return ps_err_set(err, PS_EVALUE, "a %s that is not a table of string keys", what);
-    if (key.len == 0 || memchr(key.s, 0, key.len) || !ps_utf8_valid(key.s, key.len) || key.s[0] == '_')
-      return ps_err_set(err, PS_EVALUE, "%s key '%.*s' cannot be a column name", what,
-                        (int)(key.len > 200 ? 200 : key.len), key.s);
     if (*nkeys == g->capkeys) {
       int c = g->capkeys ? g->capkeys * 2 : 64;
       ps_rowkey_t *more = realloc(g->keys, sizeof *more * (size_t)c);
@@ -130,6 +127,11 @@ static int read_keys(ps_stage_t *g, const char *v, size_t n, int role, int *nkey
     rk->skip = 0;
     rk->col = find_column(g, *nkeys - 1, key.s, key.len, role, err);
     if (rk->col < -1) return rk->col;
+    /* A key with a column was checked when its column was made. */
+    if (rk->col < 0 &&
+        (key.len == 0 || memchr(key.s, 0, key.len) || !ps_utf8_valid(key.s, key.len) || key.s[0] == '_'))
+      return ps_err_set(err, PS_EVALUE, "%s key '%.*s' cannot be a column name", what,
+                        (int)(key.len > 200 ? 200 : key.len), key.s);
   }
   return 0;
 }
@@ -520,18 +522,26 @@ static int insert_attempts(ps_stage_t *g, ps_err_t *err) {
   return 0;
 }
 
+/* Runs the statement *st, made from sql the first time. */
+static int run_cached(ps_stage_t *g, sqlite3_stmt **st, const char *sql, const char *what, ps_err_t *err) {
+  sqlite3 *db = g->store->db;
+  if (*st == NULL && sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+    return ps__db_fail(db, err, what);
+  int rc = sqlite3_step(*st);
+  rc = rc == SQLITE_DONE ? 0 : ps__db_fail(db, err, what);
+  sqlite3_reset(*st);
+  return rc;
+}
+
 static int save_counts(ps_stage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET ok=?, failed=? WHERE name=?", -1, &st, NULL) !=
-      SQLITE_OK)
+  if (g->counts == NULL && sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET ok=?, failed=? WHERE name=?",
+                                              -1, &g->counts, NULL) != SQLITE_OK)
     return ps__db_fail(db, err, "counting rows");
-  sqlite3_bind_int64(st, 1, g->ok + g->pend_ok);
-  sqlite3_bind_int64(st, 2, g->failed + g->pend_failed);
-  sqlite3_bind_text(st, 3, g->name, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : ps__db_fail(db, err, "counting rows");
+  sqlite3_bind_int64(g->counts, 1, g->ok + g->pend_ok);
+  sqlite3_bind_int64(g->counts, 2, g->failed + g->pend_failed);
+  sqlite3_bind_text(g->counts, 3, g->name, -1, SQLITE_STATIC);
+  return run_cached(g, &g->counts, NULL, "counting rows", err);
 }
 
 int64_t ps_stage_pending(const ps_stage_t *g) { return g->npending; }
@@ -562,14 +572,14 @@ int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
   if (g->mem || !anything_to_write(g)) return 0;
   sqlite3 *db = g->store->db;
   int created = g->created, ncols_db = g->ncols_db;
-  int rc = ps__exec(db, "BEGIN IMMEDIATE", err);
+  int rc = run_cached(g, &g->begin, "BEGIN IMMEDIATE", "storing rows", err);
   if (rc == 0 && !g->created && g->npending) rc = create_table(g, err);
   if (rc == 0 && g->created) rc = add_missing_columns(g, err);
   if (rc == 0) rc = save_columns(g, err);
   if (rc == 0) rc = insert_rows(g, err);
   if (rc == 0) rc = insert_attempts(g, err);
   if (rc == 0 && (g->npending || g->pend_ok || g->pend_failed)) rc = save_counts(g, err);
-  if (rc == 0) rc = ps__exec(db, "COMMIT", err);
+  if (rc == 0) rc = run_cached(g, &g->commit, "COMMIT", "storing rows", err);
   if (rc != 0) {
     if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     /* What the rolled back transaction made is made again next time. */

@@ -569,6 +569,9 @@ void ps__stage_free(ps_stage_t *g) {
   sqlite3_finalize(g->insert);
   sqlite3_finalize(g->insert_many);
   sqlite3_finalize(g->attempt);
+  sqlite3_finalize(g->begin);
+  sqlite3_finalize(g->commit);
+  sqlite3_finalize(g->counts);
   free(g->params);
   free(g->aparams);
   free(g->keys);

@@ -105,6 +105,7 @@ struct ps_stage_s {
   sqlite3_stmt *insert, *insert_many; /* one row, `many` rows, for `prepared` columns */
   int many, prepared;
   sqlite3_stmt *attempt;
+  sqlite3_stmt *begin, *commit, *counts; /* made once: a commit a results frame */
   /* Rows and attempts added since the last commit: PS_NMETA + ncols
      parameters a row, 14 an attempt. A commit writes all or none of them,
      so that a database locked by another program loses nothing. */
