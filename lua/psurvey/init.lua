@@ -119,7 +119,8 @@ end
 
 --- With resume: refuses to mix rows of another worker into a table.
 local function check_resume(store, dbpath, name, mode, code_hash, user_hash)
-  local old = store:query('SELECT code_hash, user_hash, ok, failed FROM _psurvey_tables WHERE name = ?', name)[1]
+  local old = store:query('SELECT code_hash, user_hash, ok, failed FROM _psurvey_tables'
+    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
   if not old or mode == 'force' then return end
   local rows = (old.ok or 0) + (old.failed or 0)
   local what
@@ -304,9 +305,10 @@ end
 function M.open(db, name)
   local store, err = core.store(db)
   if not store then error(err, 2) end
-  local found = store:query('SELECT total, ok, failed FROM _psurvey_tables WHERE name = ?', name)[1]
+  local found = store:query('SELECT name, total, ok, failed FROM _psurvey_tables WHERE name = ? COLLATE NOCASE',
+    name)[1]
   if not found then error(("no table '%s' in '%s'"):format(name, db), 2) end
-  return results.new(store, name, { total = found.total, ok = found.ok or 0, failed = found.failed or 0,
+  return results.new(store, found.name, { total = found.total, ok = found.ok or 0, failed = found.failed or 0,
     exceptions = 0, stats = { count = 0 } }, db, nil)
 end
 
@@ -317,9 +319,10 @@ end
 function M._replay(db, name, index)
   local store, err = core.store(db)
   if not store then error(err, 0) end
-  local stage = store:query('SELECT code, user, sandbox, seed, timeout, memory FROM _psurvey_tables'
-    .. ' WHERE name = ?', name)[1]
+  local stage = store:query('SELECT name, code, user, sandbox, seed, timeout, memory FROM _psurvey_tables'
+    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
   if not stage then error(("no table '%s' in '%s'"):format(name, db), 0) end
+  name = stage.name
   if not stage.code then
     error(("table '%s' was written by an older psurvey that did not keep the worker's code"):format(name), 0)
   end
