@@ -1195,11 +1195,14 @@ static void end_stage(ps_run_t *r, const char *how) {
     note_db_wait(r, 1, err.msg);
     if (r->interrupted && deadline == 0) deadline = ps_mono_us() + (int64_t)(END_WAIT_S * 1e6);
     if (deadline && ps_mono_us() >= deadline) {
+      /* What was counted and is lost: the counts say what is stored. */
+      int64_t lost_ok, lost_failed;
       char n[32];
-      snprintf(n, sizeof n, "%lld", (long long)ps_stage_pending(r->stage));
+      snprintf(n, sizeof n, "%lld", (long long)ps_stage_pending(r->stage, &lost_ok, &lost_failed));
+      r->c.ok -= lost_ok;
+      r->c.failed -= lost_failed;
       fail_run(r, PS_EBUSY,
-               "%s finished rows were not stored: the database stayed locked by another program (%s)", n,
-               err.msg);
+               "%s finished rows were not stored: the database stayed locked by another program%s", n, "");
       break;
     }
     uv_run(&r->e->loop, UV_RUN_ONCE);

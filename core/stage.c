@@ -544,7 +544,20 @@ static int save_counts(ps_stage_t *g, ps_err_t *err) {
   return run_cached(g, &g->counts, NULL, "counting rows", err);
 }
 
-int64_t ps_stage_pending(const ps_stage_t *g) { return g->npending; }
+int64_t ps_stage_pending(const ps_stage_t *g, int64_t *ok, int64_t *failed) {
+  int64_t n_ok = 0, n_failed = 0;
+  size_t per_row = (size_t)(PS_NMETA + g->ncols);
+  for (int r = 0; r < g->npending; r++) {
+    const ps_param_t *status = &g->params[(size_t)r * per_row + PS_META_STATUS];
+    if (status->len == 2 && memcmp(g->bytes.data + status->off, "ok", 2) == 0)
+      n_ok++;
+    else
+      n_failed++;
+  }
+  if (ok) *ok = n_ok;
+  if (failed) *failed = n_failed;
+  return g->npending;
+}
 
 void ps__stage_drop_pending(ps_stage_t *g) {
   g->pend_ok = g->pend_failed = 0;

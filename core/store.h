@@ -112,8 +112,8 @@ int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
    one transaction. PS_EBUSY: another program holds the database's write
    lock; everything is kept for the next commit. */
 int ps_stage_commit(ps_stage_t *st, ps_err_t *err);
-/* Rows waiting for a commit. */
-int64_t ps_stage_pending(const ps_stage_t *st);
+/* Rows waiting for a commit, and how many of them are ok and failed. */
+int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed);
 /* Commits and records how the stage ended ("done", "failed",
    "interrupted"), with its rows counted as committed. PS_EBUSY: call
    again later. */

@@ -61,18 +61,24 @@ local function script_name()
   return (s:match('([^/]*)$'):gsub('%.lua$', ''))
 end
 
---- Calls fn(...) until it stops answering 'busy' (fail, message, 'busy'):
+--- Calls fn(...) until it stops answering 'busy' (fail, message, 'busy')
+--- or `seconds` have passed:
 --- another program holding the database's write lock (a DB browser, a
 --- CREATE INDEX) is waited for, saying so once. Ctrl-C ends the wait.
-local function patiently(verbose, fn, ...)
-  local said = false
+local function patiently_for(verbose, seconds, fn, ...)
+  local said, waited = false, 0
   while true do
     local a, b, c = fn(...)
-    if a or c ~= 'busy' then return a, b, c end
+    if a or c ~= 'busy' or waited >= seconds then return a, b, c end
     if not said and verbose >= 1 then io.stderr:write(('psurvey: %s: waiting for it\n'):format(b)) end
     said = true
     core.sleep(0.1)
+    waited = waited + 0.1
   end
+end
+
+local function patiently(verbose, fn, ...)
+  return patiently_for(verbose, math.huge, fn, ...)
 end
 
 local function open_store(db, verbose)
@@ -290,8 +296,9 @@ function M.map(worker, list, opts)
     if partial and partial.interrupted ~= 0 then
       error(setmetatable({
         interrupted = partial.interrupted,
-        message = ('interrupted: %d psets of %s are stored in %s: run it again with --resume to finish the rest')
-          :format(partial.ok + partial.failed, name, dbpath),
+        message = ('interrupted: %d psets of %s are stored in %s: run it again with --resume to finish the rest%s')
+          :format(partial.ok + partial.failed, name, dbpath, partial.error ~= 'interrupted' and (' (' .. err .. ')')
+          or ''),
       }, { __tostring = function(e) return e.message end }), 2)
     end
     if partial and partial.error == 'hosts' then errors.raise('map: ' .. err, 2) end
@@ -365,9 +372,12 @@ function M.shutdown(status)
   if state.engine then state.engine:close() end
   state.engine = nil
   state.backend = nil
+  -- After a signal, a database another program holds is waited for 1 s at most.
+  local wait = status == 'interrupted' and 1 or math.huge
   for path, id in pairs(state.runs) do
-    pcall(patiently, 1, state.stores[path].write, state.stores[path], 'UPDATE _psurvey_runs SET finished = ?,'
-      .. ' status = ? WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'), id)
+    pcall(patiently_for, 1, wait, state.stores[path].write, state.stores[path], 'UPDATE _psurvey_runs SET'
+      .. ' finished = ?, status = ? WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'),
+      id)
     state.runs[path] = nil
   end
   for path, store in pairs(state.stores) do

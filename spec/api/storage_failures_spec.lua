@@ -112,6 +112,33 @@ print(#r, #r.missing)
       'SELECT (SELECT count(*) FROM stage1) AS n, ok, failed, status FROM _psurvey_tables'))
   end)
 
+  it('counts, after Ctrl-C while it waits, only the rows it could store', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    -- The lock is taken once rows are stored and held for 8 s; SIGINT
+    -- comes a second later. The driver waits 5 s more, then gives up.
+    local out = H.shell(([[cd %s && { %s survey.lua >run.out 2>run.err </dev/null & echo $! >pid; }
+      for i in $(seq 1 200); do
+        n=$(sqlite3 locked.db 'select count(*) from stage1' 2>/dev/null) && [ "$n" -gt 0 ] && break
+        sleep 0.02
+      done
+      { %s; } & sleep 1; kill -INT $(cat pid); start=$(date +%%s.%%N)
+      while kill -0 $(cat pid) 2>/dev/null; do sleep 0.05; done
+      echo "took $(echo "$(date +%%s.%%N) - $start" | bc)"; wait; cat run.err]]):format(H.quote(dir),
+      H.quote(H.bin), hold('locked.db', 8)))
+    local took = tonumber(out:match('took ([%d.]+)'))
+    assert.is_true(took > 4 and took < 9, out)
+    local stored, lost = out:match('interrupted: (%d+) psets of stage1 are stored in locked%.db: run it again with '
+      .. '%-%-resume to finish the rest %((%d+) finished rows were not stored: the database stayed locked by '
+      .. 'another program%)')
+    assert.is_not_nil(stored, out)
+    local got = H.sql(dir .. '/locked.db', 'SELECT (SELECT count(*) FROM stage1) AS n, ok + failed AS counted'
+      .. ' FROM _psurvey_tables')
+    assert.equal(got[1].n, got[1].counted)
+    assert.equal(tonumber(stored), got[1].n)
+    assert.is_true(tonumber(lost) > 0)
+  end)
+
   it('waits for the write lock to begin a stage', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', SURVEY)
