@@ -131,6 +131,8 @@ psurvey.map(function(p) return { y = 2 * p.value } end, psurvey.range(1, 3), { n
     assert.equal(2, #names)
     assert.matches('^Grid_%d+_%d+$', names[1].name)
     assert.equal('grid', names[2].name)
+    local opened = require('psurvey').open(dir .. '/.psurvey/survey.db', 'GRID')
+    assert.same({ 2, 4, 6, n = 3 }, opened:column('y'))
     r = H.survey(dir, [[
 local psurvey = require('psurvey')
 psurvey.map(function() end, psurvey.range(1, 1), { name = 'one' })
