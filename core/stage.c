@@ -378,27 +378,6 @@ int ps_stage_attempt(ps_stage_t *g, const ps_attempt_t *a, ps_err_t *err) {
 
 /* Writing: everything below runs inside the commit's transaction. */
 
-static int create_table(ps_stage_t *g, ps_err_t *err) {
-  ps_buf_t q;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "CREATE TABLE ");
-  ps__put_ident(&q, g->name, strlen(g->name));
-  ps_buf_printf(&q, "(%s %s", ps__meta_cols[0], ps__meta_types[0]);
-  for (int k = 0; k < g->ncols; k++) {
-    ps_buf_putc(&q, ',');
-    ps__put_ident(&q, g->cols[k].name, g->cols[k].len);
-  }
-  for (int k = 1; k < PS_NMETA; k++) ps_buf_printf(&q, ",%s %s", ps__meta_cols[k], ps__meta_types[k]);
-  ps_buf_putc(&q, ')');
-  const char *sql = ps__sql_of(&q);
-  int rc = sql ? ps__exec(g->store->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_free(&q);
-  if (rc != 0) return rc;
-  g->created = 1;
-  g->ncols_db = g->ncols;
-  return 0;
-}
-
 static int add_missing_columns(ps_stage_t *g, ps_err_t *err) {
   for (int k = g->ncols_db; k < g->ncols; k++) {
     ps_buf_t q;
@@ -586,7 +565,7 @@ int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   int created = g->created, ncols_db = g->ncols_db;
   int rc = run_cached(g, &g->begin, "BEGIN IMMEDIATE", "storing rows", err);
-  if (rc == 0 && !g->created && g->npending) rc = create_table(g, err);
+  if (rc == 0 && !g->created && g->npending) rc = ps__create_table(g, err);
   if (rc == 0 && g->created) rc = add_missing_columns(g, err);
   if (rc == 0) rc = save_columns(g, err);
   if (rc == 0) rc = insert_rows(g, err);

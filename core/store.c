@@ -516,6 +516,35 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   return 0;
 }
 
+/*
+ * A stage's table: _index, then _types, then the user's columns, then the
+ * rest of psurvey's. Reading a row decodes its record up to the last
+ * column asked for: _types is read with every row, so it comes first.
+ * Columns added later (ALTER TABLE) go at the end.
+ */
+int ps__create_table(ps_stage_t *g, ps_err_t *err) {
+  ps_buf_t q;
+  ps_buf_init(&q);
+  ps_buf_puts(&q, "CREATE TABLE ");
+  ps__put_ident(&q, g->name, strlen(g->name));
+  ps_buf_printf(&q, "(%s %s,%s %s", ps__meta_cols[PS_META_INDEX], ps__meta_types[PS_META_INDEX],
+                ps__meta_cols[PS_META_TYPES], ps__meta_types[PS_META_TYPES]);
+  for (int k = 0; k < g->ncols; k++) {
+    ps_buf_putc(&q, ',');
+    ps__put_ident(&q, g->cols[k].name, g->cols[k].len);
+  }
+  for (int k = PS_META_INDEX + 1; k < PS_NMETA; k++)
+    if (k != PS_META_TYPES) ps_buf_printf(&q, ",%s %s", ps__meta_cols[k], ps__meta_types[k]);
+  ps_buf_putc(&q, ')');
+  const char *sql = ps__sql_of(&q);
+  int rc = sql ? ps__exec(g->store->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
+  ps_buf_free(&q);
+  if (rc != 0) return rc;
+  g->created = 1;
+  g->ncols_db = g->ncols;
+  return 0;
+}
+
 int ps_stage_end(ps_stage_t *g, const char *status, ps_err_t *err) {
   int rc = 0, first = 0;
   ps_err_t later;
@@ -533,16 +562,7 @@ int ps_stage_end(ps_stage_t *g, const char *status, ps_err_t *err) {
   rc = ps__exec(db, "BEGIN IMMEDIATE", err);
   if (rc == 0 && !g->created && !g->mem && strcmp(status, "done") == 0) {
     /* An empty stage still gets its (empty) table, so it can be listed and read. */
-    ps_buf_t q;
-    ps_buf_init(&q);
-    ps_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
-    ps__put_ident(&q, g->name, strlen(g->name));
-    ps_buf_printf(&q, "(%s %s", ps__meta_cols[0], ps__meta_types[0]);
-    for (int k = 1; k < PS_NMETA; k++) ps_buf_printf(&q, ",%s %s", ps__meta_cols[k], ps__meta_types[k]);
-    ps_buf_putc(&q, ')');
-    const char *sql = ps__sql_of(&q);
-    rc = sql ? ps__exec(db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-    ps_buf_free(&q);
+    rc = ps__create_table(g, err);
   }
   sqlite3_stmt *st = NULL;
   if (rc == 0 &&

@@ -143,6 +143,9 @@ ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name);
 int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz);
 /* Adds one more column slot to g->cols, g->lastmap and g->colstamp. */
 int ps__room_for_column(ps_stage_t *g);
+/* Creates the stage's table with the columns it has (store.c owns its
+   layout); inside the caller's transaction. */
+int ps__create_table(ps_stage_t *g, ps_err_t *err);
 /* Forgets the rows and attempts waiting for a commit. */
 void ps__stage_drop_pending(ps_stage_t *g);
 /* Frees what a stage holds, and the stage. */
