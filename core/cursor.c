@@ -163,9 +163,7 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_
   ps_buf_puts(&q, " FROM ");
   ps__put_ident(&q, name, strlen(name));
   if (c->stage) {
-    ps_buf_puts(&q, view == PS_VIEW_OK        ? " WHERE _status = 'ok'"
-                    : view == PS_VIEW_MISSING ? " WHERE _status <> 'ok'"
-                                              : "");
+    ps_buf_puts(&q, ps__view_where(view));
     if (only > 0)
       ps_buf_printf(&q, "%s _index = %lld", view == PS_VIEW_ALL ? " WHERE" : " AND", (long long)only);
     ps_buf_puts(&q, " ORDER BY _index");
@@ -224,14 +222,13 @@ int ps_cursor_step(ps_cursor_t *c, ps_err_t *err) {
 
 /* A table kept as a value encoding: checked whole, so that what it hands
    out is well formed. */
-static int codec_table(ps_cursor_t *c, ps_item_t *it) {
+static int codec_table(ps_item_t *it) {
   ps_reader_t r;
   ps_item_t head;
   ps_reader_init(&r, it->s, it->len);
   if (ps_read_item(&r, &head) != 0 || head.type != PS_V_TABLE) return PS_EPROTO;
   ps_reader_init(&r, it->s, it->len);
   if (ps_skip_value(&r, 0) != 0 || ps_reader_left(&r) != 0) return PS_EPROTO;
-  (void)c;
   it->type = PS_V_TABLE;
   return 0;
 }
@@ -269,7 +266,7 @@ int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it) {
         if (ps_json_read(it->s, it->len, &c->scratch) != 0 || c->scratch.failed) return PS_EPROTO;
         it->s = c->scratch.data;
         it->len = c->scratch.len;
-        return codec_table(c, it);
+        return codec_table(it);
       }
       return type ? PS_EPROTO : 0;
     default:
@@ -277,7 +274,7 @@ int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it) {
       it->len = (size_t)sqlite3_column_bytes(c->st, i);
       if (it->s == NULL) it->s = "";
       it->type = PS_V_STR;
-      if (type == PS_CELL_CODEC) return codec_table(c, it);
+      if (type == PS_CELL_CODEC) return codec_table(it);
       return type ? PS_EPROTO : 0;
   }
 }

@@ -42,6 +42,8 @@ static int read_stored(ps_stage_t *g, stored_t **out, size_t *n, ps_err_t *err) 
   size_t cap = 0;
   *n = 0;
   ps_buf_init(&q);
+  /* _types is not used here: a table without it (an older psurvey's) is
+     refused now, before anything is renumbered. */
   ps_buf_puts(&q, "SELECT _hash, _index, _status = 'ok', _types FROM ");
   ps__put_ident(&q, g->name, strlen(g->name));
   const char *sql = ps__sql_of(&q);
@@ -248,7 +250,7 @@ int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_fai
     g->nrerun = 0;
     memset(done, 0, (size_t)total);
     *ok = *failed = 0;
-    return rc;
+    return rc == PS_EBUSY ? ps__busy(g->store, err) : rc;
   }
   g->ok = kept_ok;
   g->failed = kept_failed;

@@ -1153,6 +1153,7 @@ static int begin_stage(ps_run_t *r, ps_store_t *store, ps_err_t *err) {
   info.options = o->options_text;
   info.total = r->total;
   info.resume = o->resume;
+  info.psets = r->src;
   for (;;) {
     int rc = ps_stage_begin(store, &info, &r->stage, err);
     if (rc == 0 && o->resume) {
@@ -1247,6 +1248,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   if (rc != 0) {
     close_handles(r);
     e->run = NULL;
+    memset(out, 0, sizeof *out);
+    out->interrupted = r->interrupted; /* a signal while the database was locked */
     ps_buf_free(&r->scratch);
     free(r->skip);
     free(r);

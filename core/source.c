@@ -106,6 +106,9 @@ ps_source_t *ps_product_new(ps_axis_t *axes, int naxes, const int *order, ps_err
   p->keyoffs[naxes] = p->keys.len;
   if (p->keys.failed) goto oom;
   p->base.count = count;
+  p->base.keys = p->keys.data;
+  p->base.keys_len = p->keys.len;
+  p->base.nkeys = naxes;
   return &p->base;
 oom:
   ps_err_set(err, PS_ENOMEM, "out of memory");
@@ -270,7 +273,77 @@ typedef struct array_s {
   char *data;
   int64_t *offsets;
   ps_limits_t **limits;
+  ps_buf_t keys; /* base.keys */
 } array_t;
+
+typedef struct keyref_s {
+  const char *s;
+  size_t len;
+} keyref_t;
+
+/*
+ * Lists the distinct keys of the psets, in the order they first appear.
+ * Most psets have the keys of the one before, at the same places: each
+ * key is compared with the key at its place in the pset before, and only
+ * a new one is looked for in the list.
+ */
+static int collect_keys(array_t *a) {
+  keyref_t *list = NULL;
+  int *prev = NULL; /* list index of the k-th key of the pset before */
+  int64_t n = 0, nprev = 0, cap = 0, capprev = 0;
+  int rc = 0;
+  for (int64_t i = 0; i < a->base.count && rc == 0 && n >= 0; i++) {
+    ps_reader_t r;
+    ps_item_t t, key;
+    ps_reader_init(&r, a->data + a->offsets[i], (size_t)(a->offsets[i + 1] - a->offsets[i]));
+    if (ps_read_item(&r, &t) != 0 || t.type != PS_V_TABLE) continue;
+    for (uint64_t k = 0; k < t.nhash && rc == 0; k++) {
+      if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) break;
+      int64_t found = -1;
+      if ((int64_t)k < nprev && list[prev[k]].len == key.len && memcmp(list[prev[k]].s, key.s, key.len) == 0)
+        found = prev[k];
+      for (int64_t j = 0; j < n && found < 0; j++)
+        if (list[j].len == key.len && memcmp(list[j].s, key.s, key.len) == 0) found = j;
+      if (found < 0) {
+        if (n == PS_SOURCE_KEYS_MAX) {
+          n = -1;
+          break;
+        }
+        if (n == cap) {
+          cap = cap ? cap * 2 : 16;
+          keyref_t *more = realloc(list, sizeof *list * (size_t)cap);
+          if (more == NULL)
+            rc = PS_ENOMEM;
+          else
+            list = more;
+          if (rc) break;
+        }
+        list[n].s = key.s;
+        list[n].len = key.len;
+        found = n++;
+      }
+      if ((int64_t)k >= capprev) {
+        capprev = (int64_t)k + 16;
+        int *more = realloc(prev, sizeof *prev * (size_t)capprev);
+        if (more == NULL)
+          rc = PS_ENOMEM;
+        else
+          prev = more;
+        if (rc) break;
+      }
+      prev[k] = (int)found;
+      if ((int64_t)k + 1 > nprev) nprev = (int64_t)k + 1;
+    }
+  }
+  for (int64_t j = 0; j < n && rc == 0; j++) ps_put_str(&a->keys, list[j].s, list[j].len);
+  free(list);
+  free(prev);
+  if (rc == 0 && a->keys.failed) rc = PS_ENOMEM;
+  a->base.keys = a->keys.data;
+  a->base.keys_len = a->keys.len;
+  a->base.nkeys = n;
+  return rc;
+}
 
 static void array_get(ps_source_t *s, int64_t i, ps_buf_t *out) {
   array_t *a = (array_t *)s;
@@ -294,6 +367,7 @@ static void array_free(ps_source_t *s) {
   }
   free(a->data);
   free(a->offsets);
+  ps_buf_free(&a->keys);
   free(a);
 }
 
@@ -307,5 +381,12 @@ ps_source_t *ps_array_new(char *data, int64_t *offsets, ps_limits_t **limits, in
   a->base.count = count;
   a->base.get = array_get;
   a->base.free = array_free;
+  ps_buf_init(&a->keys);
+  if (collect_keys(a) != 0) {
+    /* The caller keeps data, offsets and limits on failure. */
+    ps_buf_free(&a->keys);
+    free(a);
+    return NULL;
+  }
   return &a->base;
 }

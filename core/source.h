@@ -11,8 +11,19 @@
 #include "ps.h"
 
 typedef struct ps_source_s ps_source_t;
+/* More distinct pset keys than any SQLite table can have columns. */
+#define PS_SOURCE_KEYS_MAX 32767
+
 struct ps_source_s {
   int64_t count;
+  /* Every key of its psets, each once, in the order they first appear
+     (a product's: sorted by name, as encoded), as value-encoded strings
+     back to back: the store makes their columns before any row, so that
+     no result can take a pset key's column. nkeys is -1 when there are
+     more than PS_SOURCE_KEYS_MAX. Owned by the source. */
+  const char *keys;
+  size_t keys_len;
+  int64_t nkeys;
   /* Appends the encoding of pset i (0-based) to out. */
   void (*get)(ps_source_t *s, int64_t i, ps_buf_t *out);
   /* The limits pset i sets for itself (its _psurvey table), or NULL. */

@@ -578,8 +578,7 @@ int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
     g->created = created;
     g->ncols_db = ncols_db;
     g->prepared = -1;
-    if (rc == PS_EBUSY)
-      return ps_err_set(err, PS_EBUSY, "database '%s' is locked by another program", g->store->path);
+    if (rc == PS_EBUSY) return ps__busy(g->store, err);
     return rc;
   }
   for (int k = 0; k < g->ncols; k++) g->cols[k].dirty = 0;

@@ -48,6 +48,8 @@ static int is_busy(sqlite3 *db) {
   return code == SQLITE_BUSY || code == SQLITE_LOCKED;
 }
 
+int ps_store_busy(ps_store_t *s) { return is_busy(s->db); }
+
 int ps__db_fail(sqlite3 *db, ps_err_t *err, const char *what) {
   return ps_err_set(err, is_busy(db) ? PS_EBUSY : PS_EDB, "%s: %s", what, sqlite3_errmsg(db));
 }
@@ -60,6 +62,10 @@ int ps__exec(sqlite3 *db, const char *sql, ps_err_t *err) {
     return err ? err->code : PS_EDB;
   }
   return 0;
+}
+
+int ps__busy(const ps_store_t *s, ps_err_t *err) {
+  return ps_err_set(err, PS_EBUSY, "database '%s' is locked by another program", s->path);
 }
 
 /* Appends name as a quoted SQL identifier. */
@@ -113,10 +119,12 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   s->path = strdup(path ? path : ":memory:");
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (s->path == NULL || sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
-    ps_err_set(err, PS_EDB, "cannot open database '%s': %s",
-               path ? path : ":memory:", s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    int cant = s->db && sqlite3_errcode(s->db) == SQLITE_CANTOPEN;
+    ps_err_set(err, cant ? PS_EACCES : PS_EDB, "cannot open database '%s': %s%s",
+               path ? path : ":memory:", s->db ? sqlite3_errmsg(s->db) : "out of memory",
+               cant ? " (can its directory be written?)" : "");
     ps_store_close(s);
-    return PS_EDB;
+    return err ? err->code : PS_EDB;
   }
   sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
   /* A double-quoted name that is not a column is an error, not a string. */
@@ -152,10 +160,17 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   if (rc != 0) {
     char why[sizeof err->msg];
     snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
-    if (sqlite3_errcode(s->db) == SQLITE_NOTADB)
+    int code = sqlite3_errcode(s->db);
+    if (code == SQLITE_NOTADB)
       ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
+    else if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || sqlite3_db_readonly(s->db, "main") == 1)
+      ps_err_set(
+          err, PS_EACCES,
+          "database '%s' is read-only: psurvey must write its results there; fix its permissions (and its "
+          "directory's) or give another 'db'",
+          s->path);
     else if (rc == PS_EBUSY)
-      ps_err_set(err, PS_EBUSY, "database '%s' is locked by another program", s->path);
+      ps__busy(s, err);
     else
       ps_err_set(err, PS_EDB, "cannot use database '%s': %s", s->path, why);
     ps_store_close(s);
@@ -191,9 +206,9 @@ int ps_store_lock(ps_store_t *s, ps_err_t *err) {
   if (s->lock_fd >= 0 || s->memory) return 0;
   if (sqlite3_db_readonly(s->db, "main") == 1)
     return ps_err_set(
-        err, PS_EDB,
-        "database '%s' is read-only: psurvey must write its results there; fix its permissions or "
-        "give another 'db'",
+        err, PS_EACCES,
+        "database '%s' is read-only: psurvey must write its results there; fix its permissions (and "
+        "its directory's) or give another 'db'",
         s->path);
   int fd = open(s->path, O_RDWR | O_CLOEXEC);
   if (fd < 0) return ps_err_set(err, PS_EDB, "cannot open database '%s': %s", s->path, strerror(errno));
@@ -453,6 +468,58 @@ static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) 
   return found;
 }
 
+/*
+ * Columns for every pset key, before any row: a result key that SQLite
+ * cannot tell from a pset key (they differ only in case) then fails its
+ * own pset, and a pset key never finds a result key in its way. Keys that
+ * no table could hold are an error before anything runs.
+ */
+static int pset_columns(ps_stage_t *g, const ps_source_t *src, ps_err_t *err) {
+  if (src->nkeys < 0 || src->nkeys > g->max_cols)
+    return ps_err_set(
+        err, PS_EVALUE,
+        "the psets have more distinct keys than the %d columns a table may have (SQLite's limit, "
+        "less psurvey's own)",
+        g->max_cols);
+  ps_reader_t r;
+  ps_reader_init(&r, src->keys, src->keys_len);
+  for (int64_t k = 0; k < src->nkeys; k++) {
+    ps_item_t key;
+    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR)
+      return ps_err_set(err, PS_EPROTO, "malformed pset keys");
+    int found = 0;
+    for (int c = 0; c < g->ncols && !found; c++) {
+      if (g->cols[c].len == key.len && memcmp(g->cols[c].name, key.s, key.len) == 0) {
+        found = 1;
+      } else if (ps__same_name(g->cols[c].name, g->cols[c].len, key.s, key.len)) {
+        return ps_err_set(
+            err, PS_EVALUE,
+            "pset key '%.*s' and column '%s' of table '%s' differ only in letter case, which SQLite "
+            "column names cannot tell apart: rename the key, or run without --resume",
+            (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
+      }
+    }
+    if (found) continue;
+    if (key.len == 0 || memchr(key.s, 0, key.len) || key.s[0] == '_')
+      return ps_err_set(err, PS_EVALUE, "pset key '%.*s' cannot be a column name",
+                        (int)(key.len > 200 ? 200 : key.len), key.s);
+    if (ps__room_for_column(g) != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_col_t *c = &g->cols[g->ncols++];
+    memset(c, 0, sizeof *c);
+    if ((c->name = malloc(key.len + 1)) == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    memcpy(c->name, key.s, key.len);
+    c->name[key.len] = '\0';
+    c->len = key.len;
+    c->dirty = 1;
+  }
+  if (g->ncols > g->max_cols)
+    return ps_err_set(err, PS_EVALUE,
+                      "the psets' keys and the stored table's columns are %d, more than the %d a "
+                      "table may have",
+                      g->ncols, g->max_cols);
+  return 0;
+}
+
 int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out, ps_err_t *err) {
   const char *name = info->name;
   size_t len = strlen(name);
@@ -475,7 +542,15 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
     ps__stage_free(g);
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
-  int rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
+  /* The columns first: keys no table can hold stop the stage before the
+     database records anything of it. */
+  int rc = 0;
+  if (resume) {
+    g->created = 1;
+    rc = load_columns(g, err);
+  }
+  if (rc == 0 && !s->memory && info->psets) rc = pset_columns(g, info->psets, err);
+  if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
   if (rc == 0) rc = create_attempts(s, g->name, err);
   if (rc == 0) rc = record_stage(s, g->name, info, resume, err);
@@ -483,7 +558,7 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   if (rc != 0) {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     ps__stage_free(g);
-    return rc;
+    return rc == PS_EBUSY ? ps__busy(s, err) : rc;
   }
   if (s->memory) {
     ps_memstage_t *m = ps_memstage_new(name, info->total);
@@ -504,13 +579,6 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
       s->mem[s->nmem++] = m;
     }
     g->mem = m;
-  }
-  if (resume) {
-    g->created = 1;
-    if (load_columns(g, err) != 0) {
-      ps__stage_free(g);
-      return PS_EDB;
-    }
   }
   *out = g;
   return 0;
@@ -581,7 +649,8 @@ int ps_stage_end(ps_stage_t *g, const char *status, ps_err_t *err) {
   if (rc == 0) rc = ps__exec(db, "COMMIT", err);
   if (rc != 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   if (rc == 0) g->created = 1;
-  return first ? first : rc;
+  if (first) return first;
+  return rc == PS_EBUSY ? ps__busy(g->store, err) : rc;
 }
 
 void ps__stage_free(ps_stage_t *g) {
@@ -609,7 +678,7 @@ void ps__stage_free(ps_stage_t *g) {
 
 void ps_stage_free(ps_stage_t *g) { ps__stage_free(g); }
 
-static const char *view_where(int view) {
+const char *ps__view_where(int view) {
   return view == PS_VIEW_OK        ? " WHERE _status = 'ok'"
          : view == PS_VIEW_MISSING ? " WHERE _status <> 'ok'"
                                    : "";
@@ -622,7 +691,7 @@ int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err
   ps_buf_init(&q);
   ps_buf_puts(&q, "SELECT count(*) FROM ");
   ps__put_ident(&q, table, strlen(table));
-  ps_buf_puts(&q, view_where(view));
+  ps_buf_puts(&q, ps__view_where(view));
   sqlite3_stmt *st;
   const char *sql = ps__sql_of(&q);
   int64_t n = -1;

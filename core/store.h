@@ -40,6 +40,9 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err);
    not affected. */
 int ps_store_lock(ps_store_t *s, ps_err_t *err);
 void ps_store_close(ps_store_t *s);
+/* Whether the last statement on the database failed for a lock another
+   connection holds (for the bindings' own statements). */
+int ps_store_busy(ps_store_t *s);
 const char *ps_store_path(const ps_store_t *s);
 struct sqlite3 *ps_store_db(ps_store_t *s);
 
@@ -84,6 +87,7 @@ typedef struct ps_stage_info_s {
   uint64_t seed;
   double timeout, memory; /* the map's limits (0: none) */
   int resume;             /* keep the table and its rows */
+  const ps_source_t *psets; /* its psets: their keys get columns at once; may be NULL */
 } ps_stage_info_t;
 
 /* Starts writing a stage. Without resume, a table of that name from an

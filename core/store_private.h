@@ -129,6 +129,10 @@ struct ps_stage_s {
    connection (so the caller can try again), else PS_EDB. */
 int ps__exec(sqlite3 *db, const char *sql, ps_err_t *err);
 int ps__db_fail(sqlite3 *db, ps_err_t *err, const char *what);
+/* The WHERE clause of a view (PS_VIEW_*), with its leading space, or "". */
+const char *ps__view_where(int view);
+/* PS_EBUSY, with the message that says so. */
+int ps__busy(const ps_store_t *s, ps_err_t *err);
 void ps__put_ident(ps_buf_t *b, const char *s, size_t n);
 const char *ps__sql_of(ps_buf_t *b);
 /* The name of a table as the database spells it (names are compared

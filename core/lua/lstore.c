@@ -37,7 +37,7 @@ ps_store_t *psL_checkstore(lua_State *L, int idx) { return check_store(L, idx)->
 static int push_failure(lua_State *L, const ps_err_t *err) {
   luaL_pushfail(L);
   lua_pushstring(L, err->msg);
-  lua_pushstring(L, err->code == PS_EBUSY ? "busy" : "error");
+  lua_pushstring(L, err->code == PS_EBUSY ? "busy" : err->code == PS_EACCES ? "readonly" : "error");
   return 3;
 }
 
@@ -113,11 +113,6 @@ static int store_cursor(lua_State *L) {
   return 1;
 }
 
-static int is_busy(sqlite3 *db) {
-  int code = sqlite3_errcode(db);
-  return code == SQLITE_BUSY || code == SQLITE_LOCKED;
-}
-
 /* Runs sql with the arguments from index 3 on, pushing its rows as an
    array of tables (scalars only). 0, or -1 and the statement's error
    left in db. */
@@ -175,7 +170,7 @@ static int store_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (!is_busy(db)) return luaL_error(L, "%s", sqlite3_errmsg(db));
+  if (!ps_store_busy(u->s)) return luaL_error(L, "%s", sqlite3_errmsg(db));
   ps_err_t err;
   ps_err_set(&err, PS_EBUSY, "database '%s' is locked by another program", ps_store_path(u->s));
   return push_failure(L, &err);

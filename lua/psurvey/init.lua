@@ -93,8 +93,9 @@ local function open_store(db, verbose)
     if dir and dir ~= '' and not io.open(dir .. '/.') then
       errors.raise(("option 'db': directory '%s' does not exist (for the database '%s')"):format(dir, db), 0)
     end
-    local err
-    store, err = patiently(verbose, core.store, db ~= ':memory:' and db or nil)
+    local err, kind
+    store, err, kind = patiently(verbose, core.store, db ~= ':memory:' and db or nil)
+    if kind == 'readonly' then errors.raise(err, 0) end
     if not store then error(err, 0) end
     state.stores[db] = store
   end

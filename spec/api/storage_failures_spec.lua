@@ -61,6 +61,19 @@ describe('psurvey.map with results SQLite cannot store', function()
       .. 'tell apart: rename one', why[2])
   end)
 
+  it('fails the result, not the survey, when a pset key comes after a result key that differs only in case',
+    function()
+      local r = psurvey.map(function(p) if p.a then return { Temp = 1 } end end, { { a = 1 }, { temp = 2 }, { a = 3 } },
+        H.options({ ncores = 1 }))
+      assert.equal(1, #r)
+      assert.same({ 2, n = 1 }, r:column('temp'))
+      local why = statuses(r)
+      for _, i in ipairs({ 1, 3 }) do
+        assert.equal("result key 'Temp' and key 'temp' differ only in letter case, which SQLite column names cannot"
+          .. ' tell apart: rename one', why[i])
+      end
+    end)
+
   it('refuses psets whose keys differ only in letter case before anything runs', function()
     local ran = H.tmpdir() .. '/ran'
     local ok, err = pcall(psurvey.map, function(_, _, file) io.open(file, 'w'):close() end,
@@ -137,6 +150,28 @@ print(#r, #r.missing)
     assert.equal(got[1].n, got[1].counted)
     assert.equal(tonumber(stored), got[1].n)
     assert.is_true(tonumber(lost) > 0)
+  end)
+
+  it('ends within seconds on Ctrl-C while it waits to begin a stage, exit 130', function()
+    local dir = H.tmpdir()
+    -- The lock comes between two maps: the second waits for it to begin.
+    H.write(dir, 'survey.lua', [[
+local psurvey = require('psurvey')
+psurvey.map(function() end, psurvey.range(1, 2), { db = 'locked.db' })
+io.stderr:write('first\n')
+os.execute('sleep 1')
+psurvey.map(function() end, psurvey.range(1, 2), { db = 'locked.db', verbose = 1 })
+]])
+    local out = H.shell(([[cd %s && { %s survey.lua >run.out 2>run.err </dev/null & echo $! >pid; }
+      for i in $(seq 1 200); do grep -q first run.err && break; sleep 0.02; done
+      { %s; } & sleep 1.5; kill -INT $(cat pid); start=$(date +%%s.%%N)
+      wait $(cat pid); echo "status=$? took $(echo "$(date +%%s.%%N) - $start" | bc)"; wait; cat run.err]]):format(
+      H.quote(dir), H.quote(H.bin), hold('locked.db', 6)))
+    local status, took = out:match('status=(%d+) took ([%d.]+)')
+    assert.equal('130', status, out)
+    assert.is_true(tonumber(took) < 3, out)
+    assert.matches("stage2: database 'locked%.db' is locked by another program: waiting for it", out)
+    assert.matches('interrupted: 0 psets of stage2 are stored in locked%.db: run it again with %-%-resume', out)
   end)
 
   it('waits for the write lock to begin a stage', function()

@@ -110,6 +110,22 @@ psurvey.map(function() end, psurvey.range(1, 3),
       "option 'db': directory 'no/such/dir' does not exist %(for the database 'no/such/dir/r%.db'%)")
   end)
 
+  it('exit 2 for a database that cannot be written: a read-only file, a read-only directory', function()
+    local dir = H.tmpdir()
+    -- As root, permissions do not stop writes: the surveys run as nobody.
+    os.execute(('cd %s && : >ro.db && chmod 444 ro.db && mkdir rodir && chmod 555 rodir && chmod 777 .'):format(
+      H.quote(dir)))
+    for db, pattern in pairs({ ['ro.db'] = "^psurvey: database 'ro%.db' is read%-only: psurvey must write its results"
+        .. ' there; fix its permissions', ['rodir/r.db'] = "^psurvey: cannot open database 'rodir/r%.db': unable to"
+        .. ' open database file %(can its directory be written%?%)\n$' }) do
+      H.write(dir, 'survey.lua', MAP:format(('{ db = %q }'):format(db)))
+      local out, rc = H.shell(('cd %s && setpriv --reuid=nobody --regid=nogroup --clear-groups env PSURVEY_VERBOSE=0'
+        .. ' %s survey.lua 2>&1'):format(H.quote(dir), H.quote(H.bin)))
+      assert.equal(2, rc, out)
+      assert.matches(pattern, out)
+    end
+  end)
+
   it('exit 2 for a stage name with a NUL byte, or too long', function()
     assert_user_error(survey(MAP:format("{ name = 'a\\0b' }")), "option 'name': a table name cannot hold a NUL byte")
     assert_user_error(survey(MAP:format("{ name = ('n'):rep(201) }")),
