@@ -20,14 +20,14 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "link.h"
 #include "pool.h"
 #include "value.h"
 
 typedef struct agent_s {
   uv_loop_t loop;
   ps_pool_t pool;
-  uv_pipe_t in;
-  ps_framer_t framer;
+  ps_link_t *in; /* the driver's frames, on standard input */
   int out;
   int stopping;
 } agent_t;
@@ -135,40 +135,26 @@ static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
   stop(a);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  agent_t *a = h->data;
-  (void)hint;
-  ps__framer_room(&a->framer, buf);
+static void on_link_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
+  agent_t *a = l->data;
+  if (!a->stopping) on_driver_frame(a, kind, payload, len);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  agent_t *a = s->data;
-  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
-    stop(a);
-    return;
-  }
-  a->framer.in.len += (size_t)nread;
-  int kind, rc;
-  const char *payload;
-  size_t len;
-  ps_err_t err;
-  while (!a->stopping && (rc = ps_framer_next(&a->framer, &kind, &payload, &len, &err)) == 1)
-    on_driver_frame(a, kind, payload, len);
-  if (!a->stopping && rc < 0) {
-    fprintf(stderr, "psurvey agent: %s\n", err.msg);
-    stop(a);
-  }
+/* The driver or the ssh connection is gone, or sent garbage. */
+static void on_link_end(ps_link_t *l, const char *why) {
+  agent_t *a = l->data;
+  if (why) fprintf(stderr, "psurvey agent: the driver sent %s\n", why);
+  stop(a);
 }
+
+static const ps_link_cb_t driver_link = {on_link_frame, on_link_end, NULL};
 
 static void stop(agent_t *a) {
   if (a->stopping) return;
   a->stopping = 1;
-  uv_read_stop((uv_stream_t *)&a->in);
   /* Their work belongs to a driver that is done with this host. */
   for (int k = 0; k < a->pool.n; k++) ps_worker_kill(a->pool.workers[k], SIGKILL, NULL);
 }
-
-static void on_in_closed(uv_handle_t *h) { (void)h; }
 
 int ps_agent_main(const char *exe) {
   static agent_t A;
@@ -189,13 +175,6 @@ int ps_agent_main(const char *exe) {
   a->pool.cb.on_frame = on_worker_frame;
   a->pool.cb.on_dead = on_worker_dead;
   a->pool.owner = a;
-  ps_framer_init(&a->framer, PS_FRAME_MAX);
-  uv_pipe_init(&a->loop, &a->in, 0);
-  a->in.data = a;
-  if (uv_pipe_open(&a->in, 0) != 0) {
-    fprintf(stderr, "psurvey agent: cannot read standard input\n");
-    return 2;
-  }
 
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
@@ -214,16 +193,19 @@ int ps_agent_main(const char *exe) {
   ps_frame_end(&b, s);
   send_frame(a, &b);
 
-  uv_read_start((uv_stream_t *)&a->in, on_alloc, on_read);
+  ps_err_t err;
+  if (ps_link_open(&a->loop, 0, -1, NULL, 0, &driver_link, a, &a->in, &err) != 0) {
+    fprintf(stderr, "psurvey agent: cannot read standard input: %s\n", err.msg);
+    return 2;
+  }
   while (!a->stopping) uv_run(&a->loop, UV_RUN_ONCE);
   /* stop() killed the workers; a worker that cannot be waited for (stuck
      in the kernel) does not keep the agent. */
   ps_pool_drain(&a->pool, PS_DRAIN_KILL, 1000, 2000);
-  uv_close((uv_handle_t *)&a->in, on_in_closed);
+  ps_link_close(a->in);
   ps_pool_close(&a->pool);
   uv_run(&a->loop, UV_RUN_NOWAIT);
   uv_loop_close(&a->loop);
-  ps_framer_free(&a->framer);
   close(a->out);
   return 0;
 }

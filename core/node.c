@@ -27,12 +27,10 @@ typedef struct ps_hosts_s {
 typedef struct conn_s {
   ps_node_t *node;   /* NULL once the node has moved on */
   ps_child_t *child; /* the ssh process until it is waited for */
-  uv_pipe_t to, from, err;
-  int open_handles;
-  ps_framer_t framer;
+  ps_link_t *link;   /* ssh's stdin and stdout: frames after the agent's magic */
+  uv_pipe_t err;     /* ssh's stderr; the conn is freed when it is closed */
   int exited, eof_out;
   int64_t killed_at; /* when psurvey killed it (monotonic us), or 0 */
-  int synced;        /* the agent's magic was seen: frames follow */
   int64_t exit_status;
   int term_signal;
   char tail[600]; /* the end of what ssh and the agent wrote to stderr */
@@ -47,30 +45,21 @@ static int64_t backoff_us(int failures) {
   return d < MAX_BACKOFF_US ? d : MAX_BACKOFF_US;
 }
 
-static void conn_closed(uv_handle_t *h) {
-  conn_t *c = h->data;
-  if (--c->open_handles == 0) {
-    ps_framer_free(&c->framer);
-    free(c);
-  }
-}
+static void conn_closed(uv_handle_t *h) { free(h->data); }
 
 static void conn_close(conn_t *c) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&c->to, (uv_handle_t *)&c->from, (uv_handle_t *)&c->err};
   if (c->child) ps_child_forget(c->child);
   c->child = NULL;
-  for (int k = 0; k < 3; k++)
-    if (!uv_is_closing(hs[k])) uv_close(hs[k], conn_closed);
+  ps_link_close(c->link);
+  if (!uv_is_closing((uv_handle_t *)&c->err)) uv_close((uv_handle_t *)&c->err, conn_closed);
 }
 
 static int send_raw(ps_node_t *n, ps_buf_t *b) {
-  size_t len;
-  char *data = ps_buf_steal(b, &len);
-  if (n->conn == NULL || n->conn->exited || uv_is_closing((uv_handle_t *)&n->conn->to)) {
-    free(data);
+  if (n->conn == NULL || n->conn->exited) {
+    ps_buf_free(b);
     return PS_EWORKER;
   }
-  return ps__stream_write((uv_stream_t *)&n->conn->to, data, len);
+  return ps_link_send(n->conn->link, b);
 }
 
 static void send_simple(ps_node_t *n, int kind, int64_t id, int64_t arg, int nargs) {
@@ -126,8 +115,7 @@ static void node_lost(ps_node_t *n, const char *why) {
   if (why != n->why) snprintf(n->why, sizeof n->why, "%.399s", why);
   if (n->conn) n->conn->node = NULL;
   n->conn = NULL;
-  for (int k = p->n - 1; k >= 0; k--) {
-    if (k >= p->n) continue;
+  for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
     if (w->node != n || w->closing) continue;
     w->lost = 1;
@@ -236,57 +224,28 @@ static void on_node_frame(ps_node_t *n, int kind, const char *p, size_t len) {
   kill_conn(n, "its agent sent a malformed frame");
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  conn_t *c = h->data;
-  (void)hint;
-  ps__framer_room(&c->framer, buf);
-}
-
 static void keep_tail(conn_t *c, const char *p, size_t n);
 
-/* Skips what comes before the agent's magic (a login script's chatter),
-   passing it on to stderr. 1 once the frames begin. */
-static int find_magic(conn_t *c) {
-  ps_framer_t *f = &c->framer;
-  const char *data = f->in.data + f->pos;
-  size_t avail = f->in.len - f->pos;
-  for (size_t k = 0; k + PS_AGENT_MAGIC_LEN <= avail; k++) {
-    if (memcmp(data + k, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN) == 0) {
-      keep_tail(c, data, k);
-      f->pos += k + PS_AGENT_MAGIC_LEN;
-      c->synced = 1;
-      return 1;
-    }
-  }
-  /* Keep what could be the start of the magic; the rest is chatter. */
-  size_t drop = avail >= PS_AGENT_MAGIC_LEN ? avail - (PS_AGENT_MAGIC_LEN - 1) : 0;
-  keep_tail(c, data, drop);
-  f->pos += drop;
-  return 0;
+static void on_conn_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
+  conn_t *c = l->data;
+  if (c->node) on_node_frame(c->node, kind, payload, len);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  conn_t *c = s->data;
-  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
-    uv_read_stop(s);
-    c->eof_out = 1;
-    conn_end(c);
-    return;
+static void on_conn_end(ps_link_t *l, const char *why) {
+  conn_t *c = l->data;
+  if (why && c->node) {
+    char msg[400];
+    snprintf(msg, sizeof msg, "its agent sent %s", why);
+    kill_conn(c->node, msg);
   }
-  c->framer.in.len += (size_t)nread;
-  if (!c->synced && !find_magic(c)) return;
-  int kind, rc;
-  const char *payload;
-  size_t len;
-  ps_err_t err;
-  while (c->node && (rc = ps_framer_next(&c->framer, &kind, &payload, &len, &err)) == 1)
-    on_node_frame(c->node, kind, payload, len);
-  if (c->node && rc < 0) {
-    char why[sizeof err.msg + 40];
-    snprintf(why, sizeof why, "its agent sent a malformed frame: %s", err.msg);
-    kill_conn(c->node, why);
-  }
+  c->eof_out = 1;
+  conn_end(c);
 }
+
+/* What comes before the agent's magic (a login script's chatter). */
+static void on_conn_chatter(ps_link_t *l, const char *p, size_t n) { keep_tail(l->data, p, n); }
+
+static const ps_link_cb_t conn_link = {on_conn_frame, on_conn_end, on_conn_chatter};
 
 static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   static char chunk[4096]; /* copied out at once in on_err */
@@ -366,7 +325,6 @@ static void node_connect(ps_node_t *n) {
   ps_pool_t *p = n->pool;
   conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) return;
-  ps_framer_init(&c->framer, PS_FRAME_MAX);
   n->state = PS_NODE_CONNECTING;
   n->since = n->last_heard = n->last_ping = ps_mono_us();
   n->why[0] = '\0';
@@ -376,25 +334,24 @@ static void node_connect(ps_node_t *n) {
   ps_err_t err;
   if (ps_spawn(&p->reaper, n->argv[0], n->argv, on_exit_cb, c, &c->child, &to_fd, &from_fd, &err_fd, &err) !=
       0) {
-    ps_framer_free(&c->framer);
     free(c);
     char why[300];
     snprintf(why, sizeof why, "cannot start '%.100s': %.150s", n->argv[0], err.msg);
     node_lost(n, why);
     return;
   }
-  uv_pipe_init(p->loop, &c->to, 0);
-  uv_pipe_init(p->loop, &c->from, 0);
   uv_pipe_init(p->loop, &c->err, 0);
-  c->to.data = c->from.data = c->err.data = c;
-  uv_pipe_open(&c->to, to_fd);
-  uv_pipe_open(&c->from, from_fd);
+  c->err.data = c;
   uv_pipe_open(&c->err, err_fd);
-  c->open_handles = 3;
   c->node = n;
   n->conn = c;
-  uv_read_start((uv_stream_t *)&c->from, on_alloc, on_read);
   uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err);
+  if (ps_link_open(p->loop, from_fd, to_fd, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN, &conn_link, c, &c->link,
+                   &err) != 0) {
+    /* Without its pipes ssh is of no use: it is ended, and so is the host. */
+    kill_conn(n, err.msg);
+    c->eof_out = 1;
+  }
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -554,7 +511,6 @@ int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
   w->pool = n->pool;
   w->node = n;
   w->id = n->pool->next_id++;
-  ps_framer_init(&w->framer, PS_FRAME_MAX);
   snprintf(w->host, sizeof w->host, "%s", n->host);
   if (ps__pool_add(n->pool, w) != 0) {
     free(w);
@@ -601,7 +557,7 @@ void ps__nodes_bye(ps_pool_t *p) {
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
     if (n->conn && n->state == PS_NODE_UP) send_simple(n, PS_MSG_BYE, 0, 0, 0);
-    if (n->conn && !uv_is_closing((uv_handle_t *)&n->conn->to)) uv_close((uv_handle_t *)&n->conn->to, conn_closed);
+    if (n->conn) ps_link_shutdown(n->conn->link);
   }
 }
 

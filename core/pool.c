@@ -15,21 +15,21 @@
 #define CLOSE_GRACE_MS 1000
 #define CLOSE_LIMIT_MS 3000
 
-typedef struct write_req_s {
-  uv_write_t req;
-  char *data;
-} write_req_t;
+static void report_deaths(uv_idle_t *h);
 
 int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe) {
   memset(p, 0, sizeof *p);
   p->loop = loop;
   p->exe = strdup(exe);
   p->next_id = 1;
+  p->dead_tail = &p->dead;
   if (p->exe == NULL) return PS_ENOMEM;
   if (ps_reaper_init(loop, &p->reaper) != 0) {
     free(p->exe);
     return PS_ENOMEM;
   }
+  uv_idle_init(loop, &p->reporter);
+  p->reporter.data = p;
   return 0;
 }
 
@@ -42,29 +42,34 @@ static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
     }
 }
 
-static void on_close(uv_handle_t *h) {
-  ps_worker_t *w = h->data;
-  if (--w->open_handles == 0) {
-    ps_framer_free(&w->framer);
+/* The loop's idle phase: every worker buried since is reported dead,
+   taken off the list and freed. on_dead may bury others (they are
+   reported in the same pass) or start new workers. */
+static void flush_deaths(ps_pool_t *p) {
+  while (p->dead) {
+    ps_worker_t *w = p->dead;
+    p->dead = w->next_dead;
+    if (p->dead == NULL) p->dead_tail = &p->dead;
+    remove_worker(p, w);
+    if (p->cb.on_dead) p->cb.on_dead(w);
+    ps_link_close(w->link);
     free(w);
   }
+  uv_idle_stop(&p->reporter);
 }
+
+static void report_deaths(uv_idle_t *h) { flush_deaths(h->data); }
 
 void ps__worker_bury(ps_worker_t *w) {
   if (w->closing) return;
   w->closing = 1;
   ps_pool_t *p = w->pool;
-  remove_worker(p, w);
-  if (p->cb.on_dead) p->cb.on_dead(w);
-  if (w->node) {
-    /* A remote worker has no handles here. */
-    ps_framer_free(&w->framer);
-    free(w);
-    return;
-  }
   if (w->child) ps_child_forget(w->child);
-  if (!uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
-  if (!uv_is_closing((uv_handle_t *)&w->from)) uv_close((uv_handle_t *)&w->from, on_close);
+  w->child = NULL;
+  w->next_dead = NULL;
+  *p->dead_tail = w;
+  p->dead_tail = &w->next_dead;
+  uv_idle_start(&p->reporter, report_deaths);
 }
 
 /* Called when both the exit status and the end of output are known. */
@@ -82,49 +87,24 @@ static void on_process_exit(ps_child_t *c, int64_t status, int sig) {
   maybe_dead(w);
 }
 
-void ps__framer_room(ps_framer_t *f, uv_buf_t *buf) {
-  char *p;
-  size_t n;
-  if (ps_framer_space(f, 65536, &p, &n) != 0) {
-    buf->base = NULL;
-    buf->len = 0;
-    return;
-  }
-  buf->base = p;
-  buf->len = n;
+static void on_worker_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
+  ps_worker_t *w = l->data;
+  if (w->why[0] || w->closing) return;
+  if (kind == PS_MSG_HELLO) w->hello = 1;
+  w->pool->cb.on_frame(w, kind, payload, len);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  ps_worker_t *w = h->data;
-  (void)hint;
-  ps__framer_room(&w->framer, buf);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  ps_worker_t *w = s->data;
-  (void)buf;
-  if (nread < 0 || (nread == 0 && buf->base == NULL)) {
-    /* End of output (or the pipe failed): the exit callback tells why. */
-    uv_read_stop(s);
-    w->eof = 1;
-    maybe_dead(w);
-    return;
+static void on_worker_end(ps_link_t *l, const char *why) {
+  ps_worker_t *w = l->data;
+  /* A malformed frame ends the worker; the end of its output (or a failed
+     read) is how it dies: the exit callback tells why. */
+  if (why && strncmp(why, "a malformed frame", 17) == 0 && !w->why[0]) {
+    char msg[sizeof w->why];
+    snprintf(msg, sizeof msg, "sent %s", why);
+    ps_worker_kill(w, SIGKILL, msg);
   }
-  w->framer.in.len += (size_t)nread;
-  int kind;
-  const char *payload;
-  size_t len;
-  ps_err_t err;
-  int rc;
-  while (!w->why[0] && (rc = ps_framer_next(&w->framer, &kind, &payload, &len, &err)) == 1) {
-    if (kind == PS_MSG_HELLO) w->hello = 1;
-    w->pool->cb.on_frame(w, kind, payload, len);
-  }
-  if (!w->why[0] && rc < 0) {
-    char why[sizeof err.msg + 32];
-    snprintf(why, sizeof why, "sent a malformed frame: %s", err.msg);
-    ps_worker_kill(w, SIGKILL, why);
-  }
+  w->eof = 1;
+  maybe_dead(w);
 }
 
 /* Room for one more worker in the list. */
@@ -144,6 +124,8 @@ int ps__pool_add(ps_pool_t *p, ps_worker_t *w) {
   return 0;
 }
 
+static const ps_link_cb_t worker_link = {on_worker_frame, on_worker_end, NULL};
+
 int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *err) {
   if (node) return ps_node_spawn(node, out, err);
   ps_worker_t *w = calloc(1, sizeof *w);
@@ -154,7 +136,6 @@ int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *er
   }
   w->pool = p;
   w->id = p->next_id++;
-  ps_framer_init(&w->framer, PS_FRAME_MAX);
   char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
   int to_fd, from_fd;
   ps_err_t why;
@@ -162,63 +143,29 @@ int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *er
      simulators it runs. */
   if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, NULL, &why) != 0) {
     ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, why.msg);
-    ps_framer_free(&w->framer);
     free(w);
     return PS_EWORKER;
   }
   w->pid = w->child->pid;
-  uv_pipe_init(p->loop, &w->to, 0);
-  uv_pipe_init(p->loop, &w->from, 0);
-  w->to.data = w->from.data = w;
-  uv_pipe_open(&w->to, to_fd);
-  uv_pipe_open(&w->from, from_fd);
-  w->open_handles = 2;
-  uv_read_start((uv_stream_t *)&w->from, on_alloc, on_read);
+  if (ps_link_open(p->loop, from_fd, to_fd, NULL, 0, &worker_link, w, &w->link, &why) != 0) {
+    /* Its input and output are gone: it ends, and the reaper forgets it. */
+    kill(-w->pid, SIGKILL);
+    ps_child_forget(w->child);
+    free(w);
+    return ps_err_set(err, PS_EWORKER, "cannot talk to worker process '%s': %s", p->exe, why.msg);
+  }
   ps__pool_add(p, w);
   *out = w;
   return 0;
 }
 
-static void on_written(uv_write_t *req, int status) {
-  write_req_t *wr = (write_req_t *)req;
-  (void)status; /* a failed write shows up as the worker's death */
-  free(wr->data);
-  free(wr);
-}
-
-int ps__stream_write(uv_stream_t *s, char *data, size_t len) {
-  /* Most frames fit in the pipe at once. */
-  uv_buf_t buf = uv_buf_init(data, (unsigned)len);
-  int n = uv_try_write(s, &buf, 1);
-  if (n == (int)len) {
-    free(data);
-    return 0;
-  }
-  if (n < 0) n = 0;
-  write_req_t *wr = malloc(sizeof *wr);
-  if (wr == NULL) {
-    free(data);
-    return PS_ENOMEM;
-  }
-  wr->data = data;
-  buf = uv_buf_init(data + n, (unsigned)(len - (size_t)n));
-  if (uv_write(&wr->req, s, &buf, 1, on_written) != 0) {
-    free(data);
-    free(wr);
-    return PS_EWORKER;
-  }
-  return 0;
-}
-
 int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
   if (w->node) return ps_node_send(w, b);
-  size_t len;
-  char *data = ps_buf_steal(b, &len);
-  if (w->closing || w->exited || uv_is_closing((uv_handle_t *)&w->to)) {
-    free(data);
+  if (w->closing || w->exited) {
+    ps_buf_free(b);
     return PS_EWORKER;
   }
-  return ps__stream_write((uv_stream_t *)&w->to, data, len);
+  return ps_link_send(w->link, b);
 }
 
 void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
@@ -239,7 +186,11 @@ void ps_worker_bye(ps_worker_t *w) {
   ps_worker_send(w, &b);
 }
 
-int ps_pool_alive(const ps_pool_t *p) { return p->n; }
+int ps_pool_alive(const ps_pool_t *p) {
+  int alive = 0;
+  for (int k = 0; k < p->n; k++) alive += !p->workers[k]->closing;
+  return alive;
+}
 
 /* The drain's timer only wakes the loop up, so that its deadlines are
    checked while nothing else happens. */
@@ -249,9 +200,9 @@ static void on_drain_timer_closed(uv_handle_t *h) { *(int *)h->data = 1; }
 /* Gives up on the local workers still listed: each is reported dead and
    its handles close; its process, if it still runs, is the reaper's. */
 static void abandon_workers(ps_pool_t *p) {
-  for (int k = p->n - 1; k >= 0; k--) {
-    if (k >= p->n || p->workers[k]->node) continue;
+  for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
+    if (w->node || w->closing) continue;
     if (!w->why[0]) snprintf(w->why, sizeof w->why, "did not end when killed");
     w->exited = w->eof = 1;
     ps__worker_bury(w);
@@ -267,7 +218,7 @@ int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
     if (how & PS_DRAIN_BYE) {
       ps_worker_bye(w);
       /* The end of its input says the same. */
-      if (!w->node && !uv_is_closing((uv_handle_t *)&w->to)) uv_close((uv_handle_t *)&w->to, on_close);
+      if (!w->node && w->link) ps_link_shutdown(w->link);
     } else {
       ps_worker_kill(w, SIGKILL, NULL);
     }
@@ -302,7 +253,9 @@ int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
 void ps_pool_close(ps_pool_t *p) {
   ps_pool_drain(p, PS_DRAIN_BYE | PS_DRAIN_HOSTS, CLOSE_GRACE_MS, CLOSE_LIMIT_MS);
   ps_nodes_close(p);
+  flush_deaths(p); /* the hosts' workers, lost as they closed */
   ps_reaper_close(&p->reaper);
+  uv_close((uv_handle_t *)&p->reporter, NULL);
   uv_run(p->loop, UV_RUN_NOWAIT);
   free(p->workers);
   free(p->exe);

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "child.h"
 #include "frame.h"
+#include "link.h"
 #include "ps.h"
 
 typedef struct ps_pool_s ps_pool_t;
@@ -25,7 +26,9 @@ typedef struct ps_pool_cb_s {
   /* A whole frame arrived. */
   void (*on_frame)(ps_worker_t *w, int kind, const char *payload, size_t len);
   /* The process is gone and its output fully read: exited/signal/why say
-     how. The worker is freed after this returns. */
+     how. Deaths are queued and reported from the loop, never from inside
+     a pool function or a walk over the workers. The worker is freed after
+     this returns. */
   void (*on_dead)(ps_worker_t *w);
   /* A host connected (up = 1: its agent said hello) or was lost (up = 0:
      its workers were already reported dead, with w->lost set). */
@@ -39,15 +42,16 @@ struct ps_worker_s {
   int64_t exit_status;
   int term_signal;
   char why[300]; /* a protocol error that made the pool kill it, or "" */
-  int exited, eof, closing, open_handles;
+  int exited, eof;
+  int closing; /* dead: on_dead comes (queued), then it is freed */
   int hello; /* its HELLO arrived */
   int lost;  /* its host was lost: not its fault, nor its psets' */
   char host[256];
   ps_node_t *node; /* the ssh host it runs on, or NULL for this machine */
   void *data;      /* the scheduler's per-worker state */
   ps_child_t *child; /* a local worker's process until it is waited for */
-  uv_pipe_t to, from;
-  ps_framer_t framer;
+  ps_link_t *link;   /* a local worker's socket pairs */
+  ps_worker_t *next_dead;
 };
 
 struct ps_pool_s {
@@ -58,6 +62,8 @@ struct ps_pool_s {
   void *owner;
   ps_worker_t **workers; /* alive or dying, in order of start */
   int n, cap;
+  ps_worker_t *dead, **dead_tail; /* buried, on_dead not yet called */
+  uv_idle_t reporter;             /* reports them */
   int64_t next_id;
   ps_node_t **nodes; /* ssh hosts (node.h), in the order listed */
   int nnodes;
@@ -94,15 +100,9 @@ int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms);
    after a second, given up after three) and frees the pool. */
 void ps_pool_close(ps_pool_t *p);
 
-/* For pool.c and node.c: adds w to the pool's list; reports w dead
-   (on_dead), removes it, and frees it when it has no handles left. */
+/* For pool.c and node.c: adds w to the pool's list; marks w dead and
+   queues it: the loop reports it (on_dead), removes it and frees it. */
 int ps__pool_add(ps_pool_t *p, ps_worker_t *w);
 void ps__worker_bury(ps_worker_t *w);
-/* Writes len bytes of data (taking ownership) to a stream, at once when
-   the pipe takes them, else queued. */
-int ps__stream_write(uv_stream_t *s, char *data, size_t len);
-/* A libuv alloc callback's buffer: room at the end of a framer's input
-   (none when out of memory, which libuv reports as a read error). */
-void ps__framer_room(ps_framer_t *f, uv_buf_t *buf);
 
 #endif
