@@ -21,6 +21,7 @@
 
 #include "frame.h"
 #include "link.h"
+#include "msg.h"
 #include "pool.h"
 #include "value.h"
 
@@ -61,12 +62,7 @@ static ps_worker_t *find(agent_t *a, uint64_t id) {
 static void gone(agent_t *a, uint64_t id, int64_t status, int sig, const char *why) {
   ps_buf_t b;
   ps_buf_init(&b);
-  size_t s = ps_frame_begin(&b, PS_MSG_GONE);
-  ps_buf_put_varint(&b, id);
-  ps_buf_put_varint(&b, (uint64_t)status);
-  ps_buf_put_varint(&b, (uint64_t)sig);
-  ps_put_bytes(&b, why, strlen(why));
-  ps_frame_end(&b, s);
+  ps_msg_put_gone(&b, id, (uint64_t)status, (uint64_t)sig, why, strlen(why));
   send_frame(a, &b);
 }
 
@@ -74,11 +70,7 @@ static void on_worker_frame(ps_worker_t *w, int kind, const char *payload, size_
   agent_t *a = w->pool->owner;
   ps_buf_t b;
   ps_buf_init(&b);
-  size_t s = ps_frame_begin(&b, PS_MSG_FROM);
-  ps_buf_put_varint(&b, driver_id(w));
-  ps_buf_putc(&b, (char)kind);
-  ps_buf_put(&b, payload, len);
-  ps_frame_end(&b, s);
+  ps_msg_put_from(&b, driver_id(w), kind, payload, len);
   send_frame(a, &b);
 }
 
@@ -88,43 +80,40 @@ static void on_worker_dead(ps_worker_t *w) {
 }
 
 static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
-  ps_reader_t r;
-  uint64_t id, sig;
-  ps_reader_init(&r, p, n);
+  ps_msg_relay_t m;
   switch (kind) {
     case PS_MSG_SPAWN: {
       ps_worker_t *w;
       ps_err_t err;
-      if (ps_read_varint(&r, &id) != 0) break;
+      if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
       if (ps_pool_spawn(&a->pool, NULL, &w, &err) != 0) {
-        gone(a, id, 127, 0, err.msg);
+        gone(a, m.worker, 127, 0, err.msg);
         return;
       }
-      w->data = (void *)(uintptr_t)id;
+      w->data = (void *)(uintptr_t)m.worker;
       return;
     }
     case PS_MSG_TO: {
-      if (ps_read_varint(&r, &id) != 0) break;
-      ps_worker_t *w = find(a, id);
+      if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
+      ps_worker_t *w = find(a, m.worker);
       if (w == NULL) return; /* it died meanwhile: GONE is on its way */
       ps_buf_t b;
       ps_buf_init(&b);
-      ps_buf_put(&b, (const char *)r.p, ps_reader_left(&r));
+      ps_buf_put(&b, m.bytes.p, m.bytes.n);
       ps_worker_send(w, &b);
-      ps_buf_free(&b);
       return;
     }
     case PS_MSG_KILL: {
-      if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &sig) != 0 || sig > 64) break;
-      ps_worker_t *w = find(a, id);
-      if (w) ps_worker_kill(w, (int)sig, NULL);
+      if (ps_msg_get_relay(kind, p, n, &m) != 0 || m.arg1 > 64) break;
+      ps_worker_t *w = find(a, m.worker);
+      if (w) ps_worker_kill(w, (int)m.arg1, NULL);
       return;
     }
     case PS_MSG_PING: {
+      if (ps_msg_get_empty(p, n) != 0) break;
       ps_buf_t b;
       ps_buf_init(&b);
-      size_t s = ps_frame_begin(&b, PS_MSG_PONG);
-      ps_frame_end(&b, s);
+      ps_msg_put_empty(&b, PS_MSG_PONG);
       send_frame(a, &b);
       return;
     }
@@ -184,13 +173,12 @@ int ps_agent_main(const char *exe) {
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
-  size_t s = ps_frame_begin(&b, PS_MSG_AGENT);
-  ps_buf_put_varint(&b, PS_PROTOCOL);
-  ps_put_bytes(&b, host, strlen(host));
-  ps_buf_put_varint(&b, (uint64_t)(cores > 0 ? cores : 1));
-  ps_buf_put_varint(&b, (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0));
-  ps_put_bytes(&b, PSURVEY_VERSION, strlen(PSURVEY_VERSION));
-  ps_frame_end(&b, s);
+  ps_msg_agent_t hello = {PS_PROTOCOL,
+                          (uint64_t)(cores > 0 ? cores : 1),
+                          (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
+                          {host, strlen(host)},
+                          {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
+  ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 
   ps_err_t err;

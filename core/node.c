@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "msg.h"
 #include "value.h"
 
 /* How often hosts are looked after: pings, silence, reconnects (ms). */
@@ -62,17 +63,11 @@ static int send_raw(ps_node_t *n, ps_buf_t *b) {
   return ps_link_send(n->conn->link, b);
 }
 
-static void send_simple(ps_node_t *n, int kind, int64_t id, int64_t arg, int nargs) {
-  ps_buf_t b;
-  ps_buf_init(&b);
-  size_t s = ps_frame_begin(&b, kind);
-  if (nargs >= 1) ps_buf_put_varint(&b, (uint64_t)id);
-  if (nargs >= 2) ps_buf_put_varint(&b, (uint64_t)arg);
-  ps_frame_end(&b, s);
-  if (b.failed)
-    ps_buf_free(&b);
-  else
-    send_raw(n, &b);
+/* Sends what b holds, unless building it ran out of memory. */
+static int send_built(ps_node_t *n, ps_buf_t *b) {
+  if (!b->failed) return send_raw(n, b);
+  ps_buf_free(b);
+  return PS_ENOMEM;
 }
 
 /* The last line of what the connection wrote to stderr. */
@@ -151,28 +146,26 @@ static void kill_conn(ps_node_t *n, const char *why) {
   }
 }
 
-static void on_agent_hello(ps_node_t *n, ps_reader_t *r) {
-  uint64_t proto, cores, mem;
-  const char *host, *version;
-  size_t hostlen, vlen;
-  if (ps_read_varint(r, &proto) != 0 || ps_read_bytes(r, &host, &hostlen) != 0 ||
-      ps_read_varint(r, &cores) != 0 || ps_read_varint(r, &mem) != 0 || ps_read_bytes(r, &version, &vlen) != 0) {
+static void on_agent_hello(ps_node_t *n, const char *p, size_t len) {
+  ps_msg_agent_t m;
+  if (ps_msg_get_agent(p, len, &m) != 0) {
     kill_conn(n, "its agent sent a malformed hello");
     return;
   }
-  if (proto != PS_PROTOCOL) {
+  if (m.protocol != PS_PROTOCOL) {
     char why[300];
     snprintf(why, sizeof why,
              "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install the same "
              "version on both",
-             (int)(vlen < 40 ? vlen : 40), version, (unsigned long long)proto, PSURVEY_VERSION, PS_PROTOCOL);
+             (int)(m.version.n < 40 ? m.version.n : 40), m.version.p, (unsigned long long)m.protocol,
+             PSURVEY_VERSION, PS_PROTOCOL);
     kill_conn(n, why);
     return;
   }
-  snprintf(n->host, sizeof n->host, "%.*s", (int)(hostlen < 255 ? hostlen : 255), host);
-  n->cores = (int)cores;
-  n->mem_mb = (int64_t)mem;
-  n->slots = n->given_slots > 0 ? n->given_slots : (cores > 1 ? (int)cores - 1 : 1);
+  snprintf(n->host, sizeof n->host, "%.*s", (int)(m.host.n < 255 ? m.host.n : 255), m.host.p);
+  n->cores = (int)m.cores;
+  n->mem_mb = (int64_t)m.memory_mb;
+  n->slots = n->given_slots > 0 ? n->given_slots : (m.cores > 1 ? (int)m.cores - 1 : 1);
   n->state = PS_NODE_UP;
   n->ever_up = 1;
   n->failures = 0;
@@ -181,40 +174,34 @@ static void on_agent_hello(ps_node_t *n, ps_reader_t *r) {
 }
 
 static void on_node_frame(ps_node_t *n, int kind, const char *p, size_t len) {
-  ps_reader_t r;
-  ps_reader_init(&r, p, len);
+  ps_msg_relay_t m;
   n->last_heard = ps_mono_us();
   switch (kind) {
-    case PS_MSG_AGENT: on_agent_hello(n, &r); return;
-    case PS_MSG_PONG: return;
+    case PS_MSG_AGENT: on_agent_hello(n, p, len); return;
+    case PS_MSG_PONG:
+      if (ps_msg_get_empty(p, len) != 0) break;
+      return;
     case PS_MSG_FROM: {
-      uint64_t id;
-      int wkind;
-      if (ps_read_varint(&r, &id) != 0 || ps_read_byte(&r, &wkind) != 0) break;
-      ps_worker_t *w = find_worker(n, id);
+      if (ps_msg_get_relay(kind, p, len, &m) != 0) break;
+      ps_worker_t *w = find_worker(n, m.worker);
       if (w == NULL || w->closing) return; /* killed meanwhile */
-      if (wkind == PS_MSG_HELLO) {
-        uint64_t proto, pid;
-        ps_reader_t h = r;
-        if (ps_read_varint(&h, &proto) == 0 && ps_read_varint(&h, &pid) == 0) w->pid = (int)pid;
+      if (m.kind == PS_MSG_HELLO) {
+        ps_msg_hello_t h;
+        if (ps_msg_get_hello(m.bytes.p, m.bytes.n, &h) == 0) w->pid = (int)h.pid;
         w->hello = 1;
       }
-      n->pool->cb.on_frame(w, wkind, (const char *)r.p, ps_reader_left(&r));
+      n->pool->cb.on_frame(w, m.kind, m.bytes.p, m.bytes.n);
       return;
     }
     case PS_MSG_GONE: {
-      uint64_t id, status, sig;
-      const char *why;
-      size_t whylen;
-      if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &status) != 0 || ps_read_varint(&r, &sig) != 0 ||
-          ps_read_bytes(&r, &why, &whylen) != 0)
-        break;
-      ps_worker_t *w = find_worker(n, id);
+      if (ps_msg_get_relay(kind, p, len, &m) != 0) break;
+      ps_worker_t *w = find_worker(n, m.worker);
       if (w == NULL || w->closing) return;
       w->exited = w->eof = 1;
-      w->exit_status = (int64_t)status;
-      w->term_signal = (int)sig;
-      if (whylen && !w->why[0]) snprintf(w->why, sizeof w->why, "%.*s", (int)(whylen < 290 ? whylen : 290), why);
+      w->exit_status = (int64_t)m.arg1;
+      w->term_signal = (int)m.arg2;
+      if (m.bytes.n && !w->why[0])
+        snprintf(w->why, sizeof w->why, "%.*s", (int)(m.bytes.n < 290 ? m.bytes.n : 290), m.bytes.p);
       n->workers--;
       ps__worker_bury(w);
       return;
@@ -374,7 +361,10 @@ static void on_tick(uv_timer_t *t) {
         kill_conn(n, why);
     } else if (c && n->state == PS_NODE_UP && now - n->last_ping >= ping_every) {
       n->last_ping = now;
-      send_simple(n, PS_MSG_PING, 0, 0, 0);
+      ps_buf_t b;
+      ps_buf_init(&b);
+      ps_msg_put_empty(&b, PS_MSG_PING);
+      send_built(n, &b);
     } else if (c == NULL && h->o.reconnect && now >= n->retry_at && !h->closing) {
       node_connect(n);
     }
@@ -517,7 +507,10 @@ int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   n->workers++;
-  send_simple(n, PS_MSG_SPAWN, w->id, 0, 1);
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_spawn(&b, (uint64_t)w->id);
+  send_built(n, &b);
   *out = w;
   return 0;
 }
@@ -531,20 +524,17 @@ int ps_node_send(ps_worker_t *w, ps_buf_t *b) {
   /* TO: the worker's id, then its frame as it is. */
   ps_buf_t env;
   ps_buf_init(&env);
-  size_t s = ps_frame_begin(&env, PS_MSG_TO);
-  ps_buf_put_varint(&env, (uint64_t)w->id);
-  ps_buf_put(&env, b->data, b->len);
-  ps_frame_end(&env, s);
+  ps_msg_put_to(&env, (uint64_t)w->id, b->data, b->len);
   ps_buf_free(b);
-  if (env.failed) {
-    ps_buf_free(&env);
-    return PS_ENOMEM;
-  }
-  return send_raw(n, &env);
+  return send_built(n, &env);
 }
 
 void ps_node_kill(ps_worker_t *w, int sig) {
-  if (w->node->state == PS_NODE_UP) send_simple(w->node, PS_MSG_KILL, w->id, sig, 2);
+  if (w->node->state != PS_NODE_UP) return;
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_kill(&b, (uint64_t)w->id, (uint64_t)sig);
+  send_built(w->node, &b);
 }
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
@@ -556,7 +546,12 @@ void ps__nodes_bye(ps_pool_t *p) {
   /* BYE, then the end of input: the agents stop their workers and exit. */
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
-    if (n->conn && n->state == PS_NODE_UP) send_simple(n, PS_MSG_BYE, 0, 0, 0);
+    if (n->conn && n->state == PS_NODE_UP) {
+      ps_buf_t b;
+      ps_buf_init(&b);
+      ps_msg_put_empty(&b, PS_MSG_BYE);
+      send_built(n, &b);
+    }
     if (n->conn) ps_link_shutdown(n->conn->link);
   }
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg.h"
 #include "node.h"
 #include "value.h"
 
@@ -181,8 +182,7 @@ void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
 void ps_worker_bye(ps_worker_t *w) {
   ps_buf_t b;
   ps_buf_init(&b);
-  size_t s = ps_frame_begin(&b, PS_MSG_BYE);
-  ps_frame_end(&b, s);
+  ps_msg_put_empty(&b, PS_MSG_BYE);
   ps_worker_send(w, &b);
 }
 

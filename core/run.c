@@ -9,6 +9,7 @@
 
 #include "hash.h"
 #include "json.h"
+#include "msg.h"
 #include "node.h"
 #include "value.h"
 
@@ -258,15 +259,14 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
   }
   ps_buf_t b;
   ps_buf_init(&b);
-  size_t s = ps_frame_begin(&b, PS_MSG_CODE);
-  ps_buf_put_varint(&b, (uint64_t)w->id);
-  ps_buf_put_varint(&b, o->verbose >= 3 ? PS_CODE_REPORT_STARTS : 0);
-  ps_put_bytes(&b, o->name, strlen(o->name));
-  ps_put_bytes(&b, o->code, o->code_len);
-  ps_put_bytes(&b, o->user, o->user_len);
-  ps_buf_put_varint(&b, (uint64_t)o->sandbox);
-  ps_buf_put_varint(&b, o->seed);
-  ps_frame_end(&b, s);
+  ps_msg_code_t m = {(uint64_t)w->id,
+                     o->verbose >= 3 ? PS_CODE_REPORT_STARTS : 0,
+                     (uint64_t)o->sandbox,
+                     o->seed,
+                     {o->name, strlen(o->name)},
+                     {o->code, o->code_len},
+                     {o->user, o->user_len}};
+  ps_msg_put_code(&b, &m);
   if (b.failed)
     fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
   else
@@ -319,11 +319,12 @@ static int put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
     finish(r, NULL, t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
     return -1;
   }
-  ps_buf_put_varint(b, (uint64_t)t.index);
-  ps_buf_put_varint(b, (uint64_t)t.attempt);
-  ps_buf_put_varint(b, (uint64_t)(l.timeout * 1000.0 + 0.5));
-  ps_buf_put_varint(b, (uint64_t)(l.memory * 1024.0 * 1024.0));
-  ps_put_bytes(b, r->scratch.data, r->scratch.len);
+  ps_msg_task_t m = {(uint64_t)t.index,
+                     (uint64_t)t.attempt,
+                     (uint64_t)(l.timeout * 1000.0 + 0.5),
+                     (uint64_t)(l.memory * 1024.0 * 1024.0),
+                     {r->scratch.data, r->scratch.len}};
+  ps_msg_tasks_add(b, &m);
   return 0;
 }
 
@@ -400,9 +401,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
     if (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child) break;
     ps_buf_t b;
     ps_buf_init(&b);
-    size_t start = ps_frame_begin(&b, PS_MSG_TASKS);
-    size_t countpos = b.len;
-    ps_buf_putc(&b, 0);
+    size_t start = ps_msg_tasks_begin(&b);
     int64_t n = 0;
     int k = r->nreq > 0 ? alone_slots(r, r->requeue[0]) : 0;
     if (k > 0) {
@@ -445,8 +444,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       ps_buf_free(&b);
       break;
     }
-    ps_buf_patch_varint(&b, countpos, (uint64_t)n);
-    ps_frame_end(&b, start);
+    ps_msg_tasks_end(&b, start, (uint64_t)n);
     if (b.failed || r->scratch.failed) {
       ps_buf_free(&b);
       fail_run(r, PS_ENOMEM, "out of memory building a batch%s%s", "", "");
@@ -706,41 +704,32 @@ static task_t slot_pop(ps_run_t *r, slot_t *s, int64_t now) {
 
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   slot_t *s = slot_of(w);
-  ps_reader_t rd;
-  uint64_t count;
-  int was_wide = s->weight > 1;
+  ps_msg_batch_t it;
+  ps_msg_result_t m;
+  int was_wide = s->weight > 1, rc = 0;
   int64_t now = ps_mono_us(); /* one reading for the frame's psets */
-  ps_reader_init(&rd, p, n);
-  if (ps_read_varint(&rd, &count) != 0) goto bad;
-  for (uint64_t k = 0; k < count && !r->fatal; k++) {
-    uint64_t index, start, dur, cpu, peak;
-    int status;
-    const char *a = NULL, *b = NULL;
-    size_t alen = 0, blen = 0;
-    if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0 ||
-        ps_read_varint(&rd, &dur) != 0 || ps_read_varint(&rd, &cpu) != 0 || ps_read_varint(&rd, &peak) != 0 ||
-        ps_read_byte(&rd, &status) != 0 || ps_read_bytes(&rd, &a, &alen) != 0)
-      goto bad;
-    if (status > PS_STATUS_TIMEOUT) goto bad;
-    if (status != PS_STATUS_OK && ps_read_bytes(&rd, &b, &blen) != 0) goto bad;
-    if (status == PS_STATUS_OK && alen > 0) {
+  if (ps_msg_batch_open(&it, p, n) != 0) goto bad;
+  while (!r->fatal && (rc = ps_msg_next_result(&it, &m)) == 1) {
+    if (m.status == PS_STATUS_OK && m.value.n > 0) {
+      /* A result is a table, whole: the store reads it as one. */
       ps_reader_t v;
-      ps_item_t it;
-      ps_reader_init(&v, a, alen);
+      ps_item_t head;
+      ps_reader_init(&v, m.value.p, m.value.n);
       if (ps_skip_value(&v, 0) != 0 || ps_reader_left(&v) != 0) goto bad;
-      ps_reader_init(&v, a, alen);
-      if (ps_read_item(&v, &it) != 0 || it.type != PS_V_TABLE) goto bad;
+      ps_reader_init(&v, m.value.p, m.value.n);
+      if (ps_read_item(&v, &head) != 0 || head.type != PS_V_TABLE) goto bad;
     }
-    if (s->len == 0 || s->fifo[s->head].index != (int64_t)index) goto bad;
+    if (s->len == 0 || s->fifo[s->head].index != (int64_t)m.index) goto bad;
     task_t t = slot_pop(r, s, now);
     if (s->len == 0) s->alone = 0, s->weight = 1;
-    if (status == PS_STATUS_OK)
-      finish(r, w, t, "ok", (int64_t)start, (int64_t)dur, (int64_t)cpu, (int64_t)peak, a, alen, NULL, 0, NULL, 0);
+    if (m.status == PS_STATUS_OK)
+      finish(r, w, t, "ok", (int64_t)m.start_us, (int64_t)m.duration_us, (int64_t)m.cpu_us, (int64_t)m.peak,
+             m.value.n ? m.value.p : NULL, m.value.n, NULL, 0, NULL, 0);
     else
-      attempt_failed(r, w, t, status_kinds[status], a, alen, b, blen, (int64_t)start, (int64_t)dur, (int64_t)cpu,
-                     (int64_t)peak);
+      attempt_failed(r, w, t, status_kinds[m.status], m.message.p, m.message.n, m.traceback.p, m.traceback.n,
+                     (int64_t)m.start_us, (int64_t)m.duration_us, (int64_t)m.cpu_us, (int64_t)m.peak);
   }
-  if (ps_reader_left(&rd) != 0) goto bad;
+  if (!r->fatal && rc != 0) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
      only psets still in flight (unless another program locks the
      database: then they wait in memory). */
@@ -764,44 +753,37 @@ bad:
 static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
   ps_engine_t *e = w->pool->owner;
   ps_run_t *r = e->run;
-  ps_reader_t rd;
-  ps_reader_init(&rd, p, n);
   switch (kind) {
     case PS_MSG_HELLO: {
-      uint64_t proto, pid, cores;
-      const char *host;
-      size_t hostlen;
-      if (ps_read_varint(&rd, &proto) != 0 || ps_read_varint(&rd, &pid) != 0 ||
-          ps_read_bytes(&rd, &host, &hostlen) != 0 || ps_read_varint(&rd, &cores) != 0) {
+      ps_msg_hello_t m;
+      if (ps_msg_get_hello(p, n, &m) != 0) {
         ps_worker_kill(w, SIGKILL, "sent a malformed hello");
         return;
       }
-      if (proto != PS_PROTOCOL) {
+      if (m.protocol != PS_PROTOCOL) {
         char why[128];
-        snprintf(why, sizeof why, "speaks protocol %llu, this driver speaks %d", (unsigned long long)proto,
-                 PS_PROTOCOL);
+        snprintf(why, sizeof why, "speaks protocol %llu, this driver speaks %d",
+                 (unsigned long long)m.protocol, PS_PROTOCOL);
         ps_worker_kill(w, SIGKILL, why);
         return;
       }
-      snprintf(w->host, sizeof w->host, "%.*s", (int)(hostlen < 255 ? hostlen : 255), host);
+      snprintf(w->host, sizeof w->host, "%.*s", (int)(m.host.n < 255 ? m.host.n : 255), m.host.p);
       if (r) r->startup_failures = 0;
       return;
     }
     case PS_MSG_CODE_OK: {
-      uint64_t ok;
-      const char *msg;
-      size_t len;
-      if (ps_read_varint(&rd, &ok) != 0 || ps_read_bytes(&rd, &msg, &len) != 0) {
+      ps_msg_code_ok_t m;
+      if (ps_msg_get_code_ok(p, n, &m) != 0) {
         ps_worker_kill(w, SIGKILL, "sent a malformed code reply");
         return;
       }
-      if (!ok && r) {
-        char m[400];
-        snprintf(m, sizeof m, "%.*s", (int)(len < 399 ? len : 399), msg);
-        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s%s", m, "");
+      if (!m.ok && r) {
+        char why[400];
+        snprintf(why, sizeof why, "%.*s", (int)(m.message.n < 399 ? m.message.n : 399), m.message.p);
+        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s%s", why, "");
       }
       slot_t *s = slot_of(w);
-      if (ok && s && !s->code_loaded) {
+      if (m.ok && s && !s->code_loaded) {
         /* Ready now: the psets it was given start no earlier, whatever its
            start-up took (a timeout measures the pset, not the worker). */
         s->code_loaded = 1;
@@ -818,24 +800,20 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       on_results(r, w, p, n);
       return;
     case PS_MSG_STARTED: {
-      uint64_t index, start;
-      if (ps_read_varint(&rd, &index) != 0 || ps_read_varint(&rd, &start) != 0) {
+      ps_msg_started_t m;
+      if (ps_msg_get_started(p, n, &m) != 0) {
         ps_worker_kill(w, SIGKILL, "sent a malformed start notice");
         return;
       }
       if (r && r->o->verbose >= 3)
-        ps_progress_event(&r->progress, "pset #%llu started on worker %lld", (unsigned long long)index + 1,
+        ps_progress_event(&r->progress, "pset #%llu started on worker %lld", (unsigned long long)m.index + 1,
                           (long long)w->id);
       return;
     }
     case PS_MSG_FATAL: {
-      const char *msg;
-      size_t len;
-      if (ps_read_bytes(&rd, &msg, &len) == 0) {
-        char m[300];
-        snprintf(m, sizeof m, "reported: %.*s", (int)(len < 250 ? len : 250), msg);
-        snprintf(w->why, sizeof w->why, "%s", m);
-      }
+      ps_bytes_t msg;
+      if (ps_msg_get_fatal(p, n, &msg) == 0)
+        snprintf(w->why, sizeof w->why, "reported: %.*s", (int)(msg.n < 250 ? msg.n : 250), msg.p);
       return;
     }
     default: ps_worker_kill(w, SIGKILL, "sent a frame a worker must not send");

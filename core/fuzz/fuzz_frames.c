@@ -10,12 +10,13 @@
  * MiB), but the framer treats every limit alike, and a five-byte header
  * that makes it reserve hundreds of MiB costs ASan milliseconds of shadow
  * memory: with that limit the target ran ten times slower. Every
- * frame is decoded as frame.h lays it out, with the reader calls that
- * core/run.c (on_frame, on_results) and core/lua/lworker.c (on_code,
- * on_tasks) make, and every value in it is read as they read it
- * (fz_read_value; fuzz_value checks values in depth). The frames read are
- * written again with ps_frame_begin/ps_frame_end and must give back the
- * bytes they came from.
+ * frame is decoded by the reader of its kind in core/msg.c, the one the
+ * driver, the agent and the worker call, and what a reader accepts is
+ * written again by the writer of its kind and must give back the same
+ * bytes; every value in it is read as they read it (fz_read_value;
+ * fuzz_value checks values in depth). The frames read are written again
+ * with ps_frame_begin/ps_frame_end and must give back the bytes they came
+ * from.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 
 #include "check.h"
 #include "frame.h"
+#include "msg.h"
 #include "value.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,204 +45,183 @@ static int varint_reference(const unsigned char *p, size_t n, uint64_t *v, size_
   return -1;
 }
 
-/* ps_read_varint, checked against the reference. */
-static int get_varint(ps_reader_t *r, uint64_t *v) {
-  const unsigned char *before = r->p;
-  uint64_t want = 0;
+/* ps_read_varint, checked against the reference, at the start of a
+   payload: every message begins with a varint but the empty ones. */
+static void check_varint(const char *p, size_t n) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  uint64_t want = 0, v = 0;
   size_t used = 0;
-  int ref = varint_reference(r->p, ps_reader_left(r), &want, &used);
-  int rc = ps_read_varint(r, v);
+  int ref = varint_reference(r.p, n, &want, &used);
+  int rc = ps_read_varint(&r, &v);
   FZ_ASSERT((rc == 0) == (ref == 0));
-  if (rc == 0) FZ_ASSERT(*v == want && (size_t)(r->p - before) == used);
-  return rc;
+  if (rc == 0) FZ_ASSERT(v == want && (size_t)(r.p - (const unsigned char *)p) == used);
 }
 
-/* ps_read_bytes, checked to stay inside the reader. */
-static int get_bytes(ps_reader_t *r, const char **s, size_t *len) {
-  const unsigned char *end = r->end;
-  int rc = ps_read_bytes(r, s, len);
-  if (rc == 0) FZ_ASSERT((const unsigned char *)*s + *len == r->p && r->p <= end);
-  return rc;
+/* Borrowed bytes lie inside the payload they came from. */
+static void inside(ps_bytes_t b, const char *p, size_t n) {
+  FZ_ASSERT(b.p == NULL || (b.p >= p && b.p + b.n <= p + n) || b.n == 0);
 }
 
-/* HELLO: varint protocol, varint pid, bytes host, varint cores, bytes version. */
-static void decode_hello(ps_reader_t *r) {
-  uint64_t proto, pid, cores;
-  const char *s;
-  size_t len;
-  if (get_varint(r, &proto) != 0 || get_varint(r, &pid) != 0 || get_bytes(r, &s, &len) != 0 ||
-      get_varint(r, &cores) != 0)
-    return;
-  get_bytes(r, &s, &len);
+/* What a reader accepted, written again by the writer of its kind, gives
+   back the payload: every reader and writer of msg.h agree. */
+static void same_frame(int kind, ps_buf_t *b, const char *p, size_t n) {
+  if (b->failed) return;
+  FZ_ASSERT(b->len == PS_FRAME_HEADER + n && b->data[4] == (char)kind);
+  FZ_ASSERT(memcmp(b->data + PS_FRAME_HEADER, p, n) == 0);
 }
 
-/* CODE: varint id, varint flags, bytes stage, bytes function, bytes user
-   value, varint sandbox profile, varint seed. The function is shipped Lua
-   (lship.c) that only the bindings read; the user value is a value. */
-static void decode_code(ps_reader_t *r) {
-  uint64_t id, flags, sandbox, seed;
-  const char *stage, *fn, *user;
-  size_t stagelen, fnlen, userlen;
-  if (get_varint(r, &id) != 0 || get_varint(r, &flags) != 0 || get_bytes(r, &stage, &stagelen) != 0 ||
-      get_bytes(r, &fn, &fnlen) != 0 || get_bytes(r, &user, &userlen) != 0)
-    return;
-  fz_read_value(user, userlen);
-  if (get_varint(r, &sandbox) != 0) return;
-  get_varint(r, &seed);
-}
+static void decode_frame(int kind, const char *p, size_t n, int depth);
 
-/* CODE_OK: varint ok, bytes message. */
-static void decode_code_ok(ps_reader_t *r) {
-  uint64_t ok;
-  const char *msg;
-  size_t len;
-  if (get_varint(r, &ok) == 0) get_bytes(r, &msg, &len);
-}
-
-/* TASKS: varint n, then n times: varint index, varint attempt, varint
-   timeout, varint memory limit, bytes pset value. */
-static void decode_tasks(ps_reader_t *r) {
-  uint64_t count;
-  if (get_varint(r, &count) != 0) return;
-  for (uint64_t k = 0; k < count; k++) {
-    uint64_t index, attempt, timeout_ms, mem_limit;
-    const char *pset;
-    size_t psetlen;
-    if (get_varint(r, &index) != 0 || get_varint(r, &attempt) != 0 || get_varint(r, &timeout_ms) != 0 ||
-        get_varint(r, &mem_limit) != 0 || get_bytes(r, &pset, &psetlen) != 0)
-      return;
-    fz_read_value(pset, psetlen);
-  }
-}
-
-/* RESULTS: varint n, then n times: varint index, start, duration, CPU time,
-   peak heap, byte status; for ok: bytes result (a table, or empty for
-   none); otherwise: bytes message, bytes traceback. */
-static void decode_results(ps_reader_t *r) {
-  uint64_t count;
-  if (get_varint(r, &count) != 0) return;
-  for (uint64_t k = 0; k < count; k++) {
-    uint64_t index, start, dur, cpu, peak;
-    int status;
-    const char *a, *b;
-    size_t alen, blen;
-    if (get_varint(r, &index) != 0 || get_varint(r, &start) != 0 || get_varint(r, &dur) != 0 ||
-        get_varint(r, &cpu) != 0 || get_varint(r, &peak) != 0 || ps_read_byte(r, &status) != 0 ||
-        get_bytes(r, &a, &alen) != 0)
-      return;
-    FZ_ASSERT(status >= 0 && status <= 255);
-    if (status > PS_STATUS_TIMEOUT) return;
-    if (status != PS_STATUS_OK) {
-      if (get_bytes(r, &b, &blen) != 0) return;
-      continue;
-    }
-    if (alen == 0) continue;
-    if (!fz_read_value(a, alen)) return;
-    ps_reader_t v;
-    ps_item_t it;
-    ps_reader_init(&v, a, alen);
-    if (ps_read_item(&v, &it) != 0 || it.type != PS_V_TABLE) return;
-  }
-}
-
-/* STARTED: varint index, varint start. */
-static void decode_started(ps_reader_t *r) {
-  uint64_t index, start;
-  if (get_varint(r, &index) == 0) get_varint(r, &start);
-}
-
-/* FATAL: bytes message. */
-static void decode_fatal(ps_reader_t *r) {
-  const char *msg;
-  size_t len;
-  get_bytes(r, &msg, &len);
-}
-
-/* AGENT: varint protocol, bytes host, varint cores, varint memory, bytes
-   version (node.c). */
-static void decode_agent(ps_reader_t *r) {
-  uint64_t v;
-  const char *s;
-  size_t len;
-  if (get_varint(r, &v) != 0 || get_bytes(r, &s, &len) != 0 || get_varint(r, &v) != 0 || get_varint(r, &v) != 0)
-    return;
-  get_bytes(r, &s, &len);
-}
-
-static void decode_frame(int kind, const char *p, size_t n);
-
-/* FROM: varint worker id, byte kind, a worker's payload (node.c): decoded
-   again as that kind, as the driver does. TO: varint worker id, one whole
-   frame (agent.c), split by a framer of its own. */
-static void decode_relay(ps_reader_t *r, int kind, int depth) {
-  uint64_t id;
-  if (get_varint(r, &id) != 0) return;
+/* TO: one whole frame for a worker, split by a framer of its own, as the
+   worker splits its input. FROM: a worker's payload, read as its kind. */
+static void decode_inner(const ps_msg_relay_t *m, int kind, int depth) {
+  if (depth >= 2) return;
   if (kind == PS_MSG_FROM) {
-    int inner;
-    if (ps_read_byte(r, &inner) != 0) return;
-    if (depth < 2) decode_frame(inner, (const char *)r->p, ps_reader_left(r));
-    r->p = r->end;
+    decode_frame(m->kind, m->bytes.p, m->bytes.n, depth + 1);
     return;
   }
   ps_framer_t f;
   ps_framer_init(&f, 1u << 20);
   char *room;
   size_t cap;
-  size_t left = ps_reader_left(r);
-  if (ps_framer_space(&f, left, &room, &cap) == 0) {
-    memcpy(room, r->p, left);
-    f.in.len += left;
+  if (ps_framer_space(&f, m->bytes.n, &room, &cap) == 0) {
+    memcpy(room, m->bytes.p, m->bytes.n);
+    f.in.len += m->bytes.n;
     int k;
     const char *payload;
     size_t len;
     ps_err_t err;
-    while (ps_framer_next(&f, &k, &payload, &len, &err) == 1)
-      if (depth < 2) decode_frame(k, payload, len);
+    while (ps_framer_next(&f, &k, &payload, &len, &err) == 1) decode_frame(k, payload, len, depth + 1);
   }
   ps_framer_free(&f);
-  r->p = r->end;
 }
 
-/* GONE: varint id, varint status, varint signal, bytes why; KILL: varint
-   id, varint signal; SPAWN: varint id. */
-static void decode_worker_event(ps_reader_t *r, int kind) {
-  uint64_t v;
-  const char *s;
-  size_t len;
-  if (get_varint(r, &v) != 0) return;
-  if (kind == PS_MSG_SPAWN) return;
-  if (get_varint(r, &v) != 0 || kind == PS_MSG_KILL) return;
-  if (get_varint(r, &v) != 0) return;
-  get_bytes(r, &s, &len);
-}
-
-static int relay_depth;
-
-static void decode_frame(int kind, const char *p, size_t n) {
-  ps_reader_t r;
-  ps_reader_init(&r, p, n);
+/* Every frame through the reader of its kind (msg.h), the one driver,
+   agent and worker call; what it accepts is written again and must give
+   the same bytes. */
+static void decode_frame(int kind, const char *p, size_t n, int depth) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  if (n > 0) check_varint(p, n);
   switch (kind) {
-    case PS_MSG_HELLO: decode_hello(&r); break;
-    case PS_MSG_CODE: decode_code(&r); break;
-    case PS_MSG_CODE_OK: decode_code_ok(&r); break;
-    case PS_MSG_TASKS: decode_tasks(&r); break;
-    case PS_MSG_RESULTS: decode_results(&r); break;
-    case PS_MSG_STARTED: decode_started(&r); break;
-    case PS_MSG_BYE: break;
-    case PS_MSG_FATAL: decode_fatal(&r); break;
-    case PS_MSG_AGENT: decode_agent(&r); break;
-    case PS_MSG_TO:
-    case PS_MSG_FROM:
-      relay_depth++;
-      decode_relay(&r, kind, relay_depth);
-      relay_depth--;
+    case PS_MSG_HELLO: {
+      ps_msg_hello_t m;
+      if (ps_msg_get_hello(p, n, &m) != 0) break;
+      inside(m.host, p, n);
+      inside(m.version, p, n);
+      ps_msg_put_hello(&b, &m);
+      same_frame(kind, &b, p, n);
       break;
+    }
+    case PS_MSG_CODE: {
+      ps_msg_code_t m;
+      if (ps_msg_get_code(p, n, &m) != 0) break;
+      inside(m.function, p, n);
+      fz_read_value(m.user.p, m.user.n);
+      ps_msg_put_code(&b, &m);
+      same_frame(kind, &b, p, n);
+      break;
+    }
+    case PS_MSG_CODE_OK: {
+      ps_msg_code_ok_t m;
+      if (ps_msg_get_code_ok(p, n, &m) != 0) break;
+      ps_msg_put_code_ok(&b, &m);
+      same_frame(kind, &b, p, n);
+      break;
+    }
+    case PS_MSG_TASKS: {
+      ps_msg_batch_t it;
+      ps_msg_task_t t;
+      int rc;
+      uint64_t count = 0;
+      if (ps_msg_batch_open(&it, p, n) != 0) break;
+      size_t start = ps_msg_tasks_begin(&b);
+      while ((rc = ps_msg_next_task(&it, &t)) == 1) {
+        inside(t.pset, p, n);
+        fz_read_value(t.pset.p, t.pset.n);
+        ps_msg_tasks_add(&b, &t);
+        count++;
+      }
+      ps_msg_tasks_end(&b, start, count);
+      if (rc == 0) same_frame(kind, &b, p, n);
+      break;
+    }
+    case PS_MSG_RESULTS: {
+      ps_msg_batch_t it;
+      ps_msg_result_t m;
+      ps_buf_t recs;
+      int rc;
+      uint64_t count = 0;
+      if (ps_msg_batch_open(&it, p, n) != 0) break;
+      ps_buf_init(&recs);
+      while ((rc = ps_msg_next_result(&it, &m)) == 1) {
+        FZ_ASSERT(m.status >= PS_STATUS_OK && m.status <= PS_STATUS_TIMEOUT);
+        ps_msg_result_head(&recs, m.index, m.start_us, m.duration_us, m.cpu_us, m.peak);
+        if (m.status == PS_STATUS_OK) {
+          inside(m.value, p, n);
+          if (m.value.n && fz_read_value(m.value.p, m.value.n)) {
+            ps_reader_t v;
+            ps_item_t head;
+            ps_reader_init(&v, m.value.p, m.value.n);
+            ps_read_item(&v, &head);
+          }
+          ps_msg_result_value(&recs, m.value.p, m.value.n, "", 0);
+        } else {
+          ps_bytes_t msg[2] = {m.message, {"", 0}}, tb[2] = {m.traceback, {"", 0}};
+          ps_msg_result_failure(&recs, m.status, msg, tb);
+        }
+        count++;
+      }
+      ps_msg_put_results(&b, count, recs.data, recs.len);
+      if (rc == 0 && !recs.failed) same_frame(kind, &b, p, n);
+      ps_buf_free(&recs);
+      break;
+    }
+    case PS_MSG_STARTED: {
+      ps_msg_started_t m;
+      if (ps_msg_get_started(p, n, &m) != 0) break;
+      ps_msg_put_started(&b, &m);
+      same_frame(kind, &b, p, n);
+      break;
+    }
+    case PS_MSG_FATAL: {
+      ps_bytes_t m;
+      if (ps_msg_get_fatal(p, n, &m) != 0) break;
+      ps_msg_put_fatal(&b, m.p, m.n);
+      same_frame(kind, &b, p, n);
+      break;
+    }
+    case PS_MSG_AGENT: {
+      ps_msg_agent_t m;
+      if (ps_msg_get_agent(p, n, &m) != 0) break;
+      ps_msg_put_agent(&b, &m);
+      same_frame(kind, &b, p, n);
+      break;
+    }
     case PS_MSG_SPAWN:
     case PS_MSG_KILL:
-    case PS_MSG_GONE: decode_worker_event(&r, kind); break;
-    default: break; /* PING, PONG: no payload */
+    case PS_MSG_TO:
+    case PS_MSG_FROM:
+    case PS_MSG_GONE: {
+      ps_msg_relay_t m;
+      if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
+      inside(m.bytes, p, n);
+      if (kind == PS_MSG_SPAWN) ps_msg_put_spawn(&b, m.worker);
+      if (kind == PS_MSG_KILL) ps_msg_put_kill(&b, m.worker, m.arg1);
+      if (kind == PS_MSG_TO) ps_msg_put_to(&b, m.worker, m.bytes.p, m.bytes.n);
+      if (kind == PS_MSG_FROM) ps_msg_put_from(&b, m.worker, m.kind, m.bytes.p, m.bytes.n);
+      if (kind == PS_MSG_GONE) ps_msg_put_gone(&b, m.worker, m.arg1, m.arg2, m.bytes.p, m.bytes.n);
+      same_frame(kind, &b, p, n);
+      if (kind == PS_MSG_TO || kind == PS_MSG_FROM) decode_inner(&m, kind, depth);
+      break;
+    }
+    default: /* BYE, PING, PONG */
+      if (ps_msg_get_empty(p, n) != 0) break;
+      ps_msg_put_empty(&b, kind);
+      same_frame(kind, &b, p, n);
   }
-  FZ_ASSERT(r.p >= (const unsigned char *)p && r.p <= r.end);
+  ps_buf_free(&b);
 }
 
 /* The size of the next piece: pseudo-random from the seed, at most room. */
@@ -274,7 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while ((rc = ps_framer_next(&f, &kind, &payload, &len, &err)) == 1) {
       FZ_ASSERT(kind >= 1 && kind <= PS_MSG_LAST && len <= f.max);
       FZ_ASSERT(payload >= f.in.data && payload + len <= f.in.data + f.in.len);
-      decode_frame(kind, payload, len);
+      decode_frame(kind, payload, len, 0);
       size_t start = ps_frame_begin(&again, kind);
       ps_buf_put(&again, payload, len);
       ps_frame_end(&again, start);

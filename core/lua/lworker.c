@@ -32,6 +32,7 @@
 #include "lpsurvey.h"
 #include "lsandbox.h"
 #include "lship.h"
+#include "msg.h"
 #include "value.h"
 
 /* Results are sent when a batch ends, or once this long has passed. */
@@ -213,10 +214,7 @@ static void flush_results(worker_t *W) {
   if (W->nrecs == 0) return;
   ps_buf_t f;
   ps_buf_init(&f);
-  size_t start = ps_frame_begin(&f, PS_MSG_RESULTS);
-  ps_buf_put_varint(&f, W->nrecs);
-  ps_buf_put(&f, W->recs.data, W->recs.len);
-  ps_frame_end(&f, start);
+  ps_msg_put_results(&f, W->nrecs, W->recs.data, W->recs.len);
   send_frame(W, &f);
   ps_buf_free(&f);
   W->recs.len = 0;
@@ -229,9 +227,7 @@ static void fatal(worker_t *W, const char *msg) __attribute__((noreturn));
 static void fatal(worker_t *W, const char *msg) {
   ps_buf_t f;
   ps_buf_init(&f);
-  size_t start = ps_frame_begin(&f, PS_MSG_FATAL);
-  ps_put_bytes(&f, msg, strlen(msg));
-  ps_frame_end(&f, start);
+  ps_msg_put_fatal(&f, msg, strlen(msg));
   send_frame(W, &f);
   ps_buf_free(&f);
   fprintf(stderr, "psurvey worker: %s\n", msg);
@@ -269,24 +265,27 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
-/* Puts s, cut to MAX_MESSAGE bytes with a note of what was cut. */
-static void put_message(worker_t *W, const char *s, size_t n) {
-  if (n <= MAX_MESSAGE) {
-    ps_put_bytes(&W->recs, s, n);
-    return;
-  }
-  char note[80];
-  int k = snprintf(note, sizeof note, "... (%zu more bytes cut)", n - MAX_MESSAGE);
-  ps_buf_put_varint(&W->recs, MAX_MESSAGE + (size_t)k);
-  ps_buf_put(&W->recs, s, MAX_MESSAGE);
-  ps_buf_put(&W->recs, note, (size_t)k);
+/* s in two parts: cut to MAX_MESSAGE bytes, then a note of what was cut
+   (written to note) or nothing. */
+static void cut(const char *s, size_t n, ps_bytes_t part[2], char *note, size_t notesz) {
+  part[0].p = s;
+  part[0].n = n;
+  part[1].p = "";
+  part[1].n = 0;
+  if (n <= MAX_MESSAGE) return;
+  int k = snprintf(note, notesz, "... (%zu more bytes cut)", n - MAX_MESSAGE);
+  part[0].n = MAX_MESSAGE;
+  part[1].p = note;
+  part[1].n = (size_t)k;
 }
 
 static void put_failure(worker_t *W, int status, const char *msg, size_t msglen, const char *tb,
                         size_t tblen) {
-  ps_buf_putc(&W->recs, (char)status);
-  put_message(W, msg, msglen);
-  put_message(W, tb, tblen);
+  ps_bytes_t m[2], t[2];
+  char mnote[80], tnote[80];
+  cut(msg, msglen, m, mnote, sizeof mnote);
+  cut(tb, tblen, t, tnote, sizeof tnote);
+  ps_msg_result_failure(&W->recs, status, m, t);
 }
 
 static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && !memchr(s, 0, n); }
@@ -302,8 +301,7 @@ static void put_result(worker_t *W, int pset) {
   char msg[600];
   int t = lua_type(L, res);
   if (t == LUA_TNIL) {
-    ps_buf_putc(&W->recs, 0);
-    ps_put_bytes(&W->recs, "", 0);
+    ps_msg_result_value(&W->recs, "", 0, "", 0);
     return;
   }
   if (t != LUA_TTABLE) {
@@ -381,10 +379,7 @@ static void put_result(worker_t *W, int pset) {
              (double)v->len / (1 << 20), PS_VALUE_MAX >> 20);
     goto bad2;
   }
-  ps_buf_putc(&W->recs, 0);
-  ps_buf_put_varint(&W->recs, v->len);
-  ps_buf_put(&W->recs, v->data + pairs, v->len - pairs);
-  ps_buf_put(&W->recs, v->data, pairs);
+  ps_msg_result_value(&W->recs, v->data + pairs, v->len - pairs, v->data, pairs);
   return;
 bad:
   lua_settop(L, res);
@@ -594,14 +589,11 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
     flush_results(W);
     ps_buf_t f;
     ps_buf_init(&f);
-    size_t s = ps_frame_begin(&f, PS_MSG_STARTED);
-    ps_buf_put_varint(&f, (uint64_t)index);
-    ps_buf_put_varint(&f, (uint64_t)start);
-    ps_frame_end(&f, s);
+    ps_msg_started_t m = {(uint64_t)index, (uint64_t)start};
+    ps_msg_put_started(&f, &m);
     send_frame(W, &f);
     ps_buf_free(&f);
   }
-  ps_buf_put_varint(&W->recs, (uint64_t)index);
   push_env(W);
   lua_setupvalue(L, ST_HOLDER, 1);
 
@@ -636,10 +628,8 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   lua_sethook(L, NULL, 0, 0);
   W->mem_limit = 0;
   W->deadline = 0;
-  ps_buf_put_varint(&W->recs, (uint64_t)start);
-  ps_buf_put_varint(&W->recs, (uint64_t)(end - start));
-  ps_buf_put_varint(&W->recs, (uint64_t)(cpu > 0 ? cpu : 0));
-  ps_buf_put_varint(&W->recs, (uint64_t)(W->peak - W->mem_base));
+  ps_msg_result_head(&W->recs, (uint64_t)index, (uint64_t)start, (uint64_t)(end - start),
+                     (uint64_t)(cpu > 0 ? cpu : 0), (uint64_t)(W->peak - W->mem_base));
   if (W->tripped) {
     /* Whatever the worker did with the error, the pset is over its limit. */
     size_t tl = 0;
@@ -669,31 +659,25 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
 }
 
 static void on_tasks(worker_t *W, const char *p, size_t n) {
-  ps_reader_t r;
-  uint64_t count;
-  ps_reader_init(&r, p, n);
+  ps_msg_batch_t it;
+  ps_msg_task_t t;
+  int rc;
   if (lua_type(W->L, ST_FN) != LUA_TFUNCTION) {
     /* The code failed to load and the driver, told so, stops the stage:
        these tasks were sent before it knew. */
     if (W->code_failed) return;
     fatal(W, "tasks before code");
   }
-  if (ps_read_varint(&r, &count) != 0) fatal(W, "malformed tasks frame");
+  if (ps_msg_batch_open(&it, p, n) != 0) fatal(W, "malformed tasks frame");
   W->wall_base = ps_now_us();
   W->mono_base = ps_mono_us();
   W->last_done = W->mono_base;
   W->last_done_is_now = 1;
-  for (uint64_t k = 0; k < count; k++) {
-    uint64_t index, attempt, timeout_ms, mem_limit;
-    const char *pset;
-    size_t psetlen;
-    if (ps_read_varint(&r, &index) != 0 || ps_read_varint(&r, &attempt) != 0 ||
-        ps_read_varint(&r, &timeout_ms) != 0 || ps_read_varint(&r, &mem_limit) != 0 ||
-        ps_read_bytes(&r, &pset, &psetlen) != 0)
-      fatal(W, "malformed tasks frame");
-    run_pset(W, (int64_t)index, (int64_t)attempt, timeout_ms, mem_limit, pset, psetlen);
+  while ((rc = ps_msg_next_task(&it, &t)) == 1) {
+    run_pset(W, (int64_t)t.index, (int64_t)t.attempt, t.timeout_ms, t.memory, t.pset.p, t.pset.n);
     if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= PS_BATCH_BYTES) flush_results(W);
   }
+  if (rc != 0) fatal(W, "malformed tasks frame");
   flush_results(W);
   W->last_done_is_now = 0;
   W->cpu_mark = -1; /* waiting for the next batch is nobody's CPU time */
@@ -741,20 +725,13 @@ static void open_state(worker_t *W) {
 }
 
 static void on_code(worker_t *W, const char *p, size_t n) {
-  ps_reader_t r, code;
-  uint64_t id, flags, sandbox, seed;
-  const char *stage, *fn, *user;
-  size_t stagelen, fnlen, userlen;
-  ps_reader_init(&r, p, n);
-  if (ps_read_varint(&r, &id) != 0 || ps_read_varint(&r, &flags) != 0 ||
-      ps_read_bytes(&r, &stage, &stagelen) != 0 || ps_read_bytes(&r, &fn, &fnlen) != 0 ||
-      ps_read_bytes(&r, &user, &userlen) != 0 || ps_read_varint(&r, &sandbox) != 0 ||
-      ps_read_varint(&r, &seed) != 0 || sandbox > PSL_SANDBOX_STRICT)
-    fatal(W, "malformed code frame");
-  W->id = (int64_t)id;
-  W->flags = (int)flags;
-  W->sandbox = (int)sandbox;
-  W->seed = seed;
+  ps_reader_t code;
+  ps_msg_code_t m;
+  if (ps_msg_get_code(p, n, &m) != 0 || m.sandbox > PSL_SANDBOX_STRICT) fatal(W, "malformed code frame");
+  W->id = (int64_t)m.worker;
+  W->flags = (int)m.flags;
+  W->sandbox = (int)m.sandbox;
+  W->seed = m.seed;
   /* A default stage could reach anything in its state through `debug`
      (the registry, the metatables of strings and numbers, the strict
      profile's tables): a strict stage after it gets a state of its own. */
@@ -765,14 +742,14 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   if (W->sandbox == PSL_SANDBOX_DEFAULT) W->ran_default = 1;
   lua_State *L = W->L;
   psL_sandbox_select(L, W->sandbox);
-  snprintf(W->stage, sizeof W->stage, "%.*s", (int)stagelen, stage);
+  snprintf(W->stage, sizeof W->stage, "%.*s", (int)m.stage.n, m.stage.p);
   set_stage(W);
-  ps_reader_init(&code, fn, fnlen);
+  ps_reader_init(&code, m.function.p, m.function.n);
   load_args_t a;
   a.W = W;
   a.code = &code;
-  a.user = user;
-  a.userlen = userlen;
+  a.user = m.user.p;
+  a.userlen = m.user.n;
   a.malformed = 0;
   a.err[0] = '\0';
   lua_pushnil(L);
@@ -788,21 +765,20 @@ static void on_code(worker_t *W, const char *p, size_t n) {
      require are loaded: the driver starts the first pset's clock then. */
   ps_buf_t f;
   ps_buf_init(&f);
-  size_t s = ps_frame_begin(&f, PS_MSG_CODE_OK);
   W->code_failed = rc != LUA_OK;
+  ps_msg_code_ok_t ok = {1, {"", 0}};
   if (rc == LUA_OK) {
     lua_replace(L, ST_USER);
     lua_replace(L, ST_FN);
-    ps_buf_put_varint(&f, 1);
-    ps_put_bytes(&f, "", 0);
   } else {
     size_t ml;
-    const char *m = lua_tolstring(L, -1, &ml);
-    ps_buf_put_varint(&f, 0);
-    ps_put_bytes(&f, m ? m : "?", m ? ml : 1);
-    lua_pop(L, 1);
+    const char *msg = lua_tolstring(L, -1, &ml);
+    ok.ok = 0;
+    ok.message.p = msg ? msg : "?";
+    ok.message.n = msg ? ml : 1;
   }
-  ps_frame_end(&f, s);
+  ps_msg_put_code_ok(&f, &ok);
+  if (rc != LUA_OK) lua_pop(L, 1);
   send_frame(W, &f);
   ps_buf_free(&f);
 }
@@ -810,14 +786,13 @@ static void on_code(worker_t *W, const char *p, size_t n) {
 static void send_hello(worker_t *W) {
   ps_buf_t f;
   ps_buf_init(&f);
-  size_t s = ps_frame_begin(&f, PS_MSG_HELLO);
-  ps_buf_put_varint(&f, PS_PROTOCOL);
-  ps_buf_put_varint(&f, (uint64_t)getpid());
-  ps_put_bytes(&f, W->host, strlen(W->host));
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  ps_buf_put_varint(&f, (uint64_t)(cores > 0 ? cores : 1));
-  ps_put_bytes(&f, PSURVEY_VERSION, strlen(PSURVEY_VERSION));
-  ps_frame_end(&f, s);
+  ps_msg_hello_t m = {PS_PROTOCOL,
+                      (uint64_t)getpid(),
+                      (uint64_t)(cores > 0 ? cores : 1),
+                      {W->host, strlen(W->host)},
+                      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
+  ps_msg_put_hello(&f, &m);
   send_frame(W, &f);
   ps_buf_free(&f);
 }

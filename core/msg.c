@@ -1,0 +1,276 @@
+/* msg.c: the writers and readers of every message kind (msg.h). */
+#include "msg.h"
+
+static void put_bytes(ps_buf_t *b, ps_bytes_t s) { ps_put_bytes(b, s.p, s.n); }
+
+/* A varint in its shortest form, as every writer writes it: a longer one
+   is malformed, so that a message has one encoding only. */
+static int get_varint(ps_reader_t *r, uint64_t *v) {
+  const unsigned char *start = r->p;
+  if (ps_read_varint(r, v) != 0) return PS_EPROTO;
+  size_t used = (size_t)(r->p - start), need = 1;
+  for (uint64_t x = *v; x >= 0x80; x >>= 7) need++;
+  return used == need ? 0 : PS_EPROTO;
+}
+
+static int get_bytes(ps_reader_t *r, ps_bytes_t *s) {
+  uint64_t n;
+  if (get_varint(r, &n) != 0 || n > ps_reader_left(r)) return PS_EPROTO;
+  s->p = (const char *)r->p;
+  s->n = (size_t)n;
+  r->p += n;
+  return 0;
+}
+
+/* 0 when the whole payload was read, PS_EPROTO when a read failed or
+   bytes are left over. */
+static int done(ps_reader_t *r, int rc) { return rc == 0 && ps_reader_left(r) == 0 ? 0 : PS_EPROTO; }
+
+void ps_msg_put_hello(ps_buf_t *b, const ps_msg_hello_t *m) {
+  size_t s = ps_frame_begin(b, PS_MSG_HELLO);
+  ps_buf_put_varint(b, m->protocol);
+  ps_buf_put_varint(b, m->pid);
+  put_bytes(b, m->host);
+  ps_buf_put_varint(b, m->cores);
+  put_bytes(b, m->version);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_hello(const char *p, size_t n, ps_msg_hello_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  int rc = get_varint(&r, &m->protocol) || get_varint(&r, &m->pid) || get_bytes(&r, &m->host) ||
+           get_varint(&r, &m->cores) || get_bytes(&r, &m->version);
+  return done(&r, rc);
+}
+
+void ps_msg_put_code(ps_buf_t *b, const ps_msg_code_t *m) {
+  size_t s = ps_frame_begin(b, PS_MSG_CODE);
+  ps_buf_put_varint(b, m->worker);
+  ps_buf_put_varint(b, m->flags);
+  put_bytes(b, m->stage);
+  put_bytes(b, m->function);
+  put_bytes(b, m->user);
+  ps_buf_put_varint(b, m->sandbox);
+  ps_buf_put_varint(b, m->seed);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_code(const char *p, size_t n, ps_msg_code_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  int rc = get_varint(&r, &m->worker) || get_varint(&r, &m->flags) || get_bytes(&r, &m->stage) ||
+           get_bytes(&r, &m->function) || get_bytes(&r, &m->user) || get_varint(&r, &m->sandbox) ||
+           get_varint(&r, &m->seed);
+  return done(&r, rc);
+}
+
+void ps_msg_put_code_ok(ps_buf_t *b, const ps_msg_code_ok_t *m) {
+  size_t s = ps_frame_begin(b, PS_MSG_CODE_OK);
+  ps_buf_put_varint(b, m->ok);
+  put_bytes(b, m->message);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_code_ok(const char *p, size_t n, ps_msg_code_ok_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  int rc = get_varint(&r, &m->ok) || get_bytes(&r, &m->message);
+  return done(&r, rc);
+}
+
+size_t ps_msg_tasks_begin(ps_buf_t *b) {
+  size_t start = ps_frame_begin(b, PS_MSG_TASKS);
+  ps_buf_putc(b, 0); /* the count, patched by ps_msg_tasks_end */
+  return start;
+}
+
+void ps_msg_tasks_add(ps_buf_t *b, const ps_msg_task_t *t) {
+  ps_buf_put_varint(b, t->index);
+  ps_buf_put_varint(b, t->attempt);
+  ps_buf_put_varint(b, t->timeout_ms);
+  ps_buf_put_varint(b, t->memory);
+  put_bytes(b, t->pset);
+}
+
+void ps_msg_tasks_end(ps_buf_t *b, size_t start, uint64_t count) {
+  ps_buf_patch_varint(b, start + PS_FRAME_HEADER, count);
+  ps_frame_end(b, start);
+}
+
+void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us, uint64_t cpu_us,
+                        uint64_t peak) {
+  ps_buf_put_varint(recs, index);
+  ps_buf_put_varint(recs, start_us);
+  ps_buf_put_varint(recs, duration_us);
+  ps_buf_put_varint(recs, cpu_us);
+  ps_buf_put_varint(recs, peak);
+}
+
+void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn) {
+  ps_buf_putc(recs, PS_STATUS_OK);
+  ps_buf_put_varint(recs, an + bn);
+  ps_buf_put(recs, a, an);
+  ps_buf_put(recs, b, bn);
+}
+
+void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2], const ps_bytes_t traceback[2]) {
+  ps_buf_putc(recs, (char)status);
+  const ps_bytes_t *parts[] = {message, traceback};
+  for (int k = 0; k < 2; k++) {
+    ps_buf_put_varint(recs, parts[k][0].n + parts[k][1].n);
+    ps_buf_put(recs, parts[k][0].p, parts[k][0].n);
+    ps_buf_put(recs, parts[k][1].p, parts[k][1].n);
+  }
+}
+
+void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len) {
+  size_t s = ps_frame_begin(b, PS_MSG_RESULTS);
+  ps_buf_put_varint(b, count);
+  ps_buf_put(b, recs, len);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_batch_open(ps_msg_batch_t *it, const char *p, size_t n) {
+  ps_reader_init(&it->r, p, n);
+  return get_varint(&it->r, &it->left) == 0 ? 0 : PS_EPROTO;
+}
+
+int ps_msg_next_task(ps_msg_batch_t *it, ps_msg_task_t *t) {
+  ps_reader_t *r = &it->r;
+  if (it->left == 0) return ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
+  it->left--;
+  if (get_varint(r, &t->index) || get_varint(r, &t->attempt) || get_varint(r, &t->timeout_ms) ||
+      get_varint(r, &t->memory) || get_bytes(r, &t->pset))
+    return PS_EPROTO;
+  return 1;
+}
+
+int ps_msg_next_result(ps_msg_batch_t *it, ps_msg_result_t *m) {
+  ps_reader_t *r = &it->r;
+  if (it->left == 0) return ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
+  it->left--;
+  if (get_varint(r, &m->index) || get_varint(r, &m->start_us) || get_varint(r, &m->duration_us) ||
+      get_varint(r, &m->cpu_us) || get_varint(r, &m->peak) || ps_read_byte(r, &m->status) ||
+      m->status > PS_STATUS_TIMEOUT)
+    return PS_EPROTO;
+  m->value.n = m->message.n = m->traceback.n = 0;
+  m->value.p = m->message.p = m->traceback.p = "";
+  if (m->status == PS_STATUS_OK) return get_bytes(r, &m->value) ? PS_EPROTO : 1;
+  return get_bytes(r, &m->message) || get_bytes(r, &m->traceback) ? PS_EPROTO : 1;
+}
+
+void ps_msg_put_started(ps_buf_t *b, const ps_msg_started_t *m) {
+  size_t s = ps_frame_begin(b, PS_MSG_STARTED);
+  ps_buf_put_varint(b, m->index);
+  ps_buf_put_varint(b, m->start_us);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_started(const char *p, size_t n, ps_msg_started_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  int rc = get_varint(&r, &m->index) || get_varint(&r, &m->start_us);
+  return done(&r, rc);
+}
+
+void ps_msg_put_fatal(ps_buf_t *b, const char *message, size_t n) {
+  size_t s = ps_frame_begin(b, PS_MSG_FATAL);
+  ps_put_bytes(b, message, n);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_fatal(const char *p, size_t n, ps_bytes_t *message) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  return done(&r, get_bytes(&r, message));
+}
+
+void ps_msg_put_agent(ps_buf_t *b, const ps_msg_agent_t *m) {
+  size_t s = ps_frame_begin(b, PS_MSG_AGENT);
+  ps_buf_put_varint(b, m->protocol);
+  put_bytes(b, m->host);
+  ps_buf_put_varint(b, m->cores);
+  ps_buf_put_varint(b, m->memory_mb);
+  put_bytes(b, m->version);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_agent(const char *p, size_t n, ps_msg_agent_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  int rc = get_varint(&r, &m->protocol) || get_bytes(&r, &m->host) || get_varint(&r, &m->cores) ||
+           get_varint(&r, &m->memory_mb) || get_bytes(&r, &m->version);
+  return done(&r, rc);
+}
+
+void ps_msg_put_spawn(ps_buf_t *b, uint64_t worker) {
+  size_t s = ps_frame_begin(b, PS_MSG_SPAWN);
+  ps_buf_put_varint(b, worker);
+  ps_frame_end(b, s);
+}
+
+void ps_msg_put_kill(ps_buf_t *b, uint64_t worker, uint64_t sig) {
+  size_t s = ps_frame_begin(b, PS_MSG_KILL);
+  ps_buf_put_varint(b, worker);
+  ps_buf_put_varint(b, sig);
+  ps_frame_end(b, s);
+}
+
+void ps_msg_put_to(ps_buf_t *b, uint64_t worker, const char *frame, size_t n) {
+  size_t s = ps_frame_begin(b, PS_MSG_TO);
+  ps_buf_put_varint(b, worker);
+  ps_buf_put(b, frame, n);
+  ps_frame_end(b, s);
+}
+
+void ps_msg_put_from(ps_buf_t *b, uint64_t worker, int kind, const char *payload, size_t n) {
+  size_t s = ps_frame_begin(b, PS_MSG_FROM);
+  ps_buf_put_varint(b, worker);
+  ps_buf_putc(b, (char)kind);
+  ps_buf_put(b, payload, n);
+  ps_frame_end(b, s);
+}
+
+void ps_msg_put_gone(ps_buf_t *b, uint64_t worker, uint64_t status, uint64_t sig, const char *why, size_t n) {
+  size_t s = ps_frame_begin(b, PS_MSG_GONE);
+  ps_buf_put_varint(b, worker);
+  ps_buf_put_varint(b, status);
+  ps_buf_put_varint(b, sig);
+  ps_put_bytes(b, why, n);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_relay(int kind, const char *p, size_t n, ps_msg_relay_t *m) {
+  ps_reader_t r;
+  ps_reader_init(&r, p, n);
+  m->arg1 = m->arg2 = 0;
+  m->kind = 0;
+  m->bytes.p = "";
+  m->bytes.n = 0;
+  if (get_varint(&r, &m->worker) != 0) return PS_EPROTO;
+  switch (kind) {
+    case PS_MSG_SPAWN: return done(&r, 0);
+    case PS_MSG_KILL: return done(&r, get_varint(&r, &m->arg1));
+    case PS_MSG_TO:
+    case PS_MSG_FROM:
+      if (kind == PS_MSG_FROM && (ps_read_byte(&r, &m->kind) != 0 || m->kind < 1 || m->kind > PS_MSG_LAST))
+        return PS_EPROTO;
+      m->bytes.p = (const char *)r.p;
+      m->bytes.n = ps_reader_left(&r);
+      return 0;
+    case PS_MSG_GONE:
+      return done(&r, get_varint(&r, &m->arg1) || get_varint(&r, &m->arg2) || get_bytes(&r, &m->bytes));
+    default: return PS_EPROTO;
+  }
+}
+
+void ps_msg_put_empty(ps_buf_t *b, int kind) {
+  size_t s = ps_frame_begin(b, kind);
+  ps_frame_end(b, s);
+}
+
+int ps_msg_get_empty(const char *p, size_t n) {
+  (void)p;
+  return n == 0 ? 0 : PS_EPROTO;
+}
