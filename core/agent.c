@@ -21,6 +21,7 @@
 
 #include "frame.h"
 #include "link.h"
+#include "local.h"
 #include "msg.h"
 #include "pool.h"
 #include "value.h"
@@ -28,6 +29,7 @@
 typedef struct agent_s {
   uv_loop_t loop;
   ps_pool_t pool;
+  ps_node_t *here; /* this host: the local backend's node */
   ps_link_t *in; /* the driver's frames, on standard input */
   int out;
   int stopping;
@@ -86,7 +88,7 @@ static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
       ps_worker_t *w;
       ps_err_t err;
       if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
-      if (ps_pool_spawn(&a->pool, NULL, &w, &err) != 0) {
+      if (ps_pool_spawn(&a->pool, a->here, &w, &err) != 0) {
         gone(a, m.worker, 127, 0, err.msg);
         return;
       }
@@ -161,6 +163,13 @@ int ps_agent_main(const char *exe) {
     fprintf(stderr, "psurvey agent: cannot start\n");
     return 2;
   }
+  ps_err_t err;
+  if (ps_local_setup(&a->pool, &a->here, &err) != 0) {
+    fprintf(stderr, "psurvey agent: %s\n", err.msg);
+    return 2;
+  }
+  /* The driver decides how many workers run here. */
+  a->here->slots = 1 << 20;
   a->pool.cb.on_frame = on_worker_frame;
   a->pool.cb.on_dead = on_worker_dead;
   a->pool.owner = a;
@@ -181,7 +190,6 @@ int ps_agent_main(const char *exe) {
   ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 
-  ps_err_t err;
   if (ps_link_open(&a->loop, 0, -1, NULL, 0, &driver_link, a, &a->in, &err) != 0) {
     fprintf(stderr, "psurvey agent: cannot read standard input: %s\n", err.msg);
     return 2;

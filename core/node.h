@@ -1,76 +1,71 @@
 /*
- * node.h: ssh hosts as nodes of the pool. Each host is reached through one
- * `ssh -T -e none HOST psurvey agent` process; the agent (agent.c) starts
- * that host's workers and relays their frames (frame.h: SPAWN, TO, FROM,
- * GONE, KILL, PING, PONG). A host that falls silent for `heartbeat`
- * seconds, whose ssh exits or whose agent dies is lost: its workers are
- * reported dead with w->lost set, and it is connected again later, with
- * backoff, when reconnect is on. psurvey runs the system ssh client, so the
- * user's ssh configuration (keys, agent, ProxyJump) applies.
+ * node.h: a node of the pool: somewhere workers run, with some slots.
+ * This machine is one node (local.c); each ssh host is one (ssh.c, its
+ * workers behind an agent that relays their frames, relay.c); nodes that
+ * connect back to the driver (Slurm) will be more. The scheduler iterates
+ * nodes without asking what they are: what differs is the table of
+ * functions of the backend that made the node.
  */
 #ifndef PS_NODE_H
 #define PS_NODE_H
 
-#include "pool.h"
+#include <stdint.h>
 
-typedef struct ps_node_spec_s {
-  const char *target;  /* [user@]host, as ssh takes it */
-  int port;            /* 0: ssh's own default */
-  int slots;           /* 0: the host's cores minus one, at least 1 */
-  const char *psurvey; /* the program on that host; NULL: "psurvey" */
-} ps_node_spec_t;
+#include "buf.h"
+#include "ps.h"
 
-typedef struct ps_node_opts_s {
-  const char *ssh;             /* the ssh program; NULL: "ssh" */
-  const char *const *ssh_args; /* extra arguments to ssh, before psurvey's own */
-  int nssh_args;
-  double heartbeat; /* seconds of silence before a host counts as lost */
-  int reconnect;    /* connect lost hosts again */
-} ps_node_opts_t;
+typedef struct ps_pool_s ps_pool_t;
+typedef struct ps_worker_s ps_worker_t;
+typedef struct ps_node_s ps_node_t;
 
 enum { PS_NODE_DOWN, PS_NODE_CONNECTING, PS_NODE_UP };
 
+/*
+ * A backend: what its nodes do. A backend that reaches its nodes over
+ * connections (ssh) reports their arrival and loss with ps_pool_node_up and
+ * ps_pool_node_lost (pool.h); a worker's frames come in through the pool's
+ * on_frame, its death through ps__worker_bury.
+ */
+typedef struct ps_backend_ops_s {
+  const char *name; /* "process", "ssh" */
+  const char *noun; /* for messages: "this machine", "ssh host" */
+  /* The node's slots follow each map's ncores (this machine), instead of
+     its own count (a host's). */
+  int slots_per_map;
+  /* Starts worker w (pool, id and node set) on up node n. */
+  int (*spawn)(ps_node_t *n, ps_worker_t *w, ps_err_t *err);
+  /* Sends one or more frames to w; takes b's memory. */
+  int (*send)(ps_worker_t *w, ps_buf_t *b);
+  /* Kills w and every process in its group. */
+  void (*kill)(ps_worker_t *w, int sig);
+  /* Closing, in the order ps_pool_drain calls them: no new connections and
+     the end of input to the node's connection (BYE); whether a connection
+     is still open; its end forced, and with drop given up on at once (the
+     node is lost now). NULL for a node without a connection. */
+  void (*bye)(ps_node_t *n);
+  int (*open)(const ps_node_t *n);
+  void (*end)(ps_node_t *n, int drop);
+  /* Whether the node is down and not expected back. */
+  int (*gone)(const ps_node_t *n);
+  /* Frees the node's own state (the pool frees the node). */
+  void (*free)(ps_node_t *n);
+} ps_backend_ops_t;
+
 struct ps_node_s {
   ps_pool_t *pool;
-  char name[300]; /* as listed: [user@]host[:port] */
-  int state;
-  int slots;       /* for the scheduler: given, or from the agent's hello */
-  int given_slots; /* 0: from the hello */
+  const ps_backend_ops_t *ops;
+  void *impl;     /* the backend's own state of the node */
+  char name[300]; /* as the user named it: [user@]host[:port], or this machine's name */
+  int state;      /* PS_NODE_* */
+  int slots;      /* workers it takes at once */
   int cores;
   int64_t mem_mb;
-  char host[256]; /* the host's own name, from the agent */
+  char host[256]; /* the host's own name */
   int workers;    /* alive there */
   int failures;   /* connection attempts failed in a row */
   int ever_up;
-  int64_t done;     /* psets finished there (the scheduler counts) */
-  char why[400];    /* why it went down, or "" */
-  int64_t retry_at; /* when to connect again (monotonic us) */
-  int64_t last_heard, last_ping, since;
-  char **argv; /* the ssh command; owned */
-  struct conn_s *conn; /* the current ssh process, or NULL */
+  int64_t done;  /* psets finished there (the scheduler counts) */
+  char why[400]; /* why it went down, or "" */
 };
-
-/* Adds the hosts to the pool and starts connecting to all of them. */
-int ps_nodes_setup(ps_pool_t *p, const ps_node_spec_t *specs, int n, const ps_node_opts_t *o, ps_err_t *err);
-/* Hosts up now, and slots on them. */
-int ps_nodes_up(const ps_pool_t *p, int *slots);
-/* 1 when there are hosts, none is up and none is expected back: each has
-   failed twice in a row, or once when reconnect is off. */
-int ps_nodes_gone(const ps_pool_t *p);
-/* Starts a worker on an up host. */
-int ps_node_spawn(ps_node_t *n, ps_worker_t **out, ps_err_t *err);
-int ps_node_send(ps_worker_t *w, ps_buf_t *b);
-void ps_node_kill(ps_worker_t *w, int sig);
-/* Frees the nodes, dropping any connection still open (ps_pool_close
-   drains them first). */
-void ps_nodes_close(ps_pool_t *p);
-
-/* For ps_pool_drain, in its order. BYE and the end of input to every
-   agent, and no reconnecting from now on. The connections not yet ended.
-   Kills the ssh of every host (all) or of each that still has workers,
-   and with drop, gives up on it at once: the host is lost now. */
-void ps__nodes_bye(ps_pool_t *p);
-int ps__nodes_open(const ps_pool_t *p);
-void ps__nodes_end(ps_pool_t *p, int all, int drop);
 
 #endif

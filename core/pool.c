@@ -1,5 +1,4 @@
-/* pool.c: the pool of workers, and the local worker processes (pool.h).
-   Workers on ssh hosts are node.c's; this file hands them over there. */
+/* pool.c: the nodes and workers of a driver (pool.h). */
 #include "pool.h"
 
 #include <signal.h>
@@ -8,13 +7,13 @@
 #include <string.h>
 
 #include "msg.h"
-#include "node.h"
-#include "value.h"
 
 /* Closing the pool: workers and agents have CLOSE_GRACE_MS to exit when
    asked, and are then killed; at CLOSE_LIMIT_MS what is left is dropped. */
 #define CLOSE_GRACE_MS 1000
 #define CLOSE_LIMIT_MS 3000
+/* How often a drain looks at its deadlines while nothing else happens. */
+#define DRAIN_TICK_MS 50
 
 static void report_deaths(uv_idle_t *h);
 
@@ -34,6 +33,77 @@ int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe) {
   return 0;
 }
 
+int ps_pool_add_node(ps_pool_t *p, ps_node_t *n) {
+  if (p->nnodes == p->capnodes) {
+    int cap = p->capnodes ? p->capnodes * 2 : 8;
+    ps_node_t **more = realloc(p->nodes, sizeof *more * (size_t)cap);
+    if (more == NULL) return PS_ENOMEM;
+    p->nodes = more;
+    p->capnodes = cap;
+  }
+  n->pool = p;
+  p->nodes[p->nnodes++] = n;
+  return 0;
+}
+
+ps_node_t *ps_pool_find_node(const ps_pool_t *p, const char *backend) {
+  for (int k = 0; k < p->nnodes; k++)
+    if (strcmp(p->nodes[k]->ops->name, backend) == 0) return p->nodes[k];
+  return NULL;
+}
+
+int ps_pool_on_close(ps_pool_t *p, void (*close)(ps_pool_t *p, void *data), void *data) {
+  int max = (int)(sizeof p->closers / sizeof p->closers[0]);
+  if (p->nclosers == max) return PS_ENOMEM;
+  p->closers[p->nclosers].close = close;
+  p->closers[p->nclosers++].data = data;
+  return 0;
+}
+
+void ps_pool_node_up(ps_node_t *n) {
+  n->state = PS_NODE_UP;
+  n->ever_up = 1;
+  n->failures = 0;
+  n->why[0] = '\0';
+  if (n->pool->cb.on_node) n->pool->cb.on_node(n, 1);
+}
+
+void ps_pool_node_lost(ps_node_t *n, const char *why) {
+  ps_pool_t *p = n->pool;
+  n->state = PS_NODE_DOWN;
+  if (why != n->why) snprintf(n->why, sizeof n->why, "%.399s", why);
+  for (int k = 0; k < p->n; k++) {
+    ps_worker_t *w = p->workers[k];
+    if (w->node != n || w->closing) continue;
+    w->lost = 1;
+    w->exited = w->eof = 1;
+    if (!w->why[0]) snprintf(w->why, sizeof w->why, "was lost with %s %.200s", n->ops->noun, n->name);
+    ps__worker_bury(w);
+  }
+  n->failures++;
+  if (p->cb.on_node) p->cb.on_node(n, 0);
+}
+
+int ps_pool_nodes_up(const ps_pool_t *p, int *slots) {
+  int up = 0, s = 0;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->state == PS_NODE_UP) {
+      up++;
+      s += p->nodes[k]->slots;
+    }
+  if (slots) *slots = s;
+  return up;
+}
+
+int ps_pool_nodes_gone(const ps_pool_t *p) {
+  if (p->nnodes == 0) return 0;
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *n = p->nodes[k];
+    if (n->state == PS_NODE_UP || n->ops->gone == NULL || !n->ops->gone(n)) return 0;
+  }
+  return 1;
+}
+
 static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
   for (int k = 0; k < p->n; k++)
     if (p->workers[k] == w) {
@@ -43,15 +113,16 @@ static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
     }
 }
 
-/* The loop's idle phase: every worker buried since is reported dead,
-   taken off the list and freed. on_dead may bury others (they are
-   reported in the same pass) or start new workers. */
+/* Every worker buried since is reported dead, taken off the list and
+   freed. on_dead may bury others (they are reported in the same pass) or
+   start new workers. */
 static void flush_deaths(ps_pool_t *p) {
   while (p->dead) {
     ps_worker_t *w = p->dead;
     p->dead = w->next_dead;
     if (p->dead == NULL) p->dead_tail = &p->dead;
     remove_worker(p, w);
+    if (w->node) w->node->workers--;
     if (p->cb.on_dead) p->cb.on_dead(w);
     ps_link_close(w->link);
     free(w);
@@ -59,6 +130,7 @@ static void flush_deaths(ps_pool_t *p) {
   uv_idle_stop(&p->reporter);
 }
 
+/* The loop's idle phase reports the deaths. */
 static void report_deaths(uv_idle_t *h) { flush_deaths(h->data); }
 
 void ps__worker_bury(ps_worker_t *w) {
@@ -71,41 +143,6 @@ void ps__worker_bury(ps_worker_t *w) {
   *p->dead_tail = w;
   p->dead_tail = &w->next_dead;
   uv_idle_start(&p->reporter, report_deaths);
-}
-
-/* Called when both the exit status and the end of output are known. */
-static void maybe_dead(ps_worker_t *w) {
-  if (!w->exited || !w->eof || w->closing) return;
-  ps__worker_bury(w);
-}
-
-static void on_process_exit(ps_child_t *c, int64_t status, int sig) {
-  ps_worker_t *w = c->data;
-  w->child = NULL;
-  w->exited = 1;
-  w->exit_status = status;
-  w->term_signal = sig;
-  maybe_dead(w);
-}
-
-static void on_worker_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
-  ps_worker_t *w = l->data;
-  if (w->why[0] || w->closing) return;
-  if (kind == PS_MSG_HELLO) w->hello = 1;
-  w->pool->cb.on_frame(w, kind, payload, len);
-}
-
-static void on_worker_end(ps_link_t *l, const char *why) {
-  ps_worker_t *w = l->data;
-  /* A malformed frame ends the worker; the end of its output (or a failed
-     read) is how it dies: the exit callback tells why. */
-  if (why && strncmp(why, "a malformed frame", 17) == 0 && !w->why[0]) {
-    char msg[sizeof w->why];
-    snprintf(msg, sizeof msg, "sent %s", why);
-    ps_worker_kill(w, SIGKILL, msg);
-  }
-  w->eof = 1;
-  maybe_dead(w);
 }
 
 /* Room for one more worker in the list. */
@@ -125,58 +162,41 @@ int ps__pool_add(ps_pool_t *p, ps_worker_t *w) {
   return 0;
 }
 
-static const ps_link_cb_t worker_link = {on_worker_frame, on_worker_end, NULL};
-
-int ps_pool_spawn(ps_pool_t *p, ps_node_t *node, ps_worker_t **out, ps_err_t *err) {
-  if (node) return ps_node_spawn(node, out, err);
+int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
+  if (n->state != PS_NODE_UP)
+    return ps_err_set(err, PS_EWORKER, "%s %s is not connected", n->ops->noun, n->name);
   ps_worker_t *w = calloc(1, sizeof *w);
-  if (w == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-  if (reserve(p) != 0) {
+  if (w == NULL || reserve(p) != 0) {
     free(w);
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   w->pool = p;
+  w->node = n;
   w->id = p->next_id++;
-  char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
-  int to_fd, from_fd;
-  ps_err_t why;
-  /* In a session of its own (child.h): a kill of the group reaches the
-     simulators it runs. */
-  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, NULL, &why) != 0) {
-    ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, why.msg);
+  snprintf(w->host, sizeof w->host, "%s", n->host);
+  int rc = n->ops->spawn(n, w, err);
+  if (rc != 0) {
     free(w);
-    return PS_EWORKER;
+    return rc;
   }
-  w->pid = w->child->pid;
-  if (ps_link_open(p->loop, from_fd, to_fd, NULL, 0, &worker_link, w, &w->link, &why) != 0) {
-    /* Its input and output are gone: it ends, and the reaper forgets it. */
-    kill(-w->pid, SIGKILL);
-    ps_child_forget(w->child);
-    free(w);
-    return ps_err_set(err, PS_EWORKER, "cannot talk to worker process '%s': %s", p->exe, why.msg);
-  }
+  n->workers++;
   ps__pool_add(p, w);
   *out = w;
   return 0;
 }
 
 int ps_worker_send(ps_worker_t *w, ps_buf_t *b) {
-  if (w->node) return ps_node_send(w, b);
   if (w->closing || w->exited) {
     ps_buf_free(b);
     return PS_EWORKER;
   }
-  return ps_link_send(w->link, b);
+  return w->node->ops->send(w, b);
 }
 
 void ps_worker_kill(ps_worker_t *w, int sig, const char *why) {
-  if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%.290s", why);
-  if (w->exited) return;
-  if (w->node) {
-    ps_node_kill(w, sig);
-    return;
-  }
-  if (kill(-w->pid, sig) != 0) kill(w->pid, sig);
+  if (why && !w->why[0]) snprintf(w->why, sizeof w->why, "%s", why);
+  if (w->exited || w->closing) return;
+  w->node->ops->kill(w, sig);
 }
 
 void ps_worker_bye(ps_worker_t *w) {
@@ -184,6 +204,8 @@ void ps_worker_bye(ps_worker_t *w) {
   ps_buf_init(&b);
   ps_msg_put_empty(&b, PS_MSG_BYE);
   ps_worker_send(w, &b);
+  /* The end of its input says the same. */
+  if (w->link) ps_link_shutdown(w->link);
 }
 
 int ps_pool_alive(const ps_pool_t *p) {
@@ -197,51 +219,74 @@ int ps_pool_alive(const ps_pool_t *p) {
 static void on_drain_tick(uv_timer_t *t) { (void)t; }
 static void on_drain_timer_closed(uv_handle_t *h) { *(int *)h->data = 1; }
 
-/* Gives up on the local workers still listed: each is reported dead and
-   its handles close; its process, if it still runs, is the reaper's. */
+/* Gives up on the workers still listed whose node has no connection to end
+   (this machine's): each is reported dead and its handles close; its
+   process, if it still runs, is the reaper's. */
 static void abandon_workers(ps_pool_t *p) {
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
-    if (w->node || w->closing) continue;
+    if (w->closing || w->node->ops->end) continue;
     if (!w->why[0]) snprintf(w->why, sizeof w->why, "did not end when killed");
     w->exited = w->eof = 1;
     ps__worker_bury(w);
   }
 }
 
-static int draining(const ps_pool_t *p, int hosts) { return p->n > 0 || (hosts && ps__nodes_open(p) > 0); }
+static int node_has_workers(const ps_node_t *n) {
+  const ps_pool_t *p = n->pool;
+  for (int k = 0; k < p->n; k++)
+    if (p->workers[k]->node == n && !p->workers[k]->closing) return 1;
+  return 0;
+}
+
+/* Connections still open, over the nodes that have them. */
+static int connections_open(const ps_pool_t *p) {
+  int open = 0;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->ops->open) open += p->nodes[k]->ops->open(p->nodes[k]);
+  return open;
+}
+
+/* Ends the connection of every node (all), or of each that still has
+   workers; with drop, gives up on it at once. */
+static void end_connections(ps_pool_t *p, int all, int drop) {
+  for (int k = 0; k < p->nnodes; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->ops->end && (all || node_has_workers(n))) n->ops->end(n, drop);
+  }
+}
+
+static int draining(const ps_pool_t *p, int hosts) { return p->n > 0 || (hosts && connections_open(p) > 0); }
 
 int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
   int hosts = how & PS_DRAIN_HOSTS;
   for (int k = 0; k < p->n; k++) {
-    ps_worker_t *w = p->workers[k];
-    if (how & PS_DRAIN_BYE) {
-      ps_worker_bye(w);
-      /* The end of its input says the same. */
-      if (!w->node && w->link) ps_link_shutdown(w->link);
-    } else {
-      ps_worker_kill(w, SIGKILL, NULL);
-    }
+    if (how & PS_DRAIN_BYE)
+      ps_worker_bye(p->workers[k]);
+    else
+      ps_worker_kill(p->workers[k], SIGKILL, NULL);
   }
-  if (hosts) ps__nodes_bye(p);
+  if (hosts)
+    for (int k = 0; k < p->nnodes; k++)
+      if (p->nodes[k]->ops->bye) p->nodes[k]->ops->bye(p->nodes[k]);
   uv_timer_t tick;
   int closed = 0, killed = 0, left = 0;
   uv_timer_init(p->loop, &tick);
   tick.data = &closed;
-  uv_timer_start(&tick, on_drain_tick, 50, 50);
+  uv_timer_start(&tick, on_drain_tick, DRAIN_TICK_MS, DRAIN_TICK_MS);
   int64_t start = ps_mono_us();
   while (draining(p, hosts)) {
     int64_t ms = (ps_mono_us() - start) / 1000;
     if (ms >= limit_ms) {
-      left = p->n + (hosts ? ps__nodes_open(p) : 0);
-      ps__nodes_end(p, hosts, 1);
+      left = ps_pool_alive(p) + (hosts ? connections_open(p) : 0);
+      end_connections(p, hosts, 1);
       abandon_workers(p);
       break;
     }
     if (ms >= grace_ms && !killed) {
       killed = 1;
       for (int k = 0; k < p->n; k++) ps_worker_kill(p->workers[k], SIGKILL, NULL);
-      ps__nodes_end(p, hosts, 0);
+      end_connections(p, hosts, 0);
     }
     uv_run(p->loop, UV_RUN_ONCE);
   }
@@ -252,8 +297,17 @@ int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
 
 void ps_pool_close(ps_pool_t *p) {
   ps_pool_drain(p, PS_DRAIN_BYE | PS_DRAIN_HOSTS, CLOSE_GRACE_MS, CLOSE_LIMIT_MS);
-  ps_nodes_close(p);
-  flush_deaths(p); /* the hosts' workers, lost as they closed */
+  for (int k = 0; k < p->nclosers; k++) p->closers[k].close(p, p->closers[k].data);
+  /* After the drain, a node still connected is given up on. */
+  end_connections(p, 1, 1);
+  flush_deaths(p); /* the workers lost as their nodes closed */
+  for (int k = 0; k < p->nnodes; k++) {
+    if (p->nodes[k]->ops->free) p->nodes[k]->ops->free(p->nodes[k]);
+    free(p->nodes[k]);
+  }
+  free(p->nodes);
+  p->nodes = NULL;
+  p->nnodes = p->capnodes = 0;
   ps_reaper_close(&p->reaper);
   uv_close((uv_handle_t *)&p->reporter, NULL);
   uv_run(p->loop, UV_RUN_NOWAIT);

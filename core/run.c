@@ -189,16 +189,12 @@ static void limits_of(const ps_run_t *r, task_t t, ps_limits_t *l) {
   if (r->src->limits) overlay(l, r->src->limits(r->src, t.index));
 }
 
-/* Slots of a node: this machine (NULL) has the map's ncores. */
-static int node_slots(const ps_run_t *r, const ps_node_t *n) { return n ? n->slots : r->o->ncores; }
-
-/* The most slots one node has (0: no ssh host is up yet). */
-static int max_slots(const ps_run_t *r) {
+/* The node with the most slots of those ever up (NULL: none yet). */
+static const ps_node_t *largest_node(const ps_run_t *r) {
   const ps_pool_t *p = &r->e->pool;
-  if (p->nnodes == 0) return r->o->ncores;
-  int m = 0;
+  const ps_node_t *m = NULL;
   for (int k = 0; k < p->nnodes; k++)
-    if (p->nodes[k]->ever_up && p->nodes[k]->slots > m) m = p->nodes[k]->slots;
+    if (p->nodes[k]->ever_up && (m == NULL || p->nodes[k]->slots > m->slots)) m = p->nodes[k];
   return m;
 }
 
@@ -210,7 +206,7 @@ static int free_slots(const ps_run_t *r, const ps_node_t *n) {
     const slot_t *s = p->workers[k]->data;
     if (s && s->len > 0 && p->workers[k]->node == n) used += s->weight;
   }
-  return node_slots(r, n) - used;
+  return n->slots - used;
 }
 
 static void check_done(ps_run_t *r) {
@@ -343,15 +339,15 @@ static int pull_task(ps_run_t *r, task_t *t) {
     ps_limits_t l;
     limits_of(r, *t, &l);
     if (l.ncores <= 1) return 1;
-    int most = max_slots(r);
-    if (most > 0 && l.ncores > most) {
+    const ps_node_t *most = largest_node(r);
+    if (most && l.ncores > most->slots) {
       char msg[200];
-      if (r->e->pool.nnodes == 0)
+      if (most->ops->slots_per_map)
         snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')",
-                 l.ncores, most);
+                 l.ncores, most->slots);
       else
-        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest ssh host has %d", l.ncores,
-                 most);
+        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", l.ncores,
+                 most->ops->noun, most->slots);
       finish(r, NULL, *t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
       continue;
     }
@@ -845,20 +841,28 @@ static int serving(const ps_pool_t *p, const ps_node_t *n) {
   return k;
 }
 
-/* Starts workers until every node (this machine, or each ssh host that is
-   up) has one per slot, while there is work. */
+/* Workers before w in the pool's list that serve on its node. */
+static int serving_before(const ps_pool_t *p, const ps_worker_t *w) {
+  int k = 0;
+  for (int i = 0; i < p->n && p->workers[i] != w; i++) {
+    const slot_t *s = p->workers[i]->data;
+    if (p->workers[i]->node == w->node && s && !s->retiring && !p->workers[i]->closing) k++;
+  }
+  return k;
+}
+
+/* Starts workers until every node that is up has one per slot, and no
+   more than there are psets left to finish. */
 static void fill_workers(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  if (p->nnodes == 0) {
-    int64_t want = r->o->ncores;
-    while (ps_pool_alive(p) < want && work_left(r) && !r->fatal)
-      if (spawn_worker(r, NULL) != 0) break;
-    return;
-  }
+  int64_t left = r->total - r->c.ok - r->c.failed, busy = 0;
+  for (int k = 0; k < p->nnodes; k++) busy += serving(p, p->nodes[k]);
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
-    while (n->state == PS_NODE_UP && serving(p, n) < n->slots && work_left(r) && !r->fatal)
+    while (n->state == PS_NODE_UP && serving(p, n) < n->slots && busy < left && work_left(r) && !r->fatal) {
       if (spawn_worker(r, n) != 0) break;
+      busy++;
+    }
   }
 }
 
@@ -993,6 +997,14 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (!r->interrupted) r->interrupted = signum;
 }
 
+/* Whether some node is reached over a connection (a host): then progress
+   lines say how each node does. */
+static int has_hosts(const ps_pool_t *p) {
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->ops->end) return 1;
+  return 0;
+}
+
 /* "h1 120 (3 slots), h2 lost" for the progress lines at verbose >= 2. */
 static void hosts_text(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
@@ -1010,29 +1022,28 @@ static void hosts_text(ps_run_t *r) {
 static void on_tick(uv_timer_t *t) {
   ps_run_t *r = t->data;
   ps_pool_t *p = &r->e->pool;
-  if (p->nnodes) hosts_text(r);
+  if (has_hosts(p)) hosts_text(r);
   r->c.running = 0;
   for (int k = 0; k < p->n; k++)
     if (p->workers[k]->data && slot_of(p->workers[k])->len > 0) r->c.running++;
   ps_progress_tick(&r->progress, &r->c, &r->hist);
 }
 
-/* With ssh hosts: stops the stage when none is up and none is expected
-   back (node.h). */
+/* Stops the stage when no node is up and none is expected back (every
+   host lost or unreachable), naming each and why. */
 static void check_hosts(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  if (r->fatal || r->interrupted || !ps_nodes_gone(p)) return;
+  if (r->fatal || r->interrupted || !ps_pool_nodes_gone(p)) return;
   char msg[600];
   size_t o = 0;
   for (int k = 0; k < p->nnodes && o < sizeof msg; k++) {
     int w = snprintf(msg + o, sizeof msg - o, "%s%s: %s", k ? "; " : "", p->nodes[k]->name, p->nodes[k]->why);
     if (w > 0) o += (size_t)w;
   }
-  fail_run(
-      r, PS_EHOSTS,
-      "every ssh host is lost or unreachable (%s); what finished is stored: run again with --resume when "
-      "they are back%s",
-      msg, "");
+  fail_run(r, PS_EHOSTS,
+           "every %s is lost or unreachable (%s); what finished is stored: run again with --resume when "
+           "they are back",
+           p->nodes[0]->ops->noun, msg);
 }
 
 /* Every WATCH_MS: retries a commit the database refused, checks the
@@ -1192,6 +1203,9 @@ static void end_stage(ps_run_t *r, const char *how) {
 
 int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_run_opts_t *o,
                   ps_run_result_t *out, ps_err_t *err) {
+  /* Without a node nothing would ever run: a caller's mistake, said now. */
+  if (e->pool.nnodes == 0)
+    return ps_err_set(err, PS_EVALUE, "no backend: the engine has no node to run workers on");
   ps_run_t *r = calloc(1, sizeof *r);
   if (r == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   r->e = e;
@@ -1243,9 +1257,11 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
 
   check_done(r);
   if (!r->done) {
-    /* Workers left from an earlier stage get the new code; extra ones go. */
+    /* Workers left from an earlier stage get the new code; those beyond
+       their node's slots go. */
     ps_pool_t *p = &e->pool;
-    int kept = 0;
+    for (int k = 0; k < p->nnodes; k++)
+      if (p->nodes[k]->ops->slots_per_map) p->nodes[k]->slots = o->ncores;
     for (int k = 0; k < p->n; k++) {
       ps_worker_t *w = p->workers[k];
       slot_t *s = slot_of(w);
@@ -1255,22 +1271,15 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       s->nbatches = 0;
       s->alone = 0;
       s->weight = 1;
-      int extra = p->nnodes == 0 && kept >= o->ncores;
+      int extra = serving_before(p, w) >= w->node->slots;
       if (extra || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
         s->retiring = 1;
         ps_worker_bye(w);
         continue;
       }
-      kept++;
       send_code(r, w);
     }
-    int64_t left = r->total - r->c.resumed;
-    int64_t want = o->ncores < left ? o->ncores : left;
-    while (p->nnodes == 0 && kept < want && !r->fatal) {
-      if (spawn_worker(r, NULL) != 0) break;
-      kept++;
-    }
-    if (p->nnodes > 0) fill_workers(r);
+    fill_workers(r);
     dispatch_all(r);
   }
   while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);

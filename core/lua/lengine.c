@@ -9,10 +9,11 @@
 #include <string.h>
 
 #include "lcodec.h"
+#include "local.h"
 #include "lpsurvey.h"
-#include "node.h"
 #include "run.h"
 #include "source.h"
+#include "ssh.h"
 #include "store.h"
 
 #define ENGINE "psurvey.engine"
@@ -282,27 +283,34 @@ static int engine_run(lua_State *L) {
   return 3;
 }
 
-/* engine:hosts({ {target=, port=, slots=, psurvey=}, ... }, { ssh_args = {...},
-   heartbeat = s, reconnect = bool, ssh = program }): the ssh hosts of this
-   driver, connected from now on. Once per engine. */
-static int engine_hosts(lua_State *L) {
-  lengine_t *u = check_engine(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int n = (int)lua_rawlen(L, 2);
-  ps_node_spec_t *specs = lua_newuserdatauv(L, sizeof *specs * (size_t)(n ? n : 1), 0);
+/* The process backend: this machine, whose slots follow each map's
+   ncores. */
+static int backend_process(lua_State *L, ps_pool_t *p, ps_err_t *err) {
+  (void)L;
+  return ps_local_setup(p, NULL, err);
+}
+
+/* The ssh backend, with opts = { hosts = { {target=, port=, slots=,
+   psurvey=}, ... }, ssh_args = {...}, heartbeat = s, reconnect = 0|1,
+   ssh = program }. */
+static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
+  lua_getfield(L, 3, "hosts");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  int list = lua_gettop(L);
+  int n = (int)lua_rawlen(L, list);
+  ps_ssh_spec_t *specs = lua_newuserdatauv(L, sizeof *specs * (size_t)(n ? n : 1), 0);
   for (int k = 0; k < n; k++) {
-    lua_rawgeti(L, 2, k + 1);
+    lua_rawgeti(L, list, k + 1);
     int t = lua_gettop(L);
     size_t len;
     specs[k].target = str_field(L, t, "target", &len);
     specs[k].psurvey = str_field(L, t, "psurvey", &len);
     specs[k].port = (int)int_field(L, t, "port", 0);
     specs[k].slots = (int)int_field(L, t, "slots", 0);
-    if (specs[k].target == NULL) return luaL_error(L, "engine:hosts: host #%d has no target", k + 1);
+    if (specs[k].target == NULL) return luaL_error(L, "engine:backend: host #%d has no target", k + 1);
     lua_pop(L, 1); /* the list keeps the strings alive */
   }
-  ps_node_opts_t o;
+  ps_ssh_opts_t o;
   memset(&o, 0, sizeof o);
   lua_getfield(L, 3, "ssh_args");
   int nargs = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
@@ -318,16 +326,34 @@ static int engine_hosts(lua_State *L) {
   o.reconnect = (int)int_field(L, 3, "reconnect", 1);
   size_t len;
   o.ssh = str_field(L, 3, "ssh", &len);
-  ps_err_t err;
-  if (ps_nodes_setup(&u->e->pool, specs, n, &o, &err) != 0) return luaL_error(L, "%s", err.msg);
-  return 0;
+  return ps_ssh_setup(p, specs, n, &o, err);
 }
 
-static const luaL_Reg engine_methods[] = {
-    {"hosts", engine_hosts},
-    {"run", engine_run}, {"close", engine_close}, {"log_path", engine_log_path},
-    {"log", engine_log}, {"__gc", engine_close},  {"__close", engine_close},
-    {NULL, NULL}};
+/* The backends, by name: adding one is a file in core/ and a line here. */
+static const struct {
+  const char *name;
+  int (*setup)(lua_State *L, ps_pool_t *p, ps_err_t *err);
+} backends[] = {{"process", backend_process}, {"ssh", backend_ssh}};
+
+/* engine:backend(name, opts): adds the nodes of a backend to the pool
+   ('process': this machine; 'ssh': opts as backend_ssh reads them). */
+static int engine_backend(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  const char *name = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  for (size_t k = 0; k < sizeof backends / sizeof backends[0]; k++) {
+    if (strcmp(name, backends[k].name) != 0) continue;
+    ps_err_t err;
+    if (backends[k].setup(L, &u->e->pool, &err) != 0) return luaL_error(L, "%s", err.msg);
+    return 0;
+  }
+  return luaL_argerror(L, 2, lua_pushfstring(L, "unknown backend '%s'", name));
+}
+
+static const luaL_Reg engine_methods[] = {{"backend", engine_backend}, {"run", engine_run},
+                                          {"close", engine_close},     {"log_path", engine_log_path},
+                                          {"log", engine_log},         {"__gc", engine_close},
+                                          {"__close", engine_close},   {NULL, NULL}};
 
 void psL_open_engine(lua_State *L) {
   if (luaL_newmetatable(L, ENGINE)) {

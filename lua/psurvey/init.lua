@@ -159,26 +159,43 @@ local function note_start_over(store, name, code_hash, user_hash, total, verbose
   if verbose >= 1 then io.stderr:write('psurvey: ', text, '\n') end
 end
 
---- Sets up where workers run, once per run: this machine, or ssh hosts.
-local function use_backend(values, from)
-  local key = values.backend
-  local list
-  if values.backend == 'ssh' then
-    list = hosts.gather(values, 3)
-    if #list == 0 then
-      errors.raise(("option 'backend' (from %s): 'ssh' needs hosts: a hosts file (--hosts FILE) or "
-        .. 'ssh = { hosts = {...} }'):format(from.backend), 3)
-    end
-    local names = {}
-    for i, h in ipairs(list) do names[i] = h.target .. ':' .. tostring(h.port) end
-    key = 'ssh ' .. table.concat(names, ' ')
-  end
-  if state.backend == nil then
-    if list then
+--- The backends: where workers run. prepare(values, from, level) checks
+--- the options and returns the backend's setup (nil for none) and a key
+--- that names its workers; setup(engine, setup) adds its nodes to the pool.
+local backends = {
+  process = {
+    prepare = function() return {}, 'process' end,
+    setup = function(engine) engine:backend('process', {}) end,
+  },
+  ssh = {
+    prepare = function(values, from, level)
+      local list = hosts.gather(values, level + 1)
+      if #list == 0 then
+        errors.raise(("option 'backend' (from %s): 'ssh' needs hosts: a hosts file (--hosts FILE) or "
+          .. 'ssh = { hosts = {...} }'):format(from.backend), level + 1)
+      end
+      local names = {}
+      for i, h in ipairs(list) do names[i] = h.target .. ':' .. tostring(h.port) end
+      return list, 'ssh ' .. table.concat(names, ' ')
+    end,
+    setup = function(engine, list, values)
       local ssh = values.ssh or {}
-      state.engine:hosts(list, { ssh_args = ssh.options, heartbeat = ssh.heartbeat or 30,
+      engine:backend('ssh', { hosts = list, ssh_args = ssh.options, heartbeat = ssh.heartbeat or 30,
         reconnect = ssh.reconnect == false and 0 or 1, ssh = ssh.program })
-    end
+    end,
+  },
+}
+
+--- Sets up where workers run, once per run: this machine, ssh hosts, or
+--- both as one pool.
+local function use_backend(values, from)
+  local setups, keys = {}, {}
+  for i, name in ipairs(values.backend) do  -- map() checked that each is available
+    setups[i], keys[i] = backends[name].prepare(values, from, 3)
+  end
+  local key = table.concat(keys, ', ')
+  if state.backend == nil then
+    for i, name in ipairs(values.backend) do backends[name].setup(state.engine, setups[i], values) end
     state.backend = key
   elseif state.backend ~= key then
     errors.raise(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
@@ -201,6 +218,7 @@ local function describe(values, from)
     local v = values[spec.name]
     if spec.name ~= 'user' or v ~= nil then
       local text = type(v) == 'string' and ("'" .. v .. "'") or format.value(v)
+      if spec.show and v ~= nil then text = spec.show(v) end
       if v == nil then text = 'nil' end
       parts[#parts + 1] = ('%s=%s (%s)'):format(spec.name, text, from[spec.name])
     end
@@ -227,9 +245,11 @@ function M.map(worker, list, opts)
   end
   local map_opts = options.check_table(opts, 'map', 2)
   local values, from = options.resolve(layers(map_opts))
-  if values.backend == 'slurm' then
-    errors.raise(("option 'backend' (from %s): the 'slurm' backend is not available yet; use 'process' or 'ssh'")
-      :format(from.backend), 2)
+  for _, backend in ipairs(values.backend) do
+    if not backends[backend] then
+      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process' or 'ssh'")
+        :format(from.backend, backend), 2)
+    end
   end
   local source, why = psets.source_of(list)
   if not source then error(("bad argument #2 to 'map' (%s)"):format(why), 2) end
@@ -340,6 +360,7 @@ function M._replay(db, name, index)
     .. '_attempts" WHERE _index = ? ORDER BY attempt DESC LIMIT 1', index)[1] or {}
   local scratch = core.store(nil)
   state.engine = state.engine or core.engine(find_exe())
+  state.engine:backend('process', {})
   local res, why = state.engine:run(core.array({ pset }), scratch, {
     name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = stage.code, user = stage.user,
     options_text = 'replay', timeout = last.limit_timeout or stage.timeout or 0,

@@ -53,6 +53,7 @@ local function parse_number(s)
 end
 
 local resume_modes = { done = true, ['done-and-failed'] = true, force = true }
+local backend_names = { process = true, ssh = true, slurm = true }
 
 --- A value given as text (environment or command line): a Lua literal,
 --- data only: nil, booleans, numbers, strings and table constructors of
@@ -174,13 +175,33 @@ M.parse_literal = parse_literal
 
 ---@class psurvey.OptionSpec
 M.specs = {
-  { name = 'backend', default = 'process', arg = 'NAME',
-    help = 'where workers run: process (this machine) or ssh (the hosts of --hosts); slurm is not available yet',
+  { name = 'backend', default = { 'process' }, arg = 'NAME[,NAME]',
+    help = 'where workers run: process (this machine), ssh (the hosts of --hosts), or both (process,ssh) as one'
+      .. ' pool; slurm is not available yet',
     check = function(v)
-      if v == 'process' or v == 'ssh' or v == 'slurm' then return v end
-      return nil, ("expected 'process', 'ssh' or 'slurm', got %s"):format(
-        type(v) == 'string' and ("'" .. v .. "'") or type(v))
-    end },
+      -- One name, names separated by commas, or a list of names: a list.
+      local list = {}
+      if type(v) == 'string' then
+        for name in (v .. ','):gmatch('([^,]*),') do list[#list + 1] = name end
+      elseif type(v) == 'table' then
+        for i = 1, #v do list[i] = v[i] end
+      else
+        return nil, ("expected 'process', 'ssh', 'slurm' or a list of them, got %s"):format(type(v))
+      end
+      local seen = {}
+      for _, name in ipairs(list) do
+        if backend_names[name] == nil then
+          return nil, ("expected 'process', 'ssh' or 'slurm' (or a list of them), got %s"):format(
+            type(name) == 'string' and ("'" .. name .. "'") or type(name))
+        end
+        if seen[name] then return nil, ("'%s' is listed twice"):format(name) end
+        seen[name] = true
+      end
+      if #list == 0 then return nil, 'expected at least one backend' end
+      return list
+    end,
+    -- As the command line takes it: 'process,ssh'.
+    show = function(v) return "'" .. table.concat(v, ',') .. "'" end },
   { name = 'ncores', default = -1, arg = 'N', check = check_int(-1, 10000), parse = parse_int,
     help = 'worker processes; -1: all cores but one, at least 1' },
   { name = 'limit', default = 0, arg = 'N', check = check_int(0), parse = parse_int,

@@ -38,6 +38,29 @@ describe('psurvey options', function()
     assert.matches("the 'slurm' backend is not available yet", err)
   end)
 
+  it('takes one backend, several separated by commas, or a list of them, each once', function()
+    for _, given in ipairs({ 'process', { 'process' } }) do
+      local r = psurvey.map(noop, { {} }, H.options({ backend = given }))
+      assert.equal(1, #r)
+    end
+    local cases = {
+      { 'proces', "expected 'process', 'ssh' or 'slurm' %(or a list of them%), got 'proces'$" },
+      { 'process,', "expected 'process', 'ssh' or 'slurm' %(or a list of them%), got ''$" },
+      { { 'process', 42 }, "expected 'process', 'ssh' or 'slurm' %(or a list of them%), got number$" },
+      { 'ssh,process,ssh', "'ssh' is listed twice$" },
+      { {}, 'expected at least one backend$' },
+      { true, "expected 'process', 'ssh', 'slurm' or a list of them, got boolean$" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(psurvey.map, noop, {}, { backend = case[1] })
+      assert.is_false(ok)
+      assert.matches("option 'backend' to map%(%): " .. case[2], err)
+    end
+    local ok, err = pcall(psurvey.map, noop, {}, { backend = 'process,slurm' })
+    assert.is_false(ok)
+    assert.matches("option 'backend' %(from map%): the 'slurm' backend is not available yet", err)
+  end)
+
   it('rejects bad arguments to map', function()
     local ok, err = pcall(psurvey.map, 'worker', {})
     assert.matches("bad argument #1 to 'map' %(function expected, got string%)$", err)

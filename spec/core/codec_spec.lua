@@ -71,6 +71,7 @@ describe('the driver facing a broken worker', function()
 
   local function run(exe)
     local engine = core.engine(exe)
+    engine:backend('process', {})
     local res, err = engine:run(core.array({ { a = 1 }, { a = 2 } }), nil,
       { name = 'broken', ncores = 1, code = core.ship(function() return {} end), user = core.encode(nil) })
     engine:close()

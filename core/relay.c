@@ -1,0 +1,121 @@
+/* relay.c: the agent protocol, the driver's end (relay.h). */
+#include "relay.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "msg.h"
+
+/* Sends what b holds, unless building it ran out of memory. */
+static int send_built(ps_relay_t *r, ps_buf_t *b) {
+  if (!b->failed) return ps_link_send(r->link, b);
+  ps_buf_free(b);
+  return PS_ENOMEM;
+}
+
+static ps_worker_t *find_worker(ps_relay_t *r, uint64_t id) {
+  ps_pool_t *p = r->node->pool;
+  for (int k = 0; k < p->n; k++) {
+    ps_worker_t *w = p->workers[k];
+    if (w->node == r->node && (uint64_t)w->id == id && !w->closing) return w;
+  }
+  return NULL;
+}
+
+/* The agent's hello: the node is up, with the slots it has. */
+static int on_hello(ps_relay_t *r, const char *p, size_t len, char *why, size_t whysz) {
+  ps_node_t *n = r->node;
+  ps_msg_agent_t m;
+  if (ps_msg_get_agent(p, len, &m) != 0) {
+    snprintf(why, whysz, "its agent sent a malformed hello");
+    return PS_EPROTO;
+  }
+  if (m.protocol != PS_PROTOCOL) {
+    snprintf(why, whysz,
+             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install the same "
+             "version on both",
+             (int)(m.version.n < 40 ? m.version.n : 40), m.version.p, (unsigned long long)m.protocol,
+             PSURVEY_VERSION, PS_PROTOCOL);
+    return PS_EPROTO;
+  }
+  snprintf(n->host, sizeof n->host, "%.*s",
+           (int)(m.host.n < sizeof n->host - 1 ? m.host.n : sizeof n->host - 1), m.host.p);
+  n->cores = (int)m.cores;
+  n->mem_mb = (int64_t)m.memory_mb;
+  n->slots = r->given_slots > 0 ? r->given_slots : (m.cores > 1 ? (int)m.cores - 1 : 1);
+  ps_pool_node_up(n);
+  return 0;
+}
+
+int ps_relay_frame(ps_relay_t *r, int kind, const char *p, size_t len, char *why, size_t whysz) {
+  ps_msg_relay_t m;
+  r->last_heard = ps_mono_us();
+  switch (kind) {
+    case PS_MSG_AGENT: return on_hello(r, p, len, why, whysz);
+    case PS_MSG_PONG:
+      if (ps_msg_get_empty(p, len) != 0) break;
+      return 0;
+    case PS_MSG_FROM: {
+      if (ps_msg_get_relay(kind, p, len, &m) != 0) break;
+      ps_worker_t *w = find_worker(r, m.worker);
+      if (w == NULL) return 0; /* killed meanwhile */
+      if (m.kind == PS_MSG_HELLO) {
+        ps_msg_hello_t h;
+        if (ps_msg_get_hello(m.bytes.p, m.bytes.n, &h) == 0) w->pid = (int)h.pid;
+        w->hello = 1;
+      }
+      r->node->pool->cb.on_frame(w, m.kind, m.bytes.p, m.bytes.n);
+      return 0;
+    }
+    case PS_MSG_GONE: {
+      if (ps_msg_get_relay(kind, p, len, &m) != 0) break;
+      ps_worker_t *w = find_worker(r, m.worker);
+      if (w == NULL) return 0;
+      w->exited = w->eof = 1;
+      w->exit_status = (int64_t)m.arg1;
+      w->term_signal = (int)m.arg2;
+      if (m.bytes.n && !w->why[0])
+        snprintf(w->why, sizeof w->why, "%.*s",
+                 (int)(m.bytes.n < sizeof w->why - 1 ? m.bytes.n : sizeof w->why - 1), m.bytes.p);
+      ps__worker_bury(w);
+      return 0;
+    }
+    default: break;
+  }
+  snprintf(why, whysz, "its agent sent a malformed frame");
+  return PS_EPROTO;
+}
+
+int ps_relay_spawn(ps_relay_t *r, ps_worker_t *w) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_spawn(&b, (uint64_t)w->id);
+  return send_built(r, &b);
+}
+
+int ps_relay_send(ps_relay_t *r, ps_worker_t *w, ps_buf_t *b) {
+  /* TO: the worker's id, then its frames as they are. */
+  ps_buf_t env;
+  ps_buf_init(&env);
+  ps_msg_put_to(&env, (uint64_t)w->id, b->data, b->len);
+  ps_buf_free(b);
+  return send_built(r, &env);
+}
+
+void ps_relay_kill(ps_relay_t *r, ps_worker_t *w, int sig) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_kill(&b, (uint64_t)w->id, (uint64_t)sig);
+  send_built(r, &b);
+}
+
+static void send_empty(ps_relay_t *r, int kind) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_empty(&b, kind);
+  send_built(r, &b);
+}
+
+void ps_relay_ping(ps_relay_t *r) { send_empty(r, PS_MSG_PING); }
+
+void ps_relay_bye(ps_relay_t *r) { send_empty(r, PS_MSG_BYE); }
