@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "lcodec.h"
 #include "lpsurvey.h"
 #include "store.h"
 
