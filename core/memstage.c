@@ -1,4 +1,4 @@
-/* memstage.c: a stage's rows in memory (memstage.h). */
+/* memstage.c: a stage in memory (memstage.h). */
 #include "memstage.h"
 
 #include <stdlib.h>
@@ -175,7 +175,7 @@ differ:
   return 0;
 }
 
-int ps_memstage_add(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
+static int add_row(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
   if (row->index < 0 || row->index >= m->total) return ps_err_set(err, PS_EPROTO, "pset index out of range");
   if (!same_keys(m, row)) {
     int rc = add_cols(m, row->pset, row->pset_len, 0);
@@ -221,6 +221,77 @@ int ps_memstage_add(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
 
 int64_t ps_memstage_count(const ps_memstage_t *m, int view) {
   return view == PS_VIEW_OK ? m->ok : view == PS_VIEW_MISSING ? m->failed : m->ok + m->failed;
+}
+
+/* The writer: stage.h's operations over a stage's rows. Nothing waits
+   for a commit, so there is nothing to commit, and nothing was stored
+   before this run, so there is nothing to resume. */
+typedef struct memwriter_s {
+  ps_stage_t base;
+  ps_memstage_t *m; /* not owned */
+} memwriter_t;
+
+static int mem_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
+  return add_row(((memwriter_t *)st)->m, row, err);
+}
+
+/* Failed attempts are not kept in memory. */
+static int mem_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  (void)st, (void)a, (void)err;
+  return 0;
+}
+
+static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                      int64_t *ok, int64_t *failed, ps_err_t *err) {
+  (void)st, (void)src, (void)keep_failed, (void)err;
+  memset(done, 0, (size_t)total);
+  *ok = *failed = 0;
+  return 0;
+}
+
+static int mem_commit(ps_stage_t *st, ps_err_t *err) {
+  (void)st, (void)err;
+  return 0;
+}
+
+static int64_t mem_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  (void)st;
+  if (ok) *ok = 0;
+  if (failed) *failed = 0;
+  return 0;
+}
+
+static void mem_count(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  const ps_memstage_t *m = ((const memwriter_t *)st)->m;
+  *ok = m->ok;
+  *failed = m->failed;
+}
+
+static int mem_end(ps_stage_t *st, int done, ps_err_t *err) {
+  (void)st, (void)done, (void)err;
+  return 0;
+}
+
+static void mem_free(ps_stage_t *st) { free(st); }
+
+static const ps_stage_ops_t mem_ops = {
+    .add = mem_add,
+    .attempt = mem_attempt,
+    .resume = mem_resume,
+    .commit = mem_commit,
+    .pending = mem_pending,
+    .count = mem_count,
+    .end = mem_end,
+    .free = mem_free,
+};
+
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m) {
+  memwriter_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return NULL;
+  w->base.ops = &mem_ops;
+  w->base.name = m->name;
+  w->m = m;
+  return &w->base;
 }
 
 /* Reading. */

@@ -1,9 +1,9 @@
 /*
  * resume.c: matching a stage's stored rows to the psets of a new run
- * (ps_stage_resume in store.h). Psets are matched by the hash of their
- * encoding, not by position, so a product reordered or extended since
- * still resumes exactly. Everything it changes in the database is one
- * transaction.
+ * (ps_stage_resume in store.h): the resume operation of a stage in
+ * SQLite. Psets are matched by the hash of their encoding, not by
+ * position, so a product reordered or extended since still resumes
+ * exactly. Everything it changes in the database is one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +34,7 @@ static int run_sql_int(sqlite3 *db, sqlite3_stmt *st, int64_t a, int64_t b, ps_e
 }
 
 /* The stored rows, sorted by hash; *n of them. */
-static int read_stored(ps_stage_t *g, stored_t **out, size_t *n, ps_err_t *err) {
+static int read_stored(ps_sqlstage_t *g, stored_t **out, size_t *n, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t q;
   sqlite3_stmt *st;
@@ -84,7 +84,7 @@ static int read_stored(ps_stage_t *g, stored_t **out, size_t *n, ps_err_t *err) 
 /* The table of unmatched rows a resume set aside is a stage of its own
    for psurvey.open and `psurvey results`: its columns are the stage's, its
    status "unmatched". */
-static int register_aside(ps_stage_t *g, const char *aside, ps_err_t *err) {
+static int register_aside(ps_sqlstage_t *g, const char *aside, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t counts;
   ps_buf_init(&counts);
@@ -155,7 +155,7 @@ static int match(stored_t *rows, size_t n, ps_source_t *src, ps_err_t *err) {
 /* Renumbers the rows to their targets: rows that move go to negative
    indexes first, so that no two rows ever share an _index on the way;
    rows without a target are left negative. */
-static int renumber(ps_stage_t *g, stored_t *rows, size_t n, int64_t *unmatched, ps_err_t *err) {
+static int renumber(ps_sqlstage_t *g, stored_t *rows, size_t n, int64_t *unmatched, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t q;
   sqlite3_stmt *st;
@@ -183,7 +183,7 @@ static int renumber(ps_stage_t *g, stored_t *rows, size_t n, int64_t *unmatched,
 }
 
 /* Moves the rows left at negative indexes to a table of their own. */
-static int set_aside(ps_stage_t *g, ps_err_t *err) {
+static int set_aside(ps_sqlstage_t *g, ps_err_t *err) {
   char aside[PS_NAME_MAX + 80], tag[48];
   snprintf(tag, sizeof tag, "unmatched_%lld", (long long)(ps_now_us() / 1000000));
   if (ps__free_name(g->store, g->name, tag, aside, sizeof aside) != 0)
@@ -204,8 +204,9 @@ static int set_aside(ps_stage_t *g, ps_err_t *err) {
   return rc;
 }
 
-int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
-                    int64_t *ok, int64_t *failed, ps_err_t *err) {
+int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                        int64_t *ok, int64_t *failed, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   sqlite3 *db = g->store->db;
   stored_t *rows = NULL;
   size_t n = 0;

@@ -1,8 +1,10 @@
 /*
  * store.c: a results database (store.h): opening it with psurvey's own
  * tables (the one place their schema is written), claiming it for one
- * driver, and beginning and ending stages. Rows are written by stage.c,
- * matched for resume by resume.c and read by cursor.c.
+ * driver, and beginning and ending stages: the store's records of a stage
+ * are written here, whatever kind of stage it is. Rows are written by a
+ * stage (sqlstage.c in SQLite, memstage.c in memory), matched for resume
+ * by resume.c and read by cursor.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -343,7 +345,7 @@ static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
 static int create_attempts(ps_store_t *s, const char *name, ps_err_t *err) {
   ps_buf_t q;
   ps_buf_init(&q);
-  char table[PS_NAME_MAX + 16];
+  char table[PS_NAME_MAX + 96];
   snprintf(table, sizeof table, "%s_attempts", name);
   ps_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
   ps__put_ident(&q, table, strlen(table));
@@ -362,62 +364,6 @@ static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) 
     sqlite3_bind_blob(st, k, n ? p : "", (int)n, SQLITE_STATIC);
   else
     sqlite3_bind_null(st, k);
-}
-
-int ps__room_for_column(ps_stage_t *g) {
-  if (g->ncols < g->capcols) return 0;
-  int cap = g->capcols ? g->capcols * 2 : 16;
-  ps_col_t *c = realloc(g->cols, sizeof(ps_col_t) * (size_t)cap);
-  if (c) g->cols = c;
-  int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
-  if (m) g->lastmap = m;
-  unsigned *stamp = realloc(g->colstamp, sizeof(unsigned) * (size_t)cap);
-  if (stamp) {
-    memset(stamp + g->capcols, 0, sizeof(unsigned) * (size_t)(cap - g->capcols));
-    g->colstamp = stamp;
-  }
-  if (!c || !m || !stamp) return PS_ENOMEM;
-  g->capcols = cap;
-  return 0;
-}
-
-/* The columns of a table written before, so that rows can be added. */
-static int load_columns(ps_stage_t *g, ps_err_t *err) {
-  sqlite3_stmt *st;
-  sqlite3 *db = g->store->db;
-  if (sqlite3_prepare_v2(db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position",
-                         -1, &st, NULL) != SQLITE_OK)
-    return ps__db_fail(db, err, "reading columns");
-  sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
-  int rc = 0;
-  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(st, 0);
-    const char *role = (const char *)sqlite3_column_text(st, 1);
-    if (ps__room_for_column(g) != 0) {
-      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
-      break;
-    }
-    ps_col_t *c = &g->cols[g->ncols];
-    memset(c, 0, sizeof *c);
-    c->name = strdup(name ? name : "");
-    if (c->name == NULL) {
-      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
-      break;
-    }
-    c->len = strlen(c->name);
-    c->role = role && strcmp(role, "result") == 0;
-    c->mask = sqlite3_column_int(st, 2);
-    g->ncols++;
-  }
-  sqlite3_finalize(st);
-  g->ncols_db = g->ncols;
-  return rc;
-}
-
-/* SQLite's limit on a table's columns, less psurvey's own. */
-static int user_columns_max(sqlite3 *db) {
-  int n = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - PS_NMETA;
-  return n > 0 ? n : 0;
 }
 
 /* Records the stage in _psurvey_tables: a new row, or, resuming, the
@@ -468,55 +414,28 @@ static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) 
   return found;
 }
 
-/*
- * Columns for every pset key, before any row: a result key that SQLite
- * cannot tell from a pset key (they differ only in case) then fails its
- * own pset, and a pset key never finds a result key in its way. Keys that
- * no table could hold are an error before anything runs.
- */
-static int pset_columns(ps_stage_t *g, const ps_source_t *src, ps_err_t *err) {
-  if (src->nkeys < 0 || src->nkeys > g->max_cols)
-    return ps_err_set(
-        err, PS_EVALUE,
-        "the psets have more distinct keys than the %d columns a table may have (SQLite's limit, "
-        "less psurvey's own)",
-        g->max_cols);
-  ps_reader_t r;
-  ps_reader_init(&r, src->keys, src->keys_len);
-  for (int64_t k = 0; k < src->nkeys; k++) {
-    ps_item_t key;
-    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR)
-      return ps_err_set(err, PS_EPROTO, "malformed pset keys");
-    int found = 0;
-    for (int c = 0; c < g->ncols && !found; c++) {
-      if (g->cols[c].len == key.len && memcmp(g->cols[c].name, key.s, key.len) == 0) {
-        found = 1;
-      } else if (ps__same_name(g->cols[c].name, g->cols[c].len, key.s, key.len)) {
-        return ps_err_set(
-            err, PS_EVALUE,
-            "pset key '%.*s' and column '%s' of table '%s' differ only in letter case, which SQLite "
-            "column names cannot tell apart: rename the key, or run without --resume",
-            (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
-      }
-    }
-    if (found) continue;
-    if (key.len == 0 || memchr(key.s, 0, key.len) || key.s[0] == '_')
-      return ps_err_set(err, PS_EVALUE, "pset key '%.*s' cannot be a column name",
-                        (int)(key.len > 200 ? 200 : key.len), key.s);
-    if (ps__room_for_column(g) != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
-    ps_col_t *c = &g->cols[g->ncols++];
-    memset(c, 0, sizeof *c);
-    if ((c->name = malloc(key.len + 1)) == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-    memcpy(c->name, key.s, key.len);
-    c->name[key.len] = '\0';
-    c->len = key.len;
-    c->dirty = 1;
+/* The stage of a store in memory: its rows, which the store keeps until
+   it closes (a stage of the same name made earlier in this run is
+   replaced), and their writer. */
+static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out, ps_err_t *err) {
+  ps_memstage_t *m = ps_memstage_new(name, total);
+  ps_stage_t *w = m ? ps_memstage_writer(m) : NULL;
+  ps_memstage_t **list = w ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
+  if (list == NULL) {
+    if (w) w->ops->free(w);
+    ps_memstage_free(m);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
-  if (g->ncols > g->max_cols)
-    return ps_err_set(err, PS_EVALUE,
-                      "the psets' keys and the stored table's columns are %d, more than the %d a "
-                      "table may have",
-                      g->ncols, g->max_cols);
+  s->mem = list;
+  ps_memstage_t *old = find_mem(s, name);
+  if (old) {
+    for (int k = 0; k < s->nmem; k++)
+      if (s->mem[k] == old) s->mem[k] = m;
+    ps_memstage_free(old);
+  } else {
+    s->mem[s->nmem++] = m;
+  }
+  *out = w;
   return 0;
 }
 
@@ -529,58 +448,24 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   int has_table = ps__table_name(s->db, name, stored, sizeof stored);
   int has_stage = has_table || stage_name(s, name, stored, sizeof stored);
   int resume = info->resume && has_table;
-  ps_stage_t *g = calloc(1, sizeof *g);
-  if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-  g->store = s;
-  g->prepared = -1;
-  g->max_cols = user_columns_max(s->db);
-  g->name = strdup(resume ? stored : name);
-  ps_buf_init(&g->bytes);
-  ps_buf_init(&g->notes);
-  ps_buf_init(&g->scratch);
-  if (g->name == NULL) {
-    ps__stage_free(g);
-    return ps_err_set(err, PS_ENOMEM, "out of memory");
-  }
+  const char *recorded = resume ? stored : name;
+  ps_stage_t *st = NULL;
   /* The columns first: keys no table can hold stop the stage before the
      database records anything of it. */
-  int rc = 0;
-  if (resume) {
-    g->created = 1;
-    rc = load_columns(g, err);
-  }
-  if (rc == 0 && !s->memory && info->psets) rc = pset_columns(g, info->psets, err);
+  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, &st, err);
   if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
-  if (rc == 0) rc = create_attempts(s, g->name, err);
-  if (rc == 0) rc = record_stage(s, g->name, info, resume, err);
+  if (rc == 0) rc = create_attempts(s, recorded, err);
+  if (rc == 0) rc = record_stage(s, recorded, info, resume, err);
   if (rc == 0) rc = ps__exec(s->db, "COMMIT", err);
   if (rc != 0) {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    ps__stage_free(g);
+    if (st) st->ops->free(st);
     return rc == PS_EBUSY ? ps__busy(s, err) : rc;
   }
-  if (s->memory) {
-    ps_memstage_t *m = ps_memstage_new(name, info->total);
-    ps_memstage_t **list = m ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
-    if (list == NULL) {
-      ps_memstage_free(m);
-      ps__stage_free(g);
-      return ps_err_set(err, PS_ENOMEM, "out of memory");
-    }
-    s->mem = list;
-    /* A table of the same name made earlier in this run is replaced. */
-    ps_memstage_t *old = find_mem(s, name);
-    if (old) {
-      for (int k = 0; k < s->nmem; k++)
-        if (s->mem[k] == old) s->mem[k] = m;
-      ps_memstage_free(old);
-    } else {
-      s->mem[s->nmem++] = m;
-    }
-    g->mem = m;
-  }
-  *out = g;
+  if (s->memory && (rc = begin_in_memory(s, name, info->total, &st, err)) != 0) return rc;
+  st->store = s;
+  *out = st;
   return 0;
 }
 
@@ -590,7 +475,7 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
  * column asked for: _types is read with every row, so it comes first.
  * Columns added later (ALTER TABLE) go at the end.
  */
-int ps__create_table(ps_stage_t *g, ps_err_t *err) {
+int ps__create_table(ps_sqlstage_t *g, ps_err_t *err) {
   ps_buf_t q;
   ps_buf_init(&q);
   ps_buf_puts(&q, "CREATE TABLE ");
@@ -613,70 +498,57 @@ int ps__create_table(ps_stage_t *g, ps_err_t *err) {
   return 0;
 }
 
-int ps_stage_end(ps_stage_t *g, const char *status, ps_err_t *err) {
-  int rc = 0, first = 0;
+int ps_stage_end(ps_stage_t *st, const char *status, ps_err_t *err) {
+  ps_store_t *s = st->store;
   ps_err_t later;
-  sqlite3 *db = g->store->db;
-  if (g->mem) {
-    g->ok = ps_memstage_count(g->mem, PS_VIEW_OK);
-    g->failed = ps_memstage_count(g->mem, PS_VIEW_MISSING);
-  } else if ((first = ps_stage_commit(g, err)) != 0) {
-    if (first == PS_EBUSY) return first;
-    /* The last rows cannot be written (a full disk): the stage still says
-       how it ended, with the rows it has. */
-    ps__stage_drop_pending(g);
-    err = &later;
-  }
-  rc = ps__exec(db, "BEGIN IMMEDIATE", err);
-  if (rc == 0 && !g->created && !g->mem && strcmp(status, "done") == 0) {
-    /* An empty stage still gets its (empty) table, so it can be listed and read. */
-    rc = ps__create_table(g, err);
-  }
-  sqlite3_stmt *st = NULL;
-  if (rc == 0 &&
-      sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?",
-                         -1, &st, NULL) != SQLITE_OK)
-    rc = ps__db_fail(db, err, "finishing the stage");
+  int first = st->ops->end(st, strcmp(status, "done") == 0, err);
+  if (first == PS_EBUSY) return first;
+  /* The last rows cannot be written (a full disk): the stage still says
+     how it ended, with the rows it has. */
+  if (first != 0) err = &later;
+  int64_t ok, failed;
+  st->ops->count(st, &ok, &failed);
+  sqlite3_stmt *q = NULL;
+  int rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
+  if (rc == 0 && sqlite3_prepare_v2(
+                     s->db, "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?",
+                     -1, &q, NULL) != SQLITE_OK)
+    rc = ps__db_fail(s->db, err, "finishing the stage");
   if (rc == 0) {
-    sqlite3_bind_double(st, 1, (double)ps_now_us() / 1e6);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, g->ok);
-    sqlite3_bind_int64(st, 4, g->failed);
-    sqlite3_bind_text(st, 5, g->name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(db, err, "finishing the stage");
+    sqlite3_bind_double(q, 1, (double)ps_now_us() / 1e6);
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, ok);
+    sqlite3_bind_int64(q, 4, failed);
+    sqlite3_bind_text(q, 5, st->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) rc = ps__db_fail(s->db, err, "finishing the stage");
   }
-  sqlite3_finalize(st);
-  if (rc == 0) rc = ps__exec(db, "COMMIT", err);
-  if (rc != 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-  if (rc == 0) g->created = 1;
+  sqlite3_finalize(q);
+  if (rc == 0) rc = ps__exec(s->db, "COMMIT", err);
+  if (rc != 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (first) return first;
-  return rc == PS_EBUSY ? ps__busy(g->store, err) : rc;
+  return rc == PS_EBUSY ? ps__busy(s, err) : rc;
 }
 
-void ps__stage_free(ps_stage_t *g) {
-  if (g == NULL) return;
-  sqlite3_finalize(g->insert);
-  sqlite3_finalize(g->insert_many);
-  sqlite3_finalize(g->attempt);
-  sqlite3_finalize(g->begin);
-  sqlite3_finalize(g->commit);
-  sqlite3_finalize(g->counts);
-  free(g->params);
-  free(g->aparams);
-  free(g->keys);
-  free(g->rerun);
-  ps_buf_free(&g->bytes);
-  ps_buf_free(&g->notes);
-  ps_buf_free(&g->scratch);
-  for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
-  free(g->cols);
-  free(g->lastmap);
-  free(g->colstamp);
-  free(g->name);
-  free(g);
+/* The rest of a stage's calls are its own operations (stage.h). */
+
+int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                    int64_t *ok, int64_t *failed, ps_err_t *err) {
+  return st->ops->resume(st, src, total, keep_failed, done, ok, failed, err);
 }
 
-void ps_stage_free(ps_stage_t *g) { ps__stage_free(g); }
+int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  return st->ops->attempt(st, a, err);
+}
+int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) { return st->ops->add(st, row, err); }
+int ps_stage_commit(ps_stage_t *st, ps_err_t *err) { return st->ops->commit(st, err); }
+
+int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  return st->ops->pending(st, ok, failed);
+}
+
+void ps_stage_free(ps_stage_t *st) {
+  if (st) st->ops->free(st);
+}
 
 const char *ps__view_where(int view) {
   return view == PS_VIEW_OK        ? " WHERE _status = 'ok'"

@@ -1,5 +1,7 @@
 /*
- * stage.c: writing a stage's rows and attempts (store.h). A row added is
+ * sqlstage.c: a stage written in SQLite, stage.h's operations over a
+ * table of the store's database (memstage.c is the other kind of stage,
+ * in memory). A row added is
  * checked and laid out as the parameters of an INSERT at once, so that a
  * row SQLite cannot take fails alone and at once; nothing reaches the
  * database until a commit, which writes every waiting row, attempt and
@@ -33,7 +35,7 @@ static void put_float(ps_param_t *v, double d) {
 }
 
 /* Text or blob (type), copied; a NULL s leaves the parameter NULL. */
-static void put_bytes(ps_stage_t *g, ps_param_t *v, int type, const char *s, size_t n) {
+static void put_bytes(ps_sqlstage_t *g, ps_param_t *v, int type, const char *s, size_t n) {
   if (s == NULL) return;
   v->type = type;
   v->off = g->bytes.len;
@@ -69,10 +71,119 @@ static ps_param_t *more_params(ps_param_t **params, size_t *len, size_t *cap, si
   return out;
 }
 
+/* Adds one more column slot to g->cols, g->lastmap and g->colstamp. */
+static int room_for_column(ps_sqlstage_t *g) {
+  if (g->ncols < g->capcols) return 0;
+  int cap = g->capcols ? g->capcols * 2 : 16;
+  ps_col_t *c = realloc(g->cols, sizeof(ps_col_t) * (size_t)cap);
+  if (c) g->cols = c;
+  int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
+  if (m) g->lastmap = m;
+  unsigned *stamp = realloc(g->colstamp, sizeof(unsigned) * (size_t)cap);
+  if (stamp) {
+    memset(stamp + g->capcols, 0, sizeof(unsigned) * (size_t)(cap - g->capcols));
+    g->colstamp = stamp;
+  }
+  if (!c || !m || !stamp) return PS_ENOMEM;
+  g->capcols = cap;
+  return 0;
+}
+
+/* The columns of a table written before, so that rows can be added. */
+static int load_columns(ps_sqlstage_t *g, ps_err_t *err) {
+  sqlite3_stmt *st;
+  sqlite3 *db = g->store->db;
+  if (sqlite3_prepare_v2(db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position",
+                         -1, &st, NULL) != SQLITE_OK)
+    return ps__db_fail(db, err, "reading columns");
+  sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
+  int rc = 0;
+  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    const char *role = (const char *)sqlite3_column_text(st, 1);
+    if (room_for_column(g) != 0) {
+      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+      break;
+    }
+    ps_col_t *c = &g->cols[g->ncols];
+    memset(c, 0, sizeof *c);
+    c->name = strdup(name ? name : "");
+    if (c->name == NULL) {
+      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+      break;
+    }
+    c->len = strlen(c->name);
+    c->role = role && strcmp(role, "result") == 0;
+    c->mask = sqlite3_column_int(st, 2);
+    g->ncols++;
+  }
+  sqlite3_finalize(st);
+  g->ncols_db = g->ncols;
+  return rc;
+}
+
+/* SQLite's limit on a table's columns, less psurvey's own. */
+static int user_columns_max(sqlite3 *db) {
+  int n = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - PS_NMETA;
+  return n > 0 ? n : 0;
+}
+
+/*
+ * Columns for every pset key, before any row: a result key that SQLite
+ * cannot tell from a pset key (they differ only in case) then fails its
+ * own pset, and a pset key never finds a result key in its way. Keys that
+ * no table could hold are an error before anything runs.
+ */
+static int pset_columns(ps_sqlstage_t *g, const ps_source_t *src, ps_err_t *err) {
+  if (src->nkeys < 0 || src->nkeys > g->max_cols)
+    return ps_err_set(
+        err, PS_EVALUE,
+        "the psets have more distinct keys than the %d columns a table may have (SQLite's limit, "
+        "less psurvey's own)",
+        g->max_cols);
+  ps_reader_t r;
+  ps_reader_init(&r, src->keys, src->keys_len);
+  for (int64_t k = 0; k < src->nkeys; k++) {
+    ps_item_t key;
+    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR)
+      return ps_err_set(err, PS_EPROTO, "malformed pset keys");
+    int found = 0;
+    for (int c = 0; c < g->ncols && !found; c++) {
+      if (g->cols[c].len == key.len && memcmp(g->cols[c].name, key.s, key.len) == 0) {
+        found = 1;
+      } else if (ps__same_name(g->cols[c].name, g->cols[c].len, key.s, key.len)) {
+        return ps_err_set(
+            err, PS_EVALUE,
+            "pset key '%.*s' and column '%s' of table '%s' differ only in letter case, which SQLite "
+            "column names cannot tell apart: rename the key, or run without --resume",
+            (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
+      }
+    }
+    if (found) continue;
+    if (key.len == 0 || memchr(key.s, 0, key.len) || key.s[0] == '_')
+      return ps_err_set(err, PS_EVALUE, "pset key '%.*s' cannot be a column name",
+                        (int)(key.len > 200 ? 200 : key.len), key.s);
+    if (room_for_column(g) != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_col_t *c = &g->cols[g->ncols++];
+    memset(c, 0, sizeof *c);
+    if ((c->name = malloc(key.len + 1)) == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+    memcpy(c->name, key.s, key.len);
+    c->name[key.len] = '\0';
+    c->len = key.len;
+    c->dirty = 1;
+  }
+  if (g->ncols > g->max_cols)
+    return ps_err_set(err, PS_EVALUE,
+                      "the psets' keys and the stored table's columns are %d, more than the %d a "
+                      "table may have",
+                      g->ncols, g->max_cols);
+  return 0;
+}
+
 /* The rows waiting have one parameter per column there was; a new column
    gives each of them one more (NULL) at the end. Columns are added rarely
    (mostly with the first rows), so this moves little. */
-static int widen_pending(ps_stage_t *g) {
+static int widen_pending(ps_sqlstage_t *g) {
   if (g->npending == 0) return 0;
   size_t old = (size_t)(PS_NMETA + g->ncols - 1), now = old + 1;
   if (more_params(&g->params, &g->nparams, &g->capparams, (size_t)g->npending) == NULL) return PS_ENOMEM;
@@ -85,7 +196,7 @@ static int widen_pending(ps_stage_t *g) {
 
 /* The column named exactly s, or -1; PS_EVALUE when a column's name
    differs from s only in ASCII case, which SQLite cannot tell apart. */
-static int find_column(ps_stage_t *g, int pos, const char *s, size_t n, int role, ps_err_t *err) {
+static int find_column(ps_sqlstage_t *g, int pos, const char *s, size_t n, int role, ps_err_t *err) {
   if (pos < g->nlast) {
     int c = g->lastmap[pos];
     if (c >= 0 && g->cols[c].len == n && memcmp(g->cols[c].name, s, n) == 0) return c;
@@ -102,7 +213,7 @@ static int find_column(ps_stage_t *g, int pos, const char *s, size_t n, int role
 }
 
 /* Reads the keys of one encoded table (a pset or a result) into keys. */
-static int read_keys(ps_stage_t *g, const char *v, size_t n, int role, int *nkeys, ps_err_t *err) {
+static int read_keys(ps_sqlstage_t *g, const char *v, size_t n, int role, int *nkeys, ps_err_t *err) {
   ps_reader_t r;
   ps_item_t it, key;
   const char *what = role ? "result" : "pset";
@@ -142,7 +253,7 @@ static int read_keys(ps_stage_t *g, const char *v, size_t n, int role, int *nkey
  * from each other, and no more columns than a table may have. Fills
  * keys[] with each key's column (-1: new).
  */
-static int check_keys(ps_stage_t *g, ps_rowkey_t *keys, int nkeys, int *nnew, ps_err_t *err) {
+static int check_keys(ps_sqlstage_t *g, ps_rowkey_t *keys, int nkeys, int *nnew, ps_err_t *err) {
   *nnew = 0;
   /* Keys with a column are told apart from the others by their column:
      the table's columns differ from each other in more than case, and a
@@ -186,8 +297,8 @@ static int check_keys(ps_stage_t *g, ps_rowkey_t *keys, int nkeys, int *nnew, ps
 }
 
 /* Adds the column of key k (it has none yet). */
-static int add_column(ps_stage_t *g, ps_rowkey_t *k) {
-  if (ps__room_for_column(g) != 0) return PS_ENOMEM;
+static int add_column(ps_sqlstage_t *g, ps_rowkey_t *k) {
+  if (room_for_column(g) != 0) return PS_ENOMEM;
   ps_col_t *c = &g->cols[g->ncols];
   memset(c, 0, sizeof *c);
   if ((c->name = malloc(k->len + 1)) == NULL) return PS_ENOMEM;
@@ -208,7 +319,7 @@ static int add_column(ps_stage_t *g, ps_rowkey_t *k) {
 
 /* Puts the value at r into parameter v of column c, and notes what its
    storage class alone does not say (celltypes.h). */
-static int put_value(ps_stage_t *g, ps_param_t *v, int col, int role, ps_reader_t *r) {
+static int put_value(ps_sqlstage_t *g, ps_param_t *v, int col, int role, ps_reader_t *r) {
   ps_col_t *c = &g->cols[col];
   const unsigned char *start = r->p;
   ps_item_t it;
@@ -272,7 +383,8 @@ static int put_value(ps_stage_t *g, ps_param_t *v, int col, int role, ps_reader_
 
 /* Puts the values of one encoded table (pset or result) in the row's
    parameters; keys[*pos...] are its keys, checked. */
-static int put_table(ps_stage_t *g, ps_param_t *row, const char *v, size_t n, ps_rowkey_t *keys, int *pos) {
+static int put_table(ps_sqlstage_t *g, ps_param_t *row, const char *v, size_t n, ps_rowkey_t *keys,
+                     int *pos) {
   ps_reader_t r;
   ps_item_t it, key;
   if (v == NULL || n == 0) return 0;
@@ -292,13 +404,13 @@ static int put_table(ps_stage_t *g, ps_param_t *row, const char *v, size_t n, ps
 }
 
 /* Remembers the columns of this row's keys, for the next row's fast path. */
-static void remember_columns(ps_stage_t *g, const ps_rowkey_t *keys, int nkeys) {
+static void remember_columns(ps_sqlstage_t *g, const ps_rowkey_t *keys, int nkeys) {
   g->nlast = 0;
   for (int k = 0; k < nkeys && k < g->capcols; k++) g->lastmap[g->nlast++] = keys[k].col;
 }
 
-int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
-  if (g->mem) return ps_memstage_add(g->mem, row, err);
+static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   /* The keys, checked: a row SQLite cannot take changes nothing. */
   int nkeys = 0, nnew;
   int rc = read_keys(g, row->pset, row->pset_len, 0, &nkeys, err);
@@ -355,7 +467,8 @@ int ps_stage_add(ps_stage_t *g, const ps_row_t *row, ps_err_t *err) {
   return 0;
 }
 
-int ps_stage_attempt(ps_stage_t *g, const ps_attempt_t *a, ps_err_t *err) {
+static int sql_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   ps_param_t *v = more_params(&g->aparams, &g->naparams, &g->capaparams, ATTEMPT_PARAMS);
   if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   put_int(&v[0], a->index + 1);
@@ -378,7 +491,7 @@ int ps_stage_attempt(ps_stage_t *g, const ps_attempt_t *a, ps_err_t *err) {
 
 /* Writing: everything below runs inside the commit's transaction. */
 
-static int add_missing_columns(ps_stage_t *g, ps_err_t *err) {
+static int add_missing_columns(ps_sqlstage_t *g, ps_err_t *err) {
   for (int k = g->ncols_db; k < g->ncols; k++) {
     ps_buf_t q;
     ps_buf_init(&q);
@@ -395,7 +508,7 @@ static int add_missing_columns(ps_stage_t *g, ps_err_t *err) {
   return 0;
 }
 
-static int save_columns(ps_stage_t *g, ps_err_t *err) {
+static int save_columns(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   sqlite3_stmt *st = NULL;
   int rc = 0;
@@ -420,7 +533,7 @@ static int save_columns(ps_stage_t *g, ps_err_t *err) {
 }
 
 /* Prepares the insert of `rows` rows into *st. */
-static int prepare_insert(ps_stage_t *g, int rows, sqlite3_stmt **st, ps_err_t *err) {
+static int prepare_insert(ps_sqlstage_t *g, int rows, sqlite3_stmt **st, ps_err_t *err) {
   ps_buf_t q;
   ps_buf_init(&q);
   ps_buf_puts(&q, "INSERT OR REPLACE INTO ");
@@ -447,7 +560,7 @@ static int prepare_insert(ps_stage_t *g, int rows, sqlite3_stmt **st, ps_err_t *
 }
 
 /* Both inserts, for the columns there are now. */
-static int prepare_inserts(ps_stage_t *g, ps_err_t *err) {
+static int prepare_inserts(ps_sqlstage_t *g, ps_err_t *err) {
   int per_row = PS_NMETA + g->ncols;
   int max_params = sqlite3_limit(g->store->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
   g->many = max_params / per_row < MANY_ROWS ? max_params / per_row : MANY_ROWS;
@@ -458,7 +571,7 @@ static int prepare_inserts(ps_stage_t *g, ps_err_t *err) {
 }
 
 /* Inserts the pending rows: `many` at a time, the rest one by one. */
-static int insert_rows(ps_stage_t *g, ps_err_t *err) {
+static int insert_rows(ps_sqlstage_t *g, ps_err_t *err) {
   int per_row = PS_NMETA + g->ncols, rc = 0;
   if (g->npending == 0) return 0;
   if (g->prepared != g->ncols && (rc = prepare_inserts(g, err)) != 0) return rc;
@@ -474,7 +587,7 @@ static int insert_rows(ps_stage_t *g, ps_err_t *err) {
   return rc;
 }
 
-static int insert_attempts(ps_stage_t *g, ps_err_t *err) {
+static int insert_attempts(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   size_t n = g->naparams / ATTEMPT_PARAMS;
   if (n == 0) return 0;
@@ -502,7 +615,7 @@ static int insert_attempts(ps_stage_t *g, ps_err_t *err) {
 }
 
 /* Runs the statement *st, made from sql the first time. */
-static int run_cached(ps_stage_t *g, sqlite3_stmt **st, const char *sql, const char *what, ps_err_t *err) {
+static int run_cached(ps_sqlstage_t *g, sqlite3_stmt **st, const char *sql, const char *what, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   if (*st == NULL && sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
     return ps__db_fail(db, err, what);
@@ -512,7 +625,7 @@ static int run_cached(ps_stage_t *g, sqlite3_stmt **st, const char *sql, const c
   return rc;
 }
 
-static int save_counts(ps_stage_t *g, ps_err_t *err) {
+static int save_counts(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   if (g->counts == NULL && sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET ok=?, failed=? WHERE name=?",
                                               -1, &g->counts, NULL) != SQLITE_OK)
@@ -523,7 +636,8 @@ static int save_counts(ps_stage_t *g, ps_err_t *err) {
   return run_cached(g, &g->counts, NULL, "counting rows", err);
 }
 
-int64_t ps_stage_pending(const ps_stage_t *g, int64_t *ok, int64_t *failed) {
+static int64_t sql_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  const ps_sqlstage_t *g = (const ps_sqlstage_t *)st;
   int64_t n_ok = 0, n_failed = 0;
   size_t per_row = (size_t)(PS_NMETA + g->ncols);
   for (int r = 0; r < g->npending; r++) {
@@ -538,7 +652,8 @@ int64_t ps_stage_pending(const ps_stage_t *g, int64_t *ok, int64_t *failed) {
   return g->npending;
 }
 
-void ps__stage_drop_pending(ps_stage_t *g) {
+/* Forgets the rows and attempts waiting for a commit. */
+static void drop_pending(ps_sqlstage_t *g) {
   g->pend_ok = g->pend_failed = 0;
   g->npending = 0;
   g->nparams = 0;
@@ -546,8 +661,9 @@ void ps__stage_drop_pending(ps_stage_t *g) {
   g->bytes.len = 0;
 }
 
-static int anything_to_write(const ps_stage_t *g) {
+static int anything_to_write(const ps_sqlstage_t *g, int make_table) {
   if (g->npending || g->naparams || (g->created && g->ncols_db < g->ncols)) return 1;
+  if (make_table && !g->created) return 1;
   for (int k = 0; k < g->ncols; k++)
     if (g->cols[k].dirty) return 1;
   return 0;
@@ -556,16 +672,17 @@ static int anything_to_write(const ps_stage_t *g) {
 /*
  * One transaction for everything added since the last commit: the table
  * (or its new columns), the columns' records, the rows, the attempts and
- * the stage's counts, so that the counts always match the rows. Any
- * failure rolls all of it back and keeps it waiting: PS_EBUSY (another
- * program holds the write lock) is tried again by the caller later.
+ * the stage's counts, so that the counts always match the rows. The table
+ * is made with the first rows, or with none when make_table. Any failure
+ * rolls all of it back and keeps it waiting: PS_EBUSY (another program
+ * holds the write lock) is tried again by the caller later.
  */
-int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
-  if (g->mem || !anything_to_write(g)) return 0;
+static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
+  if (!anything_to_write(g, make_table)) return 0;
   sqlite3 *db = g->store->db;
   int created = g->created, ncols_db = g->ncols_db;
   int rc = run_cached(g, &g->begin, "BEGIN IMMEDIATE", "storing rows", err);
-  if (rc == 0 && !g->created && g->npending) rc = ps__create_table(g, err);
+  if (rc == 0 && !g->created && (g->npending || make_table)) rc = ps__create_table(g, err);
   if (rc == 0 && g->created) rc = add_missing_columns(g, err);
   if (rc == 0) rc = save_columns(g, err);
   if (rc == 0) rc = insert_rows(g, err);
@@ -584,6 +701,90 @@ int ps_stage_commit(ps_stage_t *g, ps_err_t *err) {
   for (int k = 0; k < g->ncols; k++) g->cols[k].dirty = 0;
   g->ok += g->pend_ok;
   g->failed += g->pend_failed;
-  ps__stage_drop_pending(g);
+  drop_pending(g);
+  return 0;
+}
+
+static int sql_commit(ps_stage_t *st, ps_err_t *err) { return commit((ps_sqlstage_t *)st, 0, err); }
+
+static void sql_count(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  const ps_sqlstage_t *g = (const ps_sqlstage_t *)st;
+  *ok = g->ok;
+  *failed = g->failed;
+}
+
+static int sql_end(ps_stage_t *st, int done, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
+  int rc = commit(g, done, err);
+  if (rc == 0 || rc == PS_EBUSY) return rc;
+  /* What cannot be written (a full disk) is dropped; a stage that is done
+     still gets its table, so it can be listed and read. */
+  drop_pending(g);
+  if (done) commit(g, 1, NULL);
+  return rc;
+}
+
+static void sql_free(ps_stage_t *st) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
+  sqlite3_finalize(g->insert);
+  sqlite3_finalize(g->insert_many);
+  sqlite3_finalize(g->attempt);
+  sqlite3_finalize(g->begin);
+  sqlite3_finalize(g->commit);
+  sqlite3_finalize(g->counts);
+  free(g->params);
+  free(g->aparams);
+  free(g->keys);
+  free(g->rerun);
+  ps_buf_free(&g->bytes);
+  ps_buf_free(&g->notes);
+  ps_buf_free(&g->scratch);
+  for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
+  free(g->cols);
+  free(g->lastmap);
+  free(g->colstamp);
+  free(g->name);
+  free(g);
+}
+
+static const ps_stage_ops_t sql_ops = {
+    .add = sql_add,
+    .attempt = sql_attempt,
+    .resume = ps__sqlstage_resume,
+    .commit = sql_commit,
+    .pending = sql_pending,
+    .count = sql_count,
+    .end = sql_end,
+    .free = sql_free,
+};
+
+int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets, ps_stage_t **out,
+                     ps_err_t *err) {
+  ps_sqlstage_t *g = calloc(1, sizeof *g);
+  if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  g->base.ops = &sql_ops;
+  g->store = s;
+  g->prepared = -1;
+  g->max_cols = user_columns_max(s->db);
+  g->name = strdup(name);
+  g->base.name = g->name;
+  ps_buf_init(&g->bytes);
+  ps_buf_init(&g->notes);
+  ps_buf_init(&g->scratch);
+  if (g->name == NULL) {
+    sql_free(&g->base);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  int rc = 0;
+  if (resume) {
+    g->created = 1;
+    rc = load_columns(g, err);
+  }
+  if (rc == 0 && psets) rc = pset_columns(g, psets, err);
+  if (rc != 0) {
+    sql_free(&g->base);
+    return rc;
+  }
+  *out = &g->base;
   return 0;
 }
