@@ -296,25 +296,8 @@ ps_stage_t *ps_memstage_writer(ps_memstage_t *m) {
 
 /* Reading. */
 
-enum {
-  META_INDEX,
-  META_STATUS,
-  META_EXCEPTION,
-  META_TRACEBACK,
-  META_ATTEMPT,
-  META_WORKER,
-  META_HOST,
-  META_START,
-  META_END,
-  META_DURATION,
-  META_CPU,
-  META_MEMORY,
-  META_NAME,
-  NMETA
-};
-static const char *const meta_names[NMETA] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
-                                              "_worker", "_host",   "_start",     "_end",       "_duration",
-                                              "_cpu",    "_memory", "_name"};
+/* The columns of psurvey's it reads back (stage.h): up to _name. */
+#define NMETA (PS_META_NAME + 1)
 
 struct ps_memcursor_s {
   ps_memstage_t *m;
@@ -370,7 +353,7 @@ int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t *
   for (int k = 0; k < nres; k++) c->col[c->ncols++] = find_col(m, results[k].name, results[k].len);
   free(results);
   if (view == PS_VIEW_MISSING)
-    for (int k = META_INDEX; k <= META_TRACEBACK; k++) c->col[c->ncols++] = -1 - k;
+    for (int k = PS_META_INDEX; k <= PS_META_TRACEBACK; k++) c->col[c->ncols++] = -1 - k;
   if (view == PS_VIEW_ALL)
     for (int k = 0; k < NMETA; k++) c->col[c->ncols++] = -1 - k;
   *out = c;
@@ -381,7 +364,7 @@ int ps_memcursor_ncols(const ps_memcursor_t *c) { return c->ncols; }
 
 const char *ps_memcursor_colname(const ps_memcursor_t *c, int i) {
   int k = c->col[i];
-  return k >= 0 ? c->m->cols[k].name : meta_names[-1 - k];
+  return k >= 0 ? c->m->cols[k].name : ps_meta_columns[-1 - k];
 }
 
 /* Fills the cells of the user's columns from the row's encodings. */
@@ -470,18 +453,18 @@ int ps_memcursor_cell(ps_memcursor_t *c, int i, ps_item_t *it) {
     return 0;
   }
   switch (-1 - k) {
-    case META_INDEX: set_int(it, (int64_t)r->index + 1); break;
-    case META_STATUS: set_str(it, r->status, r->status_len); break;
-    case META_EXCEPTION: set_str(it, r->exception, r->exception_len); break;
-    case META_TRACEBACK: set_str(it, r->traceback, r->traceback_len); break;
-    case META_ATTEMPT: set_int(it, (int64_t)r->attempt); break;
-    case META_WORKER: set_int(it, (int64_t)r->worker); break;
-    case META_HOST: set_str(it, r->host, r->host_len); break;
-    case META_START: set_num(it, (double)r->start / 1e6); break;
-    case META_END: set_num(it, (double)(r->start + r->duration) / 1e6); break;
-    case META_DURATION: set_num(it, (double)r->duration / 1e6); break;
-    case META_CPU: set_num(it, (double)r->cpu / 1e6); break;
-    case META_MEMORY: set_int(it, (int64_t)r->memory); break;
+    case PS_META_INDEX: set_int(it, (int64_t)r->index + 1); break;
+    case PS_META_STATUS: set_str(it, r->status, r->status_len); break;
+    case PS_META_EXCEPTION: set_str(it, r->exception, r->exception_len); break;
+    case PS_META_TRACEBACK: set_str(it, r->traceback, r->traceback_len); break;
+    case PS_META_ATTEMPT: set_int(it, (int64_t)r->attempt); break;
+    case PS_META_WORKER: set_int(it, (int64_t)r->worker); break;
+    case PS_META_HOST: set_str(it, r->host, r->host_len); break;
+    case PS_META_START: set_num(it, (double)r->start / 1e6); break;
+    case PS_META_END: set_num(it, (double)(r->start + r->duration) / 1e6); break;
+    case PS_META_DURATION: set_num(it, (double)r->duration / 1e6); break;
+    case PS_META_CPU: set_num(it, (double)r->cpu / 1e6); break;
+    case PS_META_MEMORY: set_int(it, (int64_t)r->memory); break;
     default: set_str(it, r->name, r->name_len); break;
   }
   return 0;

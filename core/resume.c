@@ -86,33 +86,20 @@ static int read_stored(ps_sqlstage_t *g, stored_t **out, size_t *n, ps_err_t *er
    status "unmatched". */
 static int register_aside(ps_sqlstage_t *g, const char *aside, ps_err_t *err) {
   sqlite3 *db = g->store->db;
-  ps_buf_t counts;
-  ps_buf_init(&counts);
-  ps_buf_puts(
-      &counts,
-      "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
-      " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
-      " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM ");
-  ps__put_ident(&counts, aside, strlen(aside));
-  ps_buf_puts(&counts, ") a WHERE t.name = ?2");
-  const char *sql[] = {
-      "INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
-      " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
-      ps__sql_of(&counts)};
-  int rc = sql[1] ? 0 : ps_err_set(err, PS_ENOMEM, "out of memory");
+  static const int sql[] = {PS_SQL_COLUMNS_COPY, PS_SQL_STAGE_ASIDE};
+  int rc = 0;
   for (int k = 0; k < 2 && rc == 0; k++) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql[k], -1, &st, NULL) != SQLITE_OK) {
+    if (ps__prepare(db, sql[k], aside, &st) != SQLITE_OK) {
       rc = ps__db_fail(db, err, "resume");
       break;
     }
     sqlite3_bind_text(st, 1, aside, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, g->name, -1, SQLITE_STATIC);
-    if (k == 1) sqlite3_bind_double(st, 3, (double)ps_now_us() / 1e6);
+    if (sql[k] == PS_SQL_STAGE_ASIDE) sqlite3_bind_double(st, 3, (double)ps_now_us() / 1e6);
     if (sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(db, err, "resume");
     sqlite3_finalize(st);
   }
-  ps_buf_free(&counts);
   return rc;
 }
 

@@ -22,7 +22,7 @@
    cursor, one reset for all): 25% less time in SQLite than one at a time. */
 #define MANY_ROWS 32
 /* Parameters of an attempt (the columns of <stage>_attempts). */
-#define ATTEMPT_PARAMS 14
+#define ATTEMPT_PARAMS PS_ATTEMPT_NCOLS
 
 static void put_int(ps_param_t *v, int64_t i) {
   v->type = SQLITE_INTEGER;
@@ -93,9 +93,7 @@ static int room_for_column(ps_sqlstage_t *g) {
 static int load_columns(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3_stmt *st;
   sqlite3 *db = g->store->db;
-  if (sqlite3_prepare_v2(db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position",
-                         -1, &st, NULL) != SQLITE_OK)
-    return ps__db_fail(db, err, "reading columns");
+  if (ps__prepare(db, PS_SQL_COLUMNS, NULL, &st) != SQLITE_OK) return ps__db_fail(db, err, "reading columns");
   sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
   int rc = 0;
   while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
@@ -514,11 +512,7 @@ static int save_columns(ps_sqlstage_t *g, ps_err_t *err) {
   int rc = 0;
   for (int k = 0; k < g->ncols && rc == 0; k++) {
     if (!g->cols[k].dirty) continue;
-    if (st == NULL &&
-        sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (st == NULL && ps__prepare(db, PS_SQL_COLUMN_SAVE, NULL, &st) != SQLITE_OK)
       return ps__db_fail(db, err, "columns");
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
@@ -539,7 +533,7 @@ static int prepare_insert(ps_sqlstage_t *g, int rows, sqlite3_stmt **st, ps_err_
   ps_buf_puts(&q, "INSERT OR REPLACE INTO ");
   ps__put_ident(&q, g->name, strlen(g->name));
   ps_buf_putc(&q, '(');
-  for (int k = 0; k < PS_NMETA; k++) ps_buf_printf(&q, "%s%s", k ? "," : "", ps__meta_cols[k]);
+  for (int k = 0; k < PS_NMETA; k++) ps_buf_printf(&q, "%s%s", k ? "," : "", ps_meta_columns[k]);
   for (int k = 0; k < g->ncols; k++) {
     ps_buf_putc(&q, ',');
     ps__put_ident(&q, g->cols[k].name, g->cols[k].len);
@@ -591,19 +585,8 @@ static int insert_attempts(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   size_t n = g->naparams / ATTEMPT_PARAMS;
   if (n == 0) return 0;
-  if (g->attempt == NULL) {
-    ps_buf_t q;
-    char table[600];
-    snprintf(table, sizeof table, "%s_attempts", g->name);
-    ps_buf_init(&q);
-    ps_buf_puts(&q, "INSERT INTO ");
-    ps__put_ident(&q, table, strlen(table));
-    ps_buf_puts(&q, " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    const char *sql = ps__sql_of(&q);
-    int rc = sql ? sqlite3_prepare_v2(db, sql, -1, &g->attempt, NULL) : SQLITE_NOMEM;
-    ps_buf_free(&q);
-    if (rc != SQLITE_OK) return ps__db_fail(db, err, "attempts");
-  }
+  if (g->attempt == NULL && ps__prepare(db, PS_SQL_ATTEMPT_INSERT, g->name, &g->attempt) != SQLITE_OK)
+    return ps__db_fail(db, err, "attempts");
   for (size_t a = 0; a < n; a++) {
     for (int k = 0; k < ATTEMPT_PARAMS; k++)
       bind_param(g->attempt, k + 1, &g->aparams[a * ATTEMPT_PARAMS + (size_t)k], g->bytes.data);
@@ -627,8 +610,7 @@ static int run_cached(ps_sqlstage_t *g, sqlite3_stmt **st, const char *sql, cons
 
 static int save_counts(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
-  if (g->counts == NULL && sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET ok=?, failed=? WHERE name=?",
-                                              -1, &g->counts, NULL) != SQLITE_OK)
+  if (g->counts == NULL && ps__prepare(db, PS_SQL_STAGE_COUNTS, NULL, &g->counts) != SQLITE_OK)
     return ps__db_fail(db, err, "counting rows");
   sqlite3_bind_int64(g->counts, 1, g->ok + g->pend_ok);
   sqlite3_bind_int64(g->counts, 2, g->failed + g->pend_failed);

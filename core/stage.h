@@ -57,6 +57,30 @@ enum { PS_VIEW_OK, PS_VIEW_MISSING, PS_VIEW_ALL };
    column, a pset key or a result key. */
 enum { PS_ROLE_META = -1, PS_ROLE_PSET = 0, PS_ROLE_RESULT = 1 };
 
+/* psurvey's columns of a stage's rows, in the order a row binds them; the
+   names (ps_meta_columns, stage.c) all start with '_'. A stage in memory
+   reads back those up to _name: it has no _hash (nothing resumes it) and
+   no _types (its values keep their encoding). */
+enum {
+  PS_META_INDEX,
+  PS_META_STATUS,
+  PS_META_EXCEPTION,
+  PS_META_TRACEBACK,
+  PS_META_ATTEMPT,
+  PS_META_WORKER,
+  PS_META_HOST,
+  PS_META_START,
+  PS_META_END,
+  PS_META_DURATION,
+  PS_META_CPU,
+  PS_META_MEMORY,
+  PS_META_NAME,
+  PS_META_HASH,
+  PS_META_TYPES,
+  PS_NMETA
+};
+extern const char *const ps_meta_columns[PS_NMETA];
+
 typedef struct ps_stage_s ps_stage_t;
 
 /* What a kind of stage does; store.h's ps_stage_* say the contracts. */

@@ -1,10 +1,10 @@
 /*
- * store.c: a results database (store.h): opening it with psurvey's own
- * tables (the one place their schema is written), claiming it for one
- * driver, and beginning and ending stages: the store's records of a stage
- * are written here, whatever kind of stage it is. Rows are written by a
- * stage (sqlstage.c in SQLite, memstage.c in memory), matched for resume
- * by resume.c and read by cursor.c.
+ * store.c: a results database (store.h): opening it, bringing psurvey's
+ * own tables to this psurvey's version (their schema is schema.c),
+ * claiming it for one driver, and beginning and ending stages: the
+ * store's records of a stage are written here, whatever kind of stage it
+ * is. Rows are written by a stage (sqlstage.c in SQLite, memstage.c in
+ * memory), matched for resume by resume.c and read by cursor.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,25 +25,6 @@
    SQLITE_BUSY. Short: the engine must not stop its loop while it waits; it
    keeps what it could not write and tries again (PS_EBUSY). */
 #define BUSY_WAIT_MS 50
-
-const char *const ps__meta_cols[PS_NMETA] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
-                                             "_worker", "_host",   "_start",     "_end",       "_duration",
-                                             "_cpu",    "_memory", "_name",      "_hash",      "_types"};
-const char *const ps__meta_types[PS_NMETA] = {"INTEGER PRIMARY KEY",
-                                              "TEXT",
-                                              "TEXT",
-                                              "TEXT",
-                                              "INTEGER",
-                                              "INTEGER",
-                                              "TEXT",
-                                              "REAL",
-                                              "REAL",
-                                              "REAL",
-                                              "REAL",
-                                              "INTEGER",
-                                              "TEXT",
-                                              "INTEGER",
-                                              "TEXT"};
 
 static int is_busy(sqlite3 *db) {
   int code = sqlite3_errcode(db);
@@ -101,8 +82,7 @@ int ps__same_name(const char *a, size_t an, const char *b, size_t bn) {
 int ps__table_name(sqlite3 *db, const char *name, char *out, size_t outsz) {
   sqlite3_stmt *st;
   int found = 0;
-  if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' AND name=? COLLATE NOCASE",
-                         -1, &st, NULL) == SQLITE_OK) {
+  if (ps__prepare(db, PS_SQL_TABLE_NAME, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       found = 1;
@@ -132,38 +112,17 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   /* A double-quoted name that is not a column is an error, not a string. */
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
-  int rc = ps__exec(s->db,
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL,"
-                    " finished REAL, status TEXT, total INTEGER, ok INTEGER, failed INTEGER, options TEXT);"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_columns(tbl TEXT, name TEXT, role TEXT,"
-                    " types INTEGER, position INTEGER, PRIMARY KEY(tbl, name));"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_runs(id INTEGER PRIMARY KEY, started REAL,"
-                    " finished REAL, status TEXT, script TEXT, script_hash TEXT, host TEXT, pid INTEGER,"
-                    " psurvey TEXT, lua TEXT, libuv TEXT, sqlite TEXT, options TEXT);",
-                    err);
-  /* Columns added to _psurvey_tables since version 0.1.0's first files. */
-  static const char *const added[] = {
-      "run INTEGER",  "code BLOB",    "user BLOB",    "code_hash TEXT", "user_hash TEXT",
-      "sandbox TEXT", "seed INTEGER", "timeout REAL", "memory REAL",    NULL};
-  for (int k = 0; rc == 0 && added[k]; k++) {
-    char q[128], col[32];
-    sqlite3_stmt *st;
-    snprintf(col, sizeof col, "%s", added[k]);
-    *strchr(col, ' ') = '\0';
-    snprintf(q, sizeof q, "SELECT %s FROM _psurvey_tables LIMIT 0", col);
-    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
-      sqlite3_finalize(st);
-      continue;
-    }
-    snprintf(q, sizeof q, "ALTER TABLE _psurvey_tables ADD COLUMN %s", added[k]);
-    rc = ps__exec(s->db, q, err);
-  }
+  int rc = ps__exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
+  if (rc == 0) rc = ps__schema_migrate(s->db, err);
   if (rc != 0) {
     char why[sizeof err->msg];
     snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
     int code = sqlite3_errcode(s->db);
-    if (code == SQLITE_NOTADB)
+    if (rc == PS_EVALUE)
+      ps_err_set(err, PS_EDB,
+                 "cannot use database '%s': %s: use that psurvey, or give this survey another 'db'", s->path,
+                 why);
+    else if (code == SQLITE_NOTADB)
       ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
     else if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || sqlite3_db_readonly(s->db, "main") == 1)
       ps_err_set(
@@ -186,11 +145,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
 static void holder_of(ps_store_t *s, char *out, size_t outsz) {
   sqlite3_stmt *st;
   snprintf(out, outsz, "pid unknown");
-  if (sqlite3_prepare_v2(s->db,
-                         "SELECT pid, host FROM _psurvey_runs WHERE status = 'running' ORDER BY id DESC"
-                         " LIMIT 1",
-                         -1, &st, NULL) != SQLITE_OK)
-    return;
+  if (ps__prepare(s->db, PS_SQL_RUN_HOLDER, NULL, &st) != SQLITE_OK) return;
   if (sqlite3_step(st) == SQLITE_ROW)
     snprintf(out, outsz, "pid %lld on %s", (long long)sqlite3_column_int64(st, 0),
              sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "?");
@@ -275,10 +230,10 @@ static int rename_table(ps_store_t *s, const char *from, const char *to, ps_err_
   return rc;
 }
 
-/* Runs an UPDATE with two text parameters. */
-static int update2(ps_store_t *s, const char *sql, const char *a, const char *b, ps_err_t *err) {
+/* Runs statement `which` with two text parameters. */
+static int run2(ps_store_t *s, int which, const char *a, const char *b, ps_err_t *err) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return ps__db_fail(s->db, err, "archive");
+  if (ps__prepare(s->db, which, NULL, &st) != SQLITE_OK) return ps__db_fail(s->db, err, "archive");
   sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ps__db_fail(s->db, err, "archive");
@@ -286,12 +241,10 @@ static int update2(ps_store_t *s, const char *sql, const char *a, const char *b,
   return rc;
 }
 
-/* Tables, views, indexes and triggers share one namespace. */
 static int name_taken(sqlite3 *db, const char *name) {
   sqlite3_stmt *st;
   int found = 1;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name=? COLLATE NOCASE", -1, &st, NULL) ==
-      SQLITE_OK) {
+  if (ps__prepare(db, PS_SQL_NAME_TAKEN, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
   }
@@ -318,8 +271,7 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
 static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   sqlite3_stmt *st;
   double created = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT created FROM _psurvey_tables WHERE name=?", -1, &st, NULL) ==
-      SQLITE_OK) {
+  if (ps__prepare(s->db, PS_SQL_STAGE_CREATED, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) created = sqlite3_column_double(st, 0);
   }
@@ -337,25 +289,8 @@ static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   snprintf(from, sizeof from, "%s_attempts", name);
   snprintf(to, sizeof to, "%s_attempts", newname);
   if (rc == 0 && ps__table_name(s->db, from, NULL, 0)) rc = rename_table(s, from, to, err);
-  if (rc == 0) rc = update2(s, "UPDATE _psurvey_tables SET name=?2 WHERE name=?1", name, newname, err);
-  if (rc == 0) rc = update2(s, "UPDATE _psurvey_columns SET tbl=?2 WHERE tbl=?1", name, newname, err);
-  return rc;
-}
-
-static int create_attempts(ps_store_t *s, const char *name, ps_err_t *err) {
-  ps_buf_t q;
-  ps_buf_init(&q);
-  char table[PS_NAME_MAX + 96];
-  snprintf(table, sizeof table, "%s_attempts", name);
-  ps_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
-  ps__put_ident(&q, table, strlen(table));
-  ps_buf_puts(&q,
-              "(_index INTEGER, attempt INTEGER, kind TEXT, message TEXT, traceback TEXT, worker INTEGER,"
-              " host TEXT, start REAL, duration REAL, cpu REAL, memory INTEGER, limit_timeout REAL,"
-              " limit_memory REAL, hash INTEGER)");
-  const char *sql = ps__sql_of(&q);
-  int rc = sql ? ps__exec(s->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_free(&q);
+  if (rc == 0) rc = run2(s, PS_SQL_STAGE_RENAME, name, newname, err);
+  if (rc == 0) rc = run2(s, PS_SQL_COLUMNS_RENAME, name, newname, err);
   return rc;
 }
 
@@ -371,15 +306,8 @@ static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) 
 static int record_stage(ps_store_t *s, const char *name, const ps_stage_info_t *info, int resume,
                         ps_err_t *err) {
   sqlite3_stmt *st;
-  const char *sql =
-      resume
-          ? "UPDATE _psurvey_tables SET status='running', total=?3, options=?4, run=?5, code=?6, user=?7,"
-            " code_hash=?8, user_hash=?9, sandbox=?10, seed=?11, timeout=?12, memory=?13, finished=NULL"
-            " WHERE name=?1"
-          : "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options, run,"
-            " code, user, code_hash, user_hash, sandbox, seed, timeout, memory)"
-            " VALUES (?1, ?2, 'running', ?3, 0, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return ps__db_fail(s->db, err, "stage");
+  if (ps__prepare(s->db, resume ? PS_SQL_STAGE_RESUME : PS_SQL_STAGE_INSERT, NULL, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "stage");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_double(st, 2, (double)ps_now_us() / 1e6);
   sqlite3_bind_int64(st, 3, info->total);
@@ -402,8 +330,7 @@ static int record_stage(ps_store_t *s, const char *name, const ps_stage_info_t *
 static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) {
   sqlite3_stmt *st;
   int found = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT name FROM _psurvey_tables WHERE name=? COLLATE NOCASE", -1, &st,
-                         NULL) == SQLITE_OK) {
+  if (ps__prepare(s->db, PS_SQL_STAGE_NAME, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       found = 1;
@@ -455,7 +382,7 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, &st, err);
   if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
-  if (rc == 0) rc = create_attempts(s, recorded, err);
+  if (rc == 0) rc = ps__exec_on(s->db, PS_SQL_ATTEMPTS_CREATE, recorded, err);
   if (rc == 0) rc = record_stage(s, recorded, info, resume, err);
   if (rc == 0) rc = ps__exec(s->db, "COMMIT", err);
   if (rc != 0) {
@@ -466,35 +393,6 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   if (s->memory && (rc = begin_in_memory(s, name, info->total, &st, err)) != 0) return rc;
   st->store = s;
   *out = st;
-  return 0;
-}
-
-/*
- * A stage's table: _index, then _types, then the user's columns, then the
- * rest of psurvey's. Reading a row decodes its record up to the last
- * column asked for: _types is read with every row, so it comes first.
- * Columns added later (ALTER TABLE) go at the end.
- */
-int ps__create_table(ps_sqlstage_t *g, ps_err_t *err) {
-  ps_buf_t q;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "CREATE TABLE ");
-  ps__put_ident(&q, g->name, strlen(g->name));
-  ps_buf_printf(&q, "(%s %s,%s %s", ps__meta_cols[PS_META_INDEX], ps__meta_types[PS_META_INDEX],
-                ps__meta_cols[PS_META_TYPES], ps__meta_types[PS_META_TYPES]);
-  for (int k = 0; k < g->ncols; k++) {
-    ps_buf_putc(&q, ',');
-    ps__put_ident(&q, g->cols[k].name, g->cols[k].len);
-  }
-  for (int k = PS_META_INDEX + 1; k < PS_NMETA; k++)
-    if (k != PS_META_TYPES) ps_buf_printf(&q, ",%s %s", ps__meta_cols[k], ps__meta_types[k]);
-  ps_buf_putc(&q, ')');
-  const char *sql = ps__sql_of(&q);
-  int rc = sql ? ps__exec(g->store->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_free(&q);
-  if (rc != 0) return rc;
-  g->created = 1;
-  g->ncols_db = g->ncols;
   return 0;
 }
 
@@ -510,9 +408,7 @@ int ps_stage_end(ps_stage_t *st, const char *status, ps_err_t *err) {
   st->ops->count(st, &ok, &failed);
   sqlite3_stmt *q = NULL;
   int rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
-  if (rc == 0 && sqlite3_prepare_v2(
-                     s->db, "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?",
-                     -1, &q, NULL) != SQLITE_OK)
+  if (rc == 0 && ps__prepare(s->db, PS_SQL_STAGE_END, NULL, &q) != SQLITE_OK)
     rc = ps__db_fail(s->db, err, "finishing the stage");
   if (rc == 0) {
     sqlite3_bind_double(q, 1, (double)ps_now_us() / 1e6);

@@ -3,9 +3,9 @@
  * them includes. store.c opens, locks and closes a database and begins and
  * ends stages; sqlstage.c writes a stage's rows in SQLite (memstage.c in
  * memory); resume.c matches stored rows to psets; cursor.c reads rows
- * back. The schema of psurvey's own tables
- * lives in store.c, the layout of a stage's table here (meta columns) and
- * in celltypes.h (the _types notes).
+ * back. The schema (psurvey's own tables, the layout of a stage's table
+ * and every statement on psurvey's tables) is in schema.c; the _types
+ * notes in celltypes.h.
  */
 #ifndef PS_STORE_PRIVATE_H
 #define PS_STORE_PRIVATE_H
@@ -13,43 +13,8 @@
 #include <sqlite3.h>
 
 #include "memstage.h"
+#include "schema.h"
 #include "store.h"
-
-/* Bits of _psurvey_columns.types: the kinds of value a column has held,
-   and whether its key has had both roles. */
-enum {
-  PS_M_BOOL = 1,
-  PS_M_INT = 2,
-  PS_M_FLOAT = 4,
-  PS_M_STR = 8,
-  PS_M_BIN = 16,
-  PS_M_JSON = 32,
-  PS_M_CODEC = 64,
-  PS_M_NAN = 128,
-  PS_M_BOTH_ROLES = 256,
-};
-
-/* psurvey's columns of a stage's table, in the order rows bind them. */
-enum {
-  PS_META_INDEX,
-  PS_META_STATUS,
-  PS_META_EXCEPTION,
-  PS_META_TRACEBACK,
-  PS_META_ATTEMPT,
-  PS_META_WORKER,
-  PS_META_HOST,
-  PS_META_START,
-  PS_META_END,
-  PS_META_DURATION,
-  PS_META_CPU,
-  PS_META_MEMORY,
-  PS_META_NAME,
-  PS_META_HASH,
-  PS_META_TYPES,
-  PS_NMETA
-};
-extern const char *const ps__meta_cols[PS_NMETA];
-extern const char *const ps__meta_types[PS_NMETA];
 
 struct ps_store_s {
   sqlite3 *db;
@@ -154,7 +119,7 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
    can hold are an error before anything is recorded of the stage. */
 int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets, ps_stage_t **out,
                      ps_err_t *err);
-/* Creates the stage's table with the columns it has (store.c owns its
+/* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
 int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
 /* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
