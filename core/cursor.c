@@ -111,6 +111,23 @@ static int plain_columns(ps_store_t *s, ps_cursor_t *c, const char *table, ps_er
   return rc;
 }
 
+int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err) {
+  ps_cursor_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    sqlite3_finalize(st);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  ps_buf_init(&c->scratch);
+  c->st = st;
+  for (int k = 0; k < sqlite3_column_count(st); k++)
+    if (add_shown(c, sqlite3_column_name(st, k), PS_ROLE_META) != 0) {
+      ps_cursor_close(c);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+  *out = c;
+  return 0;
+}
+
 static int is_stage(ps_store_t *s, const char *table) {
   sqlite3_stmt *st;
   int found = 0;

@@ -7,6 +7,7 @@
  */
 #include "schema.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -112,6 +113,28 @@ static const char *const statements[PS_NSQL] = {
     /* no parameters */
     [PS_SQL_RUN_HOLDER] =
         "SELECT pid, host FROM _psurvey_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
+    /* ?1 started, ?2 script, ?3 script_hash, ?4 host, ?5 pid, ?6 psurvey, ?7 lua, ?8 libuv, ?9 sqlite,
+       ?10 options */
+    [PS_SQL_RUN_BEGIN] =
+        "INSERT INTO _psurvey_runs(started, status, script, script_hash, host, pid, psurvey, lua,"
+        " libuv, sqlite, options) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    /* ?1 finished, ?2 status, ?3 id */
+    [PS_SQL_RUN_END] = "UPDATE _psurvey_runs SET finished = ?1, status = ?2 WHERE id = ?3",
+    /* ?1 name */
+    [PS_SQL_STAGE_INFO] =
+        "SELECT name, status, total, ok, failed, created, finished, run, code_hash, user_hash,"
+        " sandbox, seed, timeout, memory FROM _psurvey_tables WHERE name = ?1 COLLATE NOCASE",
+    /* ?1 name */
+    [PS_SQL_STAGE_WORKER] = "SELECT code, user FROM _psurvey_tables WHERE name = ?1 COLLATE NOCASE",
+    /* no parameters */
+    [PS_SQL_STAGES] =
+        "SELECT name, status, total, ok, failed, created, finished FROM _psurvey_tables"
+        " ORDER BY created",
+    /* no parameters */
+    [PS_SQL_ATTEMPTS] = "SELECT * FROM %A ORDER BY rowid",
+    /* ?1 _index */
+    [PS_SQL_LAST_LIMITS] =
+        "SELECT limit_timeout, limit_memory FROM %A WHERE _index = ?1 ORDER BY attempt DESC LIMIT 1",
 };
 
 const char *const ps__meta_types[PS_NMETA] = {
@@ -185,6 +208,7 @@ static const char *statement_on(ps_buf_t *q, int which, const char *table) {
 }
 
 int ps__prepare(sqlite3 *db, int which, const char *table, sqlite3_stmt **st) {
+  assert(which >= 0 && which < PS_NSQL && statements[which] != NULL);
   *st = NULL;
   if (table == NULL) return sqlite3_prepare_v2(db, statements[which], -1, st, NULL);
   ps_buf_t q;

@@ -83,6 +83,13 @@ enum {
   PS_SQL_ATTEMPTS_CREATE, /* a stage's attempts table (%A) */
   PS_SQL_ATTEMPT_INSERT,  /* one attempt (%A) */
   PS_SQL_RUN_HOLDER,      /* the pid and host of the run that writes */
+  PS_SQL_RUN_BEGIN,       /* records a run that starts */
+  PS_SQL_RUN_END,         /* how a run ended */
+  PS_SQL_STAGE_INFO,      /* a stage's record, for the bindings */
+  PS_SQL_STAGE_WORKER,    /* a stage's worker and user value, for replay */
+  PS_SQL_STAGES,          /* every stage, for `psurvey results` */
+  PS_SQL_ATTEMPTS,        /* a stage's failed attempts (%A) */
+  PS_SQL_LAST_LIMITS,     /* the limits of the last attempt at a pset (%A) */
   PS_NSQL
 };
 

@@ -31,8 +31,6 @@ static int is_busy(sqlite3 *db) {
   return code == SQLITE_BUSY || code == SQLITE_LOCKED;
 }
 
-int ps_store_busy(ps_store_t *s) { return is_busy(s->db); }
-
 int ps__db_fail(sqlite3 *db, ps_err_t *err, const char *what) {
   return ps_err_set(err, is_busy(db) ? PS_EBUSY : PS_EDB, "%s: %s", what, sqlite3_errmsg(db));
 }
@@ -211,7 +209,6 @@ void ps_store_close(ps_store_t *s) {
 }
 
 const char *ps_store_path(const ps_store_t *s) { return s->path; }
-sqlite3 *ps_store_db(ps_store_t *s) { return s->db; }
 
 ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name) {
   return s->memory ? find_mem(s, name) : NULL;

@@ -35,11 +35,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err);
    not affected. */
 int ps_store_lock(ps_store_t *s, ps_err_t *err);
 void ps_store_close(ps_store_t *s);
-/* Whether the last statement on the database failed for a lock another
-   connection holds (for the bindings' own statements). */
-int ps_store_busy(ps_store_t *s);
 const char *ps_store_path(const ps_store_t *s);
-struct sqlite3 *ps_store_db(ps_store_t *s);
 
 /* What a stage is, as recorded in _psurvey_tables (replay and resume read
    it back). */
@@ -114,5 +110,39 @@ void ps_cursor_close(ps_cursor_t *c);
 
 /* Rows of a stage in a view. */
 int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err);
+
+/*
+ * The records psurvey keeps of a database's runs and stages (catalog.c).
+ * Writing one may find the database locked by another program: PS_EBUSY,
+ * nothing was written, try again. Each reading is a cursor over the
+ * rows of a record, as SQLite has them (its columns are those listed);
+ * stage names are compared without regard to ASCII case.
+ */
+
+/* A run of psurvey, for _psurvey_runs. */
+typedef struct ps_run_record_s {
+  const char *script, *script_hash, *host, *psurvey, *lua, *libuv, *sqlite, *options;
+  int64_t pid;
+} ps_run_record_t;
+
+/* Records a run starting now (status 'running'); *id is its record's. */
+int ps_store_begin_run(ps_store_t *s, const ps_run_record_t *run, int64_t *id, ps_err_t *err);
+/* Records that run `id` ended now, and how ("done", "failed", ...). */
+int ps_store_end_run(ps_store_t *s, int64_t id, const char *status, ps_err_t *err);
+/* Stage `name`, at most one row: name (as stored), status, total, ok,
+   failed, created, finished, run, code_hash, user_hash, sandbox, seed,
+   timeout, memory. */
+int ps_store_stage(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* Its shipped worker and user value, at most one row: code, user. */
+int ps_store_stage_worker(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* Every stage, in the order they were made: name, status, total, ok,
+   failed, created, finished. */
+int ps_store_stages(ps_store_t *s, ps_cursor_t **out, ps_err_t *err);
+/* The failed attempts at psets of stage `name`, in the order they were
+   stored: the columns of its attempts table. */
+int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* The limits the last attempt at pset `index` (1-based) of stage `name`
+   ran with, at most one row: limit_timeout, limit_memory. */
+int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out, ps_err_t *err);
 
 #endif

@@ -122,6 +122,10 @@ int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_sourc
 /* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
 int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
+/* A cursor over the rows of statement st (ready to step), which it owns
+   from now on, even when it fails: columns as the statement names them,
+   values as SQLite has them. */
+int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
 /* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
    store.h). */
 int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
