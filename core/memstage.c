@@ -229,16 +229,15 @@ int64_t ps_memstage_count(const ps_memstage_t *m, int view) {
 typedef struct memwriter_s {
   ps_stage_t base;
   ps_memstage_t *m; /* not owned */
+  ps_attempt_sink_t attempts;
 } memwriter_t;
 
 static int mem_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   return add_row(((memwriter_t *)st)->m, row, err);
 }
 
-/* Failed attempts are not kept in memory. */
 static int mem_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
-  (void)st, (void)a, (void)err;
-  return 0;
+  return ((memwriter_t *)st)->attempts(st, a, err);
 }
 
 static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
@@ -285,12 +284,13 @@ static const ps_stage_ops_t mem_ops = {
     .free = mem_free,
 };
 
-ps_stage_t *ps_memstage_writer(ps_memstage_t *m) {
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts) {
   memwriter_t *w = calloc(1, sizeof *w);
   if (w == NULL) return NULL;
   w->base.ops = &mem_ops;
   w->base.name = m->name;
   w->m = m;
+  w->attempts = attempts;
   return &w->base;
 }
 

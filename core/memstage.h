@@ -20,9 +20,13 @@ ps_memstage_t *ps_memstage_new(const char *name, int64_t total);
 void ps_memstage_free(ps_memstage_t *m);
 const char *ps_memstage_name(const ps_memstage_t *m);
 int64_t ps_memstage_count(const ps_memstage_t *m, int view);
+/* Where the writer of a stage in memory sends each failed attempt: to the
+   store that owns the stage, which keeps attempts with its own small
+   tables. 0, or a negative code with err filled. */
+typedef int (*ps_attempt_sink_t)(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
 /* A writer of m's rows: stage.h's operations. Freeing it keeps the rows
    (m's owner frees them). NULL when out of memory. */
-ps_stage_t *ps_memstage_writer(ps_memstage_t *m);
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts);
 
 /* The same reading interface as a SQLite cursor (store.h); views are
    PS_VIEW_* and roles PS_ROLE_* (stage.h). */

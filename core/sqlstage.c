@@ -34,13 +34,13 @@ static void put_float(ps_param_t *v, double d) {
   v->d = d;
 }
 
-/* Text or blob (type), copied; a NULL s leaves the parameter NULL. */
-static void put_bytes(ps_sqlstage_t *g, ps_param_t *v, int type, const char *s, size_t n) {
+/* Text or blob (type), copied to b; a NULL s leaves the parameter NULL. */
+static void put_bytes(ps_buf_t *b, ps_param_t *v, int type, const char *s, size_t n) {
   if (s == NULL) return;
   v->type = type;
-  v->off = g->bytes.len;
+  v->off = b->len;
   v->len = n;
-  ps_buf_put(&g->bytes, s, n);
+  ps_buf_put(b, s, n);
 }
 
 static void bind_param(sqlite3_stmt *st, int p, const ps_param_t *v, const char *bytes) {
@@ -345,10 +345,10 @@ static int put_value(ps_sqlstage_t *g, ps_param_t *v, int col, int role, ps_read
       break;
     case PS_V_STR:
       if (ps_utf8_valid(it.s, it.len)) {
-        put_bytes(g, v, SQLITE_TEXT, it.s, it.len);
+        put_bytes(&g->bytes, v, SQLITE_TEXT, it.s, it.len);
         c->mask |= PS_M_STR;
       } else {
-        put_bytes(g, v, SQLITE_BLOB, it.s, it.len);
+        put_bytes(&g->bytes, v, SQLITE_BLOB, it.s, it.len);
         c->mask |= PS_M_BIN;
       }
       break;
@@ -362,11 +362,11 @@ static int put_value(ps_sqlstage_t *g, ps_param_t *v, int col, int role, ps_read
       ps_reader_init(&js, start, n);
       g->scratch.len = 0;
       if (ps_json_write(&js, &g->scratch, 1) == 0 && !g->scratch.failed) {
-        put_bytes(g, v, SQLITE_TEXT, g->scratch.data, g->scratch.len);
+        put_bytes(&g->bytes, v, SQLITE_TEXT, g->scratch.data, g->scratch.len);
         type = PS_CELL_JSON;
         c->mask |= PS_M_JSON;
       } else {
-        put_bytes(g, v, SQLITE_BLOB, (const char *)start, n);
+        put_bytes(&g->bytes, v, SQLITE_BLOB, (const char *)start, n);
         type = PS_CELL_CODEC;
         c->mask |= PS_M_CODEC;
       }
@@ -426,25 +426,26 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   ps_param_t *v = more_params(&g->params, &g->nparams, &g->capparams, (size_t)(PS_NMETA + g->ncols));
   if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   put_int(&v[PS_META_INDEX], row->index + 1);
-  put_bytes(g, &v[PS_META_STATUS], SQLITE_TEXT, row->status, strlen(row->status));
-  put_bytes(g, &v[PS_META_EXCEPTION], SQLITE_TEXT, row->exception, row->exception_len);
+  put_bytes(&g->bytes, &v[PS_META_STATUS], SQLITE_TEXT, row->status, strlen(row->status));
+  put_bytes(&g->bytes, &v[PS_META_EXCEPTION], SQLITE_TEXT, row->exception, row->exception_len);
   if (row->traceback_len)
-    put_bytes(g, &v[PS_META_TRACEBACK], SQLITE_TEXT, row->traceback, row->traceback_len);
+    put_bytes(&g->bytes, &v[PS_META_TRACEBACK], SQLITE_TEXT, row->traceback, row->traceback_len);
   put_int(&v[PS_META_ATTEMPT], row->attempt);
   put_int(&v[PS_META_WORKER], row->worker);
-  if (row->host) put_bytes(g, &v[PS_META_HOST], SQLITE_TEXT, row->host, strlen(row->host));
+  if (row->host) put_bytes(&g->bytes, &v[PS_META_HOST], SQLITE_TEXT, row->host, strlen(row->host));
   put_float(&v[PS_META_START], (double)row->start_us / 1e6);
   put_float(&v[PS_META_END], (double)(row->start_us + row->duration_us) / 1e6);
   put_float(&v[PS_META_DURATION], (double)row->duration_us / 1e6);
   put_float(&v[PS_META_CPU], (double)row->cpu_us / 1e6);
   put_int(&v[PS_META_MEMORY], row->peak_bytes);
-  if (row->name) put_bytes(g, &v[PS_META_NAME], SQLITE_TEXT, row->name, strlen(row->name));
+  if (row->name) put_bytes(&g->bytes, &v[PS_META_NAME], SQLITE_TEXT, row->name, strlen(row->name));
   put_int(&v[PS_META_HASH], (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
   g->notes.len = 0;
   int pos = 0;
   rc = put_table(g, v, row->pset, row->pset_len, keys, &pos);
   if (rc == 0) rc = put_table(g, v, row->result, row->result_len, keys, &pos);
-  if (rc == 0 && g->notes.len) put_bytes(g, &v[PS_META_TYPES], SQLITE_TEXT, g->notes.data, g->notes.len);
+  if (rc == 0 && g->notes.len)
+    put_bytes(&g->bytes, &v[PS_META_TYPES], SQLITE_TEXT, g->notes.data, g->notes.len);
   if (rc == 0 && (g->bytes.failed || g->notes.failed || g->scratch.failed)) rc = PS_ENOMEM;
   if (rc != 0) {
     g->nparams = mark;
@@ -465,17 +466,16 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   return 0;
 }
 
-static int sql_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
-  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
-  ps_param_t *v = more_params(&g->aparams, &g->naparams, &g->capaparams, ATTEMPT_PARAMS);
-  if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+/* The parameters of an attempt's row (ATTEMPT_PARAMS of them, all NULL
+   before), its text copied to b. */
+static void attempt_params(ps_param_t *v, ps_buf_t *b, const ps_attempt_t *a) {
   put_int(&v[0], a->index + 1);
   put_int(&v[1], a->attempt);
-  put_bytes(g, &v[2], SQLITE_TEXT, a->kind, strlen(a->kind));
-  put_bytes(g, &v[3], SQLITE_TEXT, a->message, a->message_len);
-  if (a->traceback_len) put_bytes(g, &v[4], SQLITE_TEXT, a->traceback, a->traceback_len);
+  put_bytes(b, &v[2], SQLITE_TEXT, a->kind, strlen(a->kind));
+  put_bytes(b, &v[3], SQLITE_TEXT, a->message, a->message_len);
+  if (a->traceback_len) put_bytes(b, &v[4], SQLITE_TEXT, a->traceback, a->traceback_len);
   put_int(&v[5], a->worker);
-  if (a->host) put_bytes(g, &v[6], SQLITE_TEXT, a->host, strlen(a->host));
+  if (a->host) put_bytes(b, &v[6], SQLITE_TEXT, a->host, strlen(a->host));
   put_float(&v[7], (double)a->start_us / 1e6);
   put_float(&v[8], (double)a->duration_us / 1e6);
   put_float(&v[9], (double)a->cpu_us / 1e6);
@@ -483,8 +483,32 @@ static int sql_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
   put_float(&v[11], a->timeout);
   put_float(&v[12], a->memory);
   put_int(&v[13], (int64_t)a->hash);
+}
+
+static int sql_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
+  ps_param_t *v = more_params(&g->aparams, &g->naparams, &g->capaparams, ATTEMPT_PARAMS);
+  if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  attempt_params(v, &g->bytes, a);
   if (g->bytes.failed) return ps_err_set(err, PS_ENOMEM, "out of memory keeping attempts to store");
   return 0;
+}
+
+int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err) {
+  ps_param_t v[ATTEMPT_PARAMS];
+  ps_buf_t bytes;
+  sqlite3_stmt *st = NULL;
+  memset(v, 0, sizeof v);
+  ps_buf_init(&bytes);
+  attempt_params(v, &bytes, a);
+  int rc = bytes.failed ? ps_err_set(err, PS_ENOMEM, "out of memory") : 0;
+  if (rc == 0 && ps__prepare(s->db, PS_SQL_ATTEMPT_INSERT, stage, &st) != SQLITE_OK)
+    rc = ps__db_fail(s->db, err, "attempts");
+  for (int k = 0; rc == 0 && k < ATTEMPT_PARAMS; k++) bind_param(st, k + 1, &v[k], bytes.data);
+  if (rc == 0 && sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(s->db, err, "storing an attempt");
+  sqlite3_finalize(st);
+  ps_buf_free(&bytes);
+  return rc == PS_EBUSY ? ps__busy(s, err) : rc;
 }
 
 /* Writing: everything below runs inside the commit's transaction. */

@@ -338,12 +338,18 @@ static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) 
   return found;
 }
 
+/* The failed attempts of a stage in memory go to its attempts table, in
+   the store's own database in memory, at once. */
+static int attempt_in_memory(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  return ps__write_attempt(st->store, st->name, a, err);
+}
+
 /* The stage of a store in memory: its rows, which the store keeps until
    it closes (a stage of the same name made earlier in this run is
    replaced), and their writer. */
 static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out, ps_err_t *err) {
   ps_memstage_t *m = ps_memstage_new(name, total);
-  ps_stage_t *w = m ? ps_memstage_writer(m) : NULL;
+  ps_stage_t *w = m ? ps_memstage_writer(m, attempt_in_memory) : NULL;
   ps_memstage_t **list = w ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
   if (list == NULL) {
     if (w) w->ops->free(w);

@@ -126,6 +126,10 @@ int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
    from now on, even when it fails: columns as the statement names them,
    values as SQLite has them. */
 int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
+/* Writes one failed attempt at a pset of `stage` to its attempts table at
+   once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
+   again. */
+int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
 /* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
    store.h). */
 int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
