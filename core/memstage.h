@@ -1,7 +1,8 @@
 /*
  * memstage.h: a stage kept in memory, for `db = false`: stage.h's
  * operations without SQLite's cost per row (an insert is a few appends
- * here), the other kind of stage beside sqlstage.c. A row is its record in
+ * here), the other kind of stage beside sqlstage.c; its failed attempts,
+ * few, go where the store says. A row is its record in
  * one growing buffer, reached by pset index; values stay in the wire
  * encoding, so every Lua type comes back exactly. The rows outlive their
  * writer: the store keeps them, and reads them back here, until it

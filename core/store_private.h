@@ -3,9 +3,10 @@
  * them includes. store.c opens, locks and closes a database and begins and
  * ends stages; sqlstage.c writes a stage's rows in SQLite (memstage.c in
  * memory); resume.c matches stored rows to psets; cursor.c reads rows
- * back. The schema (psurvey's own tables, the layout of a stage's table
- * and every statement on psurvey's tables) is in schema.c; the _types
- * notes in celltypes.h.
+ * back; catalog.c reads and writes the records of runs and stages for
+ * the bindings. The schema (psurvey's own tables, the layout of a stage's
+ * table and every statement on psurvey's tables) is in schema.c; the
+ * _types notes in celltypes.h.
  */
 #ifndef PS_STORE_PRIVATE_H
 #define PS_STORE_PRIVATE_H
