@@ -49,9 +49,7 @@ static int add_shown(ps_cursor_t *c, const char *name, int role) {
    view: those that have held a pset key), then psurvey's for the view. */
 static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int view, ps_err_t *err) {
   sqlite3_stmt *cols;
-  if (sqlite3_prepare_v2(
-          s->db, "SELECT name, role, types, position FROM _psurvey_columns WHERE tbl=? ORDER BY position", -1,
-          &cols, NULL) != SQLITE_OK)
+  if (ps__prepare(s->db, PS_SQL_COLUMNS, NULL, &cols) != SQLITE_OK)
     return ps__db_fail(s->db, err, "reading columns");
   sqlite3_bind_text(cols, 1, table, -1, SQLITE_STATIC);
   int rc = 0, npos = 0, cappos = 0;
@@ -87,9 +85,9 @@ static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int v
   if (rc != 0) return rc;
   static const int missing_meta[] = {PS_META_INDEX, PS_META_STATUS, PS_META_EXCEPTION, PS_META_TRACEBACK};
   if (view == PS_VIEW_MISSING)
-    for (int k = 0; k < 4 && rc == 0; k++) rc = add_shown(c, ps__meta_cols[missing_meta[k]], PS_ROLE_META);
+    for (int k = 0; k < 4 && rc == 0; k++) rc = add_shown(c, ps_meta_columns[missing_meta[k]], PS_ROLE_META);
   if (view == PS_VIEW_ALL)
-    for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++) rc = add_shown(c, ps__meta_cols[k], PS_ROLE_META);
+    for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++) rc = add_shown(c, ps_meta_columns[k], PS_ROLE_META);
   return rc ? ps_err_set(err, PS_ENOMEM, "out of memory") : 0;
 }
 
@@ -113,10 +111,27 @@ static int plain_columns(ps_store_t *s, ps_cursor_t *c, const char *table, ps_er
   return rc;
 }
 
+int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err) {
+  ps_cursor_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    sqlite3_finalize(st);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  ps_buf_init(&c->scratch);
+  c->st = st;
+  for (int k = 0; k < sqlite3_column_count(st); k++)
+    if (add_shown(c, sqlite3_column_name(st, k), PS_ROLE_META) != 0) {
+      ps_cursor_close(c);
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+  *out = c;
+  return 0;
+}
+
 static int is_stage(ps_store_t *s, const char *table) {
   sqlite3_stmt *st;
   int found = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM _psurvey_tables WHERE name=?", -1, &st, NULL) == SQLITE_OK) {
+  if (ps__prepare(s->db, PS_SQL_IS_STAGE, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
   }

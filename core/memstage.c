@@ -1,4 +1,4 @@
-/* memstage.c: a stage's rows in memory (memstage.h). */
+/* memstage.c: a stage in memory (memstage.h). */
 #include "memstage.h"
 
 #include <stdlib.h>
@@ -175,7 +175,7 @@ differ:
   return 0;
 }
 
-int ps_memstage_add(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
+static int add_row(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
   if (row->index < 0 || row->index >= m->total) return ps_err_set(err, PS_EPROTO, "pset index out of range");
   if (!same_keys(m, row)) {
     int rc = add_cols(m, row->pset, row->pset_len, 0);
@@ -223,27 +223,81 @@ int64_t ps_memstage_count(const ps_memstage_t *m, int view) {
   return view == PS_VIEW_OK ? m->ok : view == PS_VIEW_MISSING ? m->failed : m->ok + m->failed;
 }
 
+/* The writer: stage.h's operations over a stage's rows. Nothing waits
+   for a commit, so there is nothing to commit, and nothing was stored
+   before this run, so there is nothing to resume. */
+typedef struct memwriter_s {
+  ps_stage_t base;
+  ps_memstage_t *m; /* not owned */
+  ps_attempt_sink_t attempts;
+} memwriter_t;
+
+static int mem_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
+  return add_row(((memwriter_t *)st)->m, row, err);
+}
+
+static int mem_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  return ((memwriter_t *)st)->attempts(st, a, err);
+}
+
+static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                      int64_t *ok, int64_t *failed, ps_err_t *err) {
+  (void)st, (void)src, (void)keep_failed, (void)err;
+  memset(done, 0, (size_t)total);
+  *ok = *failed = 0;
+  return 0;
+}
+
+static int mem_commit(ps_stage_t *st, ps_err_t *err) {
+  (void)st, (void)err;
+  return 0;
+}
+
+static int64_t mem_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  (void)st;
+  if (ok) *ok = 0;
+  if (failed) *failed = 0;
+  return 0;
+}
+
+static void mem_count(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  const ps_memstage_t *m = ((const memwriter_t *)st)->m;
+  *ok = m->ok;
+  *failed = m->failed;
+}
+
+static int mem_end(ps_stage_t *st, int done, ps_err_t *err) {
+  (void)st, (void)done, (void)err;
+  return 0;
+}
+
+static void mem_free(ps_stage_t *st) { free(st); }
+
+static const ps_stage_ops_t mem_ops = {
+    .add = mem_add,
+    .attempt = mem_attempt,
+    .resume = mem_resume,
+    .commit = mem_commit,
+    .pending = mem_pending,
+    .count = mem_count,
+    .end = mem_end,
+    .free = mem_free,
+};
+
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts) {
+  memwriter_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return NULL;
+  w->base.ops = &mem_ops;
+  w->base.name = m->name;
+  w->m = m;
+  w->attempts = attempts;
+  return &w->base;
+}
+
 /* Reading. */
 
-enum {
-  META_INDEX,
-  META_STATUS,
-  META_EXCEPTION,
-  META_TRACEBACK,
-  META_ATTEMPT,
-  META_WORKER,
-  META_HOST,
-  META_START,
-  META_END,
-  META_DURATION,
-  META_CPU,
-  META_MEMORY,
-  META_NAME,
-  NMETA
-};
-static const char *const meta_names[NMETA] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
-                                              "_worker", "_host",   "_start",     "_end",       "_duration",
-                                              "_cpu",    "_memory", "_name"};
+/* The columns of psurvey's it reads back (stage.h): up to _name. */
+#define NMETA (PS_META_NAME + 1)
 
 struct ps_memcursor_s {
   ps_memstage_t *m;
@@ -299,7 +353,7 @@ int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t *
   for (int k = 0; k < nres; k++) c->col[c->ncols++] = find_col(m, results[k].name, results[k].len);
   free(results);
   if (view == PS_VIEW_MISSING)
-    for (int k = META_INDEX; k <= META_TRACEBACK; k++) c->col[c->ncols++] = -1 - k;
+    for (int k = PS_META_INDEX; k <= PS_META_TRACEBACK; k++) c->col[c->ncols++] = -1 - k;
   if (view == PS_VIEW_ALL)
     for (int k = 0; k < NMETA; k++) c->col[c->ncols++] = -1 - k;
   *out = c;
@@ -310,7 +364,7 @@ int ps_memcursor_ncols(const ps_memcursor_t *c) { return c->ncols; }
 
 const char *ps_memcursor_colname(const ps_memcursor_t *c, int i) {
   int k = c->col[i];
-  return k >= 0 ? c->m->cols[k].name : meta_names[-1 - k];
+  return k >= 0 ? c->m->cols[k].name : ps_meta_columns[-1 - k];
 }
 
 /* Fills the cells of the user's columns from the row's encodings. */
@@ -399,18 +453,18 @@ int ps_memcursor_cell(ps_memcursor_t *c, int i, ps_item_t *it) {
     return 0;
   }
   switch (-1 - k) {
-    case META_INDEX: set_int(it, (int64_t)r->index + 1); break;
-    case META_STATUS: set_str(it, r->status, r->status_len); break;
-    case META_EXCEPTION: set_str(it, r->exception, r->exception_len); break;
-    case META_TRACEBACK: set_str(it, r->traceback, r->traceback_len); break;
-    case META_ATTEMPT: set_int(it, (int64_t)r->attempt); break;
-    case META_WORKER: set_int(it, (int64_t)r->worker); break;
-    case META_HOST: set_str(it, r->host, r->host_len); break;
-    case META_START: set_num(it, (double)r->start / 1e6); break;
-    case META_END: set_num(it, (double)(r->start + r->duration) / 1e6); break;
-    case META_DURATION: set_num(it, (double)r->duration / 1e6); break;
-    case META_CPU: set_num(it, (double)r->cpu / 1e6); break;
-    case META_MEMORY: set_int(it, (int64_t)r->memory); break;
+    case PS_META_INDEX: set_int(it, (int64_t)r->index + 1); break;
+    case PS_META_STATUS: set_str(it, r->status, r->status_len); break;
+    case PS_META_EXCEPTION: set_str(it, r->exception, r->exception_len); break;
+    case PS_META_TRACEBACK: set_str(it, r->traceback, r->traceback_len); break;
+    case PS_META_ATTEMPT: set_int(it, (int64_t)r->attempt); break;
+    case PS_META_WORKER: set_int(it, (int64_t)r->worker); break;
+    case PS_META_HOST: set_str(it, r->host, r->host_len); break;
+    case PS_META_START: set_num(it, (double)r->start / 1e6); break;
+    case PS_META_END: set_num(it, (double)(r->start + r->duration) / 1e6); break;
+    case PS_META_DURATION: set_num(it, (double)r->duration / 1e6); break;
+    case PS_META_CPU: set_num(it, (double)r->cpu / 1e6); break;
+    case PS_META_MEMORY: set_int(it, (int64_t)r->memory); break;
     default: set_str(it, r->name, r->name_len); break;
   }
   return 0;

@@ -1,9 +1,9 @@
 /*
  * resume.c: matching a stage's stored rows to the psets of a new run
- * (ps_stage_resume in store.h). Psets are matched by the hash of their
- * encoding, not by position, so a product reordered or extended since
- * still resumes exactly. Everything it changes in the database is one
- * transaction.
+ * (ps_stage_resume in store.h): the resume operation of a stage in
+ * SQLite. Psets are matched by the hash of their encoding, not by
+ * position, so a product reordered or extended since still resumes
+ * exactly. Everything it changes in the database is one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +34,7 @@ static int run_sql_int(sqlite3 *db, sqlite3_stmt *st, int64_t a, int64_t b, ps_e
 }
 
 /* The stored rows, sorted by hash; *n of them. */
-static int read_stored(ps_stage_t *g, stored_t **out, size_t *n, ps_err_t *err) {
+static int read_stored(ps_sqlstage_t *g, stored_t **out, size_t *n, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t q;
   sqlite3_stmt *st;
@@ -84,35 +84,22 @@ static int read_stored(ps_stage_t *g, stored_t **out, size_t *n, ps_err_t *err) 
 /* The table of unmatched rows a resume set aside is a stage of its own
    for psurvey.open and `psurvey results`: its columns are the stage's, its
    status "unmatched". */
-static int register_aside(ps_stage_t *g, const char *aside, ps_err_t *err) {
+static int register_aside(ps_sqlstage_t *g, const char *aside, ps_err_t *err) {
   sqlite3 *db = g->store->db;
-  ps_buf_t counts;
-  ps_buf_init(&counts);
-  ps_buf_puts(
-      &counts,
-      "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
-      " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
-      " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM ");
-  ps__put_ident(&counts, aside, strlen(aside));
-  ps_buf_puts(&counts, ") a WHERE t.name = ?2");
-  const char *sql[] = {
-      "INSERT OR REPLACE INTO _psurvey_columns(tbl, name, role, types, position)"
-      " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
-      ps__sql_of(&counts)};
-  int rc = sql[1] ? 0 : ps_err_set(err, PS_ENOMEM, "out of memory");
+  static const int sql[] = {PS_SQL_COLUMNS_COPY, PS_SQL_STAGE_ASIDE};
+  int rc = 0;
   for (int k = 0; k < 2 && rc == 0; k++) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql[k], -1, &st, NULL) != SQLITE_OK) {
+    if (ps__prepare(db, sql[k], aside, &st) != SQLITE_OK) {
       rc = ps__db_fail(db, err, "resume");
       break;
     }
     sqlite3_bind_text(st, 1, aside, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, g->name, -1, SQLITE_STATIC);
-    if (k == 1) sqlite3_bind_double(st, 3, (double)ps_now_us() / 1e6);
+    if (sql[k] == PS_SQL_STAGE_ASIDE) sqlite3_bind_double(st, 3, (double)ps_now_us() / 1e6);
     if (sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(db, err, "resume");
     sqlite3_finalize(st);
   }
-  ps_buf_free(&counts);
   return rc;
 }
 
@@ -155,7 +142,7 @@ static int match(stored_t *rows, size_t n, ps_source_t *src, ps_err_t *err) {
 /* Renumbers the rows to their targets: rows that move go to negative
    indexes first, so that no two rows ever share an _index on the way;
    rows without a target are left negative. */
-static int renumber(ps_stage_t *g, stored_t *rows, size_t n, int64_t *unmatched, ps_err_t *err) {
+static int renumber(ps_sqlstage_t *g, stored_t *rows, size_t n, int64_t *unmatched, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t q;
   sqlite3_stmt *st;
@@ -183,7 +170,7 @@ static int renumber(ps_stage_t *g, stored_t *rows, size_t n, int64_t *unmatched,
 }
 
 /* Moves the rows left at negative indexes to a table of their own. */
-static int set_aside(ps_stage_t *g, ps_err_t *err) {
+static int set_aside(ps_sqlstage_t *g, ps_err_t *err) {
   char aside[PS_NAME_MAX + 80], tag[48];
   snprintf(tag, sizeof tag, "unmatched_%lld", (long long)(ps_now_us() / 1000000));
   if (ps__free_name(g->store, g->name, tag, aside, sizeof aside) != 0)
@@ -204,8 +191,9 @@ static int set_aside(ps_stage_t *g, ps_err_t *err) {
   return rc;
 }
 
-int ps_stage_resume(ps_stage_t *g, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
-                    int64_t *ok, int64_t *failed, ps_err_t *err) {
+int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                        int64_t *ok, int64_t *failed, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   sqlite3 *db = g->store->db;
   stored_t *rows = NULL;
   size_t n = 0;

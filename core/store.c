@@ -1,8 +1,10 @@
 /*
- * store.c: a results database (store.h): opening it with psurvey's own
- * tables (the one place their schema is written), claiming it for one
- * driver, and beginning and ending stages. Rows are written by stage.c,
- * matched for resume by resume.c and read by cursor.c.
+ * store.c: a results database (store.h): opening it, bringing psurvey's
+ * own tables to this psurvey's version (their schema is schema.c),
+ * claiming it for one driver, and beginning and ending stages: the
+ * store's records of a stage are written here, whatever kind of stage it
+ * is. Rows are written by a stage (sqlstage.c in SQLite, memstage.c in
+ * memory), matched for resume by resume.c and read by cursor.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,31 +26,10 @@
    keeps what it could not write and tries again (PS_EBUSY). */
 #define BUSY_WAIT_MS 50
 
-const char *const ps__meta_cols[PS_NMETA] = {"_index",  "_status", "_exception", "_traceback", "_attempt",
-                                             "_worker", "_host",   "_start",     "_end",       "_duration",
-                                             "_cpu",    "_memory", "_name",      "_hash",      "_types"};
-const char *const ps__meta_types[PS_NMETA] = {"INTEGER PRIMARY KEY",
-                                              "TEXT",
-                                              "TEXT",
-                                              "TEXT",
-                                              "INTEGER",
-                                              "INTEGER",
-                                              "TEXT",
-                                              "REAL",
-                                              "REAL",
-                                              "REAL",
-                                              "REAL",
-                                              "INTEGER",
-                                              "TEXT",
-                                              "INTEGER",
-                                              "TEXT"};
-
 static int is_busy(sqlite3 *db) {
   int code = sqlite3_errcode(db);
   return code == SQLITE_BUSY || code == SQLITE_LOCKED;
 }
-
-int ps_store_busy(ps_store_t *s) { return is_busy(s->db); }
 
 int ps__db_fail(sqlite3 *db, ps_err_t *err, const char *what) {
   return ps_err_set(err, is_busy(db) ? PS_EBUSY : PS_EDB, "%s: %s", what, sqlite3_errmsg(db));
@@ -99,8 +80,7 @@ int ps__same_name(const char *a, size_t an, const char *b, size_t bn) {
 int ps__table_name(sqlite3 *db, const char *name, char *out, size_t outsz) {
   sqlite3_stmt *st;
   int found = 0;
-  if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' AND name=? COLLATE NOCASE",
-                         -1, &st, NULL) == SQLITE_OK) {
+  if (ps__prepare(db, PS_SQL_TABLE_NAME, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       found = 1;
@@ -130,38 +110,17 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   /* A double-quoted name that is not a column is an error, not a string. */
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
-  int rc = ps__exec(s->db,
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL,"
-                    " finished REAL, status TEXT, total INTEGER, ok INTEGER, failed INTEGER, options TEXT);"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_columns(tbl TEXT, name TEXT, role TEXT,"
-                    " types INTEGER, position INTEGER, PRIMARY KEY(tbl, name));"
-                    "CREATE TABLE IF NOT EXISTS _psurvey_runs(id INTEGER PRIMARY KEY, started REAL,"
-                    " finished REAL, status TEXT, script TEXT, script_hash TEXT, host TEXT, pid INTEGER,"
-                    " psurvey TEXT, lua TEXT, libuv TEXT, sqlite TEXT, options TEXT);",
-                    err);
-  /* Columns added to _psurvey_tables since version 0.1.0's first files. */
-  static const char *const added[] = {
-      "run INTEGER",  "code BLOB",    "user BLOB",    "code_hash TEXT", "user_hash TEXT",
-      "sandbox TEXT", "seed INTEGER", "timeout REAL", "memory REAL",    NULL};
-  for (int k = 0; rc == 0 && added[k]; k++) {
-    char q[128], col[32];
-    sqlite3_stmt *st;
-    snprintf(col, sizeof col, "%s", added[k]);
-    *strchr(col, ' ') = '\0';
-    snprintf(q, sizeof q, "SELECT %s FROM _psurvey_tables LIMIT 0", col);
-    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
-      sqlite3_finalize(st);
-      continue;
-    }
-    snprintf(q, sizeof q, "ALTER TABLE _psurvey_tables ADD COLUMN %s", added[k]);
-    rc = ps__exec(s->db, q, err);
-  }
+  int rc = ps__exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
+  if (rc == 0) rc = ps__schema_migrate(s->db, err);
   if (rc != 0) {
     char why[sizeof err->msg];
     snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
     int code = sqlite3_errcode(s->db);
-    if (code == SQLITE_NOTADB)
+    if (rc == PS_EVALUE)
+      ps_err_set(err, PS_EDB,
+                 "cannot use database '%s': %s: use that psurvey, or give this survey another 'db'", s->path,
+                 why);
+    else if (code == SQLITE_NOTADB)
       ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
     else if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || sqlite3_db_readonly(s->db, "main") == 1)
       ps_err_set(
@@ -184,11 +143,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
 static void holder_of(ps_store_t *s, char *out, size_t outsz) {
   sqlite3_stmt *st;
   snprintf(out, outsz, "pid unknown");
-  if (sqlite3_prepare_v2(s->db,
-                         "SELECT pid, host FROM _psurvey_runs WHERE status = 'running' ORDER BY id DESC"
-                         " LIMIT 1",
-                         -1, &st, NULL) != SQLITE_OK)
-    return;
+  if (ps__prepare(s->db, PS_SQL_RUN_HOLDER, NULL, &st) != SQLITE_OK) return;
   if (sqlite3_step(st) == SQLITE_ROW)
     snprintf(out, outsz, "pid %lld on %s", (long long)sqlite3_column_int64(st, 0),
              sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "?");
@@ -254,7 +209,6 @@ void ps_store_close(ps_store_t *s) {
 }
 
 const char *ps_store_path(const ps_store_t *s) { return s->path; }
-sqlite3 *ps_store_db(ps_store_t *s) { return s->db; }
 
 ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name) {
   return s->memory ? find_mem(s, name) : NULL;
@@ -273,10 +227,10 @@ static int rename_table(ps_store_t *s, const char *from, const char *to, ps_err_
   return rc;
 }
 
-/* Runs an UPDATE with two text parameters. */
-static int update2(ps_store_t *s, const char *sql, const char *a, const char *b, ps_err_t *err) {
+/* Runs statement `which` with two text parameters. */
+static int run2(ps_store_t *s, int which, const char *a, const char *b, ps_err_t *err) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return ps__db_fail(s->db, err, "archive");
+  if (ps__prepare(s->db, which, NULL, &st) != SQLITE_OK) return ps__db_fail(s->db, err, "archive");
   sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ps__db_fail(s->db, err, "archive");
@@ -284,12 +238,10 @@ static int update2(ps_store_t *s, const char *sql, const char *a, const char *b,
   return rc;
 }
 
-/* Tables, views, indexes and triggers share one namespace. */
 static int name_taken(sqlite3 *db, const char *name) {
   sqlite3_stmt *st;
   int found = 1;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name=? COLLATE NOCASE", -1, &st, NULL) ==
-      SQLITE_OK) {
+  if (ps__prepare(db, PS_SQL_NAME_TAKEN, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
   }
@@ -316,8 +268,7 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
 static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   sqlite3_stmt *st;
   double created = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT created FROM _psurvey_tables WHERE name=?", -1, &st, NULL) ==
-      SQLITE_OK) {
+  if (ps__prepare(s->db, PS_SQL_STAGE_CREATED, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) created = sqlite3_column_double(st, 0);
   }
@@ -335,25 +286,8 @@ static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   snprintf(from, sizeof from, "%s_attempts", name);
   snprintf(to, sizeof to, "%s_attempts", newname);
   if (rc == 0 && ps__table_name(s->db, from, NULL, 0)) rc = rename_table(s, from, to, err);
-  if (rc == 0) rc = update2(s, "UPDATE _psurvey_tables SET name=?2 WHERE name=?1", name, newname, err);
-  if (rc == 0) rc = update2(s, "UPDATE _psurvey_columns SET tbl=?2 WHERE tbl=?1", name, newname, err);
-  return rc;
-}
-
-static int create_attempts(ps_store_t *s, const char *name, ps_err_t *err) {
-  ps_buf_t q;
-  ps_buf_init(&q);
-  char table[PS_NAME_MAX + 16];
-  snprintf(table, sizeof table, "%s_attempts", name);
-  ps_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
-  ps__put_ident(&q, table, strlen(table));
-  ps_buf_puts(&q,
-              "(_index INTEGER, attempt INTEGER, kind TEXT, message TEXT, traceback TEXT, worker INTEGER,"
-              " host TEXT, start REAL, duration REAL, cpu REAL, memory INTEGER, limit_timeout REAL,"
-              " limit_memory REAL, hash INTEGER)");
-  const char *sql = ps__sql_of(&q);
-  int rc = sql ? ps__exec(s->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_free(&q);
+  if (rc == 0) rc = run2(s, PS_SQL_STAGE_RENAME, name, newname, err);
+  if (rc == 0) rc = run2(s, PS_SQL_COLUMNS_RENAME, name, newname, err);
   return rc;
 }
 
@@ -364,76 +298,13 @@ static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) 
     sqlite3_bind_null(st, k);
 }
 
-int ps__room_for_column(ps_stage_t *g) {
-  if (g->ncols < g->capcols) return 0;
-  int cap = g->capcols ? g->capcols * 2 : 16;
-  ps_col_t *c = realloc(g->cols, sizeof(ps_col_t) * (size_t)cap);
-  if (c) g->cols = c;
-  int *m = realloc(g->lastmap, sizeof(int) * (size_t)cap);
-  if (m) g->lastmap = m;
-  unsigned *stamp = realloc(g->colstamp, sizeof(unsigned) * (size_t)cap);
-  if (stamp) {
-    memset(stamp + g->capcols, 0, sizeof(unsigned) * (size_t)(cap - g->capcols));
-    g->colstamp = stamp;
-  }
-  if (!c || !m || !stamp) return PS_ENOMEM;
-  g->capcols = cap;
-  return 0;
-}
-
-/* The columns of a table written before, so that rows can be added. */
-static int load_columns(ps_stage_t *g, ps_err_t *err) {
-  sqlite3_stmt *st;
-  sqlite3 *db = g->store->db;
-  if (sqlite3_prepare_v2(db, "SELECT name, role, types FROM _psurvey_columns WHERE tbl=? ORDER BY position",
-                         -1, &st, NULL) != SQLITE_OK)
-    return ps__db_fail(db, err, "reading columns");
-  sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
-  int rc = 0;
-  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(st, 0);
-    const char *role = (const char *)sqlite3_column_text(st, 1);
-    if (ps__room_for_column(g) != 0) {
-      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
-      break;
-    }
-    ps_col_t *c = &g->cols[g->ncols];
-    memset(c, 0, sizeof *c);
-    c->name = strdup(name ? name : "");
-    if (c->name == NULL) {
-      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
-      break;
-    }
-    c->len = strlen(c->name);
-    c->role = role && strcmp(role, "result") == 0;
-    c->mask = sqlite3_column_int(st, 2);
-    g->ncols++;
-  }
-  sqlite3_finalize(st);
-  g->ncols_db = g->ncols;
-  return rc;
-}
-
-/* SQLite's limit on a table's columns, less psurvey's own. */
-static int user_columns_max(sqlite3 *db) {
-  int n = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - PS_NMETA;
-  return n > 0 ? n : 0;
-}
-
 /* Records the stage in _psurvey_tables: a new row, or, resuming, the
    existing one updated. */
 static int record_stage(ps_store_t *s, const char *name, const ps_stage_info_t *info, int resume,
                         ps_err_t *err) {
   sqlite3_stmt *st;
-  const char *sql =
-      resume
-          ? "UPDATE _psurvey_tables SET status='running', total=?3, options=?4, run=?5, code=?6, user=?7,"
-            " code_hash=?8, user_hash=?9, sandbox=?10, seed=?11, timeout=?12, memory=?13, finished=NULL"
-            " WHERE name=?1"
-          : "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options, run,"
-            " code, user, code_hash, user_hash, sandbox, seed, timeout, memory)"
-            " VALUES (?1, ?2, 'running', ?3, 0, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return ps__db_fail(s->db, err, "stage");
+  if (ps__prepare(s->db, resume ? PS_SQL_STAGE_RESUME : PS_SQL_STAGE_INSERT, NULL, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "stage");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_double(st, 2, (double)ps_now_us() / 1e6);
   sqlite3_bind_int64(st, 3, info->total);
@@ -456,8 +327,7 @@ static int record_stage(ps_store_t *s, const char *name, const ps_stage_info_t *
 static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) {
   sqlite3_stmt *st;
   int found = 0;
-  if (sqlite3_prepare_v2(s->db, "SELECT name FROM _psurvey_tables WHERE name=? COLLATE NOCASE", -1, &st,
-                         NULL) == SQLITE_OK) {
+  if (ps__prepare(s->db, PS_SQL_STAGE_NAME, NULL, &st) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       found = 1;
@@ -468,55 +338,34 @@ static int stage_name(ps_store_t *s, const char *name, char *out, size_t outsz) 
   return found;
 }
 
-/*
- * Columns for every pset key, before any row: a result key that SQLite
- * cannot tell from a pset key (they differ only in case) then fails its
- * own pset, and a pset key never finds a result key in its way. Keys that
- * no table could hold are an error before anything runs.
- */
-static int pset_columns(ps_stage_t *g, const ps_source_t *src, ps_err_t *err) {
-  if (src->nkeys < 0 || src->nkeys > g->max_cols)
-    return ps_err_set(
-        err, PS_EVALUE,
-        "the psets have more distinct keys than the %d columns a table may have (SQLite's limit, "
-        "less psurvey's own)",
-        g->max_cols);
-  ps_reader_t r;
-  ps_reader_init(&r, src->keys, src->keys_len);
-  for (int64_t k = 0; k < src->nkeys; k++) {
-    ps_item_t key;
-    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR)
-      return ps_err_set(err, PS_EPROTO, "malformed pset keys");
-    int found = 0;
-    for (int c = 0; c < g->ncols && !found; c++) {
-      if (g->cols[c].len == key.len && memcmp(g->cols[c].name, key.s, key.len) == 0) {
-        found = 1;
-      } else if (ps__same_name(g->cols[c].name, g->cols[c].len, key.s, key.len)) {
-        return ps_err_set(
-            err, PS_EVALUE,
-            "pset key '%.*s' and column '%s' of table '%s' differ only in letter case, which SQLite "
-            "column names cannot tell apart: rename the key, or run without --resume",
-            (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
-      }
-    }
-    if (found) continue;
-    if (key.len == 0 || memchr(key.s, 0, key.len) || key.s[0] == '_')
-      return ps_err_set(err, PS_EVALUE, "pset key '%.*s' cannot be a column name",
-                        (int)(key.len > 200 ? 200 : key.len), key.s);
-    if (ps__room_for_column(g) != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
-    ps_col_t *c = &g->cols[g->ncols++];
-    memset(c, 0, sizeof *c);
-    if ((c->name = malloc(key.len + 1)) == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-    memcpy(c->name, key.s, key.len);
-    c->name[key.len] = '\0';
-    c->len = key.len;
-    c->dirty = 1;
+/* The failed attempts of a stage in memory go to its attempts table, in
+   the store's own database in memory, at once. */
+static int attempt_in_memory(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  return ps__write_attempt(st->store, st->name, a, err);
+}
+
+/* The stage of a store in memory: its rows, which the store keeps until
+   it closes (a stage of the same name made earlier in this run is
+   replaced), and their writer. */
+static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out, ps_err_t *err) {
+  ps_memstage_t *m = ps_memstage_new(name, total);
+  ps_stage_t *w = m ? ps_memstage_writer(m, attempt_in_memory) : NULL;
+  ps_memstage_t **list = w ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
+  if (list == NULL) {
+    if (w) w->ops->free(w);
+    ps_memstage_free(m);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
-  if (g->ncols > g->max_cols)
-    return ps_err_set(err, PS_EVALUE,
-                      "the psets' keys and the stored table's columns are %d, more than the %d a "
-                      "table may have",
-                      g->ncols, g->max_cols);
+  s->mem = list;
+  ps_memstage_t *old = find_mem(s, name);
+  if (old) {
+    for (int k = 0; k < s->nmem; k++)
+      if (s->mem[k] == old) s->mem[k] = m;
+    ps_memstage_free(old);
+  } else {
+    s->mem[s->nmem++] = m;
+  }
+  *out = w;
   return 0;
 }
 
@@ -529,154 +378,76 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   int has_table = ps__table_name(s->db, name, stored, sizeof stored);
   int has_stage = has_table || stage_name(s, name, stored, sizeof stored);
   int resume = info->resume && has_table;
-  ps_stage_t *g = calloc(1, sizeof *g);
-  if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-  g->store = s;
-  g->prepared = -1;
-  g->max_cols = user_columns_max(s->db);
-  g->name = strdup(resume ? stored : name);
-  ps_buf_init(&g->bytes);
-  ps_buf_init(&g->notes);
-  ps_buf_init(&g->scratch);
-  if (g->name == NULL) {
-    ps__stage_free(g);
-    return ps_err_set(err, PS_ENOMEM, "out of memory");
-  }
+  const char *recorded = resume ? stored : name;
+  ps_stage_t *st = NULL;
   /* The columns first: keys no table can hold stop the stage before the
      database records anything of it. */
-  int rc = 0;
-  if (resume) {
-    g->created = 1;
-    rc = load_columns(g, err);
-  }
-  if (rc == 0 && !s->memory && info->psets) rc = pset_columns(g, info->psets, err);
+  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, &st, err);
   if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
-  if (rc == 0) rc = create_attempts(s, g->name, err);
-  if (rc == 0) rc = record_stage(s, g->name, info, resume, err);
+  if (rc == 0) rc = ps__exec_on(s->db, PS_SQL_ATTEMPTS_CREATE, recorded, err);
+  if (rc == 0) rc = record_stage(s, recorded, info, resume, err);
   if (rc == 0) rc = ps__exec(s->db, "COMMIT", err);
   if (rc != 0) {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    ps__stage_free(g);
+    if (st) st->ops->free(st);
     return rc == PS_EBUSY ? ps__busy(s, err) : rc;
   }
-  if (s->memory) {
-    ps_memstage_t *m = ps_memstage_new(name, info->total);
-    ps_memstage_t **list = m ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
-    if (list == NULL) {
-      ps_memstage_free(m);
-      ps__stage_free(g);
-      return ps_err_set(err, PS_ENOMEM, "out of memory");
-    }
-    s->mem = list;
-    /* A table of the same name made earlier in this run is replaced. */
-    ps_memstage_t *old = find_mem(s, name);
-    if (old) {
-      for (int k = 0; k < s->nmem; k++)
-        if (s->mem[k] == old) s->mem[k] = m;
-      ps_memstage_free(old);
-    } else {
-      s->mem[s->nmem++] = m;
-    }
-    g->mem = m;
-  }
-  *out = g;
+  if (s->memory && (rc = begin_in_memory(s, name, info->total, &st, err)) != 0) return rc;
+  st->store = s;
+  *out = st;
   return 0;
 }
 
-/*
- * A stage's table: _index, then _types, then the user's columns, then the
- * rest of psurvey's. Reading a row decodes its record up to the last
- * column asked for: _types is read with every row, so it comes first.
- * Columns added later (ALTER TABLE) go at the end.
- */
-int ps__create_table(ps_stage_t *g, ps_err_t *err) {
-  ps_buf_t q;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "CREATE TABLE ");
-  ps__put_ident(&q, g->name, strlen(g->name));
-  ps_buf_printf(&q, "(%s %s,%s %s", ps__meta_cols[PS_META_INDEX], ps__meta_types[PS_META_INDEX],
-                ps__meta_cols[PS_META_TYPES], ps__meta_types[PS_META_TYPES]);
-  for (int k = 0; k < g->ncols; k++) {
-    ps_buf_putc(&q, ',');
-    ps__put_ident(&q, g->cols[k].name, g->cols[k].len);
-  }
-  for (int k = PS_META_INDEX + 1; k < PS_NMETA; k++)
-    if (k != PS_META_TYPES) ps_buf_printf(&q, ",%s %s", ps__meta_cols[k], ps__meta_types[k]);
-  ps_buf_putc(&q, ')');
-  const char *sql = ps__sql_of(&q);
-  int rc = sql ? ps__exec(g->store->db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_free(&q);
-  if (rc != 0) return rc;
-  g->created = 1;
-  g->ncols_db = g->ncols;
-  return 0;
-}
-
-int ps_stage_end(ps_stage_t *g, const char *status, ps_err_t *err) {
-  int rc = 0, first = 0;
+int ps_stage_end(ps_stage_t *st, const char *status, ps_err_t *err) {
+  ps_store_t *s = st->store;
   ps_err_t later;
-  sqlite3 *db = g->store->db;
-  if (g->mem) {
-    g->ok = ps_memstage_count(g->mem, PS_VIEW_OK);
-    g->failed = ps_memstage_count(g->mem, PS_VIEW_MISSING);
-  } else if ((first = ps_stage_commit(g, err)) != 0) {
-    if (first == PS_EBUSY) return first;
-    /* The last rows cannot be written (a full disk): the stage still says
-       how it ended, with the rows it has. */
-    ps__stage_drop_pending(g);
-    err = &later;
-  }
-  rc = ps__exec(db, "BEGIN IMMEDIATE", err);
-  if (rc == 0 && !g->created && !g->mem && strcmp(status, "done") == 0) {
-    /* An empty stage still gets its (empty) table, so it can be listed and read. */
-    rc = ps__create_table(g, err);
-  }
-  sqlite3_stmt *st = NULL;
-  if (rc == 0 &&
-      sqlite3_prepare_v2(db, "UPDATE _psurvey_tables SET finished=?, status=?, ok=?, failed=? WHERE name=?",
-                         -1, &st, NULL) != SQLITE_OK)
-    rc = ps__db_fail(db, err, "finishing the stage");
+  int first = st->ops->end(st, strcmp(status, "done") == 0, err);
+  if (first == PS_EBUSY) return first;
+  /* The last rows cannot be written (a full disk): the stage still says
+     how it ended, with the rows it has. */
+  if (first != 0) err = &later;
+  int64_t ok, failed;
+  st->ops->count(st, &ok, &failed);
+  sqlite3_stmt *q = NULL;
+  int rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
+  if (rc == 0 && ps__prepare(s->db, PS_SQL_STAGE_END, NULL, &q) != SQLITE_OK)
+    rc = ps__db_fail(s->db, err, "finishing the stage");
   if (rc == 0) {
-    sqlite3_bind_double(st, 1, (double)ps_now_us() / 1e6);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, g->ok);
-    sqlite3_bind_int64(st, 4, g->failed);
-    sqlite3_bind_text(st, 5, g->name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(db, err, "finishing the stage");
+    sqlite3_bind_double(q, 1, (double)ps_now_us() / 1e6);
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, ok);
+    sqlite3_bind_int64(q, 4, failed);
+    sqlite3_bind_text(q, 5, st->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) rc = ps__db_fail(s->db, err, "finishing the stage");
   }
-  sqlite3_finalize(st);
-  if (rc == 0) rc = ps__exec(db, "COMMIT", err);
-  if (rc != 0 && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-  if (rc == 0) g->created = 1;
+  sqlite3_finalize(q);
+  if (rc == 0) rc = ps__exec(s->db, "COMMIT", err);
+  if (rc != 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (first) return first;
-  return rc == PS_EBUSY ? ps__busy(g->store, err) : rc;
+  return rc == PS_EBUSY ? ps__busy(s, err) : rc;
 }
 
-void ps__stage_free(ps_stage_t *g) {
-  if (g == NULL) return;
-  sqlite3_finalize(g->insert);
-  sqlite3_finalize(g->insert_many);
-  sqlite3_finalize(g->attempt);
-  sqlite3_finalize(g->begin);
-  sqlite3_finalize(g->commit);
-  sqlite3_finalize(g->counts);
-  free(g->params);
-  free(g->aparams);
-  free(g->keys);
-  free(g->rerun);
-  ps_buf_free(&g->bytes);
-  ps_buf_free(&g->notes);
-  ps_buf_free(&g->scratch);
-  for (int k = 0; k < g->ncols; k++) free(g->cols[k].name);
-  free(g->cols);
-  free(g->lastmap);
-  free(g->colstamp);
-  free(g->name);
-  free(g);
+/* The rest of a stage's calls are its own operations (stage.h). */
+
+int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                    int64_t *ok, int64_t *failed, ps_err_t *err) {
+  return st->ops->resume(st, src, total, keep_failed, done, ok, failed, err);
 }
 
-void ps_stage_free(ps_stage_t *g) { ps__stage_free(g); }
+int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
+  return st->ops->attempt(st, a, err);
+}
+int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) { return st->ops->add(st, row, err); }
+int ps_stage_commit(ps_stage_t *st, ps_err_t *err) { return st->ops->commit(st, err); }
+
+int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
+  return st->ops->pending(st, ok, failed);
+}
+
+void ps_stage_free(ps_stage_t *st) {
+  if (st) st->ops->free(st);
+}
 
 const char *ps__view_where(int view) {
   return view == PS_VIEW_OK        ? " WHERE _status = 'ok'"

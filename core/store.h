@@ -19,15 +19,10 @@
 #include "buf.h"
 #include "ps.h"
 #include "source.h"
+#include "stage.h"
 #include "value.h"
 
-/* The longest table name a stage may have, in bytes: room is left for
-   the suffixes of the tables psurvey makes beside it (_attempts, the
-   date of an earlier run). */
-#define PS_NAME_MAX 200
-
 typedef struct ps_store_s ps_store_t;
-typedef struct ps_stage_s ps_stage_t;
 typedef struct ps_cursor_s ps_cursor_t;
 
 /* Opens (creating) the database at path; NULL keeps it in memory. A file
@@ -40,39 +35,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err);
    not affected. */
 int ps_store_lock(ps_store_t *s, ps_err_t *err);
 void ps_store_close(ps_store_t *s);
-/* Whether the last statement on the database failed for a lock another
-   connection holds (for the bindings' own statements). */
-int ps_store_busy(ps_store_t *s);
 const char *ps_store_path(const ps_store_t *s);
-struct sqlite3 *ps_store_db(ps_store_t *s);
-
-/* A finished pset, as the scheduler hands it to the store. */
-typedef struct ps_row_s {
-  int64_t index;      /* 0-based; stored 1-based in _index */
-  const char *status; /* "ok", "error", "memory", "timeout", "signal", "exit" */
-  const char *exception, *traceback;
-  size_t exception_len, traceback_len;
-  int64_t attempt, worker;
-  const char *host;
-  int64_t start_us, duration_us;
-  const char *pset, *result; /* value encodings; result may be NULL */
-  size_t pset_len, result_len;
-  int64_t cpu_us, peak_bytes; /* CPU time (with child processes), peak Lua heap */
-  const char *name;           /* the pset's label, or NULL */
-  uint64_t hash;              /* of the pset's encoding (hash.h); 0: the store computes it */
-} ps_row_t;
-
-/* One failed attempt at a pset, for the stage's attempts table. */
-typedef struct ps_attempt_s {
-  int64_t index, attempt, worker;
-  const char *kind; /* error, memory, timeout, signal, exit, host_lost */
-  const char *message, *traceback;
-  size_t message_len, traceback_len;
-  const char *host;
-  int64_t start_us, duration_us, cpu_us, peak_bytes;
-  double timeout, memory; /* the limits it ran with (0: none) */
-  uint64_t hash;
-} ps_attempt_t;
 
 /* What a stage is, as recorded in _psurvey_tables (replay and resume read
    it back). */
@@ -94,7 +57,9 @@ typedef struct ps_stage_info_s {
    earlier run is kept, renamed with the time it was made
    (name_YYYYMMDD_HHMMSS), with its attempts table. With resume, rows are
    added to the existing table. Names are compared as SQLite compares
-   them, without regard to ASCII case. PS_EBUSY: nothing was done, try
+   them, without regard to ASCII case. A store in memory keeps the rows in
+   memory (memstage.h), another in its table; the calls below are the same
+   for both (stage.h's operations). PS_EBUSY: nothing was done, try
    again. */
 int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out, ps_err_t *err);
 /* Resuming: matches the stored rows to the psets of src by hash (so
@@ -129,8 +94,7 @@ void ps_stage_free(ps_stage_t *st);
    appeared, then result keys) and psurvey's. The missing view has the
    columns that hold pset keys and _index, _status, _exception and
    _traceback. Any other table of the database (an attempts table,
-   _psurvey_runs) reads as its columns are. */
-enum { PS_VIEW_OK, PS_VIEW_MISSING, PS_VIEW_ALL };
+   _psurvey_runs) reads as its columns are. Views: PS_VIEW_* (stage.h). */
 /* only > 0: just the row whose _index is `only`. */
 int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out, ps_err_t *err);
 int ps_cursor_ncols(const ps_cursor_t *c);
@@ -140,12 +104,45 @@ int ps_cursor_step(ps_cursor_t *c, ps_err_t *err);
 /* The value of column i of the current row. For a table, it->s/len hold
    its value encoding (it->type is PS_V_TABLE). */
 int ps_cursor_cell(ps_cursor_t *c, int i, ps_item_t *it);
-/* Whether the key of column i is a pset key in the current row. */
-enum { PS_ROLE_META = -1, PS_ROLE_PSET = 0, PS_ROLE_RESULT = 1 };
+/* What the key of column i is in the current row (PS_ROLE_*, stage.h). */
 int ps_cursor_role(const ps_cursor_t *c, int i);
 void ps_cursor_close(ps_cursor_t *c);
 
 /* Rows of a stage in a view. */
 int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err);
+
+/*
+ * The records psurvey keeps of a database's runs and stages (catalog.c).
+ * Writing one may find the database locked by another program: PS_EBUSY,
+ * nothing was written, try again. Each reading is a cursor over the
+ * rows of a record, as SQLite has them (its columns are those listed);
+ * stage names are compared without regard to ASCII case.
+ */
+
+/* A run of psurvey, for _psurvey_runs. */
+typedef struct ps_run_record_s {
+  const char *script, *script_hash, *host, *psurvey, *lua, *libuv, *sqlite, *options;
+  int64_t pid;
+} ps_run_record_t;
+
+/* Records a run starting now (status 'running'); *id is its record's. */
+int ps_store_begin_run(ps_store_t *s, const ps_run_record_t *run, int64_t *id, ps_err_t *err);
+/* Records that run `id` ended now, and how ("done", "failed", ...). */
+int ps_store_end_run(ps_store_t *s, int64_t id, const char *status, ps_err_t *err);
+/* Stage `name`, at most one row: name (as stored), status, total, ok,
+   failed, created, finished, run, code_hash, user_hash, sandbox, seed,
+   timeout, memory. */
+int ps_store_stage(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* Its shipped worker and user value, at most one row: code, user. */
+int ps_store_stage_worker(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* Every stage, in the order they were made: name, status, total, ok,
+   failed, created, finished. */
+int ps_store_stages(ps_store_t *s, ps_cursor_t **out, ps_err_t *err);
+/* The failed attempts at psets of stage `name`, in the order they were
+   stored: the columns of its attempts table. */
+int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
+/* The limits the last attempt at pset `index` (1-based) of stage `name`
+   ran with, at most one row: limit_timeout, limit_memory. */
+int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out, ps_err_t *err);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * store_private.h: what the files of the store share, and nothing outside
  * them includes. store.c opens, locks and closes a database and begins and
- * ends stages; stage.c writes a stage's rows; resume.c matches stored rows
- * to psets; cursor.c reads rows back. The schema of psurvey's own tables
- * lives in store.c, the layout of a stage's table here (meta columns) and
- * in celltypes.h (the _types notes).
+ * ends stages; sqlstage.c writes a stage's rows in SQLite (memstage.c in
+ * memory); resume.c matches stored rows to psets; cursor.c reads rows
+ * back; catalog.c reads and writes the records of runs and stages for
+ * the bindings. The schema (psurvey's own tables, the layout of a stage's
+ * table and every statement on psurvey's tables) is in schema.c; the
+ * _types notes in celltypes.h.
  */
 #ifndef PS_STORE_PRIVATE_H
 #define PS_STORE_PRIVATE_H
@@ -12,43 +14,8 @@
 #include <sqlite3.h>
 
 #include "memstage.h"
+#include "schema.h"
 #include "store.h"
-
-/* Bits of _psurvey_columns.types: the kinds of value a column has held,
-   and whether its key has had both roles. */
-enum {
-  PS_M_BOOL = 1,
-  PS_M_INT = 2,
-  PS_M_FLOAT = 4,
-  PS_M_STR = 8,
-  PS_M_BIN = 16,
-  PS_M_JSON = 32,
-  PS_M_CODEC = 64,
-  PS_M_NAN = 128,
-  PS_M_BOTH_ROLES = 256,
-};
-
-/* psurvey's columns of a stage's table, in the order rows bind them. */
-enum {
-  PS_META_INDEX,
-  PS_META_STATUS,
-  PS_META_EXCEPTION,
-  PS_META_TRACEBACK,
-  PS_META_ATTEMPT,
-  PS_META_WORKER,
-  PS_META_HOST,
-  PS_META_START,
-  PS_META_END,
-  PS_META_DURATION,
-  PS_META_CPU,
-  PS_META_MEMORY,
-  PS_META_NAME,
-  PS_META_HASH,
-  PS_META_TYPES,
-  PS_NMETA
-};
-extern const char *const ps__meta_cols[PS_NMETA];
-extern const char *const ps__meta_types[PS_NMETA];
 
 struct ps_store_s {
   sqlite3 *db;
@@ -70,7 +37,7 @@ typedef struct ps_col_s {
   int dirty; /* its _psurvey_columns row is not written yet */
 } ps_col_t;
 
-/* A key of the row being added, with its column (stage.c). */
+/* A key of the row being added, with its column (sqlstage.c). */
 typedef struct ps_rowkey_s {
   const char *s;
   size_t len;
@@ -89,10 +56,12 @@ typedef struct ps_param_s {
   size_t off, len;
 } ps_param_t;
 
-struct ps_stage_s {
+/* A stage written in SQLite (sqlstage.c): stage.h's operations over a
+   table of the store's database. */
+typedef struct ps_sqlstage_s {
+  ps_stage_t base;
   ps_store_t *store;
-  char *name;
-  ps_memstage_t *mem; /* the rows, in a store in memory */
+  char *name;         /* as the table is spelled; base.name too */
   int created;        /* the table exists (committed, or in the commit under way) */
   ps_col_t *cols;
   int ncols, capcols;
@@ -123,7 +92,7 @@ struct ps_stage_s {
   ps_rowkey_t *keys; /* scratch: the keys of the row being added */
   int capkeys;
   ps_buf_t notes, scratch;
-};
+} ps_sqlstage_t;
 
 /* Both return PS_EBUSY when SQLite's error is a lock held by another
    connection (so the caller can try again), else PS_EDB. */
@@ -145,14 +114,26 @@ ps_memstage_t *ps__store_memstage(ps_store_t *s, const char *name);
 /* An unused name for a table set aside, "<name>_<tag>" or
    "<name>_<tag>_<k>", with no attempts table either; 0 or PS_EDB. */
 int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz);
-/* Adds one more column slot to g->cols, g->lastmap and g->colstamp. */
-int ps__room_for_column(ps_stage_t *g);
-/* Creates the stage's table with the columns it has (store.c owns its
+/* A stage in SQLite, for table `name` (as the database spells it, when
+   resume: its rows are kept and its columns read back). The columns of
+   the keys of psets (may be NULL) are made at once, so that keys no table
+   can hold are an error before anything is recorded of the stage. */
+int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets, ps_stage_t **out,
+                     ps_err_t *err);
+/* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
-int ps__create_table(ps_stage_t *g, ps_err_t *err);
-/* Forgets the rows and attempts waiting for a commit. */
-void ps__stage_drop_pending(ps_stage_t *g);
-/* Frees what a stage holds, and the stage. */
-void ps__stage_free(ps_stage_t *g);
+int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
+/* A cursor over the rows of statement st (ready to step), which it owns
+   from now on, even when it fails: columns as the statement names them,
+   values as SQLite has them. */
+int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
+/* Writes one failed attempt at a pset of `stage` to its attempts table at
+   once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
+   again. */
+int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
+/* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
+   store.h). */
+int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                        int64_t *ok, int64_t *failed, ps_err_t *err);
 
 #endif

@@ -326,3 +326,18 @@ int psL_decode(lua_State *L, const char *s, size_t n, char *err, size_t errsz) {
   }
   return 0;
 }
+
+/* A stored cell or a frame's item, as a Lua value: a table travels as
+   its encoding and is decoded here. */
+void psL_push_item(lua_State *L, const ps_item_t *it) {
+  char err[200];
+  switch (it->type) {
+    case PS_V_NIL: lua_pushnil(L); break;
+    case PS_V_BOOL: lua_pushboolean(L, (int)it->i); break;
+    case PS_V_INT: lua_pushinteger(L, (lua_Integer)it->i); break;
+    case PS_V_FLOAT: lua_pushnumber(L, (lua_Number)it->d); break;
+    case PS_V_STR: lua_pushlstring(L, it->s, it->len); break;
+    default:
+      if (psL_decode(L, it->s, it->len, err, sizeof err) != 0) luaL_error(L, "stored table: %s", err);
+  }
+}

@@ -32,6 +32,11 @@ int psL_decode(lua_State *L, const char *s, size_t n, char *err, size_t errsz);
 struct ps_reader_s;
 int psL_decode_from(lua_State *L, struct ps_reader_s *r, char *err, size_t errsz);
 
+/* Pushes an item read from the store or a frame as a Lua value; raises
+   when a table's encoding is malformed. */
+struct ps_item_s;
+void psL_push_item(lua_State *L, const struct ps_item_s *it);
+
 /* Formats a key for an error path: ".name", "[3]" or "[\"a b\"]". */
 void psL_keypath(lua_State *L, int keyidx, char *out, size_t outsz);
 

@@ -22,9 +22,6 @@ typedef struct lengine_s {
   ps_engine_t *e; /* owned; NULL once closed */
 } lengine_t;
 
-ps_source_t *psL_checksource(lua_State *L, int idx);
-ps_store_t *psL_checkstore(lua_State *L, int idx);
-
 static lengine_t *check_engine(lua_State *L) {
   lengine_t *u = luaL_checkudata(L, 1, ENGINE);
   if (u->e == NULL) luaL_error(L, "attempt to use a closed psurvey engine");

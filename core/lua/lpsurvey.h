@@ -30,8 +30,12 @@ int psL_worker_main(int argc, char **argv);
 struct ps_limits_s;
 int psL_check_limits(lua_State *L, int idx, struct ps_limits_s *out, char *msg, size_t msgsz);
 
-/* Pushes an item read from the store or a frame as a Lua value. */
-struct ps_item_s;
-void psL_push_item(lua_State *L, const struct ps_item_s *it);
+/* The objects behind a psurvey.source (lsource.c) and a psurvey.store
+   (lstore.c) userdata at idx; raise when idx holds something else (or a
+   closed store). */
+struct ps_source_s;
+struct ps_store_s;
+struct ps_source_s *psL_checksource(lua_State *L, int idx);
+struct ps_store_s *psL_checkstore(lua_State *L, int idx);
 
 #endif

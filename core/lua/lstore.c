@@ -4,11 +4,11 @@
  * A cursor keeps its store alive through its user value.
  */
 #include <lauxlib.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "export.h"
+#include "lcodec.h"
 #include "lpsurvey.h"
 #include "store.h"
 
@@ -113,67 +113,151 @@ static int store_cursor(lua_State *L) {
   return 1;
 }
 
-/* Runs sql with the arguments from index 3 on, pushing its rows as an
-   array of tables (scalars only). 0, or -1 and the statement's error
-   left in db. */
-static int run_query(lua_State *L, sqlite3 *db) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, luaL_checkstring(L, 2), -1, &st, NULL) != SQLITE_OK) return -1;
-  int nargs = lua_gettop(L) - 2;
-  for (int k = 1; k <= nargs; k++) {
-    int a = k + 2;
-    if (lua_isinteger(L, a))
-      sqlite3_bind_int64(st, k, lua_tointeger(L, a));
-    else if (lua_type(L, a) == LUA_TNUMBER)
-      sqlite3_bind_double(st, k, lua_tonumber(L, a));
-    else if (lua_type(L, a) == LUA_TSTRING)
-      sqlite3_bind_text(st, k, lua_tostring(L, a), -1, SQLITE_TRANSIENT);
-  }
-  lua_newtable(L);
-  int row = 0, rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int n = sqlite3_column_count(st);
-    lua_createtable(L, 0, n);
-    for (int k = 0; k < n; k++) {
-      switch (sqlite3_column_type(st, k)) {
-        case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, k)); break;
-        case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, k)); break;
-        case SQLITE_NULL: continue;
-        default:
-          lua_pushlstring(L, (const char *)sqlite3_column_blob(st, k), (size_t)sqlite3_column_bytes(st, k));
-      }
-      lua_setfield(L, -2, sqlite3_column_name(st, k));
-    }
-    lua_rawseti(L, -2, ++row);
-  }
-  if (rc != SQLITE_DONE) {
-    sqlite3_reset(st); /* the statement's error, in db */
-    lua_pop(L, 1);
-  }
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : -1;
+/* The failure of a write: fail, message, 'busy' when another program
+   holds the database's write lock (try again); raises for any other. */
+static int write_failed(lua_State *L, const ps_err_t *err) {
+  if (err->code == PS_EBUSY) return push_failure(L, err);
+  return luaL_error(L, "%s", err->msg);
 }
 
-/* store:query(sql, ...) -> array of row tables (scalars only) */
-static int store_query(lua_State *L) {
-  sqlite3 *db = ps_store_db(check_store(L, 1)->s);
-  if (run_query(L, db) != 0) return luaL_error(L, "%s", sqlite3_errmsg(db));
+/* Optional string field k of the table at idx (NULL when absent); it
+   lives as long as the table does. */
+static const char *opt_field(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+/* store:begin_run({ script, script_hash, host, pid, psurvey, lua, libuv,
+   sqlite, options }) -> id | fail, message, 'busy': records a run that
+   starts now */
+static int store_begin_run(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ps_run_record_t run = {
+      .script = opt_field(L, 2, "script"),
+      .script_hash = opt_field(L, 2, "script_hash"),
+      .host = opt_field(L, 2, "host"),
+      .psurvey = opt_field(L, 2, "psurvey"),
+      .lua = opt_field(L, 2, "lua"),
+      .libuv = opt_field(L, 2, "libuv"),
+      .sqlite = opt_field(L, 2, "sqlite"),
+      .options = opt_field(L, 2, "options"),
+  };
+  lua_getfield(L, 2, "pid");
+  run.pid = (int64_t)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  int64_t id;
+  ps_err_t err;
+  if (ps_store_begin_run(u->s, &run, &id, &err) != 0) return write_failed(L, &err);
+  lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
 
-/* store:write(sql, ...) -> true | fail, message, 'busy': a statement that
-   writes, and may find the database locked by another program */
-static int store_write(lua_State *L) {
+/* store:end_run(id, status) -> true | fail, message, 'busy' */
+static int store_end_run(lua_State *L) {
   lstore_t *u = check_store(L, 1);
-  sqlite3 *db = ps_store_db(u->s);
-  if (run_query(L, db) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (!ps_store_busy(u->s)) return luaL_error(L, "%s", sqlite3_errmsg(db));
+  lua_Integer id = luaL_checkinteger(L, 2);
+  const char *status = luaL_checkstring(L, 3);
   ps_err_t err;
-  ps_err_set(&err, PS_EBUSY, "database '%s' is locked by another program", ps_store_path(u->s));
-  return push_failure(L, &err);
+  if (ps_store_end_run(u->s, (int64_t)id, status, &err) != 0) return write_failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* A cursor userdata, empty: whatever raises before the cursor it will
+   hold is read and closed, its __gc closes it. */
+static lcursor_t *new_cursor(lua_State *L) {
+  lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->c = NULL;
+  c->psets_only = 0;
+  luaL_setmetatable(L, CURSOR);
+  return c;
+}
+
+/* Replaces the cursor userdata on top (its cursor opened by open, with
+   rc) with the rows it reads, each a table of its columns that are not
+   NULL: all of them in an array, or the first alone (nil when none). */
+static int push_records(lua_State *L, lcursor_t *lc, int rc, const ps_err_t *err, int first_only) {
+  if (rc != 0) return luaL_error(L, "%s", err->msg);
+  ps_err_t step_err;
+  int n = ps_cursor_ncols(lc->c), count = 0;
+  if (!first_only) lua_newtable(L);
+  while ((rc = ps_cursor_step(lc->c, &step_err)) == 1) {
+    lua_createtable(L, 0, n);
+    for (int k = 0; k < n; k++) {
+      ps_item_t it;
+      if (ps_cursor_cell(lc->c, k, &it) != 0)
+        return luaL_error(L, "malformed value in column '%s'", ps_cursor_colname(lc->c, k));
+      if (it.type == PS_V_NIL) continue;
+      psL_push_item(L, &it);
+      lua_setfield(L, -2, ps_cursor_colname(lc->c, k));
+    }
+    if (first_only) break;
+    lua_rawseti(L, -2, ++count);
+  }
+  if (rc < 0) return luaL_error(L, "%s", step_err.msg);
+  if (first_only && rc == 0) lua_pushnil(L);
+  ps_cursor_close(lc->c);
+  lc->c = NULL;
+  return 1;
+}
+
+/* store:stage_info(name) -> { name, status, total, ok, failed, created,
+   finished, run, code_hash, user_hash, sandbox, seed, timeout, memory }
+   (fields stored as NULL are nil) | nil: the stage whatever the case of
+   its name */
+static int store_stage_info(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  return push_records(L, c, ps_store_stage(u->s, name, &c->c, &err), &err, 1);
+}
+
+/* store:stage_worker(name) -> code, user (encodings) | nil: what a stage
+   shipped to its workers (nil when an older psurvey did not keep it) */
+static int store_stage_worker(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  push_records(L, c, ps_store_stage_worker(u->s, name, &c->c, &err), &err, 1);
+  if (lua_isnil(L, -1)) return 1;
+  lua_getfield(L, -1, "code");
+  lua_getfield(L, -2, "user");
+  return 2;
+}
+
+/* store:stages() -> array of { name, status, total, ok, failed, created,
+   finished }, in the order the stages were made */
+static int store_stages(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  return push_records(L, c, ps_store_stages(u->s, &c->c, &err), &err, 0);
+}
+
+/* store:attempts(name) -> array of the rows of the stage's attempts table,
+   in the order they were stored */
+static int store_attempts(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  return push_records(L, c, ps_store_attempts(u->s, name, &c->c, &err), &err, 0);
+}
+
+/* store:last_limits(name, index) -> { limit_timeout, limit_memory } | nil:
+   the limits of the last failed attempt at pset `index` */
+static int store_last_limits(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lua_Integer index = luaL_checkinteger(L, 3);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  return push_records(L, c, ps_store_last_limits(u->s, name, (int64_t)index, &c->c, &err), &err, 1);
 }
 
 /* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout;
@@ -264,8 +348,13 @@ static const luaL_Reg store_methods[] = {{"lock", store_lock},
                                          {"path", store_path},
                                          {"count", store_count},
                                          {"cursor", store_cursor},
-                                         {"query", store_query},
-                                         {"write", store_write},
+                                         {"begin_run", store_begin_run},
+                                         {"end_run", store_end_run},
+                                         {"stage_info", store_stage_info},
+                                         {"stage_worker", store_stage_worker},
+                                         {"stages", store_stages},
+                                         {"attempts", store_attempts},
+                                         {"last_limits", store_last_limits},
                                          {"export", store_export},
                                          {"__gc", store_close},
                                          {"__close", store_close},

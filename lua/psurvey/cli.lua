@@ -142,8 +142,7 @@ local function results_command(argv)
   end
   if not tbl then
     if fmt then return usage_error('results: --%s needs --table NAME', fmt) end
-    local rows = store:query('SELECT name, status, total, ok, failed, created, finished FROM _psurvey_tables'
-      .. ' ORDER BY created')
+    local rows = store:stages()
     for _, r in ipairs(rows) do r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0)) end
     local i2 = 0
     io.stdout:write(format.table({ 'name', 'status', 'total', 'ok', 'failed', 'created' },
@@ -158,7 +157,7 @@ local function results_command(argv)
       local cols = cursor:columns()
       -- A stage shows its keys and how each pset ended; another table
       -- (an attempts table, _psurvey_runs) every column it has.
-      local stage = store:query('SELECT 1 AS yes FROM _psurvey_tables WHERE name = ? COLLATE NOCASE', tbl)[1]
+      local stage = store:stage_info(tbl)
       local keep = {}
       for _, c in ipairs(cols) do
         if not stage or c:sub(1, 1) ~= '_' or c == '_status' or c == '_exception' then keep[#keep + 1] = c end

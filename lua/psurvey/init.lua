@@ -116,18 +116,17 @@ local function run_id(store, dbpath, text, verbose)
   local ok, err = store:lock()
   if not ok then errors.raise(err, 0) end
   local script = state.script or (arg and arg[0])
-  patiently(verbose, store.write, store, 'INSERT INTO _psurvey_runs(started, status, script, script_hash, host,'
-    .. ' pid, psurvey, lua, libuv, sqlite, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', os.time() + 0.0,
-    'running', script or '', file_hash(script) or '', core.hostname(), core.pid(), core.version, _VERSION,
-    core.libuv_version, core.sqlite_version, text)
-  state.runs[dbpath] = store:query('SELECT last_insert_rowid() AS id')[1].id
+  state.runs[dbpath] = patiently(verbose, store.begin_run, store, {
+    script = script or '', script_hash = file_hash(script) or '', host = core.hostname(), pid = core.pid(),
+    psurvey = core.version, lua = _VERSION, libuv = core.libuv_version, sqlite = core.sqlite_version,
+    options = text,
+  })
   return state.runs[dbpath]
 end
 
 --- With resume: refuses to mix rows of another worker into a table.
 local function check_resume(store, dbpath, name, mode, code_hash, user_hash)
-  local old = store:query('SELECT code_hash, user_hash, ok, failed FROM _psurvey_tables'
-    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
+  local old = store:stage_info(name)
   if not old or mode == 'force' then return end
   local rows = (old.ok or 0) + (old.failed or 0)
   local what
@@ -147,8 +146,7 @@ end
 --- the same worker, is kept under another name and started over; say so,
 --- and how to reuse it.
 local function note_start_over(store, name, code_hash, user_hash, total, verbose)
-  local old = store:query('SELECT status, total, ok, failed, code_hash, user_hash FROM _psurvey_tables'
-    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
+  local old = store:stage_info(name)
   if not old or old.code_hash ~= code_hash or old.user_hash ~= user_hash then return end
   local rows = (old.ok or 0) + (old.failed or 0)
   if rows == 0 or (old.status == 'done' and rows >= total) then return end
@@ -333,8 +331,7 @@ end
 function M.open(db, name)
   local store, err = core.store(db)
   if not store then error(err, 2) end
-  local found = store:query('SELECT name, total, ok, failed FROM _psurvey_tables WHERE name = ? COLLATE NOCASE',
-    name)[1]
+  local found = store:stage_info(name)
   if not found then error(("no table '%s' in '%s'"):format(name, db), 2) end
   return results.new(store, found.name, { total = found.total, ok = found.ok or 0, failed = found.failed or 0,
     exceptions = 0, stats = { count = 0 } }, db, nil)
@@ -347,22 +344,21 @@ end
 function M._replay(db, name, index)
   local store, err = core.store(db)
   if not store then error(err, 0) end
-  local stage = store:query('SELECT name, code, user, sandbox, seed, timeout, memory FROM _psurvey_tables'
-    .. ' WHERE name = ? COLLATE NOCASE', name)[1]
+  local stage = store:stage_info(name)
   if not stage then error(("no table '%s' in '%s'"):format(name, db), 0) end
   name = stage.name
-  if not stage.code then
+  local code, user = store:stage_worker(name)
+  if not code then
     error(("table '%s' was written by an older psurvey that did not keep the worker's code"):format(name), 0)
   end
   local pset = store:cursor(name, 'all', index, 'psets'):next()
   if not pset then error(("table '%s' has no pset #%d"):format(name, index), 0) end
-  local last = store:query('SELECT limit_timeout, limit_memory FROM "' .. name:gsub('"', '""')
-    .. '_attempts" WHERE _index = ? ORDER BY attempt DESC LIMIT 1', index)[1] or {}
+  local last = store:last_limits(name, index) or {}
   local scratch = core.store(nil)
   state.engine = state.engine or core.engine(find_exe())
   state.engine:backend('process', {})
   local res, why = state.engine:run(core.array({ pset }), scratch, {
-    name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = stage.code, user = stage.user,
+    name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = code, user = user,
     options_text = 'replay', timeout = last.limit_timeout or stage.timeout or 0,
     memory = last.limit_memory or stage.memory or 0, retries = 0,
     sandbox = stage.sandbox == 'strict' and 1 or 0, seed = stage.seed or 0,
@@ -397,9 +393,8 @@ function M.shutdown(status)
   -- After a signal, a database another program holds is waited for 1 s at most.
   local wait = status == 'interrupted' and 1 or math.huge
   for path, id in pairs(state.runs) do
-    pcall(patiently_for, 1, wait, state.stores[path].write, state.stores[path], 'UPDATE _psurvey_runs SET'
-      .. ' finished = ?, status = ? WHERE id = ?', os.time() + 0.0, status or (state.failed and 'failed' or 'done'),
-      id)
+    pcall(patiently_for, 1, wait, state.stores[path].end_run, state.stores[path], id,
+      status or (state.failed and 'failed' or 'done'))
     state.runs[path] = nil
   end
   for path, store in pairs(state.stores) do

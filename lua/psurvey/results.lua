@@ -55,7 +55,7 @@ end
 --- happened: { _index, attempt, kind, message, traceback, worker, host,
 --- start, duration, cpu, memory, limit_timeout, limit_memory }.
 function View:attempts()
-  return self._store:query('SELECT * FROM "' .. self.name:gsub('"', '""') .. '_attempts" ORDER BY rowid')
+  return self._store:attempts(self.name)
 end
 
 function View:__len()

@@ -98,6 +98,20 @@ for _, db in ipairs({ 'a SQLite file', 'memory (db = false)' }) do
         for row in r:rows() do rows[#rows + 1] = { a = row.a, b = row.b } end
         assert.same({ { a = 1, b = 100 }, { a = 3, b = 300 } }, rows)
       end)
+
+    it('lists every failed attempt, in the order they happened, with what each ran with', function()
+      local r = psurvey.map(function(p)
+        if p.value == 2 then os.exit(3) end
+        return {}
+      end, psurvey.range(1, 3), opts({ ncores = 1, retries = 1, timeout = 60 }))
+      local got = {}
+      for _, a in ipairs(r:attempts()) do
+        got[#got + 1] = { a._index, a.attempt, a.kind, a.limit_timeout, a.limit_memory, math.type(a.hash),
+          math.type(a.worker), type(a.message), type(a.start), type(a.duration) }
+      end
+      assert.same({ { 2, 1, 'exit', 60.0, 0.0, 'integer', 'integer', 'string', 'number', 'number' },
+        { 2, 2, 'exit', 60.0, 0.0, 'integer', 'integer', 'string', 'number', 'number' } }, got)
+    end)
   end)
 end
 

@@ -1,0 +1,89 @@
+/*
+ * catalog.c: psurvey's records of a database's runs and stages, as the
+ * bindings write and read them (store.h): a run's beginning and end, a
+ * stage's record and worker, the list of stages, a stage's failed
+ * attempts and the limits of the last one at a pset. Their statements are
+ * schema.c's; the records of a stage being written are store.c's.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "store_private.h"
+
+static void bind_text(sqlite3_stmt *st, int k, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, k, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, k);
+}
+
+/* Runs a statement that writes; PS_EBUSY when another program holds the
+   database's write lock. */
+static int run_write(ps_store_t *s, sqlite3_stmt *st, const char *what, ps_err_t *err) {
+  int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ps__db_fail(s->db, err, what);
+  sqlite3_finalize(st);
+  return rc == PS_EBUSY ? ps__busy(s, err) : rc;
+}
+
+int ps_store_begin_run(ps_store_t *s, const ps_run_record_t *run, int64_t *id, ps_err_t *err) {
+  sqlite3_stmt *st;
+  if (ps__prepare(s->db, PS_SQL_RUN_BEGIN, NULL, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "recording the run");
+  sqlite3_bind_double(st, 1, (double)time(NULL));
+  bind_text(st, 2, run->script);
+  bind_text(st, 3, run->script_hash);
+  bind_text(st, 4, run->host);
+  sqlite3_bind_int64(st, 5, run->pid);
+  bind_text(st, 6, run->psurvey);
+  bind_text(st, 7, run->lua);
+  bind_text(st, 8, run->libuv);
+  bind_text(st, 9, run->sqlite);
+  bind_text(st, 10, run->options);
+  int rc = run_write(s, st, "recording the run", err);
+  if (rc == 0) *id = sqlite3_last_insert_rowid(s->db);
+  return rc;
+}
+
+int ps_store_end_run(ps_store_t *s, int64_t id, const char *status, ps_err_t *err) {
+  sqlite3_stmt *st;
+  if (ps__prepare(s->db, PS_SQL_RUN_END, NULL, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "recording the run's end");
+  sqlite3_bind_double(st, 1, (double)time(NULL));
+  bind_text(st, 2, status);
+  sqlite3_bind_int64(st, 3, id);
+  return run_write(s, st, "recording the run's end", err);
+}
+
+/* A cursor over statement `which` (on the stage `table` for %A), with
+   text parameter 1 when text is given, or integer parameter 1 when not. */
+static int open_on(ps_store_t *s, int which, const char *table, const char *text, int64_t i,
+                   ps_cursor_t **out, ps_err_t *err) {
+  sqlite3_stmt *st;
+  if (ps__prepare(s->db, which, table, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "reading the records");
+  if (text)
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+  else if (sqlite3_bind_parameter_count(st) > 0)
+    sqlite3_bind_int64(st, 1, i);
+  return ps__cursor_of(st, out, err);
+}
+
+int ps_store_stage(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err) {
+  return open_on(s, PS_SQL_STAGE_INFO, NULL, name, 0, out, err);
+}
+
+int ps_store_stage_worker(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err) {
+  return open_on(s, PS_SQL_STAGE_WORKER, NULL, name, 0, out, err);
+}
+
+int ps_store_stages(ps_store_t *s, ps_cursor_t **out, ps_err_t *err) {
+  return open_on(s, PS_SQL_STAGES, NULL, NULL, 0, out, err);
+}
+
+int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err) {
+  return open_on(s, PS_SQL_ATTEMPTS, name, NULL, 0, out, err);
+}
+
+int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out, ps_err_t *err) {
+  return open_on(s, PS_SQL_LAST_LIMITS, name, NULL, index, out, err);
+}
