@@ -1,7 +1,11 @@
-/* run.c: the engine and the scheduler of one stage (run.h). */
+/* run.c: the engine, and the running of one stage (run.h): it carries out
+   what the scheduler (scheduler.c) decides, over the pool's workers, and
+   stores each pset's outcome. */
 #include "run.h"
 
+#include <assert.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +15,10 @@
 #include "json.h"
 #include "msg.h"
 #include "node.h"
+#include "outcome.h"
+#include "scheduler.h"
 #include "value.h"
 
-/* Batches a worker holds at once: the one it runs and the next. */
-#define DEPTH 2
-/* Automatic batches aim at this much work (us), within [1, MAX_BATCH]. */
-#define BATCH_US 20000.0
-#define MAX_BATCH 1024
 /* Workers that die before saying hello, in a row, before we give up. */
 #define MAX_STARTUP_FAILURES 3
 /* How often running psets are checked against their timeout (ms). */
@@ -27,6 +28,10 @@
 /* With a timeout, a worker that has not loaded the stage's code after this
    long (plus the timeout) is killed: a start-up that never ends. */
 #define STARTUP_LIMIT_S 60.0
+/* A pset stuck past its timeout outside Lua is killed with its worker
+   this long after it: a fixed part, and a part of the timeout. */
+#define TIMEOUT_GRACE_S 0.25
+#define TIMEOUT_GRACE_PART 20
 /* After a signal, how long the last rows wait for a database locked by
    another program before they are given up. */
 #define END_WAIT_S 5.0
@@ -35,18 +40,18 @@
    what is left is given up (ps_pool_drain). */
 #define STOP_GRACE_MS 1000
 #define STOP_LIMIT_MS 2000
+/* A failure's log line (1 KiB) shows this much of its pset, as JSON made
+   only of a pset this small, and this much of a retried attempt's
+   message; a row's _exception keeps this much of each earlier attempt's. */
+#define LOG_PSET_BYTES 300
+#define LOG_PSET_MAX 4096
+#define LOG_MESSAGE_BYTES 300
+#define CAUSE_BYTES 120
+/* The encodings a worker's psets in flight keep are compacted past this. */
+#define ENC_COMPACT_BYTES (1 << 20)
 /* The signals that interrupt a stage. */
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define NSTOP (int)(sizeof stop_signals / sizeof *stop_signals)
-
-typedef struct task_s {
-  int64_t index;
-  int64_t attempt;
-  int suspect; /* its worker died with others in flight: it runs alone */
-  int ov;      /* its entry in ps_run_t.over (retried psets), or -1 */
-  int64_t eoff; /* its encoding in its worker's slot_t.enc, or -1 */
-  size_t elen;
-} task_t;
 
 /* A pset that failed and runs again: its limits from now on, and the
    causes of its earlier attempts for the final row's _exception. */
@@ -55,39 +60,29 @@ typedef struct override_s {
   ps_buf_t causes;
 } override_t;
 
-/* The scheduler's state of one worker (ps_worker_t.data). */
-typedef struct slot_s {
-  task_t *fifo; /* in flight, in the order sent */
-  size_t head, len, cap;
-  int batch[DEPTH + 1]; /* psets left in each batch sent, oldest first */
-  int nbatches;
-  int64_t assigned;   /* psets given in its life, for max_tasks_per_child */
-  int retiring;       /* BYE sent */
-  int alone;          /* running a suspect or a multi-slot pset alone */
-  int weight;         /* slots it occupies while busy: 1, or a pset's ncores */
-  int64_t head_since; /* when the first pset in flight started, at the latest (mono us) */
-  ps_buf_t enc;       /* the encodings of the psets sent, so finish() need not make them again */
-  int timed_out;      /* killed by the driver for the timeout of its head pset */
+/* What a stage keeps of one worker (ps_worker_t.data): the scheduler's
+   slot, and what carrying out its work needs. */
+typedef struct worker_state_s {
+  ps_slot_t slot;
+  ps_buf_t enc;  /* the encodings of the psets in flight, so finish() need not make them again */
+  int timed_out; /* killed by the driver for the timeout of its head pset */
   char kill_msg[128];
   /* The worker answered the stage's CODE: until then it is starting (a
      slow module to load), and the clock of its first pset does not run. */
   int code_loaded;
   int64_t code_sent; /* mono us */
   int startup_stuck; /* killed for never loading it */
-} slot_t;
+} worker_state_t;
 
 typedef struct ps_run_s {
   ps_engine_t *e;
   ps_source_t *src;
   ps_stage_t *stage;
   const ps_run_opts_t *o;
-  int64_t total, next;
-  task_t *requeue;
-  size_t nreq, capreq;
+  int64_t total;
+  ps_sched_t sched;
   ps_counts_t c;
   ps_hist_t hist;
-  double est_us;
-  int have_est;
   int done, interrupted, fatal;
   ps_err_t err;
   int startup_failures;
@@ -106,66 +101,19 @@ typedef struct ps_run_s {
   int stuck_starts;   /* workers killed in a row for not loading the code */
 } ps_run_t;
 
-static void fail_run(ps_run_t *r, int code, const char *fmt, const char *a, const char *b) {
+/* Stops the stage (the first reason wins) and says why in the log. */
+__attribute__((format(printf, 3, 4))) static void fail_run(ps_run_t *r, int code, const char *fmt, ...) {
   if (r->fatal) return;
   r->fatal = 1;
-  ps_err_set(&r->err, code, fmt, a, b);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->err.msg, sizeof r->err.msg, fmt, ap);
+  va_end(ap);
+  r->err.code = code;
   ps_log_printf(&r->e->log, "stage %s: stopped: %s", r->o->name, r->err.msg);
 }
 
-static slot_t *slot_of(ps_worker_t *w) { return w->data; }
-
-static int slot_push(slot_t *s, task_t t) {
-  if (s->head + s->len == s->cap) {
-    if (s->head > 0) {
-      memmove(s->fifo, s->fifo + s->head, sizeof(task_t) * s->len);
-      s->head = 0;
-    } else {
-      size_t cap = s->cap ? s->cap * 2 : 64;
-      task_t *f = realloc(s->fifo, sizeof(task_t) * cap);
-      if (f == NULL) return PS_ENOMEM;
-      s->fifo = f;
-      s->cap = cap;
-    }
-  }
-  s->fifo[s->head + s->len++] = t;
-  return 0;
-}
-
-static int requeue_push(ps_run_t *r, task_t t) {
-  t.eoff = -1; /* it leaves its worker's encodings behind */
-  if (r->nreq == r->capreq) {
-    size_t cap = r->capreq ? r->capreq * 2 : 16;
-    task_t *q = realloc(r->requeue, sizeof(task_t) * cap);
-    if (q == NULL) return PS_ENOMEM;
-    r->requeue = q;
-    r->capreq = cap;
-  }
-  r->requeue[r->nreq++] = t;
-  return 0;
-}
-
-/* Retried and alone-running psets go first. */
-static int requeue_push_front(ps_run_t *r, task_t t) {
-  if (requeue_push(r, t) != 0) return PS_ENOMEM;
-  memmove(r->requeue + 1, r->requeue, sizeof(task_t) * (r->nreq - 1));
-  r->requeue[0] = t;
-  return 0;
-}
-
-static task_t requeue_pop(ps_run_t *r) {
-  task_t t = r->requeue[0];
-  memmove(r->requeue, r->requeue + 1, sizeof(task_t) * --r->nreq);
-  return t;
-}
-
-static int work_left(const ps_run_t *r) { return r->next < r->total || r->nreq > 0; }
-
-/* Moves r->next past psets an earlier run finished (resume). */
-static void skip_done(ps_run_t *r) {
-  if (r->skip)
-    while (r->next < r->total && r->skip[r->next]) r->next++;
-}
+static worker_state_t *state_of(ps_worker_t *w) { return w->data; }
 
 /* Copies the fields set in `over` onto l, without allocating (names are
    borrowed). */
@@ -180,39 +128,27 @@ static void overlay(ps_limits_t *l, const ps_limits_t *over) {
 
 /* The limits task t runs with: the map's, the pset's own, and what a retry
    changed. Every field is set. */
-static void limits_of(const ps_run_t *r, task_t t, ps_limits_t *l) {
+static void limits_of(const ps_run_t *r, const ps_task_t *t, ps_limits_t *l) {
   *l = r->o->limits;
-  if (t.ov >= 0) {
-    overlay(l, &r->over[t.ov].limits);
+  if (t->ov >= 0) {
+    overlay(l, &r->over[t->ov].limits);
     return;
   }
-  if (r->src->limits) overlay(l, r->src->limits(r->src, t.index));
+  if (r->src->limits) overlay(l, r->src->limits(r->src, t->index));
 }
 
-/* The node with the most slots of those ever up (NULL: none yet). */
-static const ps_node_t *largest_node(const ps_run_t *r) {
-  const ps_pool_t *p = &r->e->pool;
-  const ps_node_t *m = NULL;
-  for (int k = 0; k < p->nnodes; k++)
-    if (p->nodes[k]->ever_up && (m == NULL || p->nodes[k]->slots > m->slots)) m = p->nodes[k];
-  return m;
-}
-
-/* Slots of node n not taken by its busy workers. */
-static int free_slots(const ps_run_t *r, const ps_node_t *n) {
-  const ps_pool_t *p = &r->e->pool;
-  int used = 0;
-  for (int k = 0; k < p->n; k++) {
-    const slot_t *s = p->workers[k]->data;
-    if (s && s->len > 0 && p->workers[k]->node == n) used += s->weight;
-  }
-  return n->slots - used;
+/* The scheduler asks how many slots a task needs. */
+static int ncores_of(void *ud, const ps_task_t *t) {
+  const ps_run_t *r = ud;
+  if (t->ov < 0 && r->src->limits == NULL) return r->o->limits.ncores; /* no pset sets its own */
+  ps_limits_t l;
+  limits_of(r, t, &l);
+  return l.ncores;
 }
 
 static void check_done(ps_run_t *r) {
   if (r->c.ok + r->c.failed >= r->total) r->done = 1;
 }
-
 /* Says once that the database is locked by another program, and again
    when it is free; the rows wait in memory meanwhile. */
 static void note_db_wait(ps_run_t *r, int waiting, const char *why) {
@@ -240,7 +176,7 @@ static void commit_rows(ps_run_t *r) {
   if (rc == PS_EBUSY) {
     note_db_wait(r, 1, err.msg);
   } else if (rc != 0) {
-    fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+    fail_run(r, rc, "cannot store results: %s", err.msg);
   } else {
     note_db_wait(r, 0, NULL);
   }
@@ -248,10 +184,10 @@ static void commit_rows(ps_run_t *r) {
 
 static void send_code(ps_run_t *r, ps_worker_t *w) {
   const ps_run_opts_t *o = r->o;
-  slot_t *slot = slot_of(w);
-  if (slot) {
-    slot->code_loaded = 0;
-    slot->code_sent = ps_mono_us();
+  worker_state_t *st = state_of(w);
+  if (st) {
+    st->code_loaded = 0;
+    st->code_sent = ps_mono_us();
   }
   ps_buf_t b;
   ps_buf_init(&b);
@@ -264,59 +200,42 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
                      {o->user, o->user_len}};
   ps_msg_put_code(&b, &m);
   if (b.failed)
-    fail_run(r, PS_ENOMEM, "out of memory sending the worker code%s%s", "", "");
+    fail_run(r, PS_ENOMEM, "out of memory sending the worker code");
   else
     ps_worker_send(w, &b);
   ps_buf_free(&b);
 }
 
-static int64_t batch_size(ps_run_t *r, slot_t *s) {
-  const ps_run_opts_t *o = r->o;
-  int64_t k;
-  if (o->group_size > 0) {
-    k = o->group_size;
-  } else {
-    k = 1;
-    if (r->have_est) {
-      /* The larger of the recent and the overall mean run time: with a
-         heavy tail (most psets tiny, a few long), the recent mean forgets
-         the long ones and would pack several into one batch, where they
-         keep each other (and the psets queued behind) waiting. */
-      double mean = r->hist.count ? r->hist.sum_us / (double)r->hist.count : 0;
-      double est = r->est_us > mean ? r->est_us : mean;
-      double want = BATCH_US / (est > 0.5 ? est : 0.5);
-      k = want < 1 ? 1 : want > MAX_BATCH ? MAX_BATCH : (int64_t)want;
-    }
-    /* Near the end, smaller batches spread the tail over every worker. */
-    int nw = r->e->pool.n > 0 ? r->e->pool.n : 1;
-    int64_t share = (r->total - r->next) / (2 * nw);
-    if (k > share) k = share > 0 ? share : 1;
-  }
-  if (o->max_tasks_per_child > 0 && k > o->max_tasks_per_child - s->assigned)
-    k = o->max_tasks_per_child - s->assigned;
-  return k;
-}
+static void finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out);
 
-static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us, int64_t dur_us,
-                   int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
-                   size_t msg_len, const char *tb, size_t tb_len);
+/* The outcome of a pset that failed in the driver, never reaching a worker
+   or never run (msg is copied by the time finish returns). */
+static ps_outcome_t failed_here(const ps_task_t *t, const char *msg) {
+  ps_outcome_t out = {.index = t->index,
+                      .attempt = t->attempt,
+                      .kind = PS_OUTCOME_ERROR,
+                      .start_us = ps_now_us(),
+                      .message = {msg, strlen(msg)}};
+  return out;
+}
 
 /* Appends task t to a TASKS frame being built in b. A pset too large to
    send (over PS_VALUE_MAX) fails here: -1. */
-static int put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
+static int put_task(ps_run_t *r, ps_buf_t *b, const ps_task_t *t) {
   ps_limits_t l;
   limits_of(r, t, &l);
   r->scratch.len = 0;
-  r->src->get(r->src, t.index, &r->scratch);
+  r->src->get(r->src, t->index, &r->scratch);
   if (r->scratch.len > PS_VALUE_MAX) {
     char msg[160];
     snprintf(msg, sizeof msg, "the pset is %.1f MiB encoded, over the %u MiB one pset may take",
              (double)r->scratch.len / (1 << 20), PS_VALUE_MAX >> 20);
-    finish(r, NULL, t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
+    ps_outcome_t out = failed_here(t, msg);
+    finish(r, NULL, t, &out);
     return -1;
   }
-  ps_msg_task_t m = {(uint64_t)t.index,
-                     (uint64_t)t.attempt,
+  ps_msg_task_t m = {(uint64_t)t->index,
+                     (uint64_t)t->attempt,
                      (uint64_t)(l.timeout * 1000.0 + 0.5),
                      (uint64_t)(l.memory * 1024.0 * 1024.0),
                      {r->scratch.data, r->scratch.len}};
@@ -324,132 +243,81 @@ static int put_task(ps_run_t *r, ps_buf_t *b, task_t t) {
   return 0;
 }
 
-/* The next pset from the source, or 0 when there is none. A pset that
-   needs several slots goes to the front of the requeue (it runs alone),
-   one that needs more slots than there are fails here. */
-static int pull_task(ps_run_t *r, task_t *t) {
-  while (r->next < r->total) {
-    t->index = r->next++;
-    t->attempt = 1;
-    t->suspect = 0;
-    t->ov = -1;
-    t->eoff = -1;
-    skip_done(r);
-    if (r->src->limits == NULL) return 1;
-    ps_limits_t l;
-    limits_of(r, *t, &l);
-    if (l.ncores <= 1) return 1;
-    const ps_node_t *most = largest_node(r);
-    if (most && l.ncores > most->slots) {
-      char msg[200];
-      if (most->ops->slots_per_map)
-        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')",
-                 l.ncores, most->slots);
-      else
-        snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", l.ncores,
-                 most->ops->noun, most->slots);
-      finish(r, NULL, *t, "error", ps_now_us(), 0, 0, 0, NULL, 0, msg, strlen(msg), "", 0);
-      continue;
-    }
-    requeue_push_front(r, *t);
-    return 0;
-  }
-  return 0;
+/* A pset that needs more slots than any node has fails before it runs. */
+static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
+  char msg[200];
+  int need = ncores_of(r, t);
+  if (most->ops->slots_per_map)
+    snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", need,
+             most->slots);
+  else
+    snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", need,
+             most->ops->noun, most->slots);
+  ps_outcome_t out = failed_here(t, msg);
+  finish(r, NULL, t, &out);
 }
 
-/* How many slots a task at the head of the requeue needs to run alone, or
-   0 when it can share a batch. */
-static int alone_slots(const ps_run_t *r, task_t t) {
-  ps_limits_t l;
-  limits_of(r, t, &l);
-  if (l.ncores > 1) return l.ncores;
-  return t.suspect ? 1 : 0;
-}
-
-/* After put_task: t is in flight on s, its encoding (r->scratch) kept. */
-static void sent_task(ps_run_t *r, slot_t *s, task_t t) {
+/* After put_task: t is in flight on w, its encoding (r->scratch) kept. */
+static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t) {
+  ps_slot_t *s = &st->slot;
   if (s->len == 0) {
-    s->head_since = ps_mono_us();
-    s->enc.len = 0; /* nothing in flight needs what is there */
-  } else if (s->fifo[s->head].eoff > (1 << 20)) {
+    st->enc.len = 0; /* nothing in flight needs what is there */
+  } else if (s->fifo[s->head].eoff > ENC_COMPACT_BYTES) {
     /* Drop the encodings of psets already finished. */
     int64_t drop = s->fifo[s->head].eoff;
-    memmove(s->enc.data, s->enc.data + drop, s->enc.len - (size_t)drop);
-    s->enc.len -= (size_t)drop;
+    memmove(st->enc.data, st->enc.data + drop, st->enc.len - (size_t)drop);
+    st->enc.len -= (size_t)drop;
     for (size_t k = 0; k < s->len; k++) s->fifo[s->head + k].eoff -= drop;
   }
-  t.eoff = (int64_t)s->enc.len;
+  t.eoff = (int64_t)st->enc.len;
   t.elen = r->scratch.len;
-  ps_buf_put(&s->enc, r->scratch.data, r->scratch.len);
-  if (s->enc.failed) {
-    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
-    return;
-  }
-  if (slot_push(s, t) != 0) fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+  ps_buf_put(&st->enc, r->scratch.data, r->scratch.len);
+  if (st->enc.failed || ps_sched_sent(&r->sched, s, t, ps_mono_us()) != 0)
+    fail_run(r, PS_ENOMEM, "out of memory");
 }
 
-/* Gives the worker batches until it holds `depth` of them. */
+/* Gives the worker batches, as the scheduler makes them, until it holds
+   `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
-  slot_t *s = slot_of(w);
-  const ps_run_opts_t *o = r->o;
-  if (r->done || r->fatal || r->interrupted || w->closing || w->why[0] || s->retiring) return;
-  while (s->nbatches < depth && !s->alone && work_left(r) && !r->fatal) {
-    if (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child) break;
+  worker_state_t *st = state_of(w);
+  if (r->done || r->fatal || r->interrupted || w->closing || w->why[0]) return;
+  ps_pool_t *p = &r->e->pool;
+  const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
+  int64_t want;
+  while (!r->fatal && ps_sched_next_batch(&r->sched, &st->slot, depth, &want)) {
     ps_buf_t b;
     ps_buf_init(&b);
     size_t start = ps_msg_tasks_begin(&b);
-    int64_t n = 0;
-    int k = r->nreq > 0 ? alone_slots(r, r->requeue[0]) : 0;
-    if (k > 0) {
-      /* It waits for an idle worker and enough free slots; meanwhile nobody
-         gets more work, so slots do free up. */
-      if (s->nbatches > 0 || free_slots(r, w->node) < k) {
-        ps_buf_free(&b);
-        break;
-      }
-      task_t t = requeue_pop(r);
-      if (put_task(r, &b, t) != 0) {
-        ps_buf_free(&b);
+    int64_t n = 0, taken = 0;
+    ps_task_t t;
+    int got;
+    while (n < want && !r->fatal &&
+           (got = ps_sched_take(&r->sched, &st->slot, largest, &t)) != PS_TAKE_NONE) {
+      taken++;
+      if (got == PS_TAKE_TOO_WIDE) {
+        too_wide(r, &t, largest);
         continue;
       }
-      s->alone = 1;
-      s->weight = k;
-      sent_task(r, s, t);
-      n = 1;
-    } else {
-      if (s->len == 0 && free_slots(r, w->node) < 1) {
-        ps_buf_free(&b);
-        break;
-      }
-      int64_t want = batch_size(r, s);
-      while (n < want && work_left(r)) {
-        task_t t;
-        if (r->nreq > 0) {
-          if (alone_slots(r, r->requeue[0]) > 0) break;
-          t = requeue_pop(r);
-        } else if (!pull_task(r, &t)) {
-          break;
-        }
-        if (put_task(r, &b, t) != 0) continue;
-        sent_task(r, s, t);
-        n++;
-        if (b.len >= PS_BATCH_BYTES) break;
-      }
+      if (put_task(r, &b, &t) != 0) continue;
+      sent_task(r, st, t);
+      n++;
+      if (b.len >= PS_BATCH_BYTES) break;
     }
     if (n == 0) {
+      /* Every pset taken failed here: perhaps the next batch goes. */
       ps_buf_free(&b);
+      if (taken > 0) continue;
       break;
     }
     ps_msg_tasks_end(&b, start, (uint64_t)n);
     if (b.failed || r->scratch.failed) {
       ps_buf_free(&b);
-      fail_run(r, PS_ENOMEM, "out of memory building a batch%s%s", "", "");
+      fail_run(r, PS_ENOMEM, "out of memory building a batch");
       return;
     }
     ps_worker_send(w, &b);
     ps_buf_free(&b);
-    s->batch[s->nbatches++] = (int)n;
-    s->assigned += n;
+    ps_sched_batch_sent(&r->sched, &st->slot, (int)n);
     r->c.active += n;
   }
 }
@@ -457,61 +325,87 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
 /* Breadth first: every worker gets its first batch before any gets a
    second, so a small stage spreads over all of them. */
 static void dispatch_all(ps_run_t *r) {
-  ps_pool_t *p = &r->e->pool;
-  for (int depth = 1; depth <= DEPTH; depth++)
-    for (int k = 0; k < p->n; k++)
-      if (p->workers[k]->data) dispatch(r, p->workers[k], depth);
+  ps_sched_t *s = &r->sched;
+  for (int depth = 1; depth <= PS_SCHED_DEPTH; depth++)
+    for (int k = 0; k < s->nslots; k++) dispatch(r, s->slots[k]->owner, depth);
 }
 
-/* Stores one finished pset and counts it. w is NULL for a pset that never
-   reached a worker. */
-static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, int64_t start_us, int64_t dur_us,
-                   int64_t cpu_us, int64_t peak, const char *result, size_t result_len, const char *msg,
-                   size_t msg_len, const char *tb, size_t tb_len) {
+/* Writes a failure to the log: the pset (its start), the attempt, why. */
+static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *out) {
+  ps_log_t *log = &r->e->log;
+  ps_buf_t js;
+  ps_buf_init(&js);
+  ps_reader_t pr;
+  ps_reader_init(&pr, row->pset, row->pset_len);
+  /* A log line holds 1 KiB: the pset gets LOG_PSET_BYTES of it, so that
+     the message after it shows, and a large pset is not written out in
+     full to be cut. */
+  if (row->pset_len <= LOG_PSET_MAX)
+    ps_json_write(&pr, &js, 0);
+  else
+    ps_buf_printf(&js, "(%.1f KiB, not shown)", (double)row->pset_len / 1024);
+  if (js.len > LOG_PSET_BYTES) {
+    js.len = LOG_PSET_BYTES - 3;
+    while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80) js.len--; /* a whole character */
+    ps_buf_puts(&js, "...");
+  }
+  ps_buf_putc(&js, 0);
+  ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %s: %.*s", r->o->name,
+                (long long)out->index + 1, js.failed ? "?" : js.data, (long long)out->attempt,
+                (long long)row->worker, row->status, (int)row->exception_len, row->exception);
+  ps_log_block(log, "    ", row->traceback, row->traceback_len);
+  ps_buf_free(&js);
+  ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, log->path);
+}
+
+/* Stores the outcome of pset t as its row and counts it. w is NULL for a
+   pset that never reached a worker. */
+static void finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out) {
   ps_row_t row;
   ps_limits_t lim;
   memset(&row, 0, sizeof row);
   limits_of(r, t, &lim);
-  /* The encoding sent (still in the worker's slot when the result comes
+  /* The encoding sent (still in the worker's state when the result comes
      back), else made again. */
-  slot_t *s = w ? w->data : NULL;
-  if (s && t.eoff >= 0 && (size_t)t.eoff + t.elen <= s->enc.len) {
-    row.pset = s->enc.data + t.eoff;
-    row.pset_len = t.elen;
+  worker_state_t *st = w ? state_of(w) : NULL;
+  if (st && t->eoff >= 0 && (size_t)t->eoff + t->elen <= st->enc.len) {
+    row.pset = st->enc.data + t->eoff;
+    row.pset_len = t->elen;
   } else {
     r->scratch.len = 0;
-    r->src->get(r->src, t.index, &r->scratch);
+    r->src->get(r->src, t->index, &r->scratch);
     row.pset = r->scratch.data;
     row.pset_len = r->scratch.len;
   }
-  row.index = t.index;
-  row.status = status;
-  row.attempt = t.attempt;
+  row.index = out->index;
+  row.status = ps_outcome_name(out->kind);
+  row.attempt = out->attempt;
   row.worker = w ? w->id : 0;
   row.host = w && w->host[0] ? w->host : NULL;
-  row.start_us = start_us;
-  row.duration_us = dur_us;
-  row.cpu_us = cpu_us;
-  row.peak_bytes = peak;
+  row.start_us = out->start_us;
+  row.duration_us = out->duration_us;
+  row.cpu_us = out->cpu_us;
+  row.peak_bytes = out->peak_bytes;
   row.name = lim.name;
-  row.result = result;
-  row.result_len = result_len;
-  row.exception = msg;
-  row.exception_len = msg_len;
-  row.traceback = tb;
-  row.traceback_len = tb_len;
+  row.result = out->result.n ? out->result.p : NULL;
+  row.result_len = out->result.n;
+  if (out->kind != PS_OUTCOME_OK) {
+    row.exception = out->message.p ? out->message.p : "";
+    row.exception_len = out->message.n;
+    row.traceback = out->traceback.p ? out->traceback.p : "";
+    row.traceback_len = out->traceback.n;
+  }
   /* A pset tried before: its row says what happened each time. */
   ps_buf_t why;
   ps_buf_init(&why);
-  if (t.ov >= 0 && r->over[t.ov].causes.len > 0 && msg) {
-    ps_buf_put(&why, msg, msg_len);
-    ps_buf_puts(&why, " (attempt ");
-    ps_buf_printf(&why, "%lld; earlier: ", (long long)t.attempt);
-    ps_buf_put(&why, r->over[t.ov].causes.data, r->over[t.ov].causes.len);
+  if (t->ov >= 0 && r->over[t->ov].causes.len > 0 && out->kind != PS_OUTCOME_OK) {
+    ps_buf_put(&why, row.exception, row.exception_len);
+    ps_buf_printf(&why, " (attempt %lld; earlier: ", (long long)out->attempt);
+    ps_buf_put(&why, r->over[t->ov].causes.data, r->over[t->ov].causes.len);
     ps_buf_putc(&why, ')');
     if (!why.failed) {
-      row.exception = msg = why.data;
-      row.exception_len = msg_len = why.len;
+      row.exception = why.data;
+      row.exception_len = why.len;
     }
   }
   char bad[600];
@@ -521,67 +415,43 @@ static void finish(ps_run_t *r, ps_worker_t *w, task_t t, const char *status, in
     if (rc == PS_EVALUE) {
       /* This row cannot be stored as it is: it becomes a failure. */
       snprintf(bad, sizeof bad, "%s", err.msg);
-      row.status = status = "error";
+      row.status = ps_outcome_name(PS_OUTCOME_ERROR);
       row.result = NULL;
       row.result_len = 0;
-      row.exception = msg = bad;
-      row.exception_len = msg_len = strlen(bad);
-      row.traceback = tb = "";
-      row.traceback_len = tb_len = 0;
+      row.exception = bad;
+      row.exception_len = strlen(bad);
+      row.traceback = "";
+      row.traceback_len = 0;
       rc = ps_stage_add(r->stage, &row, &err);
     }
     if (rc != 0) {
       ps_buf_free(&why);
-      fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+      fail_run(r, rc, "cannot store results: %s", err.msg);
       return;
     }
   }
-  if (w && w->node) w->node->done++;
-  ps_hist_add(&r->hist, dur_us);
-  r->est_us = r->have_est ? 0.8 * r->est_us + 0.2 * (double)dur_us : (double)dur_us;
-  r->have_est = 1;
-  if (strcmp(status, "ok") == 0) {
+  if (w) w->node->done++;
+  ps_hist_add(&r->hist, out->duration_us);
+  ps_sched_ran(&r->sched, out->duration_us);
+  if (row.exception == NULL) {
     r->c.ok++;
     if (r->o->verbose >= 3) {
       char took[32];
-      ps_format_seconds(took, sizeof took, (double)dur_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)t.index + 1, took,
-                        (long long)row.worker);
+      ps_format_seconds(took, sizeof took, (double)out->duration_us / 1e6);
+      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)out->index + 1,
+                        took, (long long)row.worker);
     }
   } else {
     r->c.failed++;
-    if (strcmp(status, "error") == 0) r->c.exceptions++;
-    ps_log_t *log = &r->e->log;
-    ps_buf_t js;
-    ps_buf_init(&js);
-    ps_reader_t pr;
-    ps_reader_init(&pr, row.pset, row.pset_len);
-    /* A log line holds 1 KiB: the pset gets 300 bytes of it, so that the
-       message after it shows, and a large pset is not written out in full
-       to be cut. */
-    if (row.pset_len <= 4096)
-      ps_json_write(&pr, &js, 0);
-    else
-      ps_buf_printf(&js, "(%.1f KiB, not shown)", (double)row.pset_len / 1024);
-    if (js.len > 300) {
-      js.len = 297;
-      while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80) js.len--; /* a whole character */
-      ps_buf_puts(&js, "...");
-    }
-    ps_buf_putc(&js, 0);
-    ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %s: %.*s", r->o->name,
-                  (long long)t.index + 1, js.failed ? "?" : js.data, (long long)t.attempt, (long long)row.worker,
-                  status, (int)msg_len, msg);
-    ps_log_block(log, "    ", tb, tb_len);
-    ps_buf_free(&js);
-    ps_progress_failure(&r->progress, t.index, msg, msg_len, log->path);
+    if (strcmp(row.status, ps_outcome_name(PS_OUTCOME_ERROR)) == 0) r->c.exceptions++;
+    log_failure(r, &row, out);
   }
   ps_buf_free(&why);
   check_done(r);
 }
 
 /* The override entry of a pset being retried, made on its first retry. */
-static int override_of(ps_run_t *r, task_t *t, const ps_limits_t *current) {
+static int override_of(ps_run_t *r, ps_task_t *t, const ps_limits_t *current) {
   if (t->ov >= 0) return 0;
   if (r->nover == r->capover) {
     size_t cap = r->capover ? r->capover * 2 : 8;
@@ -601,25 +471,34 @@ static int override_of(ps_run_t *r, task_t *t, const ps_limits_t *current) {
   return 0;
 }
 
-static int retryable(const char *kind) {
-  return strcmp(kind, "timeout") == 0 || strcmp(kind, "signal") == 0 || strcmp(kind, "exit") == 0;
-}
-
 /* Records a failed attempt in the stage's attempts table; r->scratch
    holds the pset's encoding afterwards. */
-static int record_attempt(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg, size_t msg_len,
-                          const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu, int64_t peak) {
+static int record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out) {
   ps_limits_t lim;
   limits_of(r, t, &lim);
   r->scratch.len = 0;
-  r->src->get(r->src, t.index, &r->scratch);
+  r->src->get(r->src, t->index, &r->scratch);
   uint64_t hash = ps_hash(r->scratch.data, r->scratch.len, 0);
   if (r->stage) {
-    ps_attempt_t a = {t.index, t.attempt, w ? w->id : 0, kind, msg, tb, msg_len, tb_len,
-                      w && w->host[0] ? w->host : NULL, start, dur, cpu, peak, lim.timeout, lim.memory, hash};
+    ps_attempt_t a = {out->index,
+                      out->attempt,
+                      w ? w->id : 0,
+                      ps_outcome_name(out->kind),
+                      out->message.p ? out->message.p : "",
+                      out->traceback.p ? out->traceback.p : "",
+                      out->message.n,
+                      out->traceback.n,
+                      w && w->host[0] ? w->host : NULL,
+                      out->start_us,
+                      out->duration_us,
+                      out->cpu_us,
+                      out->peak_bytes,
+                      lim.timeout,
+                      lim.memory,
+                      hash};
     ps_err_t err;
     if (ps_stage_attempt(r->stage, &a, &err) != 0) {
-      fail_run(r, err.code, "cannot store results: %s%s", err.msg, "");
+      fail_run(r, err.code, "cannot store results: %s", err.msg);
       return err.code;
     }
   }
@@ -628,12 +507,13 @@ static int record_attempt(ps_run_t *r, ps_worker_t *w, task_t t, const char *kin
 
 /* An attempt at t failed: it is recorded, then t runs again (retries left,
    or the retry callback says so) or is finished as failed. */
-static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *kind, const char *msg,
-                           size_t msg_len, const char *tb, size_t tb_len, int64_t start, int64_t dur, int64_t cpu,
-                           int64_t peak) {
+static void attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_outcome_t *out) {
   ps_limits_t lim;
-  limits_of(r, t, &lim);
-  if (record_attempt(r, w, t, kind, msg, msg_len, tb, tb_len, start, dur, cpu, peak) != 0) return;
+  limits_of(r, &t, &lim);
+  if (record_attempt(r, w, &t, out) != 0) return;
+  const char *kind = ps_outcome_name(out->kind);
+  const char *msg = out->message.p ? out->message.p : "";
+  size_t msg_len = out->message.n;
   int again = 0;
   ps_limits_t next;
   ps_limits_unset(&next);
@@ -644,62 +524,47 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, task_t t, const char *ki
     char why[400];
     int rc = r->o->retry(r->o->retry_ud, &f, &next, why, sizeof why);
     if (rc < 0) {
-      char idx[32];
-      snprintf(idx, sizeof idx, "%lld", (long long)t.index + 1);
       ps_limits_free(&next);
-      fail_run(r, PS_EVALUE, "the retry function failed on pset #%s: %s", idx, why);
+      fail_run(r, PS_EVALUE, "the retry function failed on pset #%lld: %s", (long long)t.index + 1, why);
       return;
     }
     again = rc == 1;
   } else {
-    again = retryable(kind) && t.attempt <= lim.retries;
+    again = ps_outcome_retryable(out->kind) && t.attempt <= lim.retries;
   }
   if (!again) {
     ps_limits_free(&next);
-    finish(r, w, t, kind, start, dur, cpu, peak, NULL, 0, msg, msg_len, tb, tb_len);
+    finish(r, w, &t, out);
     return;
   }
   if (override_of(r, &t, &lim) != 0 || ps_limits_merge(&r->over[t.ov].limits, &next) != 0) {
     ps_limits_free(&next);
-    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
+    fail_run(r, PS_ENOMEM, "out of memory");
     return;
   }
   ps_limits_free(&next);
   ps_buf_t *c = &r->over[t.ov].causes;
   ps_buf_printf(c, "%s#%lld %s", c->len ? "; " : "", (long long)t.attempt, kind);
-  if (strcmp(kind, "timeout") != 0 && strcmp(kind, "memory") != 0) {
+  if (out->kind != PS_OUTCOME_TIMEOUT && out->kind != PS_OUTCOME_MEMORY) {
     /* The kind says it all for limits; crashes and errors say more. */
     ps_buf_puts(c, ": ");
-    ps_buf_put(c, msg, msg_len < 120 ? msg_len : 120);
+    ps_buf_put(c, msg, msg_len < CAUSE_BYTES ? msg_len : CAUSE_BYTES);
   }
   ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again", r->o->name,
-                (long long)t.index + 1, (long long)t.attempt, kind, (int)(msg_len < 300 ? msg_len : 300), msg);
+                (long long)t.index + 1, (long long)t.attempt, kind,
+                (int)(msg_len < LOG_MESSAGE_BYTES ? msg_len : LOG_MESSAGE_BYTES), msg);
   if (r->o->verbose >= 3)
     ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again", (long long)t.index + 1,
                       (long long)t.attempt, kind);
   t.attempt++;
   t.suspect = 0;
   r->c.retried++;
-  if (requeue_push_front(r, t) != 0) fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
-}
-
-static const char *const status_kinds[] = {"ok", "error", "memory", "timeout"};
-
-/* Takes the oldest task in flight off the worker. */
-/* Takes the first pset in flight off the slot; the next one started at
-   `now` at the latest. */
-static task_t slot_pop(ps_run_t *r, slot_t *s, int64_t now) {
-  task_t t = s->fifo[s->head];
-  s->head++;
-  s->len--;
-  r->c.active--;
-  if (--s->batch[0] == 0) memmove(s->batch, s->batch + 1, sizeof(int) * (size_t)--s->nbatches);
-  s->head_since = now;
-  return t;
+  if (ps_sched_requeue(&r->sched, t, 1) != 0) fail_run(r, PS_ENOMEM, "out of memory");
 }
 
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
-  slot_t *s = slot_of(w);
+  worker_state_t *st = state_of(w);
+  ps_slot_t *s = &st->slot;
   ps_msg_batch_t it;
   ps_msg_result_t m;
   int was_wide = s->weight > 1, rc = 0;
@@ -716,14 +581,23 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
       if (ps_read_item(&v, &head) != 0 || head.type != PS_V_TABLE) goto bad;
     }
     if (s->len == 0 || s->fifo[s->head].index != (int64_t)m.index) goto bad;
-    task_t t = slot_pop(r, s, now);
-    if (s->len == 0) s->alone = 0, s->weight = 1;
-    if (m.status == PS_STATUS_OK)
-      finish(r, w, t, "ok", (int64_t)m.start_us, (int64_t)m.duration_us, (int64_t)m.cpu_us, (int64_t)m.peak,
-             m.value.n ? m.value.p : NULL, m.value.n, NULL, 0, NULL, 0);
+    ps_task_t t = ps_sched_finished(&r->sched, s, now);
+    r->c.active--;
+    ps_outcome_t out = {.index = t.index,
+                        .attempt = t.attempt,
+                        .kind = ps_outcome_of_status(m.status),
+                        .start_us = (int64_t)m.start_us,
+                        .duration_us = (int64_t)m.duration_us,
+                        .cpu_us = (int64_t)m.cpu_us,
+                        .peak_bytes = (int64_t)m.peak,
+                        .result = m.value,
+                        .message = m.message,
+                        .traceback = m.traceback};
+    assert(out.kind != PS_OUTCOME_KINDS); /* the reader checked the status */
+    if (out.kind == PS_OUTCOME_OK)
+      finish(r, w, &t, &out);
     else
-      attempt_failed(r, w, t, status_kinds[m.status], m.message.p, m.message.n, m.traceback.p, m.traceback.n,
-                     (int64_t)m.start_us, (int64_t)m.duration_us, (int64_t)m.cpu_us, (int64_t)m.peak);
+      attempt_failed(r, w, t, &out);
   }
   if (!r->fatal && rc != 0) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
@@ -737,15 +611,14 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     ps_worker_bye(w);
     return;
   }
-  if (was_wide || r->nreq > 0)
+  if (was_wide || r->sched.nreq > 0)
     dispatch_all(r);
   else
-    dispatch(r, w, DEPTH);
+    dispatch(r, w, PS_SCHED_DEPTH);
   return;
 bad:
   ps_worker_kill(w, SIGKILL, "sent a malformed results frame");
 }
-
 static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
   ps_engine_t *e = w->pool->owner;
   ps_run_t *r = e->run;
@@ -776,14 +649,14 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       if (!m.ok && r) {
         char why[400];
         snprintf(why, sizeof why, "%.*s", (int)(m.message.n < 399 ? m.message.n : 399), m.message.p);
-        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s%s", why, "");
+        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s", why);
       }
-      slot_t *s = slot_of(w);
-      if (m.ok && s && !s->code_loaded) {
+      worker_state_t *st = state_of(w);
+      if (m.ok && st && !st->code_loaded) {
         /* Ready now: the psets it was given start no earlier, whatever its
            start-up took (a timeout measures the pset, not the worker). */
-        s->code_loaded = 1;
-        if (s->len > 0) s->head_since = ps_mono_us();
+        st->code_loaded = 1;
+        if (st->slot.len > 0) st->slot.head_since = ps_mono_us();
         if (r) r->stuck_starts = 0;
       }
       return;
@@ -829,103 +702,120 @@ static void describe_death(ps_worker_t *w, char *out, size_t n) {
   }
 }
 
-static int spawn_worker(ps_run_t *r, ps_node_t *node);
-
-/* Workers still to serve the stage on a node (not retiring). */
-static int serving(const ps_pool_t *p, const ps_node_t *n) {
-  int k = 0;
-  for (int i = 0; i < p->n; i++) {
-    const slot_t *s = p->workers[i]->data;
-    if (p->workers[i]->node == n && s && !s->retiring && !p->workers[i]->closing) k++;
+/* Starts a worker on node n for the stage: it joins the scheduler's slots
+   and gets the stage's code. */
+static int spawn_worker(ps_run_t *r, ps_node_t *node) {
+  ps_worker_t *w;
+  ps_err_t err;
+  worker_state_t *st = calloc(1, sizeof *st);
+  if (st == NULL || ps_sched_add(&r->sched, &st->slot) != 0) {
+    free(st);
+    fail_run(r, PS_ENOMEM, "out of memory");
+    return PS_ENOMEM;
   }
-  return k;
+  if (ps_pool_spawn(&r->e->pool, node, &w, &err) != 0) {
+    ps_sched_remove(&r->sched, &st->slot);
+    free(st);
+    fail_run(r, PS_EWORKER, "%s", err.msg);
+    return PS_EWORKER;
+  }
+  ps_slot_init(&st->slot, node, w);
+  w->data = st;
+  send_code(r, w);
+  return 0;
 }
 
-/* Workers before w in the pool's list that serve on its node. */
-static int serving_before(const ps_pool_t *p, const ps_worker_t *w) {
-  int k = 0;
-  for (int i = 0; i < p->n && p->workers[i] != w; i++) {
-    const slot_t *s = p->workers[i]->data;
-    if (p->workers[i]->node == w->node && s && !s->retiring && !p->workers[i]->closing) k++;
-  }
-  return k;
-}
-
-/* Starts workers until every node that is up has one per slot, and no
-   more than there are psets left to finish. */
+/* Starts workers where the scheduler places them: one per slot of every
+   node that is up, and no more than there are psets left to finish. */
 static void fill_workers(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
-  int64_t left = r->total - r->c.ok - r->c.failed, busy = 0;
-  for (int k = 0; k < p->nnodes; k++) busy += serving(p, p->nodes[k]);
-  for (int k = 0; k < p->nnodes; k++) {
-    ps_node_t *n = p->nodes[k];
-    while (n->state == PS_NODE_UP && serving(p, n) < n->slots && busy < left && work_left(r) && !r->fatal) {
-      if (spawn_worker(r, n) != 0) break;
-      busy++;
+  int64_t left = r->total - r->c.ok - r->c.failed;
+  ps_node_t *n;
+  while (!r->fatal && (n = ps_sched_place(&r->sched, p->nodes, p->nnodes, left)) != NULL)
+    if (spawn_worker(r, n) != 0) break;
+}
+
+/* What becomes of the psets in flight on a worker that died. */
+static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const char *cause) {
+  ps_slot_t *s = &st->slot;
+  ps_sched_t *sc = &r->sched;
+  int rc = 0;
+  if (r->interrupted || r->fatal) {
+    /* Stopping: what was in flight is simply not done. */
+  } else if (st->startup_stuck) {
+    /* It never became ready to run them: not the psets' fault. */
+    rc = ps_sched_requeue_from(sc, s, 0);
+    if (++r->stuck_starts >= MAX_STARTUP_FAILURES)
+      fail_run(r, PS_EWORKER,
+               "worker processes do not load the worker code (%s); is a module it requires stuck?", cause);
+  } else if (w->lost) {
+    /* Its host is gone: not the psets' fault, they cost no attempt. */
+    int64_t now = ps_now_us();
+    for (size_t k = 0; k < s->len && !r->fatal && rc == 0; k++) {
+      ps_task_t t = s->fifo[s->head + k];
+      ps_outcome_t out = {.index = t.index,
+                          .attempt = t.attempt,
+                          .kind = PS_OUTCOME_HOST_LOST,
+                          .start_us = now,
+                          .message = {cause, strlen(cause)}};
+      record_attempt(r, w, &t, &out);
+      t.suspect = 0;
+      rc = ps_sched_requeue(sc, t, 0);
     }
+    if (s->len)
+      ps_log_printf(&r->e->log, "stage %s: %zu psets of worker %lld requeued", r->o->name, s->len,
+                    (long long)w->id);
+  } else if (ps_sched_blames_head(s) || st->timed_out) {
+    /* The pset at the head killed it (or ran past its timeout). */
+    ps_task_t t = s->fifo[s->head];
+    ps_outcome_kind_t kind = st->timed_out    ? PS_OUTCOME_TIMEOUT
+                             : w->why[0]      ? PS_OUTCOME_ERROR
+                             : w->term_signal ? PS_OUTCOME_SIGNAL
+                                              : PS_OUTCOME_EXIT;
+    int64_t dur = ps_mono_us() - s->head_since;
+    const char *msg = st->timed_out ? st->kill_msg : cause;
+    ps_outcome_t out = {.index = t.index,
+                        .attempt = t.attempt,
+                        .kind = kind,
+                        .start_us = ps_now_us() - dur,
+                        .duration_us = dur,
+                        .message = {msg, strlen(msg)}};
+    attempt_failed(r, w, t, &out);
+    if (rc == 0) rc = ps_sched_requeue_from(sc, s, 1);
+  } else {
+    rc = ps_sched_suspect(sc, s);
   }
+  if (rc != 0) fail_run(r, PS_ENOMEM, "out of memory");
 }
 
 static void on_dead(ps_worker_t *w) {
   ps_engine_t *e = w->pool->owner;
   ps_run_t *r = e->run;
-  slot_t *s = slot_of(w);
+  worker_state_t *st = state_of(w);
   w->data = NULL;
-  if (s == NULL) return;
+  if (st == NULL) return;
+  ps_slot_t *s = &st->slot;
   if (r != NULL) {
     char cause[400];
     describe_death(w, cause, sizeof cause);
     int expected = s->retiring && s->len == 0 && !w->why[0];
     if (!expected) ps_log_printf(&e->log, "stage %s: %s, %zu psets in flight", r->o->name, cause, s->len);
     r->c.active -= (int64_t)s->len;
-    if (r->interrupted || r->fatal) {
-      /* Stopping: what was in flight is simply not done. */
-    } else if (s->startup_stuck) {
-      /* It never became ready to run them: not the psets' fault. */
-      for (size_t k = 0; k < s->len; k++) requeue_push(r, s->fifo[s->head + k]);
-      if (++r->stuck_starts >= MAX_STARTUP_FAILURES)
-        fail_run(r, PS_EWORKER,
-                 "worker processes do not load the worker code (%s); is a module it requires stuck?%s", cause,
-                 "");
-    } else if (w->lost) {
-      /* Its host is gone: not the psets' fault, they cost no attempt. */
-      int64_t now = ps_now_us();
-      for (size_t k = 0; k < s->len && !r->fatal; k++) {
-        task_t t = s->fifo[s->head + k];
-        record_attempt(r, w, t, "host_lost", cause, strlen(cause), "", 0, now, 0, 0, 0);
-        t.suspect = 0;
-        requeue_push(r, t);
-      }
-      if (s->len) ps_log_printf(&e->log, "stage %s: %zu psets of worker %lld requeued", r->o->name, s->len,
-                                (long long)w->id);
-    } else if (s->len == 1 || s->alone || s->timed_out) {
-      /* The pset at the head killed it (or ran past its timeout). */
-      task_t t = s->fifo[s->head];
-      const char *kind = s->timed_out ? "timeout" : w->why[0] ? "error" : w->term_signal ? "signal" : "exit";
-      int64_t dur = ps_mono_us() - s->head_since;
-      if (s->timed_out) snprintf(cause, sizeof cause, "%s", s->kill_msg);
-      attempt_failed(r, w, t, kind, cause, strlen(cause), "", 0, ps_now_us() - dur, dur, 0, 0);
-      for (size_t k = 1; k < s->len; k++) requeue_push(r, s->fifo[s->head + k]);
-    } else {
-      for (size_t k = 0; k < s->len; k++) {
-        task_t t = s->fifo[s->head + k];
-        t.suspect = 1;
-        requeue_push(r, t);
-      }
-    }
+    ps_sched_remove(&r->sched, s);
+    settle_death(r, w, st, cause);
     if (!w->hello && !expected && !w->lost && ++r->startup_failures >= MAX_STARTUP_FAILURES)
-      fail_run(r, PS_EWORKER, "worker processes die as they start; the last: %s%s", cause, "");
+      fail_run(r, PS_EWORKER, "worker processes die as they start; the last: %s", cause);
     if (!r->done && !r->fatal && !r->interrupted) {
       fill_workers(r);
       dispatch_all(r);
     }
   }
-  ps_buf_free(&s->enc);
-  free(s->fifo);
-  free(s);
+  ps_buf_free(&st->enc);
+  ps_slot_free(s);
+  free(st);
 }
 
-/* An ssh host connected or was lost. */
+/* A node connected or was lost. */
 static void on_node(ps_node_t *n, int up) {
   ps_engine_t *e = n->pool->owner;
   ps_run_t *r = e->run;
@@ -944,26 +834,6 @@ static void on_node(ps_node_t *n, int up) {
     ps_progress_event(&r->progress, "host %s %s: %s", n->name, n->ever_up ? "lost" : "unreachable", n->why);
   }
 }
-
-static int spawn_worker(ps_run_t *r, ps_node_t *node) {
-  ps_worker_t *w;
-  ps_err_t err;
-  slot_t *s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    fail_run(r, PS_ENOMEM, "out of memory%s%s", "", "");
-    return PS_ENOMEM;
-  }
-  s->weight = 1;
-  if (ps_pool_spawn(&r->e->pool, node, &w, &err) != 0) {
-    free(s);
-    fail_run(r, PS_EWORKER, "%s%s", err.msg, "");
-    return PS_EWORKER;
-  }
-  w->data = s;
-  send_code(r, w);
-  return 0;
-}
-
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   memset(e, 0, sizeof *e);
   /* A worker that dies while we write to it must not kill the driver. */
@@ -1024,8 +894,7 @@ static void on_tick(uv_timer_t *t) {
   ps_pool_t *p = &r->e->pool;
   if (has_hosts(p)) hosts_text(r);
   r->c.running = 0;
-  for (int k = 0; k < p->n; k++)
-    if (p->workers[k]->data && slot_of(p->workers[k])->len > 0) r->c.running++;
+  for (int k = 0; k < r->sched.nslots; k++) r->c.running += r->sched.slots[k]->len > 0;
   ps_progress_tick(&r->progress, &r->c, &r->hist);
 }
 
@@ -1059,30 +928,31 @@ static void on_watch(uv_timer_t *h) {
   check_hosts(r);
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
-    slot_t *s = w->data;
-    if (s == NULL || s->len == 0 || s->timed_out || w->closing) continue;
+    worker_state_t *st = w->data;
+    if (st == NULL || st->slot.len == 0 || st->timed_out || w->closing) continue;
+    const ps_task_t *head = &st->slot.fifo[st->slot.head];
     ps_limits_t l;
-    limits_of(r, s->fifo[s->head], &l);
+    limits_of(r, head, &l);
     if (l.timeout <= 0) continue;
-    if (!s->code_loaded) {
+    if (!st->code_loaded) {
       /* Still starting: its pset's clock has not started. A start-up that
          never ends is bounded too, without costing the pset an attempt. */
-      if ((double)(now - s->code_sent) / 1e6 < STARTUP_LIMIT_S + l.timeout) continue;
-      s->startup_stuck = 1;
+      if ((double)(now - st->code_sent) / 1e6 < STARTUP_LIMIT_S + l.timeout) continue;
+      st->startup_stuck = 1;
       ps_log_printf(&r->e->log,
                     "stage %s: worker %lld (pid %d) did not load the worker code in %g s: killing it",
-                    r->o->name, (long long)w->id, w->pid, (double)(now - s->code_sent) / 1e6);
+                    r->o->name, (long long)w->id, w->pid, (double)(now - st->code_sent) / 1e6);
       ps_worker_kill(w, SIGKILL, NULL);
       continue;
     }
-    double grace = 0.25 + l.timeout / 20;
-    if ((double)(now - s->head_since) / 1e6 < l.timeout + grace) continue;
-    s->timed_out = 1;
-    snprintf(s->kill_msg, sizeof s->kill_msg,
+    double grace = TIMEOUT_GRACE_S + l.timeout / TIMEOUT_GRACE_PART;
+    if ((double)(now - st->slot.head_since) / 1e6 < l.timeout + grace) continue;
+    st->timed_out = 1;
+    snprintf(st->kill_msg, sizeof st->kill_msg,
              "timeout after %g s (stuck outside Lua: its worker and the processes it started were killed)",
              l.timeout);
     ps_log_printf(&r->e->log, "stage %s: pset #%lld: timeout after %g s: killing worker %lld (pid %d)",
-                  r->o->name, (long long)s->fifo[s->head].index + 1, l.timeout, (long long)w->id, w->pid);
+                  r->o->name, (long long)head->index + 1, l.timeout, (long long)w->id, w->pid);
     ps_worker_kill(w, SIGKILL, NULL);
   }
 }
@@ -1179,7 +1049,7 @@ static void end_stage(ps_run_t *r, const char *how) {
       break;
     }
     if (rc != PS_EBUSY) {
-      fail_run(r, rc, "cannot store results: %s%s", err.msg, "");
+      fail_run(r, rc, "cannot store results: %s", err.msg);
       break;
     }
     note_db_wait(r, 1, err.msg);
@@ -1187,12 +1057,12 @@ static void end_stage(ps_run_t *r, const char *how) {
     if (deadline && ps_mono_us() >= deadline) {
       /* What was counted and is lost: the counts say what is stored. */
       int64_t lost_ok, lost_failed;
-      char n[32];
-      snprintf(n, sizeof n, "%lld", (long long)ps_stage_pending(r->stage, &lost_ok, &lost_failed));
+      int64_t lost = ps_stage_pending(r->stage, &lost_ok, &lost_failed);
       r->c.ok -= lost_ok;
       r->c.failed -= lost_failed;
       fail_run(r, PS_EBUSY,
-               "%s finished rows were not stored: the database stayed locked by another program%s", n, "");
+               "%lld finished rows were not stored: the database stayed locked by another program",
+               (long long)lost);
       break;
     }
     uv_run(&r->e->loop, UV_RUN_ONCE);
@@ -1251,7 +1121,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   if (r->c.resumed)
     ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
                   (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
-  skip_done(r);
+  ps_sched_opts_t so = {r->total, r->skip, o->group_size, o->max_tasks_per_child, ncores_of, r};
+  ps_sched_init(&r->sched, &so);
   uint64_t every = ps_progress_interval(&r->progress);
   if (every) uv_timer_start(&r->timer, on_tick, every, every);
 
@@ -1262,18 +1133,19 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     ps_pool_t *p = &e->pool;
     for (int k = 0; k < p->nnodes; k++)
       if (p->nodes[k]->ops->slots_per_map) p->nodes[k]->slots = o->ncores;
-    for (int k = 0; k < p->n; k++) {
+    for (int k = 0; k < p->n && !r->fatal; k++) {
       ps_worker_t *w = p->workers[k];
-      slot_t *s = slot_of(w);
-      if (s == NULL || w->closing || s->retiring) continue;
-      s->head = s->len = 0;
-      s->enc.len = 0;
-      s->nbatches = 0;
-      s->alone = 0;
-      s->weight = 1;
-      int extra = serving_before(p, w) >= w->node->slots;
-      if (extra || (o->max_tasks_per_child > 0 && s->assigned >= o->max_tasks_per_child)) {
-        s->retiring = 1;
+      worker_state_t *st = state_of(w);
+      if (st == NULL || w->closing || st->slot.retiring) continue;
+      ps_slot_reset(&st->slot);
+      st->enc.len = 0;
+      if (ps_sched_add(&r->sched, &st->slot) != 0) {
+        fail_run(r, PS_ENOMEM, "out of memory");
+        break;
+      }
+      int extra = ps_sched_serving_before(&r->sched, &st->slot) >= w->node->slots;
+      if (extra || (o->max_tasks_per_child > 0 && st->slot.assigned >= o->max_tasks_per_child)) {
+        st->slot.retiring = 1;
         ps_worker_bye(w);
         continue;
       }
@@ -1306,7 +1178,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   } else if (r->interrupted) {
     rc = ps_err_set(err, PS_EINTR, "interrupted by signal %d", r->interrupted);
   }
-  free(r->requeue);
+  ps_sched_free(&r->sched);
   ps_buf_free(&r->scratch);
   free(r->skip);
   for (size_t k = 0; k < r->nover; k++) {

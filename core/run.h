@@ -1,23 +1,17 @@
 /*
  * run.h: the engine: a libuv loop, the worker pool, the hidden log, and
- * the scheduler that runs one stage (one map() call) at a time.
+ * the running of one stage (one map() call) at a time. How psets are
+ * handed out (batches, placement, psets that run alone, deaths) is the
+ * scheduler's (scheduler.h); how an attempt ended is an outcome
+ * (outcome.h), stored as its row or recorded and retried.
  *
- * Scheduling is pull-based: each worker holds at most two batches (the one
- * it runs and the next, so it never waits for the driver). Batches adapt to
- * the measured run time of psets (about 20 ms of work each, 1 to 1024
- * psets, smaller near the end so the tail spreads over all workers);
- * group_size fixes them. When a worker dies with one pset in flight, that
- * pset failed; with several, nobody knows which one killed it, so each is
- * run again alone, and the one that kills its worker alone is recorded.
- *
- * Per-pset limits (resources.h): a pset that needs several slots (ncores)
- * runs alone on one worker while as many others stay idle; a pset past
- * its timeout that the worker's hook cannot stop (stuck in C or in a
- * child process) has its worker's process group killed. A failed attempt
- * is recorded in the attempts table and, when the pset has retries left or
- * the retry callback says so, the pset is queued again with the next
- * attempt number. A worker lost without fault of the pset (a suspect that
- * turns out innocent) costs no attempt.
+ * Per-pset limits (resources.h): a pset past its timeout that the
+ * worker's hook cannot stop (stuck in C or in a child process) has its
+ * worker's process group killed. A failed attempt is recorded in the
+ * attempts table and, when the pset has retries left or the retry
+ * callback says so, the pset is queued again with the next attempt
+ * number. A worker lost without fault of the pset (a suspect that turns
+ * out innocent, a lost host) costs no attempt.
  */
 #ifndef PS_RUN_H
 #define PS_RUN_H
@@ -41,7 +35,7 @@ typedef struct ps_engine_s {
 /* A failed attempt, as the retry callback sees it. */
 typedef struct ps_failure_s {
   int64_t index, attempt;
-  const char *kind; /* error, memory, timeout, signal, exit */
+  const char *kind; /* an outcome's name (outcome.h): error, memory, timeout, signal, exit */
   const char *message;
   size_t message_len;
   const char *pset; /* its encoding */

@@ -1,0 +1,286 @@
+/* scheduler.c: the scheduling policy of a stage (scheduler.h). */
+#include "scheduler.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ps.h"
+
+/* Moves the next pset of the source past those an earlier run finished. */
+static void skip_done(ps_sched_t *s) {
+  if (s->o.skip)
+    while (s->next < s->o.total && s->o.skip[s->next]) s->next++;
+}
+
+void ps_sched_init(ps_sched_t *s, const ps_sched_opts_t *o) {
+  memset(s, 0, sizeof *s);
+  s->o = *o;
+  assert(s->o.ncores != NULL);
+  skip_done(s);
+}
+
+void ps_sched_free(ps_sched_t *s) {
+  free(s->requeue);
+  free(s->slots);
+  memset(s, 0, sizeof *s);
+}
+
+void ps_slot_init(ps_slot_t *slot, const ps_node_t *node, void *owner) {
+  memset(slot, 0, sizeof *slot);
+  slot->node = node;
+  slot->owner = owner;
+  slot->weight = 1;
+}
+
+void ps_slot_reset(ps_slot_t *slot) {
+  slot->head = slot->len = 0;
+  slot->nbatches = 0;
+  slot->alone = 0;
+  slot->weight = 1;
+  slot->wide = slot->taken = 0;
+}
+
+void ps_slot_free(ps_slot_t *slot) {
+  free(slot->fifo);
+  slot->fifo = NULL;
+  slot->head = slot->len = slot->cap = 0;
+}
+
+int ps_sched_add(ps_sched_t *s, ps_slot_t *slot) {
+  if (s->nslots == s->capslots) {
+    int cap = s->capslots ? s->capslots * 2 : 8;
+    ps_slot_t **list = realloc(s->slots, sizeof *list * (size_t)cap);
+    if (list == NULL) return PS_ENOMEM;
+    s->slots = list;
+    s->capslots = cap;
+  }
+  s->slots[s->nslots++] = slot;
+  return 0;
+}
+
+void ps_sched_remove(ps_sched_t *s, ps_slot_t *slot) {
+  for (int k = 0; k < s->nslots; k++) {
+    if (s->slots[k] != slot) continue;
+    memmove(s->slots + k, s->slots + k + 1, sizeof *s->slots * (size_t)(s->nslots - k - 1));
+    s->nslots--;
+    return;
+  }
+}
+
+int ps_sched_work_left(const ps_sched_t *s) { return s->next < s->o.total || s->nreq > 0; }
+
+int ps_sched_requeue(ps_sched_t *s, ps_task_t t, int first) {
+  t.eoff = -1; /* it leaves its worker's encodings behind */
+  if (s->nreq == s->capreq) {
+    size_t cap = s->capreq ? s->capreq * 2 : 16;
+    ps_task_t *q = realloc(s->requeue, sizeof *q * cap);
+    if (q == NULL) return PS_ENOMEM;
+    s->requeue = q;
+    s->capreq = cap;
+  }
+  if (first) memmove(s->requeue + 1, s->requeue, sizeof *s->requeue * s->nreq);
+  s->requeue[first ? 0 : s->nreq] = t;
+  s->nreq++;
+  return 0;
+}
+
+static ps_task_t requeue_pop(ps_sched_t *s) {
+  assert(s->nreq > 0);
+  ps_task_t t = s->requeue[0];
+  memmove(s->requeue, s->requeue + 1, sizeof *s->requeue * --s->nreq);
+  return t;
+}
+
+void ps_sched_ran(ps_sched_t *s, int64_t duration_us) {
+  double d = (double)duration_us;
+  s->est_us = s->have_est ? (1 - PS_SCHED_EST_WEIGHT) * s->est_us + PS_SCHED_EST_WEIGHT * d : d;
+  s->have_est = 1;
+  s->sum_us += d;
+  s->count++;
+}
+
+int64_t ps_sched_batch_size(const ps_sched_t *s, const ps_slot_t *slot) {
+  int64_t k;
+  if (s->o.group_size > 0) {
+    k = s->o.group_size;
+  } else {
+    k = 1;
+    if (s->have_est) {
+      /* The larger of the recent and the overall mean run time: with a
+         heavy tail (most psets tiny, a few long), the recent mean forgets
+         the long ones and would pack several into one batch, where they
+         keep each other (and the psets queued behind) waiting. */
+      double mean = s->count ? s->sum_us / (double)s->count : 0;
+      double est = s->est_us > mean ? s->est_us : mean;
+      double want = PS_SCHED_BATCH_US / (est > PS_SCHED_EST_FLOOR_US ? est : PS_SCHED_EST_FLOOR_US);
+      k = want < 1 ? 1 : want > PS_SCHED_MAX_BATCH ? PS_SCHED_MAX_BATCH : (int64_t)want;
+    }
+    /* Near the end, smaller batches spread the tail over every worker. */
+    int nw = s->nslots > 0 ? s->nslots : 1;
+    int64_t share = (s->o.total - s->next) / (2 * nw);
+    if (k > share) k = share > 0 ? share : 1;
+  }
+  int64_t cap = s->o.max_tasks_per_child;
+  if (cap > 0 && k > cap - slot->assigned) k = cap - slot->assigned;
+  return k;
+}
+
+int ps_sched_serving(const ps_sched_t *s, const ps_node_t *n) {
+  int k = 0;
+  for (int i = 0; i < s->nslots; i++) k += s->slots[i]->node == n && !s->slots[i]->retiring;
+  return k;
+}
+
+int ps_sched_serving_before(const ps_sched_t *s, const ps_slot_t *slot) {
+  int k = 0;
+  for (int i = 0; i < s->nslots && s->slots[i] != slot; i++)
+    k += s->slots[i]->node == slot->node && !s->slots[i]->retiring;
+  return k;
+}
+
+int ps_sched_free_slots(const ps_sched_t *s, const ps_node_t *n) {
+  int used = 0;
+  for (int i = 0; i < s->nslots; i++)
+    if (s->slots[i]->node == n && s->slots[i]->len > 0) used += s->slots[i]->weight;
+  return n->slots - used;
+}
+
+const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes) {
+  const ps_node_t *m = NULL;
+  for (int k = 0; k < nnodes; k++)
+    if (nodes[k]->ever_up && (m == NULL || nodes[k]->slots > m->slots)) m = nodes[k];
+  return m;
+}
+
+ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnodes, int64_t left) {
+  if (!ps_sched_work_left(s)) return NULL;
+  int64_t busy = 0;
+  for (int k = 0; k < s->nslots; k++) busy += !s->slots[k]->retiring;
+  if (busy >= left) return NULL;
+  for (int k = 0; k < nnodes; k++)
+    if (nodes[k]->state == PS_NODE_UP && ps_sched_serving(s, nodes[k]) < nodes[k]->slots) return nodes[k];
+  return NULL;
+}
+
+/* The slots a task at the head of the requeue needs to run alone, or 0
+   when it can share a batch. */
+static int alone_slots(const ps_sched_t *s, const ps_task_t *t) {
+  int k = s->o.ncores(s->o.ud, t);
+  if (k > 1) return k;
+  return t->suspect ? 1 : 0;
+}
+
+int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want) {
+  int64_t cap = s->o.max_tasks_per_child;
+  slot->wide = slot->taken = 0;
+  if (slot->retiring || slot->alone || slot->nbatches >= depth || !ps_sched_work_left(s)) return 0;
+  if (cap > 0 && slot->assigned >= cap) return 0;
+  int k = s->nreq > 0 ? alone_slots(s, &s->requeue[0]) : 0;
+  if (k > 0) {
+    /* It waits for an idle worker and enough free slots; meanwhile nobody
+       gets more work, so slots do free up. */
+    if (slot->nbatches > 0 || ps_sched_free_slots(s, slot->node) < k) return 0;
+    slot->wide = k;
+    *want = 1;
+    return 1;
+  }
+  if (slot->len == 0 && ps_sched_free_slots(s, slot->node) < 1) return 0;
+  *want = ps_sched_batch_size(s, slot);
+  return *want > 0;
+}
+
+int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_task_t *t) {
+  if (slot->wide) {
+    if (slot->taken > 0 || s->nreq == 0) return PS_TAKE_NONE;
+    slot->taken++;
+    *t = requeue_pop(s);
+    return PS_TAKE_TASK;
+  }
+  if (s->nreq > 0) {
+    if (alone_slots(s, &s->requeue[0]) > 0) return PS_TAKE_NONE;
+    slot->taken++;
+    *t = requeue_pop(s);
+    return PS_TAKE_TASK;
+  }
+  if (s->next >= s->o.total) return PS_TAKE_NONE;
+  memset(t, 0, sizeof *t);
+  t->index = s->next++;
+  t->attempt = 1;
+  t->ov = -1;
+  t->eoff = -1;
+  skip_done(s);
+  int k = s->o.ncores(s->o.ud, t);
+  if (k > 1) {
+    if (largest && k > largest->slots) return PS_TAKE_TOO_WIDE;
+    /* It runs alone, next: the batch ends here. */
+    if (ps_sched_requeue(s, *t, 1) != 0) return PS_TAKE_NONE;
+    return PS_TAKE_NONE;
+  }
+  slot->taken++;
+  return PS_TAKE_TASK;
+}
+
+/* Room for one more task in flight on slot. */
+static int reserve(ps_slot_t *slot) {
+  if (slot->head + slot->len < slot->cap) return 0;
+  if (slot->head > 0) {
+    memmove(slot->fifo, slot->fifo + slot->head, sizeof *slot->fifo * slot->len);
+    slot->head = 0;
+    return 0;
+  }
+  size_t cap = slot->cap ? slot->cap * 2 : 64;
+  ps_task_t *f = realloc(slot->fifo, sizeof *f * cap);
+  if (f == NULL) return PS_ENOMEM;
+  slot->fifo = f;
+  slot->cap = cap;
+  return 0;
+}
+
+int ps_sched_sent(ps_sched_t *s, ps_slot_t *slot, ps_task_t t, int64_t now) {
+  (void)s;
+  if (reserve(slot) != 0) return PS_ENOMEM;
+  if (slot->len == 0) slot->head_since = now;
+  if (slot->wide) {
+    slot->alone = 1;
+    slot->weight = slot->wide;
+  }
+  slot->fifo[slot->head + slot->len++] = t;
+  return 0;
+}
+
+void ps_sched_batch_sent(ps_sched_t *s, ps_slot_t *slot, int n) {
+  (void)s;
+  assert(n > 0 && slot->nbatches < PS_SCHED_DEPTH + 1);
+  slot->batch[slot->nbatches++] = n;
+  slot->assigned += n;
+}
+
+ps_task_t ps_sched_finished(ps_sched_t *s, ps_slot_t *slot, int64_t now) {
+  (void)s;
+  assert(slot->len > 0 && slot->nbatches > 0);
+  ps_task_t t = slot->fifo[slot->head];
+  slot->head++;
+  slot->len--;
+  if (--slot->batch[0] == 0) memmove(slot->batch, slot->batch + 1, sizeof(int) * (size_t)--slot->nbatches);
+  slot->head_since = now;
+  if (slot->len == 0) slot->alone = 0, slot->weight = 1;
+  return t;
+}
+
+int ps_sched_blames_head(const ps_slot_t *slot) { return slot->len == 1 || slot->alone; }
+
+int ps_sched_requeue_from(ps_sched_t *s, const ps_slot_t *slot, size_t k) {
+  for (; k < slot->len; k++)
+    if (ps_sched_requeue(s, slot->fifo[slot->head + k], 0) != 0) return PS_ENOMEM;
+  return 0;
+}
+
+int ps_sched_suspect(ps_sched_t *s, const ps_slot_t *slot) {
+  for (size_t k = 0; k < slot->len; k++) {
+    ps_task_t t = slot->fifo[slot->head + k];
+    t.suspect = 1;
+    if (ps_sched_requeue(s, t, 0) != 0) return PS_ENOMEM;
+  }
+  return 0;
+}
