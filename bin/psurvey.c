@@ -1,7 +1,8 @@
 /*
  * psurvey.c: the host program. One binary is the command line, the
- * worker (`psurvey worker`) and, later, the agent. Like lua.c it owns the
- * Lua state from the first instruction; its Lua modules are compiled in
+ * worker (`psurvey worker`) and the ssh agent (`psurvey agent`, which
+ * needs no Lua state: core/agent.c). Like lua.c it owns the Lua state
+ * from the first instruction; its Lua modules are compiled in
  * (embedded_lua.c), so it needs no files beside it. Everything about the
  * command line itself is in lua/psurvey/cli.lua.
  */
@@ -9,10 +10,12 @@
 #include <lualib.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "census.h"
 #include "lpsurvey.h"
 
 struct ps_embedded {
@@ -110,6 +113,21 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* With PSURVEY_CENSUS set (the specs set it), names what the engine left
+   open once the Lua state, and with it every engine and database, is
+   closed: anything is a leak. */
+static void report_census(void) {
+  char text[512];
+  size_t o = 0;
+  for (int k = 0; k < PS_CENSUS_KINDS && o < sizeof text; k++) {
+    int64_t n = ps_census_count(k);
+    if (n == 0) continue;
+    int w = snprintf(text + o, sizeof text - o, "%s%s=%lld", o ? ", " : "", ps_census_name(k), (long long)n);
+    if (w > 0) o += (size_t)w;
+  }
+  if (o > 0) fprintf(stderr, "psurvey: census: still open at exit: %s\n", text);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "worker") == 0) return psL_worker_main(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
@@ -144,5 +162,6 @@ int main(int argc, char **argv) {
   }
   fflush(stdout);
   lua_close(L);
+  if (getenv("PSURVEY_CENSUS")) report_census();
   return code;
 }

@@ -26,11 +26,16 @@
 #include "pool.h"
 #include "value.h"
 
+/* Stopping, its workers have STOP_GRACE_MS to end when killed before the
+   agent gives up on them at STOP_LIMIT_MS (ps_pool_drain). */
+#define STOP_GRACE_MS 1000
+#define STOP_LIMIT_MS 2000
+
 typedef struct agent_s {
   uv_loop_t loop;
   ps_pool_t pool;
   ps_node_t *here; /* this host: the local backend's node */
-  ps_link_t *in; /* the driver's frames, on standard input */
+  ps_link_t *in;   /* the driver's frames, on standard input */
   int out;
   int stopping;
 } agent_t;
@@ -197,7 +202,7 @@ int ps_agent_main(const char *exe) {
   while (!a->stopping) uv_run(&a->loop, UV_RUN_ONCE);
   /* stop() killed the workers; a worker that cannot be waited for (stuck
      in the kernel) does not keep the agent. */
-  ps_pool_drain(&a->pool, PS_DRAIN_KILL, 1000, 2000);
+  ps_pool_drain(&a->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
   ps_link_close(a->in);
   ps_pool_close(&a->pool);
   uv_run(&a->loop, UV_RUN_NOWAIT);

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "census.h"
+
 extern char **environ;
 
 /* Whether child c has ended, without reaping it: its pid, and so its
@@ -55,6 +57,7 @@ static void reap(ps_reaper_t *r) {
     int64_t code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (c->on_exit) c->on_exit(c, code, sig);
+    ps_census_add(PS_CENSUS_CHILDREN, -1);
     free(c);
   }
 }
@@ -68,11 +71,20 @@ int ps_reaper_init(uv_loop_t *loop, ps_reaper_t *r) {
   memset(r, 0, sizeof *r);
   int rc = uv_signal_init(loop, &r->sigchld);
   if (rc != 0) return rc;
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   r->sigchld.data = r;
   return 0;
 }
 
-static void on_closed(uv_handle_t *h) { (void)h; }
+static void on_closed(uv_handle_t *h) {
+  (void)h;
+  ps_census_add(PS_CENSUS_HANDLES, -1);
+}
+
+/* Closing, the children still running are waited for CLOSE_WAIT_US at
+   most, looked at every CLOSE_POLL_US. */
+#define CLOSE_WAIT_US 1000000
+#define CLOSE_POLL_US 2000
 
 /* Kills the children still running, each with its process group, and
    waits up to a second for them all: a process stuck in the kernel (an
@@ -83,7 +95,7 @@ void ps_reaper_close(ps_reaper_t *r) {
     kill(-c->pid, SIGKILL);
     kill(c->pid, SIGKILL);
   }
-  int64_t deadline = ps_mono_us() + 1000000;
+  int64_t deadline = ps_mono_us() + CLOSE_WAIT_US;
   while (r->children) {
     for (ps_child_t **link = &r->children; *link;) {
       ps_child_t *c = *link;
@@ -91,12 +103,13 @@ void ps_reaper_close(ps_reaper_t *r) {
       pid_t got = waitpid(c->pid, &status, WNOHANG);
       if (got == c->pid || (got < 0 && errno != EINTR) || ps_mono_us() > deadline) {
         *link = c->next;
+        ps_census_add(PS_CENSUS_CHILDREN, -1);
         free(c);
       } else {
         link = &c->next;
       }
     }
-    if (r->children) usleep(2000);
+    if (r->children) usleep(CLOSE_POLL_US);
   }
   uv_close((uv_handle_t *)&r->sigchld, on_closed);
 }
@@ -159,6 +172,7 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
     free(c);
     return ps_err_set(err, PS_EWORKER, "%s", strerror(rc));
   }
+  ps_census_add(PS_CENSUS_CHILDREN, 1);
   c->pid = pid;
   c->on_exit = on_exit;
   c->data = data;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "celltypes.h"
+#include "census.h"
 #include "json.h"
 #include "store_private.h"
 
@@ -111,13 +112,21 @@ static int plain_columns(ps_store_t *s, ps_cursor_t *c, const char *table, ps_er
   return rc;
 }
 
-int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err) {
+/* A cursor with nothing yet, counted (census.h) until ps_cursor_close. */
+static ps_cursor_t *cursor_new(void) {
   ps_cursor_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  ps_buf_init(&c->scratch);
+  ps_census_add(PS_CENSUS_CURSORS, 1);
+  return c;
+}
+
+int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err) {
+  ps_cursor_t *c = cursor_new();
   if (c == NULL) {
     sqlite3_finalize(st);
     return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
-  ps_buf_init(&c->scratch);
   c->st = st;
   for (int k = 0; k < sqlite3_column_count(st); k++)
     if (add_shown(c, sqlite3_column_name(st, k), PS_ROLE_META) != 0) {
@@ -142,12 +151,11 @@ static int is_stage(ps_store_t *s, const char *table) {
 int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
                    ps_err_t *err) {
   ps_memstage_t *m = ps__store_memstage(s, table);
-  ps_cursor_t *c = calloc(1, sizeof *c);
+  ps_cursor_t *c = cursor_new();
   if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
-  ps_buf_init(&c->scratch);
   if (m) {
     if (ps_memcursor_open(m, view, only, &c->mem, err) != 0) {
-      free(c);
+      ps_cursor_close(c);
       return PS_ENOMEM;
     }
     *out = c;
@@ -155,7 +163,7 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_
   }
   char name[PS_NAME_MAX + 200];
   if (!ps__table_name(s->db, table, name, sizeof name)) {
-    free(c);
+    ps_cursor_close(c);
     return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
   }
   c->stage = is_stage(s, name);
@@ -303,6 +311,7 @@ int ps_cursor_role(const ps_cursor_t *c, int i) {
 
 void ps_cursor_close(ps_cursor_t *c) {
   if (c == NULL) return;
+  ps_census_add(PS_CENSUS_CURSORS, -1);
   ps_memcursor_close(c->mem);
   sqlite3_finalize(c->st);
   for (int k = 0; k < c->ncols; k++) free(c->names[k]);

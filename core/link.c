@@ -1,10 +1,13 @@
 /* link.c: a framed byte stream to a peer (link.h). */
 #include "link.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "census.h"
 
 /* Bytes asked of the loop for each read. */
 #define READ_CHUNK 65536
@@ -16,6 +19,8 @@ typedef struct write_req_s {
 
 static void on_handle_closed(uv_handle_t *h) {
   ps_link_t *l = h->data;
+  assert(l->open_handles > 0);
+  ps_census_add(PS_CENSUS_HANDLES, -1);
   if (--l->open_handles == 0) {
     ps_framer_free(&l->framer);
     free(l);
@@ -85,8 +90,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-int ps_link_open(uv_loop_t *loop, int rfd, int wfd, const char *magic, size_t magiclen, const ps_link_cb_t *cb,
-                 void *data, ps_link_t **out, ps_err_t *err) {
+int ps_link_open(uv_loop_t *loop, int rfd, int wfd, const char *magic, size_t magiclen,
+                 const ps_link_cb_t *cb, void *data, ps_link_t **out, ps_err_t *err) {
   ps_link_t *l = calloc(1, sizeof *l);
   if (l == NULL) {
     close(rfd);
@@ -101,12 +106,14 @@ int ps_link_open(uv_loop_t *loop, int rfd, int wfd, const char *magic, size_t ma
   l->synced = magic == NULL || magiclen == 0;
   ps_framer_init(&l->framer, PS_FRAME_MAX);
   uv_pipe_init(loop, &l->in, 0);
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   l->in.data = l;
   l->open_handles = 1;
   int rc = uv_pipe_open(&l->in, rfd);
   if (rc == 0 && wfd >= 0 && wfd != rfd) {
     l->two = 1;
     uv_pipe_init(loop, &l->out, 0);
+    ps_census_add(PS_CENSUS_HANDLES, 1);
     l->out.data = l;
     l->open_handles = 2;
     rc = uv_pipe_open(&l->out, wfd);

@@ -49,8 +49,8 @@ struct ps_link_s {
    socket; wfd -1: reading only). The link owns the descriptors from now
    on, also on failure. With magic (a static string), what comes before
    its first appearance goes to on_chatter. */
-int ps_link_open(uv_loop_t *loop, int rfd, int wfd, const char *magic, size_t magiclen, const ps_link_cb_t *cb,
-                 void *data, ps_link_t **out, ps_err_t *err);
+int ps_link_open(uv_loop_t *loop, int rfd, int wfd, const char *magic, size_t magiclen,
+                 const ps_link_cb_t *cb, void *data, ps_link_t **out, ps_err_t *err);
 /* Sends the frames in b, at once when the descriptor takes them, else
    queued; takes b's memory. PS_EWORKER when the link is closed (or NULL)
    or its output was shut. */

@@ -40,7 +40,8 @@ static int read_rec(const ps_memstage_t *m, int64_t off, rec_t *r) {
   ps_reader_t rd;
   ps_reader_init(&rd, m->rows.data + off, m->rows.len - (size_t)off);
   if (ps_read_varint(&rd, &r->index) != 0 || ps_read_bytes(&rd, &r->status, &r->status_len) != 0 ||
-      ps_read_bytes(&rd, &r->pset, &r->pset_len) != 0 || ps_read_bytes(&rd, &r->result, &r->result_len) != 0 ||
+      ps_read_bytes(&rd, &r->pset, &r->pset_len) != 0 ||
+      ps_read_bytes(&rd, &r->result, &r->result_len) != 0 ||
       ps_read_bytes(&rd, &r->exception, &r->exception_len) != 0 ||
       ps_read_bytes(&rd, &r->traceback, &r->traceback_len) != 0 || ps_read_varint(&rd, &r->attempt) != 0 ||
       ps_read_varint(&rd, &r->worker) != 0 || ps_read_bytes(&rd, &r->host, &r->host_len) != 0 ||
@@ -180,7 +181,8 @@ static int add_row(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
   if (!same_keys(m, row)) {
     int rc = add_cols(m, row->pset, row->pset_len, 0);
     if (rc == 0 && row->result) rc = add_cols(m, row->result, row->result_len, 1);
-    if (rc == PS_EPROTO) return ps_err_set(err, PS_EPROTO, "a pset or result that is not a table of string keys");
+    if (rc == PS_EPROTO)
+      return ps_err_set(err, PS_EPROTO, "a pset or result that is not a table of string keys");
     if (rc != 0) return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   int is_ok = strcmp(row->status, "ok") == 0;
@@ -304,8 +306,8 @@ struct ps_memcursor_s {
   int view;
   int64_t next, only;
   int ncols;
-  int *col;     /* cursor column -> stage column, or -1 - meta index */
-  rec_t rec;    /* the current row */
+  int *col;  /* cursor column -> stage column, or -1 - meta index */
+  rec_t rec; /* the current row */
   ps_item_t *cells;
   const char **cellpos; /* the encoding of a table cell, or NULL */
   size_t *celllen;

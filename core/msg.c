@@ -98,8 +98,8 @@ void ps_msg_tasks_end(ps_buf_t *b, size_t start, uint64_t count) {
   ps_frame_end(b, start);
 }
 
-void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us, uint64_t cpu_us,
-                        uint64_t peak) {
+void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us,
+                        uint64_t cpu_us, uint64_t peak) {
   ps_buf_put_varint(recs, index);
   ps_buf_put_varint(recs, start_us);
   ps_buf_put_varint(recs, duration_us);
@@ -114,7 +114,8 @@ void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b
   ps_buf_put(recs, b, bn);
 }
 
-void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2], const ps_bytes_t traceback[2]) {
+void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
+                           const ps_bytes_t traceback[2]) {
   ps_buf_putc(recs, (char)status);
   const ps_bytes_t *parts[] = {message, traceback};
   for (int k = 0; k < 2; k++) {

@@ -72,10 +72,11 @@ typedef struct ps_msg_result_s {
    frames them together. A record is its head, then either its value
    (given in two pieces, a and b, written as one) or its failure (each of
    message and traceback in two pieces). */
-void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us, uint64_t cpu_us,
-                        uint64_t peak);
+void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us,
+                        uint64_t cpu_us, uint64_t peak);
 void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn);
-void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2], const ps_bytes_t traceback[2]);
+void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
+                           const ps_bytes_t traceback[2]);
 void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len);
 
 /* Reading TASKS or RESULTS: an iterator over the payload. */

@@ -1,11 +1,13 @@
 /* pool.c: the nodes and workers of a driver (pool.h). */
 #include "pool.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "census.h"
 #include "msg.h"
 
 /* Closing the pool: workers and agents have CLOSE_GRACE_MS to exit when
@@ -29,6 +31,7 @@ int ps_pool_init(ps_pool_t *p, uv_loop_t *loop, const char *exe) {
     return PS_ENOMEM;
   }
   uv_idle_init(loop, &p->reporter);
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   p->reporter.data = p;
   return 0;
 }
@@ -71,13 +74,13 @@ void ps_pool_node_up(ps_node_t *n) {
 void ps_pool_node_lost(ps_node_t *n, const char *why) {
   ps_pool_t *p = n->pool;
   n->state = PS_NODE_DOWN;
-  if (why != n->why) snprintf(n->why, sizeof n->why, "%.399s", why);
+  if (why != n->why) ps_textf(n->why, sizeof n->why, "%s", why);
   for (int k = 0; k < p->n; k++) {
     ps_worker_t *w = p->workers[k];
     if (w->node != n || w->closing) continue;
     w->lost = 1;
     w->exited = w->eof = 1;
-    if (!w->why[0]) snprintf(w->why, sizeof w->why, "was lost with %s %.200s", n->ops->noun, n->name);
+    if (!w->why[0]) ps_textf(w->why, sizeof w->why, "was lost with %s %s", n->ops->noun, n->name);
     ps__worker_bury(w);
   }
   n->failures++;
@@ -111,6 +114,7 @@ static void remove_worker(ps_pool_t *p, ps_worker_t *w) {
       p->n--;
       return;
     }
+  assert(!"a dead worker is not in the pool's list");
 }
 
 /* Every worker buried since is reported dead, taken off the list and
@@ -122,9 +126,11 @@ static void flush_deaths(ps_pool_t *p) {
     p->dead = w->next_dead;
     if (p->dead == NULL) p->dead_tail = &p->dead;
     remove_worker(p, w);
-    if (w->node) w->node->workers--;
+    w->node->workers--;
+    assert(w->node->workers >= 0);
     if (p->cb.on_dead) p->cb.on_dead(w);
     ps_link_close(w->link);
+    ps_census_add(PS_CENSUS_WORKERS, -1);
     free(w);
   }
   uv_idle_stop(&p->reporter);
@@ -159,10 +165,12 @@ static int reserve(ps_pool_t *p) {
 int ps__pool_add(ps_pool_t *p, ps_worker_t *w) {
   if (reserve(p) != 0) return PS_ENOMEM;
   p->workers[p->n++] = w;
+  ps_census_add(PS_CENSUS_WORKERS, 1);
   return 0;
 }
 
 int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
+  assert(n->pool == p);
   if (n->state != PS_NODE_UP)
     return ps_err_set(err, PS_EWORKER, "%s %s is not connected", n->ops->noun, n->name);
   ps_worker_t *w = calloc(1, sizeof *w);
@@ -217,7 +225,14 @@ int ps_pool_alive(const ps_pool_t *p) {
 /* The drain's timer only wakes the loop up, so that its deadlines are
    checked while nothing else happens. */
 static void on_drain_tick(uv_timer_t *t) { (void)t; }
-static void on_drain_timer_closed(uv_handle_t *h) { *(int *)h->data = 1; }
+static void on_drain_timer_closed(uv_handle_t *h) {
+  *(int *)h->data = 1;
+  ps_census_add(PS_CENSUS_HANDLES, -1);
+}
+static void on_reporter_closed(uv_handle_t *h) {
+  (void)h;
+  ps_census_add(PS_CENSUS_HANDLES, -1);
+}
 
 /* Gives up on the workers still listed whose node has no connection to end
    (this machine's): each is reported dead and its handles close; its
@@ -272,6 +287,7 @@ int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
   uv_timer_t tick;
   int closed = 0, killed = 0, left = 0;
   uv_timer_init(p->loop, &tick);
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   tick.data = &closed;
   uv_timer_start(&tick, on_drain_tick, DRAIN_TICK_MS, DRAIN_TICK_MS);
   int64_t start = ps_mono_us();
@@ -309,7 +325,7 @@ void ps_pool_close(ps_pool_t *p) {
   p->nodes = NULL;
   p->nnodes = p->capnodes = 0;
   ps_reaper_close(&p->reaper);
-  uv_close((uv_handle_t *)&p->reporter, NULL);
+  uv_close((uv_handle_t *)&p->reporter, on_reporter_closed);
   uv_run(p->loop, UV_RUN_NOWAIT);
   free(p->workers);
   free(p->exe);

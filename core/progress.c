@@ -11,6 +11,18 @@
 
 /* Failures printed one by one before the rest are only counted. */
 #define SHOW_FAILURES 10
+/* How often the stage's timer ticks (ms): the live bar on a terminal, the
+   lines elsewhere. */
+#define BAR_TICK_MS 100
+#define LINE_TICK_MS 1000
+/* Progress and statistics lines come every second (verbose or vstats 2 and
+   3 on a terminal...) or every 30 s (us). */
+#define FAST_US 1000000
+#define SLOW_US 30000000
+/* A tick that fires a hair early still prints the line that is due. */
+#define TICK_SLACK_US 200000
+/* The first line of a failure's message, cut at this many bytes. */
+#define FAILURE_LINE_BYTES 300
 
 void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstats) {
   memset(p, 0, sizeof *p);
@@ -26,8 +38,8 @@ void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstat
 
 uint64_t ps_progress_interval(const ps_progress_t *p) {
   if (p->verbose <= 0 && p->vstats <= 1) return 0;
-  if (p->tty && p->verbose >= 1) return 100;
-  return 1000;
+  if (p->tty && p->verbose >= 1) return BAR_TICK_MS;
+  return LINE_TICK_MS;
 }
 
 void ps_format_seconds(char *out, size_t n, double s) {
@@ -127,9 +139,9 @@ static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
 void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h) {
   /* Ticks come every interval; a little slack keeps a 1 s line from
      slipping to the next tick when the timer fires a hair early. */
-  int64_t now = ps_mono_us() + 200000;
+  int64_t now = ps_mono_us() + TICK_SLACK_US;
   if (p->tty && p->verbose >= 1) {
-    int64_t every = p->vstats >= 3 ? 1000000 : p->vstats == 2 ? 30000000 : 0;
+    int64_t every = p->vstats >= 3 ? FAST_US : p->vstats == 2 ? SLOW_US : 0;
     if (every && now - p->last_line_us >= every && h->count) {
       char s[300];
       ps_format_stats(s, sizeof s, h);
@@ -137,7 +149,7 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
       fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
       p->last_line_us = now;
     }
-    if (p->verbose >= 2 && p->hosts[0] && now - p->last_hosts_us >= 30000000) {
+    if (p->verbose >= 2 && p->hosts[0] && now - p->last_hosts_us >= SLOW_US) {
       clear_bar(p);
       fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
       p->last_hosts_us = now;
@@ -145,8 +157,8 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
     draw_bar(p, c);
     return;
   }
-  int64_t every = p->verbose >= 2 ? 1000000 : p->verbose == 1 ? 30000000 : 0;
-  int64_t stats_every = p->vstats >= 3 ? 1000000 : p->vstats == 2 ? 30000000 : 0;
+  int64_t every = p->verbose >= 2 ? FAST_US : p->verbose == 1 ? SLOW_US : 0;
+  int64_t stats_every = p->vstats >= 3 ? FAST_US : p->vstats == 2 ? SLOW_US : 0;
   if (every && now - p->last_line_us >= every) {
     char text[200];
     status_text(p, c, text, sizeof text);
@@ -182,7 +194,7 @@ void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_
   p->failures_shown++;
   const char *nl = memchr(msg, '\n', len);
   int n = (int)(nl ? (size_t)(nl - msg) : len);
-  if (n > 300) n = 300;
+  if (n > FAILURE_LINE_BYTES) n = FAILURE_LINE_BYTES;
   ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
 }
 
@@ -199,8 +211,9 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
       char a[32], b[32];
       grouped(a, sizeof a, c->resumed);
       grouped(b, sizeof b, c->retried);
-      snprintf(extra, sizeof extra, " (%s%s%s%s%s)", c->resumed ? a : "", c->resumed ? " from an earlier run" : "",
-               c->resumed && c->retried ? ", " : "", c->retried ? b : "", c->retried ? " retried" : "");
+      snprintf(extra, sizeof extra, " (%s%s%s%s%s)", c->resumed ? a : "",
+               c->resumed ? " from an earlier run" : "", c->resumed && c->retried ? ", " : "",
+               c->retried ? b : "", c->retried ? " retried" : "");
     }
     fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra, took);
   }

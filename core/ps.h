@@ -52,6 +52,13 @@ typedef struct ps_err_s {
    `return ps_err_set(err, PS_EPROTO, "...")`. */
 int ps_err_set(ps_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Text into a fixed field of `size` bytes (give it sizeof the field): the
+   n bytes at p (ps_text), or formatted (ps_textf), cut to fit at a whole
+   UTF-8 character and always ended with a NUL. They return dst. One place
+   decides how text is cut, so no caller counts bytes by hand. */
+char *ps_text(char *dst, size_t size, const char *p, size_t n);
+char *ps_textf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Wall clock in microseconds since the epoch. */
 int64_t ps_now_us(void);
 

@@ -38,8 +38,7 @@ static int on_hello(ps_relay_t *r, const char *p, size_t len, char *why, size_t 
              PSURVEY_VERSION, PS_PROTOCOL);
     return PS_EPROTO;
   }
-  snprintf(n->host, sizeof n->host, "%.*s",
-           (int)(m.host.n < sizeof n->host - 1 ? m.host.n : sizeof n->host - 1), m.host.p);
+  ps_text(n->host, sizeof n->host, m.host.p, m.host.n);
   n->cores = (int)m.cores;
   n->mem_mb = (int64_t)m.memory_mb;
   n->slots = r->given_slots > 0 ? r->given_slots : (m.cores > 1 ? (int)m.cores - 1 : 1);
@@ -74,9 +73,7 @@ int ps_relay_frame(ps_relay_t *r, int kind, const char *p, size_t len, char *why
       w->exited = w->eof = 1;
       w->exit_status = (int64_t)m.arg1;
       w->term_signal = (int)m.arg2;
-      if (m.bytes.n && !w->why[0])
-        snprintf(w->why, sizeof w->why, "%.*s",
-                 (int)(m.bytes.n < sizeof w->why - 1 ? m.bytes.n : sizeof w->why - 1), m.bytes.p);
+      if (m.bytes.n && !w->why[0]) ps_text(w->why, sizeof w->why, m.bytes.p, m.bytes.n);
       ps__worker_bury(w);
       return 0;
     }

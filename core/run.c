@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "census.h"
 #include "hash.h"
 #include "json.h"
 #include "msg.h"
@@ -258,7 +259,7 @@ static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
 }
 
 /* After put_task: t is in flight on w, its encoding (r->scratch) kept. */
-static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t) {
+static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now) {
   ps_slot_t *s = &st->slot;
   if (s->len == 0) {
     st->enc.len = 0; /* nothing in flight needs what is there */
@@ -272,8 +273,7 @@ static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t) {
   t.eoff = (int64_t)st->enc.len;
   t.elen = r->scratch.len;
   ps_buf_put(&st->enc, r->scratch.data, r->scratch.len);
-  if (st->enc.failed || ps_sched_sent(&r->sched, s, t, ps_mono_us()) != 0)
-    fail_run(r, PS_ENOMEM, "out of memory");
+  if (st->enc.failed || ps_sched_sent(&r->sched, s, t, now) != 0) fail_run(r, PS_ENOMEM, "out of memory");
 }
 
 /* Gives the worker batches, as the scheduler makes them, until it holds
@@ -283,7 +283,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   if (r->done || r->fatal || r->interrupted || w->closing || w->why[0]) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
-  int64_t want;
+  int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
   while (!r->fatal && ps_sched_next_batch(&r->sched, &st->slot, depth, &want)) {
     ps_buf_t b;
     ps_buf_init(&b);
@@ -299,7 +299,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
         continue;
       }
       if (put_task(r, &b, &t) != 0) continue;
-      sent_task(r, st, t);
+      sent_task(r, st, t, now);
       n++;
       if (b.len >= PS_BATCH_BYTES) break;
     }
@@ -554,8 +554,8 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_ou
                 (long long)t.index + 1, (long long)t.attempt, kind,
                 (int)(msg_len < LOG_MESSAGE_BYTES ? msg_len : LOG_MESSAGE_BYTES), msg);
   if (r->o->verbose >= 3)
-    ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again", (long long)t.index + 1,
-                      (long long)t.attempt, kind);
+    ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again",
+                      (long long)t.index + 1, (long long)t.attempt, kind);
   t.attempt++;
   t.suspect = 0;
   r->c.retried++;
@@ -636,7 +636,7 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
         ps_worker_kill(w, SIGKILL, why);
         return;
       }
-      snprintf(w->host, sizeof w->host, "%.*s", (int)(m.host.n < 255 ? m.host.n : 255), m.host.p);
+      ps_text(w->host, sizeof w->host, m.host.p, m.host.n);
       if (r) r->startup_failures = 0;
       return;
     }
@@ -648,7 +648,7 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       }
       if (!m.ok && r) {
         char why[400];
-        snprintf(why, sizeof why, "%.*s", (int)(m.message.n < 399 ? m.message.n : 399), m.message.p);
+        ps_text(why, sizeof why, m.message.p, m.message.n);
         fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s", why);
       }
       worker_state_t *st = state_of(w);
@@ -681,8 +681,8 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
     }
     case PS_MSG_FATAL: {
       ps_bytes_t msg;
-      if (ps_msg_get_fatal(p, n, &msg) == 0)
-        snprintf(w->why, sizeof w->why, "reported: %.*s", (int)(msg.n < 250 ? msg.n : 250), msg.p);
+      if (ps_msg_get_fatal(p, n, &msg) == 0) /* A frame's bytes are far fewer than INT_MAX (PS_FRAME_MAX). */
+        ps_textf(w->why, sizeof w->why, "reported: %.*s", (int)msg.n, msg.p);
       return;
     }
     default: ps_worker_kill(w, SIGKILL, "sent a frame a worker must not send");
@@ -820,8 +820,8 @@ static void on_node(ps_node_t *n, int up) {
   ps_engine_t *e = n->pool->owner;
   ps_run_t *r = e->run;
   if (up)
-    ps_log_printf(&e->log, "host %s: connected (%s, %d cores, %lld MiB), %d slots", n->name, n->host, n->cores,
-                  (long long)n->mem_mb, n->slots);
+    ps_log_printf(&e->log, "host %s: connected (%s, %d cores, %lld MiB), %d slots", n->name, n->host,
+                  n->cores, (long long)n->mem_mb, n->slots);
   else
     ps_log_printf(&e->log, "host %s: %s: %s", n->name, n->ever_up ? "lost" : "cannot connect", n->why);
   if (r == NULL) return;
@@ -851,13 +851,27 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   e->log.fd = -1;
   ps_log_open(&e->log);
   ps_log_printf(&e->log, "psurvey %s, pid %d, worker program %s", PSURVEY_VERSION, (int)getpid(), exe);
+  ps_census_add(PS_CENSUS_ENGINES, 1);
   return 0;
+}
+
+/* Counts the handles left open in the loop (none should be). */
+static void count_handle(uv_handle_t *h, void *arg) {
+  (void)h;
+  ++*(int *)arg;
 }
 
 void ps_engine_close(ps_engine_t *e) {
   ps_pool_close(&e->pool);
   uv_run(&e->loop, UV_RUN_NOWAIT);
-  uv_loop_close(&e->loop);
+  if (uv_loop_close(&e->loop) == UV_EBUSY) {
+    /* A handle left open: said in the log (and seen in the census); the
+       loop is left as it is rather than freed under it. */
+    int left = 0;
+    uv_walk(&e->loop, count_handle, &left);
+    ps_log_printf(&e->log, "psurvey: %d libuv handles were left open", left);
+  }
+  ps_census_add(PS_CENSUS_ENGINES, -1);
   ps_log_printf(&e->log, "psurvey: done");
   ps_log_close(&e->log);
 }
@@ -882,7 +896,9 @@ static void hosts_text(ps_run_t *r) {
   r->progress.hosts[0] = '\0';
   for (int k = 0; k < p->nnodes && o < size; k++) {
     ps_node_t *n = p->nodes[k];
-    const char *state = n->state == PS_NODE_UP ? "" : n->state == PS_NODE_CONNECTING ? ", connecting" : ", down";
+    const char *state = n->state == PS_NODE_UP           ? ""
+                        : n->state == PS_NODE_CONNECTING ? ", connecting"
+                                                         : ", down";
     int w = snprintf(r->progress.hosts + o, size - o, "%s%s %lld done (%d slots%s)", k ? ", " : "", n->name,
                      (long long)n->done, n->slots, state);
     if (w > 0) o += (size_t)w;
@@ -968,6 +984,7 @@ static void on_check(uv_check_t *h) {
 static void on_handle_closed(uv_handle_t *h) {
   ps_run_t *r = h->data;
   r->open_handles--;
+  ps_census_add(PS_CENSUS_HANDLES, -1);
 }
 
 /* Watches the stop signals while the stage runs, except one that is
@@ -981,6 +998,7 @@ static void watch_signals(ps_run_t *r) {
     uv_signal_init(&r->e->loop, &r->sig[k]);
     r->sig[k].data = r;
     r->open_handles++;
+    ps_census_add(PS_CENSUS_HANDLES, 1);
     if (r->saved[k].sa_handler != SIG_IGN) uv_signal_start(&r->sig[k], on_signal, stop_signals[k]);
   }
 }
@@ -1073,6 +1091,7 @@ static void end_stage(ps_run_t *r, const char *how) {
 
 int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_run_opts_t *o,
                   ps_run_result_t *out, ps_err_t *err) {
+  assert(e->run == NULL); /* one stage at a time: the loop is not reentered */
   /* Without a node nothing would ever run: a caller's mistake, said now. */
   if (e->pool.nnodes == 0)
     return ps_err_set(err, PS_EVALUE, "no backend: the engine has no node to run workers on");
@@ -1101,6 +1120,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   uv_check_init(&e->loop, &r->check);
   r->timer.data = r->watch.data = r->check.data = r;
   r->open_handles = 3;
+  ps_census_add(PS_CENSUS_HANDLES, 3);
   watch_signals(r);
   uv_timer_start(&r->watch, on_watch, WATCH_MS, WATCH_MS);
   uv_check_start(&r->check, on_check);
@@ -1121,7 +1141,13 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   if (r->c.resumed)
     ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
                   (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
-  ps_sched_opts_t so = {r->total, r->skip, o->group_size, o->max_tasks_per_child, ncores_of, r};
+  ps_sched_opts_t so = {.total = r->total,
+                        .skip = r->skip,
+                        .group_size = o->group_size,
+                        .max_tasks_per_child = o->max_tasks_per_child,
+                        .ncores = ncores_of,
+                        .psets_set_ncores = src->limits != NULL,
+                        .ud = r};
   ps_sched_init(&r->sched, &so);
   uint64_t every = ps_progress_interval(&r->progress);
   if (every) uv_timer_start(&r->timer, on_tick, every, every);

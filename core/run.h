@@ -63,9 +63,9 @@ typedef struct ps_run_opts_s {
   uint64_t seed;
   ps_retry_cb retry; /* NULL: the numeric retries decide */
   void *retry_ud;
-  int resume;                /* 0, or 1 with the stage's table kept */
-  int resume_keep_failed;    /* failed rows count as done */
-  ps_stage_info_t stage;     /* what the store records about the stage */
+  int resume;             /* 0, or 1 with the stage's table kept */
+  int resume_keep_failed; /* failed rows count as done */
+  ps_stage_info_t stage;  /* what the store records about the stage */
 } ps_run_opts_t;
 
 typedef struct ps_run_result_s {

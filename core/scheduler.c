@@ -210,7 +210,7 @@ int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_t
   t->ov = -1;
   t->eoff = -1;
   skip_done(s);
-  int k = s->o.ncores(s->o.ud, t);
+  int k = s->o.psets_set_ncores ? s->o.ncores(s->o.ud, t) : 1;
   if (k > 1) {
     if (largest && k > largest->slots) return PS_TAKE_TOO_WIDE;
     /* It runs alone, next: the batch ends here. */

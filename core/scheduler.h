@@ -69,8 +69,11 @@ typedef struct ps_sched_opts_s {
   const uint8_t *skip;         /* skip[i]: pset i needs no new run (resume), or NULL */
   int64_t group_size;          /* 0: automatic */
   int64_t max_tasks_per_child; /* 0: no limit */
-  /* The slots a task needs (its ncores, at least 1). */
+  /* The slots a task needs (its ncores, at least 1). Asked of a pset new
+     from the source only when its psets may set their own (psets_set_ncores):
+     otherwise it needs 1, and the hot path makes no call. */
   int (*ncores)(void *ud, const ps_task_t *t);
+  int psets_set_ncores;
   void *ud;
 } ps_sched_opts_t;
 

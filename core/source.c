@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "census.h"
 #include "value.h"
 
 typedef struct product_s {
@@ -59,6 +60,7 @@ static void product_free(ps_source_t *s) {
   ps_buf_free(&p->keys);
   free(p->keyoffs);
   free(p);
+  ps_census_add(PS_CENSUS_SOURCES, -1);
 }
 
 static int axis_cmp(const void *a, const void *b) {
@@ -72,6 +74,7 @@ static int axis_cmp(const void *a, const void *b) {
 ps_source_t *ps_product_new(ps_axis_t *axes, int naxes, const int *order, ps_err_t *err) {
   product_t *p = calloc(1, sizeof *p);
   if (p == NULL) return NULL;
+  ps_census_add(PS_CENSUS_SOURCES, 1);
   p->naxes = naxes;
   p->axes = malloc(sizeof(ps_axis_t) * (size_t)(naxes ? naxes : 1));
   p->order = malloc(sizeof(int) * (size_t)(naxes ? naxes : 1));
@@ -369,6 +372,7 @@ static void array_free(ps_source_t *s) {
   free(a->offsets);
   ps_buf_free(&a->keys);
   free(a);
+  ps_census_add(PS_CENSUS_SOURCES, -1);
 }
 
 ps_source_t *ps_array_new(char *data, int64_t *offsets, ps_limits_t **limits, int64_t count) {
@@ -388,5 +392,6 @@ ps_source_t *ps_array_new(char *data, int64_t *offsets, ps_limits_t **limits, in
     free(a);
     return NULL;
   }
+  ps_census_add(PS_CENSUS_SOURCES, 1);
   return &a->base;
 }

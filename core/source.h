@@ -7,8 +7,8 @@
 #define PS_SOURCE_H
 
 #include "buf.h"
-#include "resources.h"
 #include "ps.h"
+#include "resources.h"
 
 typedef struct ps_source_s ps_source_t;
 /* More distinct pset keys than any SQLite table can have columns. */

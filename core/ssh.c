@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "census.h"
 #include "relay.h"
 
 /* How often hosts are looked after: pings, silence, reconnects (ms). */
@@ -15,6 +16,15 @@
 #define MAX_BACKOFF_US 30000000
 /* How long an ssh killed by psurvey has to end before it is dropped (us). */
 #define KILL_GRACE_US 1000000
+/* The first wait before a lost host is tried again (us); it doubles. */
+#define FIRST_BACKOFF_US 1000000
+/* Agents are pinged four times per heartbeat, and at least this often
+   (us), so a silent host is told from a quiet one well before its
+   heartbeat runs out. */
+#define PINGS_PER_HEARTBEAT 4
+#define MAX_PING_US 1000000
+/* Seconds of silence before a host is lost, unless ssh.heartbeat says. */
+#define DEFAULT_HEARTBEAT_S 30
 
 /* What the hosts of one ssh backend share: their options and the timer
    that looks after them. */
@@ -57,12 +67,15 @@ struct conn_s {
 static void conn_end(conn_t *c);
 
 static int64_t backoff_us(int failures) {
-  int64_t d = 1000000;
+  int64_t d = FIRST_BACKOFF_US;
   for (int k = 1; k < failures && d < MAX_BACKOFF_US; k++) d *= 2;
   return d < MAX_BACKOFF_US ? d : MAX_BACKOFF_US;
 }
 
-static void conn_closed(uv_handle_t *h) { free(h->data); }
+static void conn_closed(uv_handle_t *h) {
+  ps_census_add(PS_CENSUS_HANDLES, -1);
+  free(h->data);
+}
 
 static void conn_close(conn_t *c) {
   if (c->child) ps_child_forget(c->child);
@@ -118,7 +131,7 @@ static void node_lost(ps_node_t *n, const char *why) {
    KILL_GRACE_US only (on_tick). */
 static void kill_conn(ps_node_t *n, const char *why) {
   conn_t *c = host_of(n)->conn;
-  if (!n->why[0]) snprintf(n->why, sizeof n->why, "%.399s", why);
+  if (!n->why[0]) ps_textf(n->why, sizeof n->why, "%s", why);
   if (c == NULL || c->killed_at) return;
   c->killed_at = ps_mono_us();
   if (c->child) {
@@ -242,11 +255,12 @@ static void node_connect(ps_node_t *n) {
       0) {
     free(c);
     char why[300];
-    snprintf(why, sizeof why, "cannot start '%.100s': %.150s", h->argv[0], err.msg);
+    ps_textf(why, sizeof why, "cannot start '%s': %s", h->argv[0], err.msg);
     node_lost(n, why);
     return;
   }
   uv_pipe_init(p->loop, &c->err, 0);
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   c->err.data = c;
   uv_pipe_open(&c->err, err_fd);
   c->node = n;
@@ -268,7 +282,8 @@ static void on_tick(uv_timer_t *t) {
   ps_pool_t *p = hs->pool;
   int64_t now = ps_mono_us();
   int64_t silence = (int64_t)(hs->o.heartbeat * 1e6);
-  int64_t ping_every = silence / 4 < 1000000 ? silence / 4 : 1000000;
+  int64_t ping_every = silence / PINGS_PER_HEARTBEAT;
+  if (ping_every > MAX_PING_US) ping_every = MAX_PING_US;
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
     if (n->impl == NULL || host_of(n)->hosts != hs) continue;
@@ -411,7 +426,10 @@ static const ps_backend_ops_t ssh_ops = {
     .free = ssh_free,
 };
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+  ps_census_add(PS_CENSUS_HANDLES, -1);
+  free(h->data);
+}
 
 /* At the pool's close: the timer stops; the hosts' connections are the
    drain's. */
@@ -437,8 +455,9 @@ int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int count, const ps_s
   hs->o.ssh = NULL;
   hs->o.ssh_args = NULL;
   hs->o.nssh_args = 0;
-  if (hs->o.heartbeat <= 0) hs->o.heartbeat = 30;
+  if (hs->o.heartbeat <= 0) hs->o.heartbeat = DEFAULT_HEARTBEAT_S;
   uv_timer_init(p->loop, &hs->timer);
+  ps_census_add(PS_CENSUS_HANDLES, 1);
   hs->timer.data = hs;
   int first = p->nnodes;
   for (int k = 0; k < count; k++) {

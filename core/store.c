@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "census.h"
 #include "store_private.h"
 
 /* The byte of the database file whose lock (an open file description
@@ -94,6 +95,7 @@ int ps__table_name(sqlite3 *db, const char *name, char *out, size_t outsz) {
 int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   ps_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  ps_census_add(PS_CENSUS_STORES, 1);
   s->lock_fd = -1;
   s->memory = path == NULL;
   s->path = strdup(path ? path : ":memory:");
@@ -114,7 +116,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
   if (rc == 0) rc = ps__schema_migrate(s->db, err);
   if (rc != 0) {
     char why[sizeof err->msg];
-    snprintf(why, sizeof why, "%.300s", err ? err->msg : "");
+    snprintf(why, sizeof why, "%s", err ? err->msg : "");
     int code = sqlite3_errcode(s->db);
     if (rc == PS_EVALUE)
       ps_err_set(err, PS_EDB,
@@ -199,6 +201,7 @@ static ps_memstage_t *find_mem(ps_store_t *s, const char *name) {
 
 void ps_store_close(ps_store_t *s) {
   if (s == NULL) return;
+  ps_census_add(PS_CENSUS_STORES, -1);
   for (int k = 0; k < s->nmem; k++) ps_memstage_free(s->mem[k]);
   free(s->mem);
   sqlite3_close_v2(s->db);
@@ -395,6 +398,7 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   }
   if (s->memory && (rc = begin_in_memory(s, name, info->total, &st, err)) != 0) return rc;
   st->store = s;
+  ps_census_add(PS_CENSUS_STAGES, 1);
   *out = st;
   return 0;
 }
@@ -446,7 +450,9 @@ int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
 }
 
 void ps_stage_free(ps_stage_t *st) {
-  if (st) st->ops->free(st);
+  if (st == NULL) return;
+  ps_census_add(PS_CENSUS_STAGES, -1);
+  st->ops->free(st);
 }
 
 const char *ps__view_where(int view) {

@@ -42,14 +42,14 @@ const char *ps_store_path(const ps_store_t *s);
 typedef struct ps_stage_info_s {
   const char *name, *options;
   int64_t total;
-  int64_t run; /* its row in _psurvey_runs, or 0 */
+  int64_t run;             /* its row in _psurvey_runs, or 0 */
   const char *code, *user; /* shipped worker and user value encodings */
   size_t code_len, user_len;
   const char *code_hash, *user_hash; /* hex */
   const char *sandbox;
   uint64_t seed;
-  double timeout, memory; /* the map's limits (0: none) */
-  int resume;             /* keep the table and its rows */
+  double timeout, memory;   /* the map's limits (0: none) */
+  int resume;               /* keep the table and its rows */
   const ps_source_t *psets; /* its psets: their keys get columns at once; may be NULL */
 } ps_stage_info_t;
 
@@ -96,7 +96,8 @@ void ps_stage_free(ps_stage_t *st);
    _traceback. Any other table of the database (an attempts table,
    _psurvey_runs) reads as its columns are. Views: PS_VIEW_* (stage.h). */
 /* only > 0: just the row whose _index is `only`. */
-int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out, ps_err_t *err);
+int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
+                   ps_err_t *err);
 int ps_cursor_ncols(const ps_cursor_t *c);
 const char *ps_cursor_colname(const ps_cursor_t *c, int i);
 /* 1 with a row, 0 at the end, PS_EDB on error. */

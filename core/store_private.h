@@ -61,13 +61,13 @@ typedef struct ps_param_s {
 typedef struct ps_sqlstage_s {
   ps_stage_t base;
   ps_store_t *store;
-  char *name;         /* as the table is spelled; base.name too */
-  int created;        /* the table exists (committed, or in the commit under way) */
+  char *name;  /* as the table is spelled; base.name too */
+  int created; /* the table exists (committed, or in the commit under way) */
   ps_col_t *cols;
   int ncols, capcols;
-  int ncols_db; /* the first ncols_db columns are in the table (columns only grow) */
-  int max_cols; /* user columns a table may have (SQLite's limit less psurvey's) */
-  int *lastmap; /* column of the k-th key of the last row, for the fast path */
+  int ncols_db;       /* the first ncols_db columns are in the table (columns only grow) */
+  int max_cols;       /* user columns a table may have (SQLite's limit less psurvey's) */
+  int *lastmap;       /* column of the k-th key of the last row, for the fast path */
   unsigned *colstamp; /* the last row (row_serial) that had each column */
   unsigned row_serial;
   int nlast;

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "census.h"
 #include "hash.h"
 #include "lcodec.h"
 #include "lpsurvey.h"
@@ -152,7 +153,19 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
+/* core.census() -> { handles = n, engines = n, ... }: what the engine holds
+   open now (census.h). */
+static int core_census(lua_State *L) {
+  lua_createtable(L, 0, PS_CENSUS_KINDS);
+  for (int k = 0; k < PS_CENSUS_KINDS; k++) {
+    lua_pushinteger(L, (lua_Integer)ps_census_count(k));
+    lua_setfield(L, -2, ps_census_name(k));
+  }
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
+                                      {"census", core_census},
                                       {"encode", core_encode},
                                       {"decode", core_decode},
                                       {"ship", core_ship},

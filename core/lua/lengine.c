@@ -157,10 +157,11 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
       break;
     }
     default:
-      snprintf(msg, msgsz,
-               "it returned a %s; return nil to give up, or a table of per-pset options (may be empty) to try "
-               "again",
-               luaL_typename(L, -1));
+      snprintf(
+          msg, msgsz,
+          "it returned a %s; return nil to give up, or a table of per-pset options (may be empty) to try "
+          "again",
+          luaL_typename(L, -1));
       lua_settop(L, top);
       return -1;
   }

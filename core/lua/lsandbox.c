@@ -44,24 +44,23 @@ extern char **environ;
 
 #include "lsandbox.h"
 
-static const char *const strict_base[] = {
-    "assert", "error",        "ipairs", "next",     "pairs",  "pcall",    "print",  "rawequal", "rawget",
-    "rawlen", "rawset",       "select", "tonumber", "tostring", "type",   "xpcall", "setmetatable",
-    "getmetatable", "_VERSION", NULL};
+static const char *const strict_base[] = {"assert", "error",        "ipairs",       "next",     "pairs",
+                                          "pcall",  "print",        "rawequal",     "rawget",   "rawlen",
+                                          "rawset", "select",       "tonumber",     "tostring", "type",
+                                          "xpcall", "setmetatable", "getmetatable", "_VERSION", NULL};
 
 /* Libraries the strict profile offers, and the names it leaves out. */
 static const struct {
   const char *name;
   const char *const *only; /* NULL: every function but those in `except` */
   const char *const *except;
-} strict_libs[] = {
-    {"string", NULL, (const char *const[]){"dump", NULL}},
-    {"table", NULL, NULL},
-    {"math", NULL, NULL},
-    {"utf8", NULL, NULL},
-    {"coroutine", NULL, NULL},
-    {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
-    {NULL, NULL, NULL}};
+} strict_libs[] = {{"string", NULL, (const char *const[]){"dump", NULL}},
+                   {"table", NULL, NULL},
+                   {"math", NULL, NULL},
+                   {"utf8", NULL, NULL},
+                   {"coroutine", NULL, NULL},
+                   {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
+                   {NULL, NULL, NULL}};
 
 /* Registry refs, made for the state psL_sandbox_open was given: the
    environment metatables (a pset's environment is made for every pset,
@@ -133,8 +132,8 @@ static int simple_command(const char *cmd, char **argv, int max, char *buf, size
   if (n == 0 || n >= bufsz) return 0;
   for (size_t k = 0; k < n; k++) {
     unsigned char c = (unsigned char)cmd[k];
-    if (!(c == ' ' || c == '\t' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          strchr("_./:+,@%-", c)))
+    if (!(c == ' ' || c == '\t' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || strchr("_./:+,@%-", c)))
       return 0;
   }
   memcpy(buf, cmd, n + 1);
@@ -188,7 +187,8 @@ static int fast_execute(lua_State *L) {
 
 /* __newindex of a read-only library proxy. */
 static int readonly(lua_State *L) {
-  return luaL_error(L, "the strict sandbox's '%s' library is read-only", lua_tostring(L, lua_upvalueindex(1)));
+  return luaL_error(L, "the strict sandbox's '%s' library is read-only",
+                    lua_tostring(L, lua_upvalueindex(1)));
 }
 
 /* __index of the strict environment: allowed globals, or an error. */

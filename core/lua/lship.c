@@ -201,7 +201,8 @@ static int ship_sorted_hash(ship_t *S, int idx, lua_Integer n, uint64_t nhash, s
     int kt = lua_type(L, -1);
     psL_encerr_t e;
     order[m].off = enc.len;
-    if ((kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) || psL_encode(L, -1, &enc, 1, &e) != 0) {
+    if ((kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) ||
+        psL_encode(L, -1, &enc, 1, &e) != 0) {
       lua_pop(L, 1);
       rc = refuse(S, "a table with a key that is not a string, number or boolean");
       break;

@@ -35,10 +35,10 @@
 #include "msg.h"
 #include "value.h"
 
-/* Results are sent when a batch ends, or once this long has passed. */
-#define FLUSH_AFTER_US 20000
-/* ... or once they hold PS_BATCH_BYTES: a frame stays far below
+/* Results are sent when a batch ends, once FLUSH_AFTER_US has passed, or
+   once they hold PS_BATCH_BYTES (ps.h): a frame stays far below
    PS_FRAME_MAX however fast psets with large results come. */
+#define FLUSH_AFTER_US 20000
 /* An error message or traceback longer than this is cut. */
 #define MAX_MESSAGE (1u << 20)
 /* Lua instructions between two looks at the clock when a timeout is set. */
@@ -63,16 +63,16 @@ typedef struct worker_s {
   char stage[128];
   size_t mem, peak; /* bytes the Lua state holds, and the most it held */
   /* The pset running now: its limits, and which one it tripped. */
-  size_t mem_base, mem_limit; /* limit: bytes above mem_base, 0: none */
-  int64_t deadline;           /* monotonic us, 0: none */
-  int tripped;                /* PS_STATUS_MEMORY or PS_STATUS_TIMEOUT, or 0 */
-  int tb_saved;               /* the trip's traceback is in the registry */
+  size_t mem_base, mem_limit;   /* limit: bytes above mem_base, 0: none */
+  int64_t deadline;             /* monotonic us, 0: none */
+  int tripped;                  /* PS_STATUS_MEMORY or PS_STATUS_TIMEOUT, or 0 */
+  int tb_saved;                 /* the trip's traceback is in the registry */
   int64_t wall_base, mono_base; /* the two clocks read together, once a batch */
-  int64_t last_done;          /* monotonic time the last pset ended */
-  int last_done_is_now;       /* and nothing but the next pset's setup since */
-  int64_t cpu_mark;           /* CPU time at the last reading (us), or -1 */
-  int64_t cpu_mark_wall;      /* monotonic time of that reading */
-  int64_t cpu_guessed;        /* CPU time given to psets since, without a reading */
+  int64_t last_done;            /* monotonic time the last pset ended */
+  int last_done_is_now;         /* and nothing but the next pset's setup since */
+  int64_t cpu_mark;             /* CPU time at the last reading (us), or -1 */
+  int64_t cpu_mark_wall;        /* monotonic time of that reading */
+  int64_t cpu_guessed;          /* CPU time given to psets since, without a reading */
   int pid;
   char trip_msg[96];
 } worker_t;

@@ -63,7 +63,8 @@ static void world_init(world_t *w, int64_t total, const int *slots, int nnodes, 
   }
   w->nnodes = nnodes;
   w->total = total;
-  ps_sched_opts_t o = {total, NULL, group_size, 0, ncores_of, w};
+  ps_sched_opts_t o = {
+      .total = total, .group_size = group_size, .ncores = ncores_of, .psets_set_ncores = 1, .ud = w};
   ps_sched_init(&w->s, &o);
 }
 

@@ -297,7 +297,9 @@ for _, spec in ipairs(M.specs) do
 end
 
 --- Environment variables psurvey reads that are not options.
-M.other_variables = { PSURVEY_BIN = true }
+-- Read by the program, not options: PSURVEY_BIN (the psurvey the specs
+-- run) and PSURVEY_CENSUS (at exit, name what the engine left open).
+M.other_variables = { PSURVEY_BIN = true, PSURVEY_CENSUS = true }
 
 local function distance(a, b)
   local prev = {}

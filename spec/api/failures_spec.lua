@@ -11,7 +11,7 @@ end
 
 describe('psurvey.map with failing workers', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 
@@ -162,7 +162,7 @@ end)
 
 describe('shipping the worker', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -8,7 +8,7 @@ local function noop() return {} end
 
 describe('psurvey ssh hosts', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -21,7 +21,7 @@ end
 
 describe('isolation between psets', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 
@@ -86,7 +86,7 @@ end)
 
 describe('isolation between stages on one worker', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 
@@ -117,7 +117,7 @@ end)
 
 describe('the limits of a pset', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -17,7 +17,7 @@ end
 
 describe('per-pset limits', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

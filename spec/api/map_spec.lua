@@ -4,7 +4,7 @@ local psurvey = require('psurvey')
 
 describe('psurvey.map', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

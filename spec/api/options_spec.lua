@@ -6,7 +6,7 @@ local function noop() return {} end
 
 describe('psurvey options', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -37,7 +37,7 @@ local function values(r)
 end
 
 teardown(function()
-  psurvey.shutdown()
+  H.shutdown()
   H.cleanup()
 end)
 

@@ -16,7 +16,7 @@ end
 
 describe('retries', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -18,7 +18,7 @@ end
 
 describe('the default sandbox', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 
@@ -61,7 +61,7 @@ end)
 
 describe('the strict sandbox', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -14,7 +14,7 @@ end
 
 describe('shipping the worker', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

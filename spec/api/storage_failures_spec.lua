@@ -13,7 +13,7 @@ end
 
 describe('psurvey.map with results SQLite cannot store', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

@@ -59,7 +59,7 @@ for _, db in ipairs({ 'a SQLite file', 'memory (db = false)' }) do
 
   describe('psurvey results in ' .. db, function()
     teardown(function()
-      psurvey.shutdown()
+      H.shutdown()
       H.cleanup()
     end)
 
@@ -117,7 +117,7 @@ end
 
 describe('psurvey results in SQLite, read by other programs', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

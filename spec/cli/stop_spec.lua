@@ -78,7 +78,7 @@ end)
 
 describe('a survey that ends', function()
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     H.cleanup()
   end)
 

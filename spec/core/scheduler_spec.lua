@@ -3,23 +3,12 @@
 -- each of its cases is one spec here.
 local H = require('support.helpers')
 
-local program = (os.getenv('BUILD_DIR') or (H.root .. '/build')) .. '/tests/test_scheduler'
-
 describe('the scheduler', function()
-  local list = io.popen(H.quote(program) .. ' --list 2>&1')
-  local names = {}
-  for line in list:lines() do names[#names + 1] = line end
-  list:close()
-
+  local program, names = H.c_test('test_scheduler')
   it('has its cases', function()
     assert.is_true(#names >= 10, 'no cases from ' .. program .. ': ' .. table.concat(names, '\n'))
   end)
-
   for _, name in ipairs(names) do
-    it(name, function()
-      local out, rc = H.shell(('%s %s 2>&1'):format(H.quote(program), H.quote(name)))
-      assert.equal('ok ' .. name .. '\n', out)
-      assert.equal(0, rc)
-    end)
+    it(name, function() H.c_case(program, name) end)
   end
 end)

@@ -66,7 +66,7 @@ describe('ssh hosts that hang #ssh', function()
   end)
 
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     S.stop(s)
     H.cleanup()
   end)

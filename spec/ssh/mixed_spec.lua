@@ -23,7 +23,7 @@ describe('a pool of this machine and ssh hosts #ssh', function()
   end)
 
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     S.stop(s)
     H.cleanup()
   end)

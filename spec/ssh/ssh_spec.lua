@@ -49,7 +49,7 @@ describe('the ssh backend #ssh', function()
   end)
 
   teardown(function()
-    psurvey.shutdown()
+    H.shutdown()
     S.stop(s)
     H.cleanup()
   end)

@@ -52,7 +52,7 @@ end
 --- { code = exit status, out = stdout, err = stderr }.
 ---@param args string already quoted for the shell
 function H.run(dir, args, env, stdin)
-  local vars = { 'PSURVEY_VERBOSE=0', 'PSURVEY_VSTATS=0' }
+  local vars = { 'PSURVEY_VERBOSE=0', 'PSURVEY_VSTATS=0', 'PSURVEY_CENSUS=1' }
   for k, v in pairs(env or {}) do
     if v == false then
       vars[#vars + 1] = '-u ' .. k
@@ -64,16 +64,19 @@ function H.run(dir, args, env, stdin)
   local unset = {}
   for line in io.popen('env'):lines() do
     local k = line:match('^(PSURVEY_[%w_]+)=')
-    if k and k ~= 'PSURVEY_BIN' then unset[#unset + 1] = '-u ' .. k end
+    if k and k ~= 'PSURVEY_BIN' and k ~= 'PSURVEY_CENSUS' then unset[#unset + 1] = '-u ' .. k end
   end
   local cmd = ('cd %s && env %s %s %s %s >.out 2>.err%s; echo $? >.rc'):format(sh_quote(dir),
     table.concat(unset, ' '), table.concat(vars, ' '), sh_quote(H.bin), args,
     stdin and (' <' .. sh_quote(stdin)) or ' </dev/null')
   os.execute(cmd)
+  local err = slurp(dir .. '/.err') or ''
+  -- Every run ends with nothing left open (core/census.h).
+  assert(not err:find('psurvey: census: ', 1, true), err)
   return {
     code = tonumber(slurp(dir .. '/.rc')),
     out = slurp(dir .. '/.out') or '',
-    err = slurp(dir .. '/.err') or '',
+    err = err,
   }
 end
 
@@ -122,6 +125,39 @@ function H.beside_a_writer(dir, db, first, second)
     done
     env PSURVEY_VERBOSE=0 %s %s 2>&1; echo "second=$?"; wait]]):format(sh_quote(dir), sh_quote(H.bin), first,
     sh_quote(db), sh_quote(H.bin), second))
+end
+
+--- A C test program of core/test/ (built into BUILD_DIR/tests): its path
+--- and the names of its cases.
+function H.c_test(name)
+  local program = (os.getenv('BUILD_DIR') or (H.root .. '/build')) .. '/tests/' .. name
+  local names = {}
+  local list = io.popen(sh_quote(program) .. ' --list 2>&1')
+  for line in list:lines() do names[#names + 1] = line end
+  list:close()
+  return program, names
+end
+
+--- Runs one case of a C test program: it passes alone, saying so.
+function H.c_case(program, name)
+  local out, rc = H.shell(('%s %s 2>&1'):format(sh_quote(program), sh_quote(name)))
+  assert(out == 'ok ' .. name .. '\n' and rc == 0, ('%s (exit %s):\n%s'):format(program, rc, out))
+end
+
+--- Shuts psurvey down and checks that nothing the engine made is still
+--- open once unreachable objects are collected (core.census()): a count
+--- left above zero is a leak, named in the failure.
+function H.shutdown()
+  local psurvey = require('psurvey')
+  psurvey.shutdown()
+  collectgarbage('collect')
+  collectgarbage('collect')
+  local left = {}
+  for name, n in pairs(require('psurvey.core').census()) do
+    if n ~= 0 then left[#left + 1] = ('%s=%d'):format(name, n) end
+  end
+  table.sort(left)
+  assert(#left == 0, 'still open after shutdown: ' .. table.concat(left, ', '))
 end
 
 --- In-process: psurvey with a database in a fresh directory.
