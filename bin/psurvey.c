@@ -122,7 +122,8 @@ static void report_census(void) {
   for (int k = 0; k < PS_CENSUS_KINDS && o < sizeof text; k++) {
     int64_t n = ps_census_count(k);
     if (n == 0) continue;
-    int w = snprintf(text + o, sizeof text - o, "%s%s=%lld", o ? ", " : "", ps_census_name(k), (long long)n);
+    int w = snprintf(text + o, sizeof text - o, "%s%s=%lld", o ? ", " : "", ps_census_name(k),
+                     (long long)n);
     if (w > 0) o += (size_t)w;
   }
   if (o > 0) fprintf(stderr, "psurvey: census: still open at exit: %s\n", text);

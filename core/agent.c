@@ -62,7 +62,8 @@ static uint64_t driver_id(ps_worker_t *w) { return (uint64_t)(uintptr_t)w->data;
 
 static ps_worker_t *find(agent_t *a, uint64_t id) {
   for (int k = 0; k < a->pool.n; k++)
-    if (driver_id(a->pool.workers[k]) == id && !a->pool.workers[k]->closing) return a->pool.workers[k];
+    if (driver_id(a->pool.workers[k]) == id && !a->pool.workers[k]->closing)
+      return a->pool.workers[k];
   return NULL;
 }
 
@@ -187,11 +188,12 @@ int ps_agent_main(const char *exe) {
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
-  ps_msg_agent_t hello = {PS_PROTOCOL,
-                          (uint64_t)(cores > 0 ? cores : 1),
-                          (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
-                          {host, strlen(host)},
-                          {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
+  ps_msg_agent_t hello = {
+      PS_PROTOCOL,
+      (uint64_t)(cores > 0 ? cores : 1),
+      (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
+      {host, strlen(host)},
+      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
   ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 

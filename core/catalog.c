@@ -84,6 +84,7 @@ int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err
   return open_on(s, PS_SQL_ATTEMPTS, name, NULL, 0, out, err);
 }
 
-int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out, ps_err_t *err) {
+int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out,
+                         ps_err_t *err) {
   return open_on(s, PS_SQL_LAST_LIMITS, name, NULL, index, out, err);
 }

@@ -119,7 +119,8 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   /* The watcher is on before the first child can end. */
   if (!r->started) {
     int rc = uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
-    if (rc != 0) return ps_err_set(err, PS_EWORKER, "cannot watch for SIGCHLD: %s", uv_strerror(rc));
+    if (rc != 0)
+      return ps_err_set(err, PS_EWORKER, "cannot watch for SIGCHLD: %s", uv_strerror(rc));
     uv_unref((uv_handle_t *)&r->sigchld);
     r->started = 1;
   }
@@ -157,7 +158,8 @@ int ps_spawn(ps_reaper_t *r, const char *file, char *const argv[], ps_child_cb o
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
   pid_t pid;
   int rc = posix_spawnp(&pid, file, &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);

@@ -48,7 +48,8 @@ static int add_shown(ps_cursor_t *c, const char *name, int role) {
 
 /* The user's columns of a stage, in the order they appeared (the missing
    view: those that have held a pset key), then psurvey's for the view. */
-static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int view, ps_err_t *err) {
+static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int view,
+                         ps_err_t *err) {
   sqlite3_stmt *cols;
   if (ps__prepare(s->db, PS_SQL_COLUMNS, NULL, &cols) != SQLITE_OK)
     return ps__db_fail(s->db, err, "reading columns");
@@ -84,11 +85,14 @@ static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int v
   c->shown = shown;
   c->npos = npos;
   if (rc != 0) return rc;
-  static const int missing_meta[] = {PS_META_INDEX, PS_META_STATUS, PS_META_EXCEPTION, PS_META_TRACEBACK};
+  static const int missing_meta[] = {PS_META_INDEX, PS_META_STATUS, PS_META_EXCEPTION,
+                                     PS_META_TRACEBACK};
   if (view == PS_VIEW_MISSING)
-    for (int k = 0; k < 4 && rc == 0; k++) rc = add_shown(c, ps_meta_columns[missing_meta[k]], PS_ROLE_META);
+    for (int k = 0; k < 4 && rc == 0; k++)
+      rc = add_shown(c, ps_meta_columns[missing_meta[k]], PS_ROLE_META);
   if (view == PS_VIEW_ALL)
-    for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++) rc = add_shown(c, ps_meta_columns[k], PS_ROLE_META);
+    for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++)
+      rc = add_shown(c, ps_meta_columns[k], PS_ROLE_META);
   return rc ? ps_err_set(err, PS_ENOMEM, "out of memory") : 0;
 }
 
@@ -188,15 +192,16 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_
   if (c->stage) {
     ps_buf_puts(&q, ps__view_where(view));
     if (only > 0)
-      ps_buf_printf(&q, "%s _index = %lld", view == PS_VIEW_ALL ? " WHERE" : " AND", (long long)only);
+      ps_buf_printf(&q, "%s _index = %lld", view == PS_VIEW_ALL ? " WHERE" : " AND",
+                    (long long)only);
     ps_buf_puts(&q, " ORDER BY _index");
   }
   const char *sql = ps__sql_of(&q);
   if (rc == 0 && (sql == NULL || sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL) != SQLITE_OK))
-    rc = c->stage
-             ? ps_err_set(err, PS_EDB, "cannot read table '%s': %s (was it written by an older psurvey?)",
-                          name, sqlite3_errmsg(s->db))
-             : ps__db_fail(s->db, err, "reading results");
+    rc = c->stage ? ps_err_set(err, PS_EDB,
+                               "cannot read table '%s': %s (was it written by an older psurvey?)",
+                               name, sqlite3_errmsg(s->db))
+                  : ps__db_fail(s->db, err, "reading results");
   ps_buf_free(&q);
   if (rc != 0) {
     ps_cursor_close(c);

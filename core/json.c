@@ -56,8 +56,8 @@ void ps_json_bytes(ps_buf_t *b, const char *s, size_t n) {
   ps_buf_puts(b, "{\"$base64\":\"");
   for (size_t k = 0; k < n; k += 3) {
     /* Three bytes make four digits; '=' pads the last group. */
-    uint32_t v =
-        (uint32_t)u[k] << 16 | (k + 1 < n ? (uint32_t)u[k + 1] << 8 : 0) | (k + 2 < n ? u[k + 2] : 0);
+    uint32_t v = (uint32_t)u[k] << 16 | (k + 1 < n ? (uint32_t)u[k + 1] << 8 : 0) |
+                 (k + 2 < n ? u[k + 2] : 0);
     ps_buf_putc(b, digits[v >> 18]);
     ps_buf_putc(b, digits[(v >> 12) & 63]);
     ps_buf_putc(b, k + 1 < n ? digits[(v >> 6) & 63] : '=');
@@ -276,8 +276,10 @@ static int read_value(jp_t *J, ps_buf_t *out, int depth) {
   /* What the lenient writer (and Python's json module) writes for NaN and
      the infinities. */
   if (left >= 3 && memcmp(J->p, "NaN", 3) == 0) return J->p += 3, ps_put_float(out, NAN), 0;
-  if (left >= 8 && memcmp(J->p, "Infinity", 8) == 0) return J->p += 8, ps_put_float(out, INFINITY), 0;
-  if (left >= 9 && memcmp(J->p, "-Infinity", 9) == 0) return J->p += 9, ps_put_float(out, -INFINITY), 0;
+  if (left >= 8 && memcmp(J->p, "Infinity", 8) == 0)
+    return J->p += 8, ps_put_float(out, INFINITY), 0;
+  if (left >= 9 && memcmp(J->p, "-Infinity", 9) == 0)
+    return J->p += 9, ps_put_float(out, -INFINITY), 0;
   char num[64];
   size_t k = 0;
   int isfloat = 0;

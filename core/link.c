@@ -81,7 +81,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   size_t len;
   ps_err_t err;
   /* The owner may close the link from a callback: nothing more then. */
-  while (!l->closed && !l->ended && (rc = ps_framer_next(&l->framer, &kind, &payload, &len, &err)) == 1)
+  while (!l->closed && !l->ended &&
+         (rc = ps_framer_next(&l->framer, &kind, &payload, &len, &err)) == 1)
     l->cb.on_frame(l, kind, payload, len);
   if (!l->closed && !l->ended && rc < 0) {
     char why[sizeof err.msg + 32];
@@ -187,5 +188,6 @@ void ps_link_close(ps_link_t *l) {
   l->closed = 1;
   l->out_open = 0;
   if (!uv_is_closing((uv_handle_t *)&l->in)) uv_close((uv_handle_t *)&l->in, on_handle_closed);
-  if (l->two && !uv_is_closing((uv_handle_t *)&l->out)) uv_close((uv_handle_t *)&l->out, on_handle_closed);
+  if (l->two && !uv_is_closing((uv_handle_t *)&l->out))
+    uv_close((uv_handle_t *)&l->out, on_handle_closed);
 }

@@ -51,7 +51,8 @@ static int local_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
   ps_err_t why;
   /* In a session of its own (child.h): a kill of the group reaches the
      simulators it runs. */
-  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, NULL, &why) != 0)
+  if (ps_spawn(&p->reaper, p->exe, args, on_process_exit, w, &w->child, &to_fd, &from_fd, NULL,
+               &why) != 0)
     return ps_err_set(err, PS_EWORKER, "cannot start worker process '%s': %s", p->exe, why.msg);
   w->pid = w->child->pid;
   if (ps_link_open(p->loop, from_fd, to_fd, NULL, 0, &worker_link, w, &w->link, &why) != 0) {

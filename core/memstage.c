@@ -43,11 +43,11 @@ static int read_rec(const ps_memstage_t *m, int64_t off, rec_t *r) {
       ps_read_bytes(&rd, &r->pset, &r->pset_len) != 0 ||
       ps_read_bytes(&rd, &r->result, &r->result_len) != 0 ||
       ps_read_bytes(&rd, &r->exception, &r->exception_len) != 0 ||
-      ps_read_bytes(&rd, &r->traceback, &r->traceback_len) != 0 || ps_read_varint(&rd, &r->attempt) != 0 ||
-      ps_read_varint(&rd, &r->worker) != 0 || ps_read_bytes(&rd, &r->host, &r->host_len) != 0 ||
-      ps_read_varint(&rd, &r->start) != 0 || ps_read_varint(&rd, &r->duration) != 0 ||
-      ps_read_varint(&rd, &r->cpu) != 0 || ps_read_varint(&rd, &r->memory) != 0 ||
-      ps_read_bytes(&rd, &r->name, &r->name_len) != 0)
+      ps_read_bytes(&rd, &r->traceback, &r->traceback_len) != 0 ||
+      ps_read_varint(&rd, &r->attempt) != 0 || ps_read_varint(&rd, &r->worker) != 0 ||
+      ps_read_bytes(&rd, &r->host, &r->host_len) != 0 || ps_read_varint(&rd, &r->start) != 0 ||
+      ps_read_varint(&rd, &r->duration) != 0 || ps_read_varint(&rd, &r->cpu) != 0 ||
+      ps_read_varint(&rd, &r->memory) != 0 || ps_read_bytes(&rd, &r->name, &r->name_len) != 0)
     return PS_EPROTO;
   return 0;
 }
@@ -95,7 +95,8 @@ static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
   ps_reader_init(&r, v, n);
   if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE) return PS_EPROTO;
   for (uint64_t k = 0; k < it.nhash; k++) {
-    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) return PS_EPROTO;
+    if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0)
+      return PS_EPROTO;
     int found = find_col(m, key.s, key.len);
     if (found >= 0) {
       m->cols[found].roles |= 1 << role;
@@ -135,7 +136,8 @@ static void remember_keys(ps_memstage_t *m, const char *const parts[2], const si
     ps_item_t it, key;
     uint64_t n = 0;
     ps_reader_init(&r, parts[p], lens[p]);
-    if (lens[p] > 0 && ps_read_item(&r, &it) == 0 && it.type == PS_V_TABLE && it.narr == 0) n = it.nhash;
+    if (lens[p] > 0 && ps_read_item(&r, &it) == 0 && it.type == PS_V_TABLE && it.narr == 0)
+      n = it.nhash;
     ps_buf_put_varint(b, n);
     for (uint64_t k = 0; k < n; k++) {
       if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) {
@@ -165,8 +167,9 @@ static int same_keys(ps_memstage_t *m, const ps_row_t *row) {
     for (uint64_t k = 0; k < n; k++) {
       const char *s;
       size_t len;
-      if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_read_bytes(&last, &s, &len) != 0 ||
-          len != key.len || memcmp(s, key.s, len) != 0 || ps_skip_value(&r, 1) != 0)
+      if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR ||
+          ps_read_bytes(&last, &s, &len) != 0 || len != key.len || memcmp(s, key.s, len) != 0 ||
+          ps_skip_value(&r, 1) != 0)
         goto differ;
     }
   }
@@ -177,7 +180,8 @@ differ:
 }
 
 static int add_row(ps_memstage_t *m, const ps_row_t *row, ps_err_t *err) {
-  if (row->index < 0 || row->index >= m->total) return ps_err_set(err, PS_EPROTO, "pset index out of range");
+  if (row->index < 0 || row->index >= m->total)
+    return ps_err_set(err, PS_EPROTO, "pset index out of range");
   if (!same_keys(m, row)) {
     int rc = add_cols(m, row->pset, row->pset_len, 0);
     if (rc == 0 && row->result) rc = add_cols(m, row->result, row->result_len, 1);
@@ -242,8 +246,8 @@ static int mem_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
   return ((memwriter_t *)st)->attempts(st, a, err);
 }
 
-static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
-                      int64_t *ok, int64_t *failed, ps_err_t *err) {
+static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed,
+                      uint8_t *done, int64_t *ok, int64_t *failed, ps_err_t *err) {
   (void)st, (void)src, (void)keep_failed, (void)err;
   memset(done, 0, (size_t)total);
   *ok = *failed = 0;
@@ -321,7 +325,8 @@ static int col_cmp_name(const void *a, const void *b) {
   return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t **out, ps_err_t *err) {
+int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t **out,
+                      ps_err_t *err) {
   ps_memcursor_t *c = calloc(1, sizeof *c);
   int max = m->ncols + NMETA;
   if (c) c->col = malloc(sizeof(int) * (size_t)max);
@@ -341,7 +346,8 @@ int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t *
      sorts its first row's result keys the same way). The missing view
      shows the columns that have held a pset key. */
   for (int k = 0; k < m->ncols; k++)
-    if (m->cols[k].role == 0 || (view == PS_VIEW_MISSING && (m->cols[k].roles & 1))) c->col[c->ncols++] = k;
+    if (m->cols[k].role == 0 || (view == PS_VIEW_MISSING && (m->cols[k].roles & 1)))
+      c->col[c->ncols++] = k;
   memcol_t *results = malloc(sizeof(memcol_t) * (size_t)(m->ncols ? m->ncols : 1));
   int nres = 0;
   if (results == NULL) {

@@ -31,7 +31,8 @@ ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts);
 
 /* The same reading interface as a SQLite cursor (store.h); views are
    PS_VIEW_* and roles PS_ROLE_* (stage.h). */
-int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t **out, ps_err_t *err);
+int ps_memcursor_open(ps_memstage_t *m, int view, int64_t only, ps_memcursor_t **out,
+                      ps_err_t *err);
 int ps_memcursor_ncols(const ps_memcursor_t *c);
 const char *ps_memcursor_colname(const ps_memcursor_t *c, int i);
 int ps_memcursor_step(ps_memcursor_t *c);

@@ -24,7 +24,9 @@ static int get_bytes(ps_reader_t *r, ps_bytes_t *s) {
 
 /* 0 when the whole payload was read, PS_EPROTO when a read failed or
    bytes are left over. */
-static int done(ps_reader_t *r, int rc) { return rc == 0 && ps_reader_left(r) == 0 ? 0 : PS_EPROTO; }
+static int done(ps_reader_t *r, int rc) {
+  return rc == 0 && ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
+}
 
 void ps_msg_put_hello(ps_buf_t *b, const ps_msg_hello_t *m) {
   size_t s = ps_frame_begin(b, PS_MSG_HELLO);
@@ -233,7 +235,8 @@ void ps_msg_put_from(ps_buf_t *b, uint64_t worker, int kind, const char *payload
   ps_frame_end(b, s);
 }
 
-void ps_msg_put_gone(ps_buf_t *b, uint64_t worker, uint64_t status, uint64_t sig, const char *why, size_t n) {
+void ps_msg_put_gone(ps_buf_t *b, uint64_t worker, uint64_t status, uint64_t sig, const char *why,
+                     size_t n) {
   size_t s = ps_frame_begin(b, PS_MSG_GONE);
   ps_buf_put_varint(b, worker);
   ps_buf_put_varint(b, status);
@@ -255,13 +258,15 @@ int ps_msg_get_relay(int kind, const char *p, size_t n, ps_msg_relay_t *m) {
     case PS_MSG_KILL: return done(&r, get_varint(&r, &m->arg1));
     case PS_MSG_TO:
     case PS_MSG_FROM:
-      if (kind == PS_MSG_FROM && (ps_read_byte(&r, &m->kind) != 0 || m->kind < 1 || m->kind > PS_MSG_LAST))
+      if (kind == PS_MSG_FROM &&
+          (ps_read_byte(&r, &m->kind) != 0 || m->kind < 1 || m->kind > PS_MSG_LAST))
         return PS_EPROTO;
       m->bytes.p = (const char *)r.p;
       m->bytes.n = ps_reader_left(&r);
       return 0;
     case PS_MSG_GONE:
-      return done(&r, get_varint(&r, &m->arg1) || get_varint(&r, &m->arg2) || get_bytes(&r, &m->bytes));
+      return done(&r,
+                  get_varint(&r, &m->arg1) || get_varint(&r, &m->arg2) || get_bytes(&r, &m->bytes));
     default: return PS_EPROTO;
   }
 }

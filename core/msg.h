@@ -122,7 +122,8 @@ void ps_msg_put_kill(ps_buf_t *b, uint64_t worker, uint64_t sig);
 /* TO: the frame for the worker is copied in (frame: one whole frame). */
 void ps_msg_put_to(ps_buf_t *b, uint64_t worker, const char *frame, size_t n);
 void ps_msg_put_from(ps_buf_t *b, uint64_t worker, int kind, const char *payload, size_t n);
-void ps_msg_put_gone(ps_buf_t *b, uint64_t worker, uint64_t status, uint64_t sig, const char *why, size_t n);
+void ps_msg_put_gone(ps_buf_t *b, uint64_t worker, uint64_t status, uint64_t sig, const char *why,
+                     size_t n);
 int ps_msg_get_relay(int kind, const char *p, size_t n, ps_msg_relay_t *m);
 
 /* A frame with no payload: BYE, PING, PONG. */

@@ -271,7 +271,9 @@ static void end_connections(ps_pool_t *p, int all, int drop) {
   }
 }
 
-static int draining(const ps_pool_t *p, int hosts) { return p->n > 0 || (hosts && connections_open(p) > 0); }
+static int draining(const ps_pool_t *p, int hosts) {
+  return p->n > 0 || (hosts && connections_open(p) > 0);
+}
 
 int ps_pool_drain(ps_pool_t *p, int how, int grace_ms, int limit_ms) {
   int hosts = how & PS_DRAIN_HOSTS;

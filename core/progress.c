@@ -112,8 +112,8 @@ static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_
   else
     snprintf(r, sizeof r, "%.1f", rate);
   eta_text(eta, sizeof eta, rate > 0 ? (double)(c->total - done) / rate : -1);
-  snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t, (long long)c->running,
-           (long long)c->failed, r, done == c->total ? "0s" : eta);
+  snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t,
+           (long long)c->running, (long long)c->failed, r, done == c->total ? "0s" : eta);
 }
 
 static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
@@ -124,7 +124,8 @@ static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
   char bar[24 * 3 + 1];
   size_t o = 0;
   for (int k = 0; k < width; k++) {
-    const char *cell = k < fill ? (p->utf8 ? "\xe2\x96\x88" : "#") : (p->utf8 ? "\xe2\x96\x91" : "-");
+    const char *cell =
+        k < fill ? (p->utf8 ? "\xe2\x96\x88" : "#") : (p->utf8 ? "\xe2\x96\x91" : "-");
     size_t l = strlen(cell);
     memcpy(bar + o, cell, l);
     o += l;
@@ -163,14 +164,16 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
     char text[200];
     status_text(p, c, text, sizeof text);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, text);
-    if (p->verbose >= 2 && p->hosts[0]) fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
+    if (p->verbose >= 2 && p->hosts[0])
+      fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
   }
   if (stats_every && now - p->last_line_us >= stats_every && h->count) {
     char s[300];
     ps_format_stats(s, sizeof s, h);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
   }
-  if ((every && now - p->last_line_us >= every) || (stats_every && now - p->last_line_us >= stats_every))
+  if ((every && now - p->last_line_us >= every) ||
+      (stats_every && now - p->last_line_us >= stats_every))
     p->last_line_us = now;
 }
 
@@ -184,7 +187,8 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
   fprintf(stderr, "psurvey: %s: %s\n", p->name, line);
 }
 
-void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len, const char *logpath) {
+void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
+                         const char *logpath) {
   if (p->verbose < 1) return;
   if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) {
     if (p->failures_shown++ == SHOW_FAILURES)
@@ -215,7 +219,8 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
                c->resumed ? " from an earlier run" : "", c->resumed && c->retried ? ", " : "",
                c->retried ? b : "", c->retried ? " retried" : "");
     }
-    fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra, took);
+    fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra,
+            took);
   }
   if (p->vstats >= 1 && h->count) {
     char s[300];

@@ -36,9 +36,11 @@ void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstat
 uint64_t ps_progress_interval(const ps_progress_t *p);
 void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h);
 /* One event line (verbose 3), kept above the bar. */
-void ps_progress_event(ps_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* A pset failed: shown at verbose >= 1 for the first few, then counted. */
-void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len, const char *logpath);
+void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
+                         const char *logpath);
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how);
 /* "mean 0.301 s, p50 0.301 s, ..." for the stats line and tostring. */
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h);

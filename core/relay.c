@@ -32,10 +32,11 @@ static int on_hello(ps_relay_t *r, const char *p, size_t len, char *why, size_t 
   }
   if (m.protocol != PS_PROTOCOL) {
     snprintf(why, whysz,
-             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install the same "
+             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install "
+             "the same "
              "version on both",
-             (int)(m.version.n < 40 ? m.version.n : 40), m.version.p, (unsigned long long)m.protocol,
-             PSURVEY_VERSION, PS_PROTOCOL);
+             (int)(m.version.n < 40 ? m.version.n : 40), m.version.p,
+             (unsigned long long)m.protocol, PSURVEY_VERSION, PS_PROTOCOL);
     return PS_EPROTO;
   }
   ps_text(n->host, sizeof n->host, m.host.p, m.host.n);

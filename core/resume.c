@@ -52,8 +52,8 @@ static int read_stored(ps_sqlstage_t *g, stored_t **out, size_t *n, ps_err_t *er
   if (rc != SQLITE_OK)
     return ps_err_set(
         err, PS_EDB,
-        "cannot resume table '%s': it was written by an older psurvey (%s); run without --resume", g->name,
-        sqlite3_errmsg(db));
+        "cannot resume table '%s': it was written by an older psurvey (%s); run without --resume",
+        g->name, sqlite3_errmsg(db));
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (*n == cap) {
       cap = cap ? cap * 2 : 1024;
@@ -151,8 +151,9 @@ static int renumber(ps_sqlstage_t *g, stored_t *rows, size_t n, int64_t *unmatch
   ps__put_ident(&q, g->name, strlen(g->name));
   ps_buf_puts(&q, " SET _index = ?2 WHERE _index = ?1");
   const char *sql = ps__sql_of(&q);
-  int rc =
-      sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? 0 : ps__db_fail(db, err, "resume");
+  int rc = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK
+               ? 0
+               : ps__db_fail(db, err, "resume");
   ps_buf_free(&q);
   if (rc != 0) return rc;
   *unmatched = 0;
@@ -191,8 +192,8 @@ static int set_aside(ps_sqlstage_t *g, ps_err_t *err) {
   return rc;
 }
 
-int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
-                        int64_t *ok, int64_t *failed, ps_err_t *err) {
+int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed,
+                        uint8_t *done, int64_t *ok, int64_t *failed, ps_err_t *err) {
   ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   sqlite3 *db = g->store->db;
   stored_t *rows = NULL;

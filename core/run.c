@@ -98,12 +98,14 @@ typedef struct ps_run_s {
   uint8_t *skip; /* resuming: skip[i] when pset i needs no new run */
   override_t *over;
   size_t nover, capover;
-  int64_t db_waiting; /* since when (mono us) another program holds the database's write lock, or 0 */
-  int stuck_starts;   /* workers killed in a row for not loading the code */
+  int64_t
+      db_waiting;   /* since when (mono us) another program holds the database's write lock, or 0 */
+  int stuck_starts; /* workers killed in a row for not loading the code */
 } ps_run_t;
 
 /* Stops the stage (the first reason wins) and says why in the log. */
-__attribute__((format(printf, 3, 4))) static void fail_run(ps_run_t *r, int code, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void fail_run(ps_run_t *r, int code, const char *fmt,
+                                                           ...) {
   if (r->fatal) return;
   r->fatal = 1;
   va_list ap;
@@ -155,16 +157,19 @@ static void check_done(ps_run_t *r) {
 static void note_db_wait(ps_run_t *r, int waiting, const char *why) {
   if (waiting && !r->db_waiting) {
     r->db_waiting = ps_mono_us();
-    ps_log_printf(&r->e->log, "stage %s: %s: waiting for it; finished rows are kept in memory until then",
+    ps_log_printf(&r->e->log,
+                  "stage %s: %s: waiting for it; finished rows are kept in memory until then",
                   r->o->name, why);
     if (r->o->verbose >= 1)
-      ps_progress_event(&r->progress, "%s: waiting for it (finished rows are kept until then)", why);
+      ps_progress_event(&r->progress, "%s: waiting for it (finished rows are kept until then)",
+                        why);
   } else if (!waiting && r->db_waiting) {
     char took[32];
     ps_format_seconds(took, sizeof took, (double)(ps_mono_us() - r->db_waiting) / 1e6);
     r->db_waiting = 0;
     ps_log_printf(&r->e->log, "stage %s: the database is free again after %s", r->o->name, took);
-    if (r->o->verbose >= 1) ps_progress_event(&r->progress, "the database is free again after %s", took);
+    if (r->o->verbose >= 1)
+      ps_progress_event(&r->progress, "the database is free again after %s", took);
   }
 }
 
@@ -249,7 +254,8 @@ static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
   char msg[200];
   int need = ncores_of(r, t);
   if (most->ops->slots_per_map)
-    snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", need,
+    snprintf(msg, sizeof msg,
+             "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", need,
              most->slots);
   else
     snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", need,
@@ -273,7 +279,8 @@ static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now)
   t.eoff = (int64_t)st->enc.len;
   t.elen = r->scratch.len;
   ps_buf_put(&st->enc, r->scratch.data, r->scratch.len);
-  if (st->enc.failed || ps_sched_sent(&r->sched, s, t, now) != 0) fail_run(r, PS_ENOMEM, "out of memory");
+  if (st->enc.failed || ps_sched_sent(&r->sched, s, t, now) != 0)
+    fail_run(r, PS_ENOMEM, "out of memory");
 }
 
 /* Gives the worker batches, as the scheduler makes them, until it holds
@@ -346,7 +353,8 @@ static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *ou
     ps_buf_printf(&js, "(%.1f KiB, not shown)", (double)row->pset_len / 1024);
   if (js.len > LOG_PSET_BYTES) {
     js.len = LOG_PSET_BYTES - 3;
-    while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80) js.len--; /* a whole character */
+    while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80)
+      js.len--; /* a whole character */
     ps_buf_puts(&js, "...");
   }
   ps_buf_putc(&js, 0);
@@ -438,8 +446,8 @@ static void finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_out
     if (r->o->verbose >= 3) {
       char took[32];
       ps_format_seconds(took, sizeof took, (double)out->duration_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld", (long long)out->index + 1,
-                        took, (long long)row.worker);
+      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld",
+                        (long long)out->index + 1, took, (long long)row.worker);
     }
   } else {
     r->c.failed++;
@@ -473,7 +481,8 @@ static int override_of(ps_run_t *r, ps_task_t *t, const ps_limits_t *current) {
 
 /* Records a failed attempt in the stage's attempts table; r->scratch
    holds the pset's encoding afterwards. */
-static int record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out) {
+static int record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t,
+                          const ps_outcome_t *out) {
   ps_limits_t lim;
   limits_of(r, t, &lim);
   r->scratch.len = 0;
@@ -520,12 +529,14 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_ou
   if (t.attempt >= MAX_ATTEMPTS) {
     again = 0;
   } else if (r->o->retry) {
-    ps_failure_t f = {t.index, t.attempt, kind, msg, msg_len, r->scratch.data, r->scratch.len, &lim};
+    ps_failure_t f = {t.index, t.attempt,       kind,           msg,
+                      msg_len, r->scratch.data, r->scratch.len, &lim};
     char why[400];
     int rc = r->o->retry(r->o->retry_ud, &f, &next, why, sizeof why);
     if (rc < 0) {
       ps_limits_free(&next);
-      fail_run(r, PS_EVALUE, "the retry function failed on pset #%lld: %s", (long long)t.index + 1, why);
+      fail_run(r, PS_EVALUE, "the retry function failed on pset #%lld: %s", (long long)t.index + 1,
+               why);
       return;
     }
     again = rc == 1;
@@ -550,8 +561,8 @@ static void attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_ou
     ps_buf_puts(c, ": ");
     ps_buf_put(c, msg, msg_len < CAUSE_BYTES ? msg_len : CAUSE_BYTES);
   }
-  ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again", r->o->name,
-                (long long)t.index + 1, (long long)t.attempt, kind,
+  ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again",
+                r->o->name, (long long)t.index + 1, (long long)t.attempt, kind,
                 (int)(msg_len < LOG_MESSAGE_BYTES ? msg_len : LOG_MESSAGE_BYTES), msg);
   if (r->o->verbose >= 3)
     ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again",
@@ -649,7 +660,8 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       if (!m.ok && r) {
         char why[400];
         ps_text(why, sizeof why, m.message.p, m.message.n);
-        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s", why);
+        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s",
+                 why);
       }
       worker_state_t *st = state_of(w);
       if (m.ok && st && !st->code_loaded) {
@@ -675,13 +687,14 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
         return;
       }
       if (r && r->o->verbose >= 3)
-        ps_progress_event(&r->progress, "pset #%llu started on worker %lld", (unsigned long long)m.index + 1,
-                          (long long)w->id);
+        ps_progress_event(&r->progress, "pset #%llu started on worker %lld",
+                          (unsigned long long)m.index + 1, (long long)w->id);
       return;
     }
     case PS_MSG_FATAL: {
       ps_bytes_t msg;
-      if (ps_msg_get_fatal(p, n, &msg) == 0) /* A frame's bytes are far fewer than INT_MAX (PS_FRAME_MAX). */
+      if (ps_msg_get_fatal(p, n, &msg) ==
+          0) /* A frame's bytes are far fewer than INT_MAX (PS_FRAME_MAX). */
         ps_textf(w->why, sizeof w->why, "reported: %.*s", (int)msg.n, msg.p);
       return;
     }
@@ -694,8 +707,8 @@ static void describe_death(ps_worker_t *w, char *out, size_t n) {
     snprintf(out, n, "worker %lld (pid %d) %s", (long long)w->id, w->pid, w->why);
   } else if (w->term_signal) {
     const char *abbrev = sigabbrev_np(w->term_signal);
-    snprintf(out, n, "worker %lld (pid %d) was killed by signal %d (SIG%s)", (long long)w->id, w->pid,
-             w->term_signal, abbrev ? abbrev : "?");
+    snprintf(out, n, "worker %lld (pid %d) was killed by signal %d (SIG%s)", (long long)w->id,
+             w->pid, w->term_signal, abbrev ? abbrev : "?");
   } else {
     snprintf(out, n, "worker %lld (pid %d) exited with status %lld", (long long)w->id, w->pid,
              (long long)w->exit_status);
@@ -747,7 +760,8 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
     rc = ps_sched_requeue_from(sc, s, 0);
     if (++r->stuck_starts >= MAX_STARTUP_FAILURES)
       fail_run(r, PS_EWORKER,
-               "worker processes do not load the worker code (%s); is a module it requires stuck?", cause);
+               "worker processes do not load the worker code (%s); is a module it requires stuck?",
+               cause);
   } else if (w->lost) {
     /* Its host is gone: not the psets' fault, they cost no attempt. */
     int64_t now = ps_now_us();
@@ -799,7 +813,8 @@ static void on_dead(ps_worker_t *w) {
     char cause[400];
     describe_death(w, cause, sizeof cause);
     int expected = s->retiring && s->len == 0 && !w->why[0];
-    if (!expected) ps_log_printf(&e->log, "stage %s: %s, %zu psets in flight", r->o->name, cause, s->len);
+    if (!expected)
+      ps_log_printf(&e->log, "stage %s: %s, %zu psets in flight", r->o->name, cause, s->len);
     r->c.active -= (int64_t)s->len;
     ps_sched_remove(&r->sched, s);
     settle_death(r, w, st, cause);
@@ -820,18 +835,21 @@ static void on_node(ps_node_t *n, int up) {
   ps_engine_t *e = n->pool->owner;
   ps_run_t *r = e->run;
   if (up)
-    ps_log_printf(&e->log, "host %s: connected (%s, %d cores, %lld MiB), %d slots", n->name, n->host,
-                  n->cores, (long long)n->mem_mb, n->slots);
+    ps_log_printf(&e->log, "host %s: connected (%s, %d cores, %lld MiB), %d slots", n->name,
+                  n->host, n->cores, (long long)n->mem_mb, n->slots);
   else
-    ps_log_printf(&e->log, "host %s: %s: %s", n->name, n->ever_up ? "lost" : "cannot connect", n->why);
+    ps_log_printf(&e->log, "host %s: %s: %s", n->name, n->ever_up ? "lost" : "cannot connect",
+                  n->why);
   if (r == NULL) return;
   if (up) {
-    if (r->o->verbose >= 2) ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
+    if (r->o->verbose >= 2)
+      ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
     fill_workers(r);
     dispatch_all(r);
   } else if (r->o->verbose >= 1 && n->failures <= 1) {
     /* Said once per outage; reconnect attempts go to the log. */
-    ps_progress_event(&r->progress, "host %s %s: %s", n->name, n->ever_up ? "lost" : "unreachable", n->why);
+    ps_progress_event(&r->progress, "host %s %s: %s", n->name, n->ever_up ? "lost" : "unreachable",
+                      n->why);
   }
 }
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
@@ -839,7 +857,8 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   /* A worker that dies while we write to it must not kill the driver. */
   signal(SIGPIPE, SIG_IGN);
   int rc = uv_loop_init(&e->loop);
-  if (rc != 0) return ps_err_set(err, PS_EWORKER, "cannot start the event loop: %s", uv_strerror(rc));
+  if (rc != 0)
+    return ps_err_set(err, PS_EWORKER, "cannot start the event loop: %s", uv_strerror(rc));
   if (ps_pool_init(&e->pool, &e->loop, exe) != 0) {
     uv_loop_close(&e->loop);
     return ps_err_set(err, PS_ENOMEM, "out of memory");
@@ -850,7 +869,8 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   e->pool.owner = e;
   e->log.fd = -1;
   ps_log_open(&e->log);
-  ps_log_printf(&e->log, "psurvey %s, pid %d, worker program %s", PSURVEY_VERSION, (int)getpid(), exe);
+  ps_log_printf(&e->log, "psurvey %s, pid %d, worker program %s", PSURVEY_VERSION, (int)getpid(),
+                exe);
   ps_census_add(PS_CENSUS_ENGINES, 1);
   return 0;
 }
@@ -899,8 +919,8 @@ static void hosts_text(ps_run_t *r) {
     const char *state = n->state == PS_NODE_UP           ? ""
                         : n->state == PS_NODE_CONNECTING ? ", connecting"
                                                          : ", down";
-    int w = snprintf(r->progress.hosts + o, size - o, "%s%s %lld done (%d slots%s)", k ? ", " : "", n->name,
-                     (long long)n->done, n->slots, state);
+    int w = snprintf(r->progress.hosts + o, size - o, "%s%s %lld done (%d slots%s)", k ? ", " : "",
+                     n->name, (long long)n->done, n->slots, state);
     if (w > 0) o += (size_t)w;
   }
 }
@@ -922,13 +942,15 @@ static void check_hosts(ps_run_t *r) {
   char msg[600];
   size_t o = 0;
   for (int k = 0; k < p->nnodes && o < sizeof msg; k++) {
-    int w = snprintf(msg + o, sizeof msg - o, "%s%s: %s", k ? "; " : "", p->nodes[k]->name, p->nodes[k]->why);
+    int w = snprintf(msg + o, sizeof msg - o, "%s%s: %s", k ? "; " : "", p->nodes[k]->name,
+                     p->nodes[k]->why);
     if (w > 0) o += (size_t)w;
   }
-  fail_run(r, PS_EHOSTS,
-           "every %s is lost or unreachable (%s); what finished is stored: run again with --resume when "
-           "they are back",
-           p->nodes[0]->ops->noun, msg);
+  fail_run(
+      r, PS_EHOSTS,
+      "every %s is lost or unreachable (%s); what finished is stored: run again with --resume when "
+      "they are back",
+      p->nodes[0]->ops->noun, msg);
 }
 
 /* Every WATCH_MS: retries a commit the database refused, checks the
@@ -955,9 +977,10 @@ static void on_watch(uv_timer_t *h) {
          never ends is bounded too, without costing the pset an attempt. */
       if ((double)(now - st->code_sent) / 1e6 < STARTUP_LIMIT_S + l.timeout) continue;
       st->startup_stuck = 1;
-      ps_log_printf(&r->e->log,
-                    "stage %s: worker %lld (pid %d) did not load the worker code in %g s: killing it",
-                    r->o->name, (long long)w->id, w->pid, (double)(now - st->code_sent) / 1e6);
+      ps_log_printf(
+          &r->e->log,
+          "stage %s: worker %lld (pid %d) did not load the worker code in %g s: killing it",
+          r->o->name, (long long)w->id, w->pid, (double)(now - st->code_sent) / 1e6);
       ps_worker_kill(w, SIGKILL, NULL);
       continue;
     }
@@ -965,9 +988,11 @@ static void on_watch(uv_timer_t *h) {
     if ((double)(now - st->slot.head_since) / 1e6 < l.timeout + grace) continue;
     st->timed_out = 1;
     snprintf(st->kill_msg, sizeof st->kill_msg,
-             "timeout after %g s (stuck outside Lua: its worker and the processes it started were killed)",
+             "timeout after %g s (stuck outside Lua: its worker and the processes it started were "
+             "killed)",
              l.timeout);
-    ps_log_printf(&r->e->log, "stage %s: pset #%lld: timeout after %g s: killing worker %lld (pid %d)",
+    ps_log_printf(&r->e->log,
+                  "stage %s: pset #%lld: timeout after %g s: killing worker %lld (pid %d)",
                   r->o->name, (long long)head->index + 1, l.timeout, (long long)w->id, w->pid);
     ps_worker_kill(w, SIGKILL, NULL);
   }
@@ -1034,8 +1059,8 @@ static int begin_stage(ps_run_t *r, ps_store_t *store, ps_err_t *err) {
   for (;;) {
     int rc = ps_stage_begin(store, &info, &r->stage, err);
     if (rc == 0 && o->resume) {
-      rc = ps_stage_resume(r->stage, r->src, r->total, o->resume_keep_failed, r->skip, &r->c.ok, &r->c.failed,
-                           err);
+      rc = ps_stage_resume(r->stage, r->src, r->total, o->resume_keep_failed, r->skip, &r->c.ok,
+                           &r->c.failed, err);
       if (rc != 0) {
         ps_stage_free(r->stage);
         r->stage = NULL;
@@ -1139,8 +1164,9 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   }
   r->c.resumed = r->c.ok + r->c.failed;
   if (r->c.resumed)
-    ps_log_printf(&e->log, "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)", o->name,
-                  (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
+    ps_log_printf(&e->log,
+                  "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)",
+                  o->name, (long long)r->c.resumed, (long long)r->c.ok, (long long)r->c.failed);
   ps_sched_opts_t so = {.total = r->total,
                         .skip = r->skip,
                         .group_size = o->group_size,
@@ -1183,12 +1209,13 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);
 
   /* Stop every worker: their work in flight belongs to this stage. */
-  if (r->fatal || r->interrupted) ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
+  if (r->fatal || r->interrupted)
+    ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
   const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
   if (r->stage) end_stage(r, how);
   ps_progress_end(&r->progress, &r->c, &r->hist, how);
-  ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how, (long long)r->c.ok,
-                (long long)r->c.failed, (long long)r->total);
+  ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how,
+                (long long)r->c.ok, (long long)r->c.failed, (long long)r->total);
   close_handles(r);
   e->run = NULL;
 

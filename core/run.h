@@ -46,7 +46,8 @@ typedef struct ps_failure_s {
 /* Decides whether a failed pset runs again: 1 and *next (the limits to
    change; fields left unset keep theirs) to retry, 0 to give up, -1 and
    msg when the callback itself failed (the stage stops). */
-typedef int (*ps_retry_cb)(void *ud, const ps_failure_t *f, ps_limits_t *next, char *msg, size_t msgsz);
+typedef int (*ps_retry_cb)(void *ud, const ps_failure_t *f, ps_limits_t *next, char *msg,
+                           size_t msgsz);
 
 typedef struct ps_run_opts_s {
   const char *name;

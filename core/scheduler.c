@@ -159,7 +159,8 @@ ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnod
   for (int k = 0; k < s->nslots; k++) busy += !s->slots[k]->retiring;
   if (busy >= left) return NULL;
   for (int k = 0; k < nnodes; k++)
-    if (nodes[k]->state == PS_NODE_UP && ps_sched_serving(s, nodes[k]) < nodes[k]->slots) return nodes[k];
+    if (nodes[k]->state == PS_NODE_UP && ps_sched_serving(s, nodes[k]) < nodes[k]->slots)
+      return nodes[k];
   return NULL;
 }
 
@@ -262,7 +263,8 @@ ps_task_t ps_sched_finished(ps_sched_t *s, ps_slot_t *slot, int64_t now) {
   ps_task_t t = slot->fifo[slot->head];
   slot->head++;
   slot->len--;
-  if (--slot->batch[0] == 0) memmove(slot->batch, slot->batch + 1, sizeof(int) * (size_t)--slot->nbatches);
+  if (--slot->batch[0] == 0)
+    memmove(slot->batch, slot->batch + 1, sizeof(int) * (size_t)--slot->nbatches);
   slot->head_since = now;
   if (slot->len == 0) slot->alone = 0, slot->weight = 1;
   return t;

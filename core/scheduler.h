@@ -60,8 +60,8 @@ typedef struct ps_slot_s {
   int alone;          /* running a suspect or a multi-slot pset alone */
   int weight;         /* slots it occupies while busy: 1, or a pset's ncores */
   int64_t head_since; /* when the first pset in flight started, at the latest (mono us) */
-  int wide;           /* the batch being made: one pset alone over this many slots (0: a shared batch) */
-  int taken;          /* psets taken for the batch being made */
+  int wide;  /* the batch being made: one pset alone over this many slots (0: a shared batch) */
+  int taken; /* psets taken for the batch being made */
 } ps_slot_t;
 
 typedef struct ps_sched_opts_s {

@@ -29,7 +29,8 @@ typedef struct step_s {
 static const step_t steps[] = {
     /* 1: the stages and their columns. */
     {1, "_psurvey_tables", NULL,
-     "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL, finished REAL,"
+     "CREATE TABLE IF NOT EXISTS _psurvey_tables(name TEXT PRIMARY KEY, created REAL, finished "
+     "REAL,"
      " status TEXT, total INTEGER, ok INTEGER, failed INTEGER, options TEXT)"},
     {1, "_psurvey_columns", NULL,
      "CREATE TABLE IF NOT EXISTS _psurvey_columns(tbl TEXT, name TEXT, role TEXT, types INTEGER,"
@@ -56,7 +57,8 @@ static const step_t steps[] = {
 /* Parameters: ?1, ?2... as each comment says. */
 static const char *const statements[PS_NSQL] = {
     /* ?1 name */
-    [PS_SQL_TABLE_NAME] = "SELECT name FROM sqlite_master WHERE type='table' AND name=?1 COLLATE NOCASE",
+    [PS_SQL_TABLE_NAME] =
+        "SELECT name FROM sqlite_master WHERE type='table' AND name=?1 COLLATE NOCASE",
     /* ?1 name: tables, views, indexes and triggers share one namespace */
     [PS_SQL_NAME_TAKEN] = "SELECT 1 FROM sqlite_master WHERE name=?1 COLLATE NOCASE",
     /* ?1 name */
@@ -69,25 +71,30 @@ static const char *const statements[PS_NSQL] = {
        ?8 code_hash, ?9 user_hash, ?10 sandbox, ?11 seed, ?12 timeout,
        ?13 memory */
     [PS_SQL_STAGE_INSERT] =
-        "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options, run,"
+        "INSERT OR REPLACE INTO _psurvey_tables(name, created, status, total, ok, failed, options, "
+        "run,"
         " code, user, code_hash, user_hash, sandbox, seed, timeout, memory)"
         " VALUES (?1, ?2, 'running', ?3, 0, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     /* as PS_SQL_STAGE_INSERT, ?2 unused */
     [PS_SQL_STAGE_RESUME] =
-        "UPDATE _psurvey_tables SET status='running', total=?3, options=?4, run=?5, code=?6, user=?7,"
+        "UPDATE _psurvey_tables SET status='running', total=?3, options=?4, run=?5, code=?6, "
+        "user=?7,"
         " code_hash=?8, user_hash=?9, sandbox=?10, seed=?11, timeout=?12, memory=?13, finished=NULL"
         " WHERE name=?1",
     /* ?1 ok, ?2 failed, ?3 name */
     [PS_SQL_STAGE_COUNTS] = "UPDATE _psurvey_tables SET ok=?1, failed=?2 WHERE name=?3",
     /* ?1 finished, ?2 status, ?3 ok, ?4 failed, ?5 name */
-    [PS_SQL_STAGE_END] = "UPDATE _psurvey_tables SET finished=?1, status=?2, ok=?3, failed=?4 WHERE name=?5",
+    [PS_SQL_STAGE_END] =
+        "UPDATE _psurvey_tables SET finished=?1, status=?2, ok=?3, failed=?4 WHERE name=?5",
     /* ?1 name, ?2 new name */
     [PS_SQL_STAGE_RENAME] = "UPDATE _psurvey_tables SET name=?2 WHERE name=?1",
     /* ?1 name of the rows set aside (%T), ?2 their stage, ?3 finished */
     [PS_SQL_STAGE_ASIDE] =
-        "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, failed, run)"
+        "INSERT OR REPLACE INTO _psurvey_tables(name, created, finished, status, total, ok, "
+        "failed, run)"
         " SELECT ?1, t.created, ?3, 'unmatched', a.n, a.ok, a.n - a.ok, t.run"
-        " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM %T) a"
+        " FROM _psurvey_tables t, (SELECT count(*) n, coalesce(sum(_status = 'ok'), 0) ok FROM %T) "
+        "a"
         " WHERE t.name = ?2",
     /* ?1 stage */
     [PS_SQL_COLUMNS] =
@@ -104,17 +111,19 @@ static const char *const statements[PS_NSQL] = {
         " SELECT ?1, name, role, types, position FROM _psurvey_columns WHERE tbl = ?2",
     /* no parameters; the columns of PS_ATTEMPT_NCOLS, in order */
     [PS_SQL_ATTEMPTS_CREATE] =
-        "CREATE TABLE IF NOT EXISTS %A(_index INTEGER, attempt INTEGER, kind TEXT, message TEXT, traceback "
+        "CREATE TABLE IF NOT EXISTS %A(_index INTEGER, attempt INTEGER, kind TEXT, message TEXT, "
+        "traceback "
         "TEXT,"
-        " worker INTEGER, host TEXT, start REAL, duration REAL, cpu REAL, memory INTEGER, limit_timeout REAL,"
+        " worker INTEGER, host TEXT, start REAL, duration REAL, cpu REAL, memory INTEGER, "
+        "limit_timeout REAL,"
         " limit_memory REAL, hash INTEGER)",
     /* ?1 .. ?14: the columns of PS_SQL_ATTEMPTS_CREATE */
     [PS_SQL_ATTEMPT_INSERT] = "INSERT INTO %A VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     /* no parameters */
     [PS_SQL_RUN_HOLDER] =
         "SELECT pid, host FROM _psurvey_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
-    /* ?1 started, ?2 script, ?3 script_hash, ?4 host, ?5 pid, ?6 psurvey, ?7 lua, ?8 libuv, ?9 sqlite,
-       ?10 options */
+    /* ?1 started, ?2 script, ?3 script_hash, ?4 host, ?5 pid, ?6 psurvey, ?7 lua, ?8 libuv, ?9
+       sqlite, ?10 options */
     [PS_SQL_RUN_BEGIN] =
         "INSERT INTO _psurvey_runs(started, status, script, script_hash, host, pid, psurvey, lua,"
         " libuv, sqlite, options) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -134,7 +143,8 @@ static const char *const statements[PS_NSQL] = {
     [PS_SQL_ATTEMPTS] = "SELECT * FROM %A ORDER BY rowid",
     /* ?1 _index */
     [PS_SQL_LAST_LIMITS] =
-        "SELECT limit_timeout, limit_memory FROM %A WHERE _index = ?1 ORDER BY attempt DESC LIMIT 1",
+        "SELECT limit_timeout, limit_memory FROM %A WHERE _index = ?1 ORDER BY attempt DESC LIMIT "
+        "1",
 };
 
 const char *const ps__meta_types[PS_NMETA] = {
@@ -241,8 +251,9 @@ int ps__schema_version(sqlite3 *db) {
 static int has(sqlite3 *db, const step_t *s) {
   sqlite3_stmt *st;
   int found = 0;
-  const char *sql = s->column ? "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2 COLLATE NOCASE"
-                              : "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1 COLLATE NOCASE";
+  const char *sql =
+      s->column ? "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2 COLLATE NOCASE"
+                : "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1 COLLATE NOCASE";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
   sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
   if (s->column) sqlite3_bind_text(st, 2, s->column, -1, SQLITE_STATIC);
@@ -261,8 +272,8 @@ static int missing_steps(sqlite3 *db, int version) {
 
 static int newer(int version, ps_err_t *err) {
   return ps_err_set(err, PS_EVALUE,
-                    "a newer psurvey wrote it (its tables are of version %d, this psurvey's of %d)", version,
-                    PS_SCHEMA_VERSION);
+                    "a newer psurvey wrote it (its tables are of version %d, this psurvey's of %d)",
+                    version, PS_SCHEMA_VERSION);
 }
 
 int ps__schema_migrate(sqlite3 *db, ps_err_t *err) {

@@ -151,7 +151,8 @@ int ps_axis_range_int_to(ps_axis_t *a, int64_t first, double last, int64_t step,
     return 0;
   }
   if (step > 0)
-    return ps_axis_range_int(a, first, last >= 0x1p63 ? INT64_MAX : (int64_t)floor(last), step, err);
+    return ps_axis_range_int(a, first, last >= 0x1p63 ? INT64_MAX : (int64_t)floor(last), step,
+                             err);
   return ps_axis_range_int(a, first, last < -0x1p63 ? INT64_MIN : (int64_t)ceil(last), step, err);
 }
 
@@ -228,7 +229,8 @@ int ps_axis_range_float(ps_axis_t *a, double first, double last, double step, ps
   if (a->decimals > 15) a->decimals = -1;
   a->n = 0;
   double q = (last - first) / step;
-  if (q > 0x1p53) return ps_err_set(err, PS_EVALUE, "more than 2^53 values, which floats cannot count");
+  if (q > 0x1p53)
+    return ps_err_set(err, PS_EVALUE, "more than 2^53 values, which floats cannot count");
   /* Rounding error: a few units in the last place of the largest value,
      never half a step (that would be a value of its own). */
   double tol = fmin(fabs(step) / 2, 0x1p-51 * fmax(fabs(first), fabs(last)));
@@ -238,7 +240,8 @@ int ps_axis_range_float(ps_axis_t *a, double first, double last, double step, ps
      the range ends before the first value beyond last; a value that does
      not grow (a step below the precision of first) is not a new one. */
   for (int k = 0; k < 64 && n > 0 && !range_has(a, n - 1, tol); k++) n--;
-  for (int k = 0; k < 64 && range_has(a, n, tol) && (n == 0 || range_raw(a, n) != range_raw(a, n - 1)); k++)
+  for (int k = 0;
+       k < 64 && range_has(a, n, tol) && (n == 0 || range_raw(a, n) != range_raw(a, n - 1)); k++)
     n++;
   a->n = n;
   return 0;
@@ -303,7 +306,8 @@ static int collect_keys(array_t *a) {
     for (uint64_t k = 0; k < t.nhash && rc == 0; k++) {
       if (ps_read_item(&r, &key) != 0 || key.type != PS_V_STR || ps_skip_value(&r, 1) != 0) break;
       int64_t found = -1;
-      if ((int64_t)k < nprev && list[prev[k]].len == key.len && memcmp(list[prev[k]].s, key.s, key.len) == 0)
+      if ((int64_t)k < nprev && list[prev[k]].len == key.len &&
+          memcmp(list[prev[k]].s, key.s, key.len) == 0)
         found = prev[k];
       for (int64_t j = 0; j < n && found < 0; j++)
         if (list[j].len == key.len && memcmp(list[j].s, key.s, key.len) == 0) found = j;

@@ -93,7 +93,8 @@ static int room_for_column(ps_sqlstage_t *g) {
 static int load_columns(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3_stmt *st;
   sqlite3 *db = g->store->db;
-  if (ps__prepare(db, PS_SQL_COLUMNS, NULL, &st) != SQLITE_OK) return ps__db_fail(db, err, "reading columns");
+  if (ps__prepare(db, PS_SQL_COLUMNS, NULL, &st) != SQLITE_OK)
+    return ps__db_fail(db, err, "reading columns");
   sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
   int rc = 0;
   while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
@@ -150,11 +151,11 @@ static int pset_columns(ps_sqlstage_t *g, const ps_source_t *src, ps_err_t *err)
       if (g->cols[c].len == key.len && memcmp(g->cols[c].name, key.s, key.len) == 0) {
         found = 1;
       } else if (ps__same_name(g->cols[c].name, g->cols[c].len, key.s, key.len)) {
-        return ps_err_set(
-            err, PS_EVALUE,
-            "pset key '%.*s' and column '%s' of table '%s' differ only in letter case, which SQLite "
-            "column names cannot tell apart: rename the key, or run without --resume",
-            (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
+        return ps_err_set(err, PS_EVALUE,
+                          "pset key '%.*s' and column '%s' of table '%s' differ only in letter "
+                          "case, which SQLite "
+                          "column names cannot tell apart: rename the key, or run without --resume",
+                          (int)(key.len > 200 ? 200 : key.len), key.s, g->cols[c].name, g->name);
       }
     }
     if (found) continue;
@@ -184,7 +185,8 @@ static int pset_columns(ps_sqlstage_t *g, const ps_source_t *src, ps_err_t *err)
 static int widen_pending(ps_sqlstage_t *g) {
   if (g->npending == 0) return 0;
   size_t old = (size_t)(PS_NMETA + g->ncols - 1), now = old + 1;
-  if (more_params(&g->params, &g->nparams, &g->capparams, (size_t)g->npending) == NULL) return PS_ENOMEM;
+  if (more_params(&g->params, &g->nparams, &g->capparams, (size_t)g->npending) == NULL)
+    return PS_ENOMEM;
   for (int r = g->npending - 1; r >= 0; r--) {
     memmove(g->params + (size_t)r * now, g->params + (size_t)r * old, sizeof(ps_param_t) * old);
     memset(g->params + (size_t)r * now + old, 0, sizeof(ps_param_t));
@@ -194,7 +196,8 @@ static int widen_pending(ps_sqlstage_t *g) {
 
 /* The column named exactly s, or -1; PS_EVALUE when a column's name
    differs from s only in ASCII case, which SQLite cannot tell apart. */
-static int find_column(ps_sqlstage_t *g, int pos, const char *s, size_t n, int role, ps_err_t *err) {
+static int find_column(ps_sqlstage_t *g, int pos, const char *s, size_t n, int role,
+                       ps_err_t *err) {
   if (pos < g->nlast) {
     int c = g->lastmap[pos];
     if (c >= 0 && g->cols[c].len == n && memcmp(g->cols[c].name, s, n) == 0) return c;
@@ -202,16 +205,18 @@ static int find_column(ps_sqlstage_t *g, int pos, const char *s, size_t n, int r
   for (int k = 0; k < g->ncols; k++) {
     if (g->cols[k].len == n && memcmp(g->cols[k].name, s, n) == 0) return k;
     if (ps__same_name(g->cols[k].name, g->cols[k].len, s, n))
-      return ps_err_set(err, PS_EVALUE,
-                        "%s key '%.*s' and key '%s' differ only in letter case, which SQLite column names "
-                        "cannot tell apart: rename one",
-                        role ? "result" : "pset", (int)(n > 200 ? 200 : n), s, g->cols[k].name);
+      return ps_err_set(
+          err, PS_EVALUE,
+          "%s key '%.*s' and key '%s' differ only in letter case, which SQLite column names "
+          "cannot tell apart: rename one",
+          role ? "result" : "pset", (int)(n > 200 ? 200 : n), s, g->cols[k].name);
   }
   return -1;
 }
 
 /* Reads the keys of one encoded table (a pset or a result) into keys. */
-static int read_keys(ps_sqlstage_t *g, const char *v, size_t n, int role, int *nkeys, ps_err_t *err) {
+static int read_keys(ps_sqlstage_t *g, const char *v, size_t n, int role, int *nkeys,
+                     ps_err_t *err) {
   ps_reader_t r;
   ps_item_t it, key;
   const char *what = role ? "result" : "pset";
@@ -237,8 +242,8 @@ static int read_keys(ps_sqlstage_t *g, const char *v, size_t n, int role, int *n
     rk->col = find_column(g, *nkeys - 1, key.s, key.len, role, err);
     if (rk->col < -1) return rk->col;
     /* A key with a column was checked when its column was made. */
-    if (rk->col < 0 &&
-        (key.len == 0 || memchr(key.s, 0, key.len) || !ps_utf8_valid(key.s, key.len) || key.s[0] == '_'))
+    if (rk->col < 0 && (key.len == 0 || memchr(key.s, 0, key.len) ||
+                        !ps_utf8_valid(key.s, key.len) || key.s[0] == '_'))
       return ps_err_set(err, PS_EVALUE, "%s key '%.*s' cannot be a column name", what,
                         (int)(key.len > 200 ? 200 : key.len), key.s);
   }
@@ -277,11 +282,12 @@ static int check_keys(ps_sqlstage_t *g, ps_rowkey_t *keys, int nkeys, int *nnew,
         a->skip = 1; /* the worker allows a result to repeat a pset key with its value */
         break;
       }
-      return ps_err_set(err, PS_EVALUE,
-                        "%s key '%.*s' and %s key '%.*s' differ only in letter case, which SQLite column "
-                        "names cannot tell apart: rename one",
-                        a->role ? "result" : "pset", (int)(a->len > 200 ? 200 : a->len), a->s,
-                        b->role ? "result" : "pset", (int)(b->len > 200 ? 200 : b->len), b->s);
+      return ps_err_set(
+          err, PS_EVALUE,
+          "%s key '%.*s' and %s key '%.*s' differ only in letter case, which SQLite column "
+          "names cannot tell apart: rename one",
+          a->role ? "result" : "pset", (int)(a->len > 200 ? 200 : a->len), a->s,
+          b->role ? "result" : "pset", (int)(b->len > 200 ? 200 : b->len), b->s);
     }
     if (a->col < 0 && !a->skip) ++*nnew;
   }
@@ -423,7 +429,8 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
 
   /* The row's parameters, in the order of the insert: psurvey's, then the user's. */
   size_t mark = g->nparams, mark_bytes = g->bytes.len;
-  ps_param_t *v = more_params(&g->params, &g->nparams, &g->capparams, (size_t)(PS_NMETA + g->ncols));
+  ps_param_t *v =
+      more_params(&g->params, &g->nparams, &g->capparams, (size_t)(PS_NMETA + g->ncols));
   if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   put_int(&v[PS_META_INDEX], row->index + 1);
   put_bytes(&g->bytes, &v[PS_META_STATUS], SQLITE_TEXT, row->status, strlen(row->status));
@@ -439,7 +446,8 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   put_float(&v[PS_META_CPU], (double)row->cpu_us / 1e6);
   put_int(&v[PS_META_MEMORY], row->peak_bytes);
   if (row->name) put_bytes(&g->bytes, &v[PS_META_NAME], SQLITE_TEXT, row->name, strlen(row->name));
-  put_int(&v[PS_META_HASH], (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
+  put_int(&v[PS_META_HASH],
+          (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
   g->notes.len = 0;
   int pos = 0;
   rc = put_table(g, v, row->pset, row->pset_len, keys, &pos);
@@ -505,7 +513,8 @@ int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, p
   if (rc == 0 && ps__prepare(s->db, PS_SQL_ATTEMPT_INSERT, stage, &st) != SQLITE_OK)
     rc = ps__db_fail(s->db, err, "attempts");
   for (int k = 0; rc == 0 && k < ATTEMPT_PARAMS; k++) bind_param(st, k + 1, &v[k], bytes.data);
-  if (rc == 0 && sqlite3_step(st) != SQLITE_DONE) rc = ps__db_fail(s->db, err, "storing an attempt");
+  if (rc == 0 && sqlite3_step(st) != SQLITE_DONE)
+    rc = ps__db_fail(s->db, err, "storing an attempt");
   sqlite3_finalize(st);
   ps_buf_free(&bytes);
   return rc == PS_EBUSY ? ps__busy(s, err) : rc;
@@ -609,7 +618,8 @@ static int insert_attempts(ps_sqlstage_t *g, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   size_t n = g->naparams / ATTEMPT_PARAMS;
   if (n == 0) return 0;
-  if (g->attempt == NULL && ps__prepare(db, PS_SQL_ATTEMPT_INSERT, g->name, &g->attempt) != SQLITE_OK)
+  if (g->attempt == NULL &&
+      ps__prepare(db, PS_SQL_ATTEMPT_INSERT, g->name, &g->attempt) != SQLITE_OK)
     return ps__db_fail(db, err, "attempts");
   for (size_t a = 0; a < n; a++) {
     for (int k = 0; k < ATTEMPT_PARAMS; k++)
@@ -622,7 +632,8 @@ static int insert_attempts(ps_sqlstage_t *g, ps_err_t *err) {
 }
 
 /* Runs the statement *st, made from sql the first time. */
-static int run_cached(ps_sqlstage_t *g, sqlite3_stmt **st, const char *sql, const char *what, ps_err_t *err) {
+static int run_cached(ps_sqlstage_t *g, sqlite3_stmt **st, const char *sql, const char *what,
+                      ps_err_t *err) {
   sqlite3 *db = g->store->db;
   if (*st == NULL && sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
     return ps__db_fail(db, err, what);
@@ -764,8 +775,8 @@ static const ps_stage_ops_t sql_ops = {
     .free = sql_free,
 };
 
-int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets, ps_stage_t **out,
-                     ps_err_t *err) {
+int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
+                     ps_stage_t **out, ps_err_t *err) {
   ps_sqlstage_t *g = calloc(1, sizeof *g);
   if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   g->base.ops = &sql_ops;

@@ -102,16 +102,18 @@ static void describe_end(ps_node_t *n, conn_t *c, char *out, size_t size) {
   } else if (n->state != PS_NODE_UP &&
              (c->exit_status == 127 || strstr(line, "not found") || strstr(line, "No such file"))) {
     snprintf(out, size,
-             "psurvey is not installed there (%s): install it, or give psurvey=/path/to/psurvey in its hosts "
+             "psurvey is not installed there (%s): install it, or give psurvey=/path/to/psurvey in "
+             "its hosts "
              "entry",
              line[0] ? line : "command not found");
   } else if (c->exit_status == 255) {
     snprintf(out, size, "ssh failed%s%s", line[0] ? ": " : " (exit status 255)", line);
   } else if (c->term_signal) {
-    snprintf(out, size, "ssh was killed by signal %d%s%s", c->term_signal, line[0] ? ": " : "", line);
+    snprintf(out, size, "ssh was killed by signal %d%s%s", c->term_signal, line[0] ? ": " : "",
+             line);
   } else {
-    snprintf(out, size, "the connection ended (ssh exit status %lld)%s%s", (long long)c->exit_status,
-             line[0] ? ": " : "", line);
+    snprintf(out, size, "the connection ended (ssh exit status %lld)%s%s",
+             (long long)c->exit_status, line[0] ? ": " : "", line);
   }
 }
 
@@ -251,8 +253,8 @@ static void node_connect(ps_node_t *n) {
      ends it. */
   int to_fd, from_fd, err_fd;
   ps_err_t err;
-  if (ps_spawn(&p->reaper, h->argv[0], h->argv, on_exit_cb, c, &c->child, &to_fd, &from_fd, &err_fd, &err) !=
-      0) {
+  if (ps_spawn(&p->reaper, h->argv[0], h->argv, on_exit_cb, c, &c->child, &to_fd, &from_fd, &err_fd,
+               &err) != 0) {
     free(c);
     char why[300];
     ps_textf(why, sizeof why, "cannot start '%s': %s", h->argv[0], err.msg);
@@ -266,8 +268,8 @@ static void node_connect(ps_node_t *n) {
   c->node = n;
   h->conn = c;
   uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err);
-  if (ps_link_open(p->loop, from_fd, to_fd, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN, &conn_link, c, &c->link,
-                   &err) != 0) {
+  if (ps_link_open(p->loop, from_fd, to_fd, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN, &conn_link, c,
+                   &c->link, &err) != 0) {
     /* Without its pipes ssh is of no use: it is ended, and so is the host. */
     kill_conn(n, err.msg);
     c->eof_out = 1;
@@ -441,7 +443,8 @@ static void close_hosts(ps_pool_t *p, void *data) {
   uv_close((uv_handle_t *)&hs->timer, on_timer_closed);
 }
 
-int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int count, const ps_ssh_opts_t *o, ps_err_t *err) {
+int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int count, const ps_ssh_opts_t *o,
+                 ps_err_t *err) {
   if (ps_pool_find_node(p, ssh_ops.name))
     return ps_err_set(err, PS_EVALUE, "the ssh hosts are set once per run");
   hosts_t *hs = calloc(1, sizeof *hs);
@@ -463,7 +466,8 @@ int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int count, const ps_s
   for (int k = 0; k < count; k++) {
     ps_node_t *n = calloc(1, sizeof *n);
     host_t *h = calloc(1, sizeof *h);
-    if (n == NULL || h == NULL || (h->argv = ssh_argv(&specs[k], o)) == NULL || ps_pool_add_node(p, n) != 0) {
+    if (n == NULL || h == NULL || (h->argv = ssh_argv(&specs[k], o)) == NULL ||
+        ps_pool_add_node(p, n) != 0) {
       if (h) free(h->argv);
       free(h);
       free(n);

@@ -29,6 +29,7 @@ typedef struct ps_ssh_opts_s {
 
 /* Adds the hosts to the pool as nodes and starts connecting to all of
    them. The strings are copied. */
-int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int n, const ps_ssh_opts_t *o, ps_err_t *err);
+int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int n, const ps_ssh_opts_t *o,
+                 ps_err_t *err);
 
 #endif

@@ -87,8 +87,8 @@ typedef struct ps_stage_s ps_stage_t;
 typedef struct ps_stage_ops_s {
   int (*add)(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
   int (*attempt)(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
-  int (*resume)(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done, int64_t *ok,
-                int64_t *failed, ps_err_t *err);
+  int (*resume)(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
+                int64_t *ok, int64_t *failed, ps_err_t *err);
   int (*commit)(ps_stage_t *st, ps_err_t *err);
   int64_t (*pending)(const ps_stage_t *st, int64_t *ok, int64_t *failed);
   /* The stage's rows as written so far, ok and failed. */

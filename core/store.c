@@ -120,16 +120,18 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
     int code = sqlite3_errcode(s->db);
     if (rc == PS_EVALUE)
       ps_err_set(err, PS_EDB,
-                 "cannot use database '%s': %s: use that psurvey, or give this survey another 'db'", s->path,
-                 why);
+                 "cannot use database '%s': %s: use that psurvey, or give this survey another 'db'",
+                 s->path, why);
     else if (code == SQLITE_NOTADB)
-      ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file", s->path);
-    else if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || sqlite3_db_readonly(s->db, "main") == 1)
-      ps_err_set(
-          err, PS_EACCES,
-          "database '%s' is read-only: psurvey must write its results there; fix its permissions (and its "
-          "directory's) or give another 'db'",
-          s->path);
+      ps_err_set(err, PS_EDB, "'%s' is not an SQLite database: give psurvey another 'db' file",
+                 s->path);
+    else if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN ||
+             sqlite3_db_readonly(s->db, "main") == 1)
+      ps_err_set(err, PS_EACCES,
+                 "database '%s' is read-only: psurvey must write its results there; fix its "
+                 "permissions (and its "
+                 "directory's) or give another 'db'",
+                 s->path);
     else if (rc == PS_EBUSY)
       ps__busy(s, err);
     else
@@ -162,13 +164,14 @@ static void holder_of(ps_store_t *s, char *out, size_t outsz) {
 int ps_store_lock(ps_store_t *s, ps_err_t *err) {
   if (s->lock_fd >= 0 || s->memory) return 0;
   if (sqlite3_db_readonly(s->db, "main") == 1)
-    return ps_err_set(
-        err, PS_EACCES,
-        "database '%s' is read-only: psurvey must write its results there; fix its permissions (and "
-        "its directory's) or give another 'db'",
-        s->path);
+    return ps_err_set(err, PS_EACCES,
+                      "database '%s' is read-only: psurvey must write its results there; fix its "
+                      "permissions (and "
+                      "its directory's) or give another 'db'",
+                      s->path);
   int fd = open(s->path, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return ps_err_set(err, PS_EDB, "cannot open database '%s': %s", s->path, strerror(errno));
+  if (fd < 0)
+    return ps_err_set(err, PS_EDB, "cannot open database '%s': %s", s->path, strerror(errno));
   struct flock fl;
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
@@ -194,7 +197,8 @@ int ps_store_lock(ps_store_t *s, ps_err_t *err) {
 
 static ps_memstage_t *find_mem(ps_store_t *s, const char *name) {
   for (int k = 0; k < s->nmem; k++)
-    if (ps__same_name(ps_memstage_name(s->mem[k]), strlen(ps_memstage_name(s->mem[k])), name, strlen(name)))
+    if (ps__same_name(ps_memstage_name(s->mem[k]), strlen(ps_memstage_name(s->mem[k])), name,
+                      strlen(name)))
       return s->mem[k];
   return NULL;
 }
@@ -306,7 +310,8 @@ static void bind_blob_or_null(sqlite3_stmt *st, int k, const char *p, size_t n) 
 static int record_stage(ps_store_t *s, const char *name, const ps_stage_info_t *info, int resume,
                         ps_err_t *err) {
   sqlite3_stmt *st;
-  if (ps__prepare(s->db, resume ? PS_SQL_STAGE_RESUME : PS_SQL_STAGE_INSERT, NULL, &st) != SQLITE_OK)
+  if (ps__prepare(s->db, resume ? PS_SQL_STAGE_RESUME : PS_SQL_STAGE_INSERT, NULL, &st) !=
+      SQLITE_OK)
     return ps__db_fail(s->db, err, "stage");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_double(st, 2, (double)ps_now_us() / 1e6);
@@ -350,7 +355,8 @@ static int attempt_in_memory(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *er
 /* The stage of a store in memory: its rows, which the store keeps until
    it closes (a stage of the same name made earlier in this run is
    replaced), and their writer. */
-static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out, ps_err_t *err) {
+static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out,
+                           ps_err_t *err) {
   ps_memstage_t *m = ps_memstage_new(name, total);
   ps_stage_t *w = m ? ps_memstage_writer(m, attempt_in_memory) : NULL;
   ps_memstage_t **list = w ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
@@ -442,7 +448,9 @@ int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_fa
 int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
   return st->ops->attempt(st, a, err);
 }
-int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) { return st->ops->add(st, row, err); }
+int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
+  return st->ops->add(st, row, err);
+}
 int ps_stage_commit(ps_stage_t *st, ps_err_t *err) { return st->ops->commit(st, err); }
 
 int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {

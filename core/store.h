@@ -144,6 +144,7 @@ int ps_store_stages(ps_store_t *s, ps_cursor_t **out, ps_err_t *err);
 int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err_t *err);
 /* The limits the last attempt at pset `index` (1-based) of stage `name`
    ran with, at most one row: limit_timeout, limit_memory. */
-int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out, ps_err_t *err);
+int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out,
+                         ps_err_t *err);
 
 #endif

@@ -118,8 +118,8 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
    resume: its rows are kept and its columns read back). The columns of
    the keys of psets (may be NULL) are made at once, so that keys no table
    can hold are an error before anything is recorded of the stage. */
-int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets, ps_stage_t **out,
-                     ps_err_t *err);
+int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
+                     ps_stage_t **out, ps_err_t *err);
 /* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
 int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
@@ -133,7 +133,7 @@ int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
 int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
 /* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
    store.h). */
-int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
-                        int64_t *ok, int64_t *failed, ps_err_t *err);
+int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed,
+                        uint8_t *done, int64_t *ok, int64_t *failed, ps_err_t *err);
 
 #endif

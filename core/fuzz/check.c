@@ -67,7 +67,8 @@ static void check_number_text(double d) {
 
 static void check_item(const ps_item_t *it) {
   if (it->type == PS_V_STR)
-    FZ_ASSERT(ps_utf8_valid(it->s, it->len) == utf8_reference((const unsigned char *)it->s, it->len));
+    FZ_ASSERT(ps_utf8_valid(it->s, it->len) ==
+              utf8_reference((const unsigned char *)it->s, it->len));
   else if (it->type == PS_V_FLOAT)
     check_number_text(it->d);
 }

@@ -114,7 +114,8 @@ static int unship(lua_State *L) {
     FZ_ASSERT(lua_gettop(L) == top);
     return 0;
   }
-  FZ_ASSERT(lua_gettop(L) == top + 1 && lua_type(L, -1) == LUA_TFUNCTION && !lua_iscfunction(L, -1));
+  FZ_ASSERT(lua_gettop(L) == top + 1 && lua_type(L, -1) == LUA_TFUNCTION &&
+            !lua_iscfunction(L, -1));
   FZ_ASSERT(ps_reader_left(&r) == 0);
   return 1;
 }

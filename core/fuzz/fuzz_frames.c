@@ -92,7 +92,8 @@ static void decode_inner(const ps_msg_relay_t *m, int kind, int depth) {
     const char *payload;
     size_t len;
     ps_err_t err;
-    while (ps_framer_next(&f, &k, &payload, &len, &err) == 1) decode_frame(k, payload, len, depth + 1);
+    while (ps_framer_next(&f, &k, &payload, &len, &err) == 1)
+      decode_frame(k, payload, len, depth + 1);
   }
   ps_framer_free(&f);
 }

@@ -20,26 +20,27 @@
 static const struct {
   const char *name;
   const char *chunk;
-} workers[] = {{"empty", "return function() end"},
-               {"globals", "return function(p) return { n = tostring(p.n) .. type(x) } end"},
-               {"data",
-                "local t = { 1, 2.5, 'three', x = { y = true, [4] = -7 } } local s = ('z'):rep(70)\n"
-                "return function() return t, s, 0/0, math.maxinteger end"},
-               {"stdlib",
-                "local floor, fmt, str = math.floor, string.format, string\n"
-                "return function(p) return floor(p), fmt('%d', 1), str.rep('a', 2), print end"},
-               {"nested",
-                "local function sq(x) return x * x end local function f(x) return sq(x) + 1 end\n"
-                "return function(p) return f(p), sq end"},
-               {"shared", "local t = {} t.self = t local u = { t, t } return function() return t, u end"},
-               {"object",
-                "local P = {} P.__index = P function P.new(x) return setmetatable({ x = x }, P) end\n"
-                "function P:get() return self.x end local o = P.new(3)\n"
-                "local d = setmetatable({}, { __index = { scale = 2 } })\n"
-                "return function() return o:get(), P, d.scale end"},
-               {"module", "local m = require('m') return function(p) return m.f(p) end"},
-               {"counter", "local n = 0 return function() n = n + 1 return n, _ENV end"},
-               {NULL, NULL}};
+} workers[] = {
+    {"empty", "return function() end"},
+    {"globals", "return function(p) return { n = tostring(p.n) .. type(x) } end"},
+    {"data",
+     "local t = { 1, 2.5, 'three', x = { y = true, [4] = -7 } } local s = ('z'):rep(70)\n"
+     "return function() return t, s, 0/0, math.maxinteger end"},
+    {"stdlib",
+     "local floor, fmt, str = math.floor, string.format, string\n"
+     "return function(p) return floor(p), fmt('%d', 1), str.rep('a', 2), print end"},
+    {"nested",
+     "local function sq(x) return x * x end local function f(x) return sq(x) + 1 end\n"
+     "return function(p) return f(p), sq end"},
+    {"shared", "local t = {} t.self = t local u = { t, t } return function() return t, u end"},
+    {"object",
+     "local P = {} P.__index = P function P.new(x) return setmetatable({ x = x }, P) end\n"
+     "function P:get() return self.x end local o = P.new(3)\n"
+     "local d = setmetatable({}, { __index = { scale = 2 } })\n"
+     "return function() return o:get(), P, d.scale end"},
+    {"module", "local m = require('m') return function(p) return m.f(p) end"},
+    {"counter", "local n = 0 return function() n = n + 1 return n, _ENV end"},
+    {NULL, NULL}};
 
 static void write_seed(const char *dir, const char *name, int strict, const char *p, size_t n) {
   char path[600];
@@ -88,7 +89,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: %s\n", workers[i].name, err);
       return 1;
     }
-    for (int strict = 0; strict <= 1; strict++) write_seed(dir, workers[i].name, strict, b.data, b.len);
+    for (int strict = 0; strict <= 1; strict++)
+      write_seed(dir, workers[i].name, strict, b.data, b.len);
     ps_buf_free(&b);
     lua_settop(L, 0);
   }

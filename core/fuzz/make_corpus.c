@@ -109,21 +109,30 @@ static void values(void) {
   VALUE("str_utf8", put_cstr(&b, "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9d\x84\x9e"));
   VALUE("str_control", put_cstr(&b, "tab\there\nquote\" back\\ bell\a"));
   VALUE("str_not_utf8", put_cstr(&b, "\xff\xc0\xaf\xed\xa0\x80"));
-  VALUE("str_long", put_cstr(&b, "a string of more than sixty-three bytes takes the tag 0x05 and a length"));
+  VALUE("str_long",
+        put_cstr(&b, "a string of more than sixty-three bytes takes the tag 0x05 and a length"));
   VALUE("table_empty", ps_put_table(&b, 0, 0));
-  VALUE("table_array", ps_put_table(&b, 3, 0); ps_put_int(&b, 1); ps_put_int(&b, 2); ps_put_int(&b, 3));
+  VALUE("table_array", ps_put_table(&b, 3, 0); ps_put_int(&b, 1); ps_put_int(&b, 2);
+        ps_put_int(&b, 3));
   VALUE("table_hole", ps_put_table(&b, 3, 0); ps_put_int(&b, 1); ps_put_nil(&b); ps_put_int(&b, 3));
-  VALUE("table_mixed", ps_put_table(&b, 1, 1); put_cstr(&b, "first"); put_cstr(&b, "k"); ps_put_bool(&b, 1));
-  VALUE("table_keys", ps_put_table(&b, 0, 3); ps_put_int(&b, 10); put_cstr(&b, "ten"); ps_put_float(&b, 1.5);
-        put_cstr(&b, "one and a half"); ps_put_bool(&b, 0); put_cstr(&b, "no"));
+  VALUE("table_mixed", ps_put_table(&b, 1, 1); put_cstr(&b, "first"); put_cstr(&b, "k");
+        ps_put_bool(&b, 1));
+  VALUE("table_keys", ps_put_table(&b, 0, 3); ps_put_int(&b, 10); put_cstr(&b, "ten");
+        ps_put_float(&b, 1.5); put_cstr(&b, "one and a half"); ps_put_bool(&b, 0);
+        put_cstr(&b, "no"));
   VALUE("pset", put_pset(&b, 7));
   VALUE("result", put_result(&b));
   /* The deepest nesting the readers accept, then one level more. */
-  VALUE("table_deepest", for (int k = 0; k < PS_MAX_DEPTH; k++) ps_put_table(&b, 1, 0); ps_put_int(&b, 1));
-  VALUE("table_too_deep", for (int k = 0; k <= PS_MAX_DEPTH; k++) ps_put_table(&b, 1, 0); ps_put_int(&b, 1));
-  VALUE("json_object", ps_buf_puts(&b, "{\"a\": [1, 2.5, \"x\\u00e9\"], \"b\": null, \"c\": true}"));
-  VALUE("json_numbers", ps_buf_puts(&b, "[0, -0.0, 1e400, -9223372036854775808, 1.7976931348623157e308]"));
-  VALUE("json_escapes", ps_buf_puts(&b, "\"\\ud83d\\ude00 \\ud800 \\\" \\\\ \\/ \\b\\f\\n\\r\\t\""));
+  VALUE("table_deepest", for (int k = 0; k < PS_MAX_DEPTH; k++) ps_put_table(&b, 1, 0);
+        ps_put_int(&b, 1));
+  VALUE("table_too_deep", for (int k = 0; k <= PS_MAX_DEPTH; k++) ps_put_table(&b, 1, 0);
+        ps_put_int(&b, 1));
+  VALUE("json_object",
+        ps_buf_puts(&b, "{\"a\": [1, 2.5, \"x\\u00e9\"], \"b\": null, \"c\": true}"));
+  VALUE("json_numbers",
+        ps_buf_puts(&b, "[0, -0.0, 1e400, -9223372036854775808, 1.7976931348623157e308]"));
+  VALUE("json_escapes",
+        ps_buf_puts(&b, "\"\\ud83d\\ude00 \\ud800 \\\" \\\\ \\/ \\b\\f\\n\\r\\t\""));
 #undef VALUE
   ps_buf_free(&b);
 }
@@ -142,7 +151,8 @@ static void hello(ps_buf_t *b) {
 
 static void code(ps_buf_t *b) {
   /* The shipped function is Lua's to read; these bytes only look like one. */
-  static const char fn[] = {PS_TAG_FUNC, PS_TAG_FIXSTR + 5, 0x1b, 'L', 'u', 'a', 0x54, 1, PS_TAG_ENV};
+  static const char fn[] = {PS_TAG_FUNC, PS_TAG_FIXSTR + 5, 0x1b, 'L', 'u', 'a', 0x54,
+                            1,           PS_TAG_ENV};
   ps_buf_t user;
   ps_buf_init(&user);
   ps_put_table(&user, 0, 1);
@@ -195,7 +205,8 @@ static void tasks(ps_buf_t *b, int first, int n) {
 
 /* One result of each status. */
 static void results(ps_buf_t *b, int first) {
-  static const char *const msg[] = {"", "survey.lua:3: boom", "not enough memory", "timed out after 5 s"};
+  static const char *const msg[] = {"", "survey.lua:3: boom", "not enough memory",
+                                    "timed out after 5 s"};
   ps_buf_t v;
   ps_buf_init(&v);
   put_result(&v);
@@ -257,7 +268,8 @@ static void frames(void) {
   FRAMES("bye", 0, bye(&b));
   FRAMES("fatal", 0, fatal(&b));
   /* Whole sessions, read in pieces of varied sizes, or with a small limit. */
-  FRAMES("worker_session", 5 << 3, hello(&b); code_ok(&b, 1); started(&b, 0); results(&b, 0); fatal(&b));
+  FRAMES("worker_session", 5 << 3, hello(&b); code_ok(&b, 1); started(&b, 0); results(&b, 0);
+         fatal(&b));
   FRAMES("driver_session", 7 << 3, code(&b); tasks(&b, 0, 2); tasks(&b, 2, 2); bye(&b));
   FRAMES("driver_session_limit", 6 | 1 << 3, code(&b); tasks(&b, 0, 2); bye(&b));
   /* Malformed streams: an empty frame, an unknown kind, a length over the

@@ -51,7 +51,9 @@ void psL_keypath(lua_State *L, int keyidx, char *out, size_t outsz) {
       else
         snprintf(out, outsz, "[%.17g]", lua_tonumber(L, keyidx));
       break;
-    case LUA_TBOOLEAN: snprintf(out, outsz, "[%s]", lua_toboolean(L, keyidx) ? "true" : "false"); break;
+    case LUA_TBOOLEAN:
+      snprintf(out, outsz, "[%s]", lua_toboolean(L, keyidx) ? "true" : "false");
+      break;
     default: snprintf(out, outsz, "[%s]", luaL_typename(L, keyidx));
   }
 }
@@ -181,7 +183,8 @@ static int encode_table(enc_t *E, int idx, int depth) {
     K->kind = t == LUA_TBOOLEAN ? 0 : t == LUA_TNUMBER ? 1 : 2;
     K->isint = lua_isinteger(L, K->idx);
     K->inum = K->isint ? lua_tointeger(L, K->idx) : 0;
-    K->num = t == LUA_TNUMBER ? lua_tonumber(L, K->idx) : (t == LUA_TBOOLEAN ? lua_toboolean(L, K->idx) : 0);
+    K->num = t == LUA_TNUMBER ? lua_tonumber(L, K->idx)
+                              : (t == LUA_TBOOLEAN ? lua_toboolean(L, K->idx) : 0);
     K->s = t == LUA_TSTRING ? lua_tolstring(L, K->idx, &K->len) : NULL;
     if (t != LUA_TSTRING) K->len = 0;
   }
@@ -338,6 +341,7 @@ void psL_push_item(lua_State *L, const ps_item_t *it) {
     case PS_V_FLOAT: lua_pushnumber(L, (lua_Number)it->d); break;
     case PS_V_STR: lua_pushlstring(L, it->s, it->len); break;
     default:
-      if (psL_decode(L, it->s, it->len, err, sizeof err) != 0) luaL_error(L, "stored table: %s", err);
+      if (psL_decode(L, it->s, it->len, err, sizeof err) != 0)
+        luaL_error(L, "stored table: %s", err);
   }
 }

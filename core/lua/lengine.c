@@ -138,7 +138,8 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
   lua_pushinteger(L, (lua_Integer)f->attempt);
   int rc = lua_pcall(L, 3, 1, top + 1);
   if (rc != LUA_OK) {
-    snprintf(msg, msgsz, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+    snprintf(msg, msgsz, "%s",
+             lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
     lua_settop(L, top);
     return -1;
   }
@@ -157,11 +158,11 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
       break;
     }
     default:
-      snprintf(
-          msg, msgsz,
-          "it returned a %s; return nil to give up, or a table of per-pset options (may be empty) to try "
-          "again",
-          luaL_typename(L, -1));
+      snprintf(msg, msgsz,
+               "it returned a %s; return nil to give up, or a table of per-pset options (may be "
+               "empty) to try "
+               "again",
+               luaL_typename(L, -1));
       lua_settop(L, top);
       return -1;
   }
@@ -305,7 +306,8 @@ static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
     specs[k].psurvey = str_field(L, t, "psurvey", &len);
     specs[k].port = (int)int_field(L, t, "port", 0);
     specs[k].slots = (int)int_field(L, t, "slots", 0);
-    if (specs[k].target == NULL) return luaL_error(L, "engine:backend: host #%d has no target", k + 1);
+    if (specs[k].target == NULL)
+      return luaL_error(L, "engine:backend: host #%d has no target", k + 1);
     lua_pop(L, 1); /* the list keeps the strings alive */
   }
   ps_ssh_opts_t o;
@@ -348,10 +350,10 @@ static int engine_backend(lua_State *L) {
   return luaL_argerror(L, 2, lua_pushfstring(L, "unknown backend '%s'", name));
 }
 
-static const luaL_Reg engine_methods[] = {{"backend", engine_backend}, {"run", engine_run},
-                                          {"close", engine_close},     {"log_path", engine_log_path},
-                                          {"log", engine_log},         {"__gc", engine_close},
-                                          {"__close", engine_close},   {NULL, NULL}};
+static const luaL_Reg engine_methods[] = {
+    {"backend", engine_backend},   {"run", engine_run}, {"close", engine_close},
+    {"log_path", engine_log_path}, {"log", engine_log}, {"__gc", engine_close},
+    {"__close", engine_close},     {NULL, NULL}};
 
 void psL_open_engine(lua_State *L) {
   if (luaL_newmetatable(L, ENGINE)) {

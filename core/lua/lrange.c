@@ -120,8 +120,8 @@ static int range_tostring(lua_State *L) {
   check_range(L, 1, &a);
   lua_getfield(L, 1, "_name");
   lua_getfield(L, 1, "_args");
-  lua_pushfstring(L, "psurvey.%s(%s): %I values", luaL_optstring(L, -2, "range"), luaL_optstring(L, -1, ""),
-                  (lua_Integer)a.n);
+  lua_pushfstring(L, "psurvey.%s(%s): %I values", luaL_optstring(L, -2, "range"),
+                  luaL_optstring(L, -1, ""), (lua_Integer)a.n);
   return 1;
 }
 

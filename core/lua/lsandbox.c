@@ -44,23 +44,24 @@ extern char **environ;
 
 #include "lsandbox.h"
 
-static const char *const strict_base[] = {"assert", "error",        "ipairs",       "next",     "pairs",
-                                          "pcall",  "print",        "rawequal",     "rawget",   "rawlen",
-                                          "rawset", "select",       "tonumber",     "tostring", "type",
-                                          "xpcall", "setmetatable", "getmetatable", "_VERSION", NULL};
+static const char *const strict_base[] = {
+    "assert",   "error",  "ipairs",       "next",         "pairs",    "pcall",    "print",
+    "rawequal", "rawget", "rawlen",       "rawset",       "select",   "tonumber", "tostring",
+    "type",     "xpcall", "setmetatable", "getmetatable", "_VERSION", NULL};
 
 /* Libraries the strict profile offers, and the names it leaves out. */
 static const struct {
   const char *name;
   const char *const *only; /* NULL: every function but those in `except` */
   const char *const *except;
-} strict_libs[] = {{"string", NULL, (const char *const[]){"dump", NULL}},
-                   {"table", NULL, NULL},
-                   {"math", NULL, NULL},
-                   {"utf8", NULL, NULL},
-                   {"coroutine", NULL, NULL},
-                   {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
-                   {NULL, NULL, NULL}};
+} strict_libs[] = {
+    {"string", NULL, (const char *const[]){"dump", NULL}},
+    {"table", NULL, NULL},
+    {"math", NULL, NULL},
+    {"utf8", NULL, NULL},
+    {"coroutine", NULL, NULL},
+    {"os", (const char *const[]){"clock", "date", "difftime", "time", "getenv", NULL}, NULL},
+    {NULL, NULL, NULL}};
 
 /* Registry refs, made for the state psL_sandbox_open was given: the
    environment metatables (a pset's environment is made for every pset,
@@ -88,7 +89,8 @@ static int text_load(lua_State *L) {
   if (n < 3) lua_settop(L, 3);
   if (!lua_isnil(L, 3)) {
     const char *mode = luaL_checkstring(L, 3);
-    if (strchr(mode, 'b')) return luaL_error(L, "load: binary chunks are not allowed in psurvey workers");
+    if (strchr(mode, 'b'))
+      return luaL_error(L, "load: binary chunks are not allowed in psurvey workers");
   }
   lua_pushstring(L, "t");
   lua_replace(L, 3);
@@ -102,7 +104,8 @@ static int text_load(lua_State *L) {
 static int text_loadfile(lua_State *L) {
   const char *name = luaL_optstring(L, 1, NULL);
   const char *mode = luaL_optstring(L, 2, "t");
-  if (strchr(mode, 'b')) return luaL_error(L, "loadfile: binary chunks are not allowed in psurvey workers");
+  if (strchr(mode, 'b'))
+    return luaL_error(L, "loadfile: binary chunks are not allowed in psurvey workers");
   int env = !lua_isnone(L, 3) ? 3 : 0;
   if (luaL_loadfilex(L, name, "t") != LUA_OK) {
     luaL_pushfail(L);
@@ -196,7 +199,8 @@ static int strict_miss(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
   if (lua_type(L, 2) == LUA_TSTRING)
-    return luaL_error(L, "undefined global '%s' (the strict sandbox has no such name)", lua_tostring(L, 2));
+    return luaL_error(L, "undefined global '%s' (the strict sandbox has no such name)",
+                      lua_tostring(L, 2));
   return luaL_error(L, "undefined global of type %s", luaL_typename(L, 2));
 }
 
@@ -222,8 +226,8 @@ static int strict_require(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(2)); /* package.path */
   lua_call(L, 2, 2);
   if (lua_isnil(L, -2))
-    return luaL_error(L, "module '%s' not found (the strict sandbox loads Lua modules only):\n\t%s", name,
-                      lua_tostring(L, -1));
+    return luaL_error(L, "module '%s' not found (the strict sandbox loads Lua modules only):\n\t%s",
+                      name, lua_tostring(L, -1));
   lua_pop(L, 1);
   const char *found = lua_tostring(L, -1);
   if (luaL_loadfilex(L, found, "t") != LUA_OK) return lua_error(L);
@@ -322,7 +326,8 @@ void psL_sandbox_open(lua_State *L) {
   int loaded = lua_gettop(L);
   for (int i = 0; strict_libs[i].name; i++) {
     lua_getfield(L, loaded, strict_libs[i].name);
-    push_proxy(L, strict_libs[i].name, lua_gettop(L), strict_libs[i].only, strict_libs[i].except, names);
+    push_proxy(L, strict_libs[i].name, lua_gettop(L), strict_libs[i].only, strict_libs[i].except,
+               names);
     lua_pushvalue(L, -1);
     lua_setfield(L, names, strict_libs[i].name);
     lua_setfield(L, allowed, strict_libs[i].name);
@@ -362,8 +367,9 @@ void psL_sandbox_open(lua_State *L) {
 void psL_sandbox_select(lua_State *L, int profile) {
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
-  lua_getfield(L, LUA_REGISTRYINDEX,
-               profile == PSL_SANDBOX_STRICT ? "psurvey.strict_string_index" : "psurvey.string_index");
+  lua_getfield(
+      L, LUA_REGISTRYINDEX,
+      profile == PSL_SANDBOX_STRICT ? "psurvey.strict_string_index" : "psurvey.string_index");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 2);
 }

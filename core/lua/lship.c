@@ -157,8 +157,8 @@ static int ship_function(ship_t *S, int idx, int depth) {
       lua_pop(L, 1);
       continue;
     }
-    snprintf(S->path + pathlen, sizeof S->path - pathlen, "%supvalue '%s'", pathlen ? " -> " : "its ",
-             *name ? name : "?");
+    snprintf(S->path + pathlen, sizeof S->path - pathlen, "%supvalue '%s'",
+             pathlen ? " -> " : "its ", *name ? name : "?");
     size_t before = S->b->len;
     if (ship_value(S, lua_gettop(L), depth + 1) != 0) return -1;
     if (depth == 0 && S->b->len - before > S->biggest_len) {
@@ -185,7 +185,8 @@ static int keybytes_cmp(const void *pa, const void *pb) {
 
 /* The hash part of the table at idx, keys sorted by their encoding, so
    that equal tables always ship as equal bytes (the code hash). */
-static int ship_sorted_hash(ship_t *S, int idx, lua_Integer n, uint64_t nhash, size_t pathlen, int depth) {
+static int ship_sorted_hash(ship_t *S, int idx, lua_Integer n, uint64_t nhash, size_t pathlen,
+                            int depth) {
   lua_State *L = S->L;
   ps_buf_t enc;
   keybytes_t *order = malloc(sizeof *order * (nhash ? nhash : 1));
@@ -326,7 +327,8 @@ static int ship_value(ship_t *S, int idx, int depth) {
     return ship_table(S, idx, depth);
   }
   if (t == LUA_TFUNCTION) {
-    if (lua_iscfunction(L, idx)) return refuse(S, "a C function that is not part of Lua's standard library");
+    if (lua_iscfunction(L, idx))
+      return refuse(S, "a C function that is not part of Lua's standard library");
     return ship_function(S, idx, depth);
   }
   psL_encerr_t e;
@@ -368,11 +370,12 @@ int psL_ship(lua_State *L, int idx, ps_buf_t *b, int canonical, char *err, size_
     /* It would not fit in a CODE frame beside the user value: every
        worker process would refuse it, and each pset be blamed. */
     if (S.biggest_len > 0)
-      snprintf(err, errsz,
-               "it is %.1f MiB encoded, over the %u MiB a worker may take (its biggest upvalue, '%s', "
-               "takes %.1f MiB)",
-               (double)(b->len - start) / (1 << 20), PS_VALUE_MAX >> 20, S.biggest,
-               (double)S.biggest_len / (1 << 20));
+      snprintf(
+          err, errsz,
+          "it is %.1f MiB encoded, over the %u MiB a worker may take (its biggest upvalue, '%s', "
+          "takes %.1f MiB)",
+          (double)(b->len - start) / (1 << 20), PS_VALUE_MAX >> 20, S.biggest,
+          (double)S.biggest_len / (1 << 20));
     else
       snprintf(err, errsz, "it is %.1f MiB encoded, over the %u MiB a worker may take",
                (double)(b->len - start) / (1 << 20), PS_VALUE_MAX >> 20);
@@ -513,7 +516,8 @@ static int chunk_unsigned(chunk_t *C, size_t limit, size_t *out) {
    can hold. */
 static int chunk_count(chunk_t *C, size_t each, size_t *n) {
   if (chunk_unsigned(C, (size_t)INT_MAX, n) != 0) return -1;
-  if (*n > (size_t)(C->end - C->p) / each) return chunk_fail(C, "holds a count larger than its bytes");
+  if (*n > (size_t)(C->end - C->p) / each)
+    return chunk_fail(C, "holds a count larger than its bytes");
   return 0;
 }
 
@@ -555,20 +559,22 @@ static int chunk_function(chunk_t *C, int depth, size_t *nups) {
     }
   }
   if (chunk_count(C, 3, nups) != 0 || chunk_skip(C, 3 * *nups) != 0) return -1; /* upvalues */
-  if (chunk_count(C, 1, &n) != 0) return -1;                                    /* nested functions */
+  if (chunk_count(C, 1, &n) != 0) return -1; /* nested functions */
   for (k = 0; k < n; k++)
     if (chunk_function(C, depth + 1, &dummy) != 0) return -1;
   if (chunk_count(C, 1, &n) != 0 || chunk_skip(C, n) != 0) return -1; /* line info */
   if (chunk_count(C, 2, &n) != 0) return -1;                          /* absolute line info */
   for (k = 0; k < n; k++)
-    if (chunk_unsigned(C, INT_MAX, &dummy) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0) return -1;
+    if (chunk_unsigned(C, INT_MAX, &dummy) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0)
+      return -1;
   if (chunk_count(C, 3, &n) != 0) return -1; /* local variables */
   for (k = 0; k < n; k++)
     if (chunk_string(C) != 0 || chunk_unsigned(C, INT_MAX, &dummy) != 0 ||
         chunk_unsigned(C, INT_MAX, &dummy) != 0)
       return -1;
   if (chunk_count(C, 1, &n) != 0) return -1; /* upvalue names: none, or one each */
-  if (n != 0 && n != *nups) return chunk_fail(C, "names more or fewer upvalues than its function has");
+  if (n != 0 && n != *nups)
+    return chunk_fail(C, "names more or fewer upvalues than its function has");
   for (k = 0; k < n; k++)
     if (chunk_string(C) != 0) return -1;
   return 0;
@@ -605,7 +611,8 @@ static int check_chunk(lua_State *L, const char *code, size_t n, char *why, size
     snprintf(why, whysz, "is not a chunk of this Lua (%s)", LUA_RELEASE);
     return -1;
   }
-  chunk_t C = {(const unsigned char *)code + CHUNK_HEADER + 1, (const unsigned char *)code + n, NULL};
+  chunk_t C = {(const unsigned char *)code + CHUNK_HEADER + 1, (const unsigned char *)code + n,
+               NULL};
   size_t nups;
   if (chunk_function(&C, 0, &nups) != 0) {
     snprintf(why, whysz, "%s", C.why);
@@ -667,7 +674,8 @@ static int unship_function(unship_t *U, int depth) {
   int have = count_upvalues(L, f);
   if (have < 0) return bad(U, "its bytecode gives the function fewer upvalue names than upvalues");
   if (nups != (uint64_t)have)
-    return bad(U, "the function has %d upvalues, the code gives %llu", have, (unsigned long long)nups);
+    return bad(U, "the function has %d upvalues, the code gives %llu", have,
+               (unsigned long long)nups);
   for (int i = 1; i <= have; i++) {
     if (ps_reader_left(U->r) == 0) return bad(U, "truncated");
     if (*U->r->p == PS_TAG_ENV) {
@@ -685,7 +693,8 @@ static int unship_function(unship_t *U, int depth) {
 static int unship_table(unship_t *U, int depth) {
   lua_State *L = U->L;
   uint64_t narr, nhash;
-  if (ps_read_varint(U->r, &narr) != 0 || ps_read_varint(U->r, &nhash) != 0) return bad(U, "truncated");
+  if (ps_read_varint(U->r, &narr) != 0 || ps_read_varint(U->r, &nhash) != 0)
+    return bad(U, "truncated");
   /* Each item takes a byte at least: the counts are checked before they
      size anything. */
   size_t left = ps_reader_left(U->r);
@@ -703,8 +712,12 @@ static int unship_table(unship_t *U, int depth) {
     char why[200];
     if (psL_decode_from(L, U->r, why, sizeof why) != 0) return bad(U, "a table key: %s", why);
     int t = lua_type(L, -1);
-    if (t == LUA_TNIL || t == LUA_TTABLE || (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
-      return bad(U, "a table key that is %s", t == LUA_TNIL ? "nil" : t == LUA_TTABLE ? "a table" : "NaN");
+    if (t == LUA_TNIL || t == LUA_TTABLE ||
+        (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+      return bad(U, "a table key that is %s",
+                 t == LUA_TNIL     ? "nil"
+                 : t == LUA_TTABLE ? "a table"
+                                   : "NaN");
     int rc = unship_value(U, depth + 1);
     if (rc != 0) return rc;
     lua_rawset(L, -3);
@@ -715,12 +728,14 @@ static int unship_table(unship_t *U, int depth) {
 /* A table and its metatable, which may refer back to the table. */
 static int unship_meta(unship_t *U, int depth) {
   lua_State *L = U->L;
-  if (ps_reader_left(U->r) == 0 || *U->r->p != PS_TAG_TABLE) return bad(U, "a metatable for no new table");
+  if (ps_reader_left(U->r) == 0 || *U->r->p != PS_TAG_TABLE)
+    return bad(U, "a metatable for no new table");
   U->r->p++;
   int rc = unship_table(U, depth);
   if (rc == 0) rc = unship_value(U, depth + 1);
   if (rc != 0) return rc;
-  if (lua_type(L, -1) != LUA_TTABLE) return bad(U, "a metatable that is a %s", luaL_typename(L, -1));
+  if (lua_type(L, -1) != LUA_TTABLE)
+    return bad(U, "a metatable that is a %s", luaL_typename(L, -1));
   lua_setmetatable(L, -2);
   return 0;
 }
@@ -764,8 +779,8 @@ static int unship_value(unship_t *U, int depth) {
       U->r->p++;
       if (ps_read_varint(U->r, &id) != 0) return bad(U, "truncated");
       if (id >= (uint64_t)U->nrefs)
-        return bad(U, "back reference %llu to one of %d tables and functions", (unsigned long long)id,
-                   U->nrefs);
+        return bad(U, "back reference %llu to one of %d tables and functions",
+                   (unsigned long long)id, U->nrefs);
       lua_rawgeti(L, U->refs, (lua_Integer)id + 1);
       return 0;
     case PS_TAG_ENV: return bad(U, "_ENV outside an upvalue");
@@ -794,7 +809,8 @@ int psL_unship(lua_State *L, ps_reader_t *r, int envholder, int strict, char *er
   } else {
     r->p++;
     rc = unship_function(&U, 0);
-    if (rc == 0 && ps_reader_left(r) != 0) rc = bad(&U, "%zu bytes after the function", ps_reader_left(r));
+    if (rc == 0 && ps_reader_left(r) != 0)
+      rc = bad(&U, "%zu bytes after the function", ps_reader_left(r));
   }
   if (rc != 0) {
     lua_settop(L, U.refs - 1);

@@ -30,6 +30,7 @@ int psL_ship(lua_State *L, int idx, ps_buf_t *b, int canonical, char *err, size_
    cannot run here (err says why: a standard function the profile does not
    allow), or PSL_UNSHIP_MALFORMED; pushes nothing on failure. May raise
    (a module fails to load): call it under lua_pcall. */
-int psL_unship(lua_State *L, struct ps_reader_s *r, int envholder, int strict, char *err, size_t errsz);
+int psL_unship(lua_State *L, struct ps_reader_s *r, int envholder, int strict, char *err,
+               size_t errsz);
 
 #endif

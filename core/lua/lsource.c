@@ -72,7 +72,8 @@ static int axis_fail(lua_State *L, int arg, int nargs, const char *why) {
    arguments are finite numbers and step is not 0 (psets.lua checks);
    integers when first and step are integers. */
 static int source_range(lua_State *L) {
-  double first = luaL_checknumber(L, 1), last = luaL_checknumber(L, 2), step = luaL_checknumber(L, 3);
+  double first = luaL_checknumber(L, 1), last = luaL_checknumber(L, 2),
+         step = luaL_checknumber(L, 3);
   luaL_argcheck(L, isfinite(first), 1, "finite number expected");
   luaL_argcheck(L, isfinite(last), 2, "finite number expected");
   luaL_argcheck(L, isfinite(step) && step != 0, 3, "finite number other than 0 expected");
@@ -103,7 +104,8 @@ static int source_linspace(lua_State *L) {
   ps_axis_t a;
   ps_err_t err;
   memset(&a, 0, sizeof a);
-  if (ps_axis_linspace(&a, first, last, (int64_t)n, log, &err) != 0) return axis_fail(L, 2, 2, err.msg);
+  if (ps_axis_linspace(&a, first, last, (int64_t)n, log, &err) != 0)
+    return axis_fail(L, 2, 2, err.msg);
   psL_push_axis(L, &a);
   return 1;
 }
@@ -179,11 +181,12 @@ static int source_product(lua_State *L) {
       lua_rawgeti(L, vals, (lua_Integer)j + 1);
       psL_encerr_t e;
       if (lua_isnil(L, -1)) {
-        snprintf(msg, sizeof msg, "product key '%s' value #%lld is nil (a hole in the list)", a->name,
-                 (long long)j + 1);
+        snprintf(msg, sizeof msg, "product key '%s' value #%lld is nil (a hole in the list)",
+                 a->name, (long long)j + 1);
       } else if (psL_encode(L, -1, &a->values, 1, &e) != 0) {
-        snprintf(msg, sizeof msg, "product key '%s' value #%lld%s is %s, which cannot be sent to workers",
-                 a->name, (long long)j + 1, e.path, e.what);
+        snprintf(msg, sizeof msg,
+                 "product key '%s' value #%lld%s is %s, which cannot be sent to workers", a->name,
+                 (long long)j + 1, e.path, e.what);
       }
       lua_pop(L, 1);
       if (msg[0]) break;
@@ -214,7 +217,8 @@ int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t 
   idx = lua_absindex(L, idx);
   ps_limits_unset(out);
   if (lua_type(L, idx) != LUA_TTABLE) {
-    snprintf(msg, msgsz, "expected a table of per-pset options (%s), got a %s", known, luaL_typename(L, idx));
+    snprintf(msg, msgsz, "expected a table of per-pset options (%s), got a %s", known,
+             luaL_typename(L, idx));
     return -1;
   }
   lua_pushnil(L);
@@ -265,7 +269,8 @@ int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t 
 
 /* Encodes psets[i] as a table of string keys into b; fills msg on error.
    Its _psurvey table, if any, goes to *limits instead of the encoding. */
-static int encode_pset(lua_State *L, int i, ps_buf_t *b, ps_limits_t **limits, char *msg, size_t msgsz) {
+static int encode_pset(lua_State *L, int i, ps_buf_t *b, ps_limits_t **limits, char *msg,
+                       size_t msgsz) {
   int t = lua_gettop(L);
   *limits = NULL;
   if (lua_type(L, t) != LUA_TTABLE) {
@@ -278,14 +283,16 @@ static int encode_pset(lua_State *L, int i, ps_buf_t *b, ps_limits_t **limits, c
     if (lua_type(L, -1) != LUA_TSTRING) {
       char kp[96];
       psL_keypath(L, -1, kp, sizeof kp);
-      snprintf(msg, msgsz, "pset #%d has key %s: pset keys must be strings", i, kp + (kp[0] == '.'));
+      snprintf(msg, msgsz, "pset #%d has key %s: pset keys must be strings", i,
+               kp + (kp[0] == '.'));
       lua_settop(L, t);
       return -1;
     }
     size_t n;
     const char *k = lua_tolstring(L, -1, &n);
     if (!valid_key(k, n)) {
-      snprintf(msg, msgsz, "pset #%d key '%.60s' is not a valid column name (it must be non-empty UTF-8)", i,
+      snprintf(msg, msgsz,
+               "pset #%d key '%.60s' is not a valid column name (it must be non-empty UTF-8)", i,
                k);
       lua_settop(L, t);
       return -1;
@@ -365,11 +372,11 @@ static int check_case(lua_State *L, int seen, lua_Integer i, char *msg, size_t m
       const char *other = lua_tostring(L, -1);
       lua_pushvalue(L, -1);
       lua_rawget(L, seen);
-      snprintf(
-          msg, msgsz,
-          "pset #%lld key '%.60s' and pset #%lld key '%.60s' differ only in letter case, which SQLite column "
-          "names cannot tell apart: rename one",
-          (long long)i, k, (long long)lua_tointeger(L, -1), other);
+      snprintf(msg, msgsz,
+               "pset #%lld key '%.60s' and pset #%lld key '%.60s' differ only in letter case, "
+               "which SQLite column "
+               "names cannot tell apart: rename one",
+               (long long)i, k, (long long)lua_tointeger(L, -1), other);
       rc = -1;
       break;
     }
@@ -395,8 +402,9 @@ static int source_array(lua_State *L) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
       char kp[96];
       psL_keypath(L, -1, kp, sizeof kp);
-      return luaL_error(L, "psets must be an array of pset tables, but it has key %s (wrap one pset in {})",
-                        kp + (kp[0] == '.'));
+      return luaL_error(
+          L, "psets must be an array of pset tables, but it has key %s (wrap one pset in {})",
+          kp + (kp[0] == '.'));
     }
   }
   ps_buf_t b;

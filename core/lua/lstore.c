@@ -102,7 +102,8 @@ static int store_cursor(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   ps_err_t err;
-  if (ps_cursor_open(u->s, table, view, (int64_t)only, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
+  if (ps_cursor_open(u->s, table, view, (int64_t)only, &c->c, &err) != 0)
+    return luaL_error(L, "%s", err.msg);
   int n = ps_cursor_ncols(c->c);
   lua_createtable(L, n, 0);
   for (int k = 0; k < n; k++) {

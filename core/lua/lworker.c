@@ -288,7 +288,9 @@ static void put_failure(worker_t *W, int status, const char *msg, size_t msglen,
   ps_msg_result_failure(&W->recs, status, m, t);
 }
 
-static int valid_key(const char *s, size_t n) { return n > 0 && ps_utf8_valid(s, n) && !memchr(s, 0, n); }
+static int valid_key(const char *s, size_t n) {
+  return n > 0 && ps_utf8_valid(s, n) && !memchr(s, 0, n);
+}
 
 /*
  * Encodes the result at the top of the stack (the pset table is at `pset`)
@@ -323,14 +325,15 @@ static void put_result(worker_t *W, int pset) {
     if (lua_type(L, kv - 1) != LUA_TSTRING) {
       char kp[96];
       psL_keypath(L, kv - 1, kp, sizeof kp);
-      snprintf(msg, sizeof msg, "the worker returned a table with key %s: result keys must be strings",
+      snprintf(msg, sizeof msg,
+               "the worker returned a table with key %s: result keys must be strings",
                kp + (kp[0] == '.'));
       goto bad;
     }
     k = lua_tolstring(L, kv - 1, &klen);
     if (!valid_key(k, klen)) {
-      snprintf(msg, sizeof msg, "result key '%.60s' is not a valid column name (it must be non-empty UTF-8)",
-               k);
+      snprintf(msg, sizeof msg,
+               "result key '%.60s' is not a valid column name (it must be non-empty UTF-8)", k);
       goto bad;
     }
     if (k[0] == '_') {
@@ -343,9 +346,10 @@ static void put_result(worker_t *W, int pset) {
       int same = lua_rawequal(L, -1, kv);
       lua_pop(L, 1);
       if (!same) {
-        snprintf(msg, sizeof msg,
-                 "result key '%.60s' repeats pset key '%.60s' with a different value: rename the result", k,
-                 k);
+        snprintf(
+            msg, sizeof msg,
+            "result key '%.60s' repeats pset key '%.60s' with a different value: rename the result",
+            k, k);
         goto bad;
       }
       lua_pop(L, 1);
@@ -409,7 +413,8 @@ enum {
   SYS_SLEEP,
   SYS_NKEYS = SYS_SLEEP
 };
-static const char *const sys_keys[] = {"seed", "index", "attempt", "worker", "host", "pid", "stage", "sleep"};
+static const char *const sys_keys[] = {"seed", "index", "attempt", "worker",
+                                       "host", "pid",   "stage",   "sleep"};
 
 /*
  * The bottom of the worker's Lua stack holds what every pset needs, below
@@ -445,7 +450,8 @@ static int system_sleep(lua_State *L) {
   int64_t until = ps_mono_us() + (int64_t)(seconds * 1e6 + 0.5);
   int timed_out = W->deadline && until >= W->deadline;
   if (timed_out) until = W->deadline;
-  struct timespec ts = {.tv_sec = (time_t)(until / 1000000), .tv_nsec = (long)(until % 1000000) * 1000};
+  struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
+                        .tv_nsec = (long)(until % 1000000) * 1000};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
   }
   /* The hook raises the timeout at the caller's next instruction. */
@@ -493,7 +499,8 @@ static void set_stage(worker_t *W) {
   lua_replace(L, ST_SYSTEM);
 }
 
-static void push_system(worker_t *W, int64_t index, int64_t attempt, const char *pset, size_t psetlen) {
+static void push_system(worker_t *W, int64_t index, int64_t attempt, const char *pset,
+                        size_t psetlen) {
   lua_State *L = W->L;
   if (W->system_grew || lua_type(L, ST_SYSTEM) != LUA_TTABLE) {
     lua_createtable(L, 0, SYS_NKEYS);
@@ -571,8 +578,8 @@ static int64_t pset_cpu(worker_t *W, int64_t wall, int64_t now) {
   return spent > 0 ? spent : 0;
 }
 
-static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeout_ms, uint64_t mem_limit,
-                     const char *pset, size_t psetlen) {
+static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeout_ms,
+                     uint64_t mem_limit, const char *pset, size_t psetlen) {
   lua_State *L = W->L;
   int base = lua_gettop(L);
   char err[256];
@@ -675,7 +682,8 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   W->last_done_is_now = 1;
   while ((rc = ps_msg_next_task(&it, &t)) == 1) {
     run_pset(W, (int64_t)t.index, (int64_t)t.attempt, t.timeout_ms, t.memory, t.pset.p, t.pset.n);
-    if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= PS_BATCH_BYTES) flush_results(W);
+    if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= PS_BATCH_BYTES)
+      flush_results(W);
   }
   if (rc != 0) fatal(W, "malformed tasks frame");
   flush_results(W);
@@ -727,7 +735,8 @@ static void open_state(worker_t *W) {
 static void on_code(worker_t *W, const char *p, size_t n) {
   ps_reader_t code;
   ps_msg_code_t m;
-  if (ps_msg_get_code(p, n, &m) != 0 || m.sandbox > PSL_SANDBOX_STRICT) fatal(W, "malformed code frame");
+  if (ps_msg_get_code(p, n, &m) != 0 || m.sandbox > PSL_SANDBOX_STRICT)
+    fatal(W, "malformed code frame");
   W->id = (int64_t)m.worker;
   W->flags = (int)m.flags;
   W->sandbox = (int)m.sandbox;

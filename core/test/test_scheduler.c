@@ -50,7 +50,8 @@ static int ncores_of(void *ud, const ps_task_t *t) {
   return w->ncores[t->index] > 0 ? w->ncores[t->index] : 1;
 }
 
-static void world_init(world_t *w, int64_t total, const int *slots, int nnodes, int64_t group_size) {
+static void world_init(world_t *w, int64_t total, const int *slots, int nnodes,
+                       int64_t group_size) {
   memset(w, 0, sizeof *w);
   for (int k = 0; k < nnodes; k++) {
     ps_node_t *n = &w->nodes[k];
@@ -63,8 +64,11 @@ static void world_init(world_t *w, int64_t total, const int *slots, int nnodes, 
   }
   w->nnodes = nnodes;
   w->total = total;
-  ps_sched_opts_t o = {
-      .total = total, .group_size = group_size, .ncores = ncores_of, .psets_set_ncores = 1, .ud = w};
+  ps_sched_opts_t o = {.total = total,
+                       .group_size = group_size,
+                       .ncores = ncores_of,
+                       .psets_set_ncores = 1,
+                       .ud = w};
   ps_sched_init(&w->s, &o);
 }
 
@@ -218,7 +222,8 @@ static void tail_spreads_over_workers(void) {
   world_t w;
   world_init(&w, 40, (int[]){4}, 1, 0);
   place(&w);
-  for (int k = 0; k < 10; k++) ps_sched_ran(&w.s, 1); /* tiny psets: big batches, but for the tail */
+  for (int k = 0; k < 10; k++)
+    ps_sched_ran(&w.s, 1); /* tiny psets: big batches, but for the tail */
   dispatch_all(&w);
   /* 40 psets on 4 workers: no batch takes more than its share of what is left. */
   CHECK(w.largest_batch <= 5);
@@ -364,7 +369,8 @@ static const struct {
   const char *name;
   void (*run)(void);
 } cases[] = {
-    {"hands out every pset once, over nodes of 1, 2 and 4 slots, one worker per slot", every_pset_once},
+    {"hands out every pset once, over nodes of 1, 2 and 4 slots, one worker per slot",
+     every_pset_once},
     {"starts no more workers than there are psets", no_more_workers_than_psets},
     {"starts workers on a node only once it is up", nodes_not_up_get_no_workers},
     {"sizes batches by the measured run time, remembering long psets", batches_follow_run_time},
@@ -381,7 +387,8 @@ static const struct {
     {"runs retries before anything else, and requeued psets before new ones",
      retries_go_first_and_others_last},
     {"skips psets an earlier run finished (resume)", resume_skips_finished_psets},
-    {"runs the psets of a lost node's workers elsewhere, as they were", lost_workers_psets_run_elsewhere},
+    {"runs the psets of a lost node's workers elsewhere, as they were",
+     lost_workers_psets_run_elsewhere},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
