@@ -1,7 +1,8 @@
-/* run.c: the engine, and the running of one stage (run.h): it carries out
-   what the scheduler (scheduler.c) decides, over the pool's workers, and
-   stores each pset's outcome. */
-#include "run.h"
+/* run.c: the engine, and the life of one stage (run.h): its workers, their
+   frames and deaths, its timers, signals and store waits. It carries out
+   what the scheduler (scheduler.c) decides over the pool's workers; what
+   becomes of each attempt is finish.c's. */
+#include "run_private.h"
 
 #include <assert.h>
 #include <signal.h>
@@ -12,20 +13,14 @@
 #include <unistd.h>
 
 #include "census.h"
-#include "hash.h"
-#include "json.h"
 #include "msg.h"
 #include "node.h"
-#include "outcome.h"
-#include "scheduler.h"
 #include "value.h"
 
 /* Workers that die before saying hello, in a row, before we give up. */
 #define MAX_STARTUP_FAILURES 3
 /* How often running psets are checked against their timeout (ms). */
 #define WATCH_MS 100
-/* Attempts at one pset, whatever a retry function says. */
-#define MAX_ATTEMPTS 100
 /* With a timeout, a worker that has not loaded the stage's code after this
    long (plus the timeout) is killed: a start-up that never ends. */
 #define STARTUP_LIMIT_S 60.0
@@ -41,71 +36,14 @@
    what is left is given up (ps_pool_drain). */
 #define STOP_GRACE_MS 1000
 #define STOP_LIMIT_MS 2000
-/* A failure's log line (1 KiB) shows this much of its pset, as JSON made
-   only of a pset this small, and this much of a retried attempt's
-   message; a row's _exception keeps this much of each earlier attempt's. */
-#define LOG_PSET_BYTES 300
-#define LOG_PSET_MAX 4096
-#define LOG_MESSAGE_BYTES 300
-#define CAUSE_BYTES 120
 /* The encodings a worker's psets in flight keep are compacted past this. */
 #define ENC_COMPACT_BYTES (1 << 20)
 /* The signals that interrupt a stage. */
-static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-#define NSTOP (int)(sizeof stop_signals / sizeof *stop_signals)
-
-/* A pset that failed and runs again: its limits from now on, and the
-   causes of its earlier attempts for the final row's _exception. */
-typedef struct override_s {
-  ps_limits_t limits;
-  ps_buf_t causes;
-} override_t;
-
-/* What a stage keeps of one worker (ps_worker_t.data): the scheduler's
-   slot, and what carrying out its work needs. */
-typedef struct worker_state_s {
-  ps_slot_t slot;
-  ps_buf_t enc;  /* the encodings of the psets in flight, so finish() need not make them again */
-  int timed_out; /* killed by the driver for the timeout of its head pset */
-  char kill_msg[128];
-  /* The worker answered the stage's CODE: until then it is starting (a
-     slow module to load), and the clock of its first pset does not run. */
-  int code_loaded;
-  int64_t code_sent; /* mono us */
-  int startup_stuck; /* killed for never loading it */
-} worker_state_t;
-
-typedef struct ps_run_s {
-  ps_engine_t *e;
-  ps_source_t *src;
-  ps_stage_t *stage;
-  const ps_run_opts_t *o;
-  int64_t total;
-  ps_sched_t sched;
-  ps_counts_t c;
-  ps_hist_t hist;
-  int done, interrupted, fatal;
-  ps_err_t err;
-  int startup_failures;
-  ps_progress_t progress;
-  uv_timer_t timer, watch;
-  uv_check_t check;
-  uv_signal_t sig[NSTOP];
-  struct sigaction saved[NSTOP]; /* their handling before the stage */
-  int open_handles;
-  ps_buf_t scratch;
-  int64_t start_us;
-  uint8_t *skip; /* resuming: skip[i] when pset i needs no new run */
-  override_t *over;
-  size_t nover, capover;
-  int64_t
-      db_waiting;   /* since when (mono us) another program holds the database's write lock, or 0 */
-  int stuck_starts; /* workers killed in a row for not loading the code */
-} ps_run_t;
+static const int stop_signals[PS_RUN_NSTOP] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP PS_RUN_NSTOP
 
 /* Stops the stage (the first reason wins) and says why in the log. */
-__attribute__((format(printf, 3, 4))) static void fail_run(ps_run_t *r, int code, const char *fmt,
-                                                           ...) {
+void ps__run_fail(ps_run_t *r, int code, const char *fmt, ...) {
   if (r->fatal) return;
   r->fatal = 1;
   va_list ap;
@@ -115,8 +53,6 @@ __attribute__((format(printf, 3, 4))) static void fail_run(ps_run_t *r, int code
   r->err.code = code;
   ps_log_printf(&r->e->log, "stage %s: stopped: %s", r->o->name, r->err.msg);
 }
-
-static worker_state_t *state_of(ps_worker_t *w) { return w->data; }
 
 /* Copies the fields set in `over` onto l, without allocating (names are
    borrowed). */
@@ -131,7 +67,7 @@ static void overlay(ps_limits_t *l, const ps_limits_t *over) {
 
 /* The limits task t runs with: the map's, the pset's own, and what a retry
    changed. Every field is set. */
-static void limits_of(const ps_run_t *r, const ps_task_t *t, ps_limits_t *l) {
+void ps__run_limits(const ps_run_t *r, const ps_task_t *t, ps_limits_t *l) {
   *l = r->o->limits;
   if (t->ov >= 0) {
     overlay(l, &r->over[t->ov].limits);
@@ -145,11 +81,11 @@ static int ncores_of(void *ud, const ps_task_t *t) {
   const ps_run_t *r = ud;
   if (t->ov < 0 && r->src->limits == NULL) return r->o->limits.ncores; /* no pset sets its own */
   ps_limits_t l;
-  limits_of(r, t, &l);
+  ps__run_limits(r, t, &l);
   return l.ncores;
 }
 
-static void check_done(ps_run_t *r) {
+void ps__run_check_done(ps_run_t *r) {
   if (r->c.ok + r->c.failed >= r->total) r->done = 1;
 }
 /* Says once that the database is locked by another program, and again
@@ -182,7 +118,7 @@ static void commit_rows(ps_run_t *r) {
   if (rc == PS_EBUSY) {
     note_db_wait(r, 1, err.msg);
   } else if (rc != 0) {
-    fail_run(r, rc, "cannot store results: %s", err.msg);
+    ps__run_fail(r, rc, "cannot store results: %s", err.msg);
   } else {
     note_db_wait(r, 0, NULL);
   }
@@ -190,7 +126,7 @@ static void commit_rows(ps_run_t *r) {
 
 static void send_code(ps_run_t *r, ps_worker_t *w) {
   const ps_run_opts_t *o = r->o;
-  worker_state_t *st = state_of(w);
+  worker_state_t *st = ps__state_of(w);
   if (st) {
     st->code_loaded = 0;
     st->code_sent = ps_mono_us();
@@ -206,38 +142,24 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
                      {o->user, o->user_len}};
   ps_msg_put_code(&b, &m);
   if (b.failed)
-    fail_run(r, PS_ENOMEM, "out of memory sending the worker code");
+    ps__run_fail(r, PS_ENOMEM, "out of memory sending the worker code");
   else
     ps_worker_send(w, &b);
   ps_buf_free(&b);
-}
-
-static void finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out);
-
-/* The outcome of a pset that failed in the driver, never reaching a worker
-   or never run (msg is copied by the time finish returns). */
-static ps_outcome_t failed_here(const ps_task_t *t, const char *msg) {
-  ps_outcome_t out = {.index = t->index,
-                      .attempt = t->attempt,
-                      .kind = PS_OUTCOME_ERROR,
-                      .start_us = ps_now_us(),
-                      .message = {msg, strlen(msg)}};
-  return out;
 }
 
 /* Appends task t to a TASKS frame being built in b. A pset too large to
    send (over PS_VALUE_MAX) fails here: -1. */
 static int put_task(ps_run_t *r, ps_buf_t *b, const ps_task_t *t) {
   ps_limits_t l;
-  limits_of(r, t, &l);
+  ps__run_limits(r, t, &l);
   r->scratch.len = 0;
   r->src->get(r->src, t->index, &r->scratch);
   if (r->scratch.len > PS_VALUE_MAX) {
     char msg[160];
     snprintf(msg, sizeof msg, "the pset is %.1f MiB encoded, over the %u MiB one pset may take",
              (double)r->scratch.len / (1 << 20), PS_VALUE_MAX >> 20);
-    ps_outcome_t out = failed_here(t, msg);
-    finish(r, NULL, t, &out);
+    ps__run_fail_here(r, t, msg);
     return -1;
   }
   ps_msg_task_t m = {(uint64_t)t->index,
@@ -260,8 +182,7 @@ static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
   else
     snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", need,
              most->ops->noun, most->slots);
-  ps_outcome_t out = failed_here(t, msg);
-  finish(r, NULL, t, &out);
+  ps__run_fail_here(r, t, msg);
 }
 
 /* After put_task: t is in flight on w, its encoding (r->scratch) kept. */
@@ -280,13 +201,13 @@ static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now)
   t.elen = r->scratch.len;
   ps_buf_put(&st->enc, r->scratch.data, r->scratch.len);
   if (st->enc.failed || ps_sched_sent(&r->sched, s, t, now) != 0)
-    fail_run(r, PS_ENOMEM, "out of memory");
+    ps__run_fail(r, PS_ENOMEM, "out of memory");
 }
 
 /* Gives the worker batches, as the scheduler makes them, until it holds
    `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
-  worker_state_t *st = state_of(w);
+  worker_state_t *st = ps__state_of(w);
   if (r->done || r->fatal || r->interrupted || w->closing || w->why[0]) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
@@ -319,7 +240,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
     ps_msg_tasks_end(&b, start, (uint64_t)n);
     if (b.failed || r->scratch.failed) {
       ps_buf_free(&b);
-      fail_run(r, PS_ENOMEM, "out of memory building a batch");
+      ps__run_fail(r, PS_ENOMEM, "out of memory building a batch");
       return;
     }
     ps_worker_send(w, &b);
@@ -337,244 +258,8 @@ static void dispatch_all(ps_run_t *r) {
     for (int k = 0; k < s->nslots; k++) dispatch(r, s->slots[k]->owner, depth);
 }
 
-/* Writes a failure to the log: the pset (its start), the attempt, why. */
-static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *out) {
-  ps_log_t *log = &r->e->log;
-  ps_buf_t js;
-  ps_buf_init(&js);
-  ps_reader_t pr;
-  ps_reader_init(&pr, row->pset, row->pset_len);
-  /* A log line holds 1 KiB: the pset gets LOG_PSET_BYTES of it, so that
-     the message after it shows, and a large pset is not written out in
-     full to be cut. */
-  if (row->pset_len <= LOG_PSET_MAX)
-    ps_json_write(&pr, &js, 0);
-  else
-    ps_buf_printf(&js, "(%.1f KiB, not shown)", (double)row->pset_len / 1024);
-  if (js.len > LOG_PSET_BYTES) {
-    js.len = LOG_PSET_BYTES - 3;
-    while (js.len > 0 && ((unsigned char)js.data[js.len] & 0xC0) == 0x80)
-      js.len--; /* a whole character */
-    ps_buf_puts(&js, "...");
-  }
-  ps_buf_putc(&js, 0);
-  ps_log_printf(log, "stage %s: pset #%lld %s (attempt %lld, worker %lld): %s: %.*s", r->o->name,
-                (long long)out->index + 1, js.failed ? "?" : js.data, (long long)out->attempt,
-                (long long)row->worker, row->status, (int)row->exception_len, row->exception);
-  ps_log_block(log, "    ", row->traceback, row->traceback_len);
-  ps_buf_free(&js);
-  ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, log->path);
-}
-
-/* Stores the outcome of pset t as its row and counts it. w is NULL for a
-   pset that never reached a worker. */
-static void finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_outcome_t *out) {
-  ps_row_t row;
-  ps_limits_t lim;
-  memset(&row, 0, sizeof row);
-  limits_of(r, t, &lim);
-  /* The encoding sent (still in the worker's state when the result comes
-     back), else made again. */
-  worker_state_t *st = w ? state_of(w) : NULL;
-  if (st && t->eoff >= 0 && (size_t)t->eoff + t->elen <= st->enc.len) {
-    row.pset = st->enc.data + t->eoff;
-    row.pset_len = t->elen;
-  } else {
-    r->scratch.len = 0;
-    r->src->get(r->src, t->index, &r->scratch);
-    row.pset = r->scratch.data;
-    row.pset_len = r->scratch.len;
-  }
-  row.index = out->index;
-  row.status = ps_outcome_name(out->kind);
-  row.attempt = out->attempt;
-  row.worker = w ? w->id : 0;
-  row.host = w && w->host[0] ? w->host : NULL;
-  row.start_us = out->start_us;
-  row.duration_us = out->duration_us;
-  row.cpu_us = out->cpu_us;
-  row.peak_bytes = out->peak_bytes;
-  row.name = lim.name;
-  row.result = out->result.n ? out->result.p : NULL;
-  row.result_len = out->result.n;
-  if (out->kind != PS_OUTCOME_OK) {
-    row.exception = out->message.p ? out->message.p : "";
-    row.exception_len = out->message.n;
-    row.traceback = out->traceback.p ? out->traceback.p : "";
-    row.traceback_len = out->traceback.n;
-  }
-  /* A pset tried before: its row says what happened each time. */
-  ps_buf_t why;
-  ps_buf_init(&why);
-  if (t->ov >= 0 && r->over[t->ov].causes.len > 0 && out->kind != PS_OUTCOME_OK) {
-    ps_buf_put(&why, row.exception, row.exception_len);
-    ps_buf_printf(&why, " (attempt %lld; earlier: ", (long long)out->attempt);
-    ps_buf_put(&why, r->over[t->ov].causes.data, r->over[t->ov].causes.len);
-    ps_buf_putc(&why, ')');
-    if (!why.failed) {
-      row.exception = why.data;
-      row.exception_len = why.len;
-    }
-  }
-  char bad[600];
-  if (r->stage) {
-    ps_err_t err;
-    int rc = ps_stage_add(r->stage, &row, &err);
-    if (rc == PS_EVALUE) {
-      /* This row cannot be stored as it is: it becomes a failure. */
-      snprintf(bad, sizeof bad, "%s", err.msg);
-      row.status = ps_outcome_name(PS_OUTCOME_ERROR);
-      row.result = NULL;
-      row.result_len = 0;
-      row.exception = bad;
-      row.exception_len = strlen(bad);
-      row.traceback = "";
-      row.traceback_len = 0;
-      rc = ps_stage_add(r->stage, &row, &err);
-    }
-    if (rc != 0) {
-      ps_buf_free(&why);
-      fail_run(r, rc, "cannot store results: %s", err.msg);
-      return;
-    }
-  }
-  if (w) w->node->done++;
-  ps_hist_add(&r->hist, out->duration_us);
-  ps_sched_ran(&r->sched, out->duration_us);
-  if (row.exception == NULL) {
-    r->c.ok++;
-    if (r->o->verbose >= 3) {
-      char took[32];
-      ps_format_seconds(took, sizeof took, (double)out->duration_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld",
-                        (long long)out->index + 1, took, (long long)row.worker);
-    }
-  } else {
-    r->c.failed++;
-    if (strcmp(row.status, ps_outcome_name(PS_OUTCOME_ERROR)) == 0) r->c.exceptions++;
-    log_failure(r, &row, out);
-  }
-  ps_buf_free(&why);
-  check_done(r);
-}
-
-/* The override entry of a pset being retried, made on its first retry. */
-static int override_of(ps_run_t *r, ps_task_t *t, const ps_limits_t *current) {
-  if (t->ov >= 0) return 0;
-  if (r->nover == r->capover) {
-    size_t cap = r->capover ? r->capover * 2 : 8;
-    override_t *o = realloc(r->over, sizeof *o * cap);
-    if (o == NULL) return PS_ENOMEM;
-    r->over = o;
-    r->capover = cap;
-  }
-  override_t *o = &r->over[r->nover];
-  ps_limits_unset(&o->limits);
-  ps_limits_t copy = *current;
-  copy.name = NULL;
-  ps_limits_merge(&o->limits, &copy);
-  if (current->name && (o->limits.name = strdup(current->name)) == NULL) return PS_ENOMEM;
-  ps_buf_init(&o->causes);
-  t->ov = (int)r->nover++;
-  return 0;
-}
-
-/* Records a failed attempt in the stage's attempts table; r->scratch
-   holds the pset's encoding afterwards. */
-static int record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t,
-                          const ps_outcome_t *out) {
-  ps_limits_t lim;
-  limits_of(r, t, &lim);
-  r->scratch.len = 0;
-  r->src->get(r->src, t->index, &r->scratch);
-  uint64_t hash = ps_hash(r->scratch.data, r->scratch.len, 0);
-  if (r->stage) {
-    ps_attempt_t a = {out->index,
-                      out->attempt,
-                      w ? w->id : 0,
-                      ps_outcome_name(out->kind),
-                      out->message.p ? out->message.p : "",
-                      out->traceback.p ? out->traceback.p : "",
-                      out->message.n,
-                      out->traceback.n,
-                      w && w->host[0] ? w->host : NULL,
-                      out->start_us,
-                      out->duration_us,
-                      out->cpu_us,
-                      out->peak_bytes,
-                      lim.timeout,
-                      lim.memory,
-                      hash};
-    ps_err_t err;
-    if (ps_stage_attempt(r->stage, &a, &err) != 0) {
-      fail_run(r, err.code, "cannot store results: %s", err.msg);
-      return err.code;
-    }
-  }
-  return 0;
-}
-
-/* An attempt at t failed: it is recorded, then t runs again (retries left,
-   or the retry callback says so) or is finished as failed. */
-static void attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_outcome_t *out) {
-  ps_limits_t lim;
-  limits_of(r, &t, &lim);
-  if (record_attempt(r, w, &t, out) != 0) return;
-  const char *kind = ps_outcome_name(out->kind);
-  const char *msg = out->message.p ? out->message.p : "";
-  size_t msg_len = out->message.n;
-  int again = 0;
-  ps_limits_t next;
-  ps_limits_unset(&next);
-  if (t.attempt >= MAX_ATTEMPTS) {
-    again = 0;
-  } else if (r->o->retry) {
-    ps_failure_t f = {t.index, t.attempt,       kind,           msg,
-                      msg_len, r->scratch.data, r->scratch.len, &lim};
-    char why[400];
-    int rc = r->o->retry(r->o->retry_ud, &f, &next, why, sizeof why);
-    if (rc < 0) {
-      ps_limits_free(&next);
-      fail_run(r, PS_EVALUE, "the retry function failed on pset #%lld: %s", (long long)t.index + 1,
-               why);
-      return;
-    }
-    again = rc == 1;
-  } else {
-    again = ps_outcome_retryable(out->kind) && t.attempt <= lim.retries;
-  }
-  if (!again) {
-    ps_limits_free(&next);
-    finish(r, w, &t, out);
-    return;
-  }
-  if (override_of(r, &t, &lim) != 0 || ps_limits_merge(&r->over[t.ov].limits, &next) != 0) {
-    ps_limits_free(&next);
-    fail_run(r, PS_ENOMEM, "out of memory");
-    return;
-  }
-  ps_limits_free(&next);
-  ps_buf_t *c = &r->over[t.ov].causes;
-  ps_buf_printf(c, "%s#%lld %s", c->len ? "; " : "", (long long)t.attempt, kind);
-  if (out->kind != PS_OUTCOME_TIMEOUT && out->kind != PS_OUTCOME_MEMORY) {
-    /* The kind says it all for limits; crashes and errors say more. */
-    ps_buf_puts(c, ": ");
-    ps_buf_put(c, msg, msg_len < CAUSE_BYTES ? msg_len : CAUSE_BYTES);
-  }
-  ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again",
-                r->o->name, (long long)t.index + 1, (long long)t.attempt, kind,
-                (int)(msg_len < LOG_MESSAGE_BYTES ? msg_len : LOG_MESSAGE_BYTES), msg);
-  if (r->o->verbose >= 3)
-    ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again",
-                      (long long)t.index + 1, (long long)t.attempt, kind);
-  t.attempt++;
-  t.suspect = 0;
-  r->c.retried++;
-  if (ps_sched_requeue(&r->sched, t, 1) != 0) fail_run(r, PS_ENOMEM, "out of memory");
-}
-
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
-  worker_state_t *st = state_of(w);
+  worker_state_t *st = ps__state_of(w);
   ps_slot_t *s = &st->slot;
   ps_msg_batch_t it;
   ps_msg_result_t m;
@@ -606,9 +291,9 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
                         .traceback = m.traceback};
     assert(out.kind != PS_OUTCOME_KINDS); /* the reader checked the status */
     if (out.kind == PS_OUTCOME_OK)
-      finish(r, w, &t, &out);
+      ps__run_finish(r, w, &t, &out);
     else
-      attempt_failed(r, w, t, &out);
+      ps__run_attempt_failed(r, w, t, &out);
   }
   if (!r->fatal && rc != 0) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
@@ -660,10 +345,10 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
       if (!m.ok && r) {
         char why[400];
         ps_text(why, sizeof why, m.message.p, m.message.n);
-        fail_run(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s",
-                 why);
+        ps__run_fail(r, PS_EWORKER, "the worker function cannot be loaded in a worker process: %s",
+                     why);
       }
-      worker_state_t *st = state_of(w);
+      worker_state_t *st = ps__state_of(w);
       if (m.ok && st && !st->code_loaded) {
         /* Ready now: the psets it was given start no earlier, whatever its
            start-up took (a timeout measures the pset, not the worker). */
@@ -723,13 +408,13 @@ static int spawn_worker(ps_run_t *r, ps_node_t *node) {
   worker_state_t *st = calloc(1, sizeof *st);
   if (st == NULL || ps_sched_add(&r->sched, &st->slot) != 0) {
     free(st);
-    fail_run(r, PS_ENOMEM, "out of memory");
+    ps__run_fail(r, PS_ENOMEM, "out of memory");
     return PS_ENOMEM;
   }
   if (ps_pool_spawn(&r->e->pool, node, &w, &err) != 0) {
     ps_sched_remove(&r->sched, &st->slot);
     free(st);
-    fail_run(r, PS_EWORKER, "%s", err.msg);
+    ps__run_fail(r, PS_EWORKER, "%s", err.msg);
     return PS_EWORKER;
   }
   ps_slot_init(&st->slot, node, w);
@@ -759,9 +444,10 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
     /* It never became ready to run them: not the psets' fault. */
     rc = ps_sched_requeue_from(sc, s, 0);
     if (++r->stuck_starts >= MAX_STARTUP_FAILURES)
-      fail_run(r, PS_EWORKER,
-               "worker processes do not load the worker code (%s); is a module it requires stuck?",
-               cause);
+      ps__run_fail(
+          r, PS_EWORKER,
+          "worker processes do not load the worker code (%s); is a module it requires stuck?",
+          cause);
   } else if (w->lost) {
     /* Its host is gone: not the psets' fault, they cost no attempt. */
     int64_t now = ps_now_us();
@@ -772,7 +458,7 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
                           .kind = PS_OUTCOME_HOST_LOST,
                           .start_us = now,
                           .message = {cause, strlen(cause)}};
-      record_attempt(r, w, &t, &out);
+      ps__run_record_attempt(r, w, &t, &out);
       t.suspect = 0;
       rc = ps_sched_requeue(sc, t, 0);
     }
@@ -794,18 +480,18 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
                         .start_us = ps_now_us() - dur,
                         .duration_us = dur,
                         .message = {msg, strlen(msg)}};
-    attempt_failed(r, w, t, &out);
+    ps__run_attempt_failed(r, w, t, &out);
     if (rc == 0) rc = ps_sched_requeue_from(sc, s, 1);
   } else {
     rc = ps_sched_suspect(sc, s);
   }
-  if (rc != 0) fail_run(r, PS_ENOMEM, "out of memory");
+  if (rc != 0) ps__run_fail(r, PS_ENOMEM, "out of memory");
 }
 
 static void on_dead(ps_worker_t *w) {
   ps_engine_t *e = w->pool->owner;
   ps_run_t *r = e->run;
-  worker_state_t *st = state_of(w);
+  worker_state_t *st = ps__state_of(w);
   w->data = NULL;
   if (st == NULL) return;
   ps_slot_t *s = &st->slot;
@@ -819,7 +505,7 @@ static void on_dead(ps_worker_t *w) {
     ps_sched_remove(&r->sched, s);
     settle_death(r, w, st, cause);
     if (!w->hello && !expected && !w->lost && ++r->startup_failures >= MAX_STARTUP_FAILURES)
-      fail_run(r, PS_EWORKER, "worker processes die as they start; the last: %s", cause);
+      ps__run_fail(r, PS_EWORKER, "worker processes die as they start; the last: %s", cause);
     if (!r->done && !r->fatal && !r->interrupted) {
       fill_workers(r);
       dispatch_all(r);
@@ -946,7 +632,7 @@ static void check_hosts(ps_run_t *r) {
                      p->nodes[k]->why);
     if (w > 0) o += (size_t)w;
   }
-  fail_run(
+  ps__run_fail(
       r, PS_EHOSTS,
       "every %s is lost or unreachable (%s); what finished is stored: run again with --resume when "
       "they are back",
@@ -970,7 +656,7 @@ static void on_watch(uv_timer_t *h) {
     if (st == NULL || st->slot.len == 0 || st->timed_out || w->closing) continue;
     const ps_task_t *head = &st->slot.fifo[st->slot.head];
     ps_limits_t l;
-    limits_of(r, head, &l);
+    ps__run_limits(r, head, &l);
     if (l.timeout <= 0) continue;
     if (!st->code_loaded) {
       /* Still starting: its pset's clock has not started. A start-up that
@@ -1092,7 +778,7 @@ static void end_stage(ps_run_t *r, const char *how) {
       break;
     }
     if (rc != PS_EBUSY) {
-      fail_run(r, rc, "cannot store results: %s", err.msg);
+      ps__run_fail(r, rc, "cannot store results: %s", err.msg);
       break;
     }
     note_db_wait(r, 1, err.msg);
@@ -1103,9 +789,10 @@ static void end_stage(ps_run_t *r, const char *how) {
       int64_t lost = ps_stage_pending(r->stage, &lost_ok, &lost_failed);
       r->c.ok -= lost_ok;
       r->c.failed -= lost_failed;
-      fail_run(r, PS_EBUSY,
-               "%lld finished rows were not stored: the database stayed locked by another program",
-               (long long)lost);
+      ps__run_fail(
+          r, PS_EBUSY,
+          "%lld finished rows were not stored: the database stayed locked by another program",
+          (long long)lost);
       break;
     }
     uv_run(&r->e->loop, UV_RUN_ONCE);
@@ -1178,7 +865,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   uint64_t every = ps_progress_interval(&r->progress);
   if (every) uv_timer_start(&r->timer, on_tick, every, every);
 
-  check_done(r);
+  ps__run_check_done(r);
   if (!r->done) {
     /* Workers left from an earlier stage get the new code; those beyond
        their node's slots go. */
@@ -1187,12 +874,12 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
       if (p->nodes[k]->ops->slots_per_map) p->nodes[k]->slots = o->ncores;
     for (int k = 0; k < p->n && !r->fatal; k++) {
       ps_worker_t *w = p->workers[k];
-      worker_state_t *st = state_of(w);
+      worker_state_t *st = ps__state_of(w);
       if (st == NULL || w->closing || st->slot.retiring) continue;
       ps_slot_reset(&st->slot);
       st->enc.len = 0;
       if (ps_sched_add(&r->sched, &st->slot) != 0) {
-        fail_run(r, PS_ENOMEM, "out of memory");
+        ps__run_fail(r, PS_ENOMEM, "out of memory");
         break;
       }
       int extra = ps_sched_serving_before(&r->sched, &st->slot) >= w->node->slots;
@@ -1234,11 +921,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   ps_sched_free(&r->sched);
   ps_buf_free(&r->scratch);
   free(r->skip);
-  for (size_t k = 0; k < r->nover; k++) {
-    ps_limits_free(&r->over[k].limits);
-    ps_buf_free(&r->over[k].causes);
-  }
-  free(r->over);
+  ps__run_free_overrides(r);
   free(r);
   return rc;
 }
