@@ -3,27 +3,14 @@
  * fake backend: no processes, no loop, no frames. A small world plays the
  * workers: it starts one where the scheduler places it, hands out batches
  * as the scheduler makes them, and finishes or kills what is in flight.
- *
- *   test_scheduler --list   the cases, one per line
- *   test_scheduler NAME     runs one case: exit 0, or 1 naming what failed
- *   test_scheduler          runs them all
- *
- * spec/core/scheduler_spec.lua runs each case as a spec.
+ * Its cases run as specs from spec/core/scheduler_spec.lua (cases.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cases.h"
 #include "scheduler.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 /* The fake backend: the scheduler never calls its functions. */
 static const ps_backend_ops_t fake_ops = {.name = "fake", .noun = "fake node"};
@@ -139,7 +126,7 @@ static void run_all(world_t *w, int64_t duration_us) {
     if (rounds > 100000) {
       fprintf(stderr, "the world does not finish: %lld of %lld\n", (long long)w->finished,
               (long long)w->total);
-      failures++;
+      tc_failures++;
       return;
     }
     for (int k = 0; k < w->s.nslots; k++) {
@@ -365,10 +352,7 @@ static void lost_workers_psets_run_elsewhere(void) {
   world_free(&w);
 }
 
-static const struct {
-  const char *name;
-  void (*run)(void);
-} cases[] = {
+static const tc_case_t cases[] = {
     {"hands out every pset once, over nodes of 1, 2 and 4 slots, one worker per slot",
      every_pset_once},
     {"starts no more workers than there are psets", no_more_workers_than_psets},
@@ -390,24 +374,6 @@ static const struct {
     {"runs the psets of a lost node's workers elsewhere, as they were",
      lost_workers_psets_run_elsewhere},
 };
-#define NCASES (int)(sizeof cases / sizeof cases[0])
-
 int main(int argc, char **argv) {
-  if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-    for (int k = 0; k < NCASES; k++) puts(cases[k].name);
-    return 0;
-  }
-  int ran = 0;
-  for (int k = 0; k < NCASES; k++) {
-    if (argc == 2 && strcmp(argv[1], cases[k].name) != 0) continue;
-    int before = failures;
-    cases[k].run();
-    printf("%s %s\n", failures == before ? "ok" : "FAILED", cases[k].name);
-    ran++;
-  }
-  if (ran == 0) {
-    fprintf(stderr, "test_scheduler: no case named '%s' (--list lists them)\n", argv[1]);
-    return 2;
-  }
-  return failures ? 1 : 0;
+  return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

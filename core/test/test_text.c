@@ -2,21 +2,13 @@
  * test_text.c: text in fixed fields (ps_text, ps_textf in ps.h): cut to
  * fit at a whole UTF-8 character, always ended.
  *
- *   test_text --list | NAME | (nothing: all)    as test_scheduler.c
+ * Its cases run as specs from spec/core/text_spec.lua (cases.h).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cases.h"
 #include "ps.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static void copies_what_fits(void) {
   char f[8];
@@ -56,32 +48,11 @@ static void leaves_bytes_that_are_not_utf8(void) {
   CHECK(strcmp(ps_text(f, sizeof f, "\xe9t\xe9t\xe9", 5), "\xe9t\xe9") == 0);
 }
 
-static const struct {
-  const char *name;
-  void (*run)(void);
-} cases[] = {
+static const tc_case_t cases[] = {
     {"copies what fits into the field and ends it", copies_what_fits},
     {"cuts at a whole UTF-8 character", cuts_at_a_whole_character},
     {"copies bytes that are not UTF-8 as they are", leaves_bytes_that_are_not_utf8},
 };
-#define NCASES (int)(sizeof cases / sizeof cases[0])
-
 int main(int argc, char **argv) {
-  if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-    for (int k = 0; k < NCASES; k++) puts(cases[k].name);
-    return 0;
-  }
-  int ran = 0;
-  for (int k = 0; k < NCASES; k++) {
-    if (argc == 2 && strcmp(argv[1], cases[k].name) != 0) continue;
-    int before = failures;
-    cases[k].run();
-    printf("%s %s\n", failures == before ? "ok" : "FAILED", cases[k].name);
-    ran++;
-  }
-  if (ran == 0) {
-    fprintf(stderr, "test_text: no case named '%s' (--list lists them)\n", argv[1]);
-    return 2;
-  }
-  return failures ? 1 : 0;
+  return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
