@@ -14,6 +14,7 @@ local errors = require('psurvey.errors')
 local M = {
   version = core.version,
   product = psets.product,
+  add_column = psets.add_column,
   range = psets.range,
   linspace = psets.linspace,
   logspace = psets.logspace,
@@ -184,6 +185,16 @@ local backends = {
   },
 }
 
+--- Raises at level when a chosen backend is not available here.
+local function check_backends(values, from, level)
+  for _, backend in ipairs(values.backend) do
+    if not backends[backend] then
+      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process' or 'ssh'")
+        :format(from.backend, backend), level + 1)
+    end
+  end
+end
+
 --- Sets up where workers run, once per run: this machine, ssh hosts, or
 --- both as one pool.
 local function use_backend(values, from)
@@ -201,9 +212,9 @@ local function use_backend(values, from)
   end
 end
 
-local function layers(map_opts)
+local function layers(map_opts, init_opts)
   return {
-    { name = 'init', values = state.init },
+    { name = 'init', values = init_opts or state.init },
     { name = 'map', values = map_opts },
     { name = 'environment', values = options.from_env(os.getenv, core.env_names('PSURVEY_'), 3) },
     { name = 'command line', values = state.cli },
@@ -228,7 +239,9 @@ end
 ---@param opts table|nil
 function M.init(opts)
   local checked = options.check_table(opts, 'init', 2)
-  options.resolve(layers({}))  -- bad environment variables fail here, early
+  -- Bad environment variables and unavailable backends fail here, early.
+  local values, from = options.resolve(layers({}, checked))
+  check_backends(values, from, 2)
   state.init = checked
   return M
 end
@@ -243,12 +256,7 @@ function M.map(worker, list, opts)
   end
   local map_opts = options.check_table(opts, 'map', 2)
   local values, from = options.resolve(layers(map_opts))
-  for _, backend in ipairs(values.backend) do
-    if not backends[backend] then
-      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process' or 'ssh'")
-        :format(from.backend, backend), 2)
-    end
-  end
+  check_backends(values, from, 2)
   local source, why = psets.source_of(list)
   if not source then error(("bad argument #2 to 'map' (%s)"):format(why), 2) end
 
@@ -277,14 +285,27 @@ function M.map(worker, list, opts)
     errors.raise(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_', or ending with "
       .. "'_attempts')"):format(name), 2)
   end
-  -- SQLite's table names ignore ASCII case: 'Grid' and 'grid' are one table.
-  local key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0' .. lower
-  if state.names[key] then
-    errors.raise(("option 'name': an earlier map() of this run already wrote table '%s'%s; give each map() its own "
-      .. 'name (its results would be replaced)'):format(state.names[key], state.names[key] ~= name
-      and (" (as '%s', names that differ only in letter case are the same table)"):format(name) or ''), 2)
+  -- A name used again in this run (a loop with a fixed name) gets the
+  -- first free of name_2, name_3, ...: every round runs and keeps its rows,
+  -- and a run of the same script names them the same, so --resume finds
+  -- them. SQLite's table names ignore ASCII case: 'Grid' and 'grid' are one.
+  local db_key = (values.db == false and ':memory:' or tostring(values.db)) .. '\0'
+  local renamed
+  if state.names[db_key .. lower] then
+    local n = 2
+    while state.names[db_key .. lower .. '_' .. n] do n = n + 1 end
+    renamed = ("table '%s' was written earlier in this run%s: this map() writes '%s'"):format(
+      state.names[db_key .. lower], state.names[db_key .. lower] ~= name
+      and (" (as '%s': names that differ only in letter case are one table)"):format(name) or '',
+      name .. '_' .. n)
+    name = name .. '_' .. n
+    if #name > core.name_max then
+      errors.raise(("option 'name': a table name of %d bytes is too long (at most %d)"):format(#name,
+        core.name_max), 2)
+    end
+    lower = name:lower()
   end
-  state.names[key] = name
+  state.names[db_key .. lower] = name
   local ncores = values.ncores
   if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
   if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
@@ -296,6 +317,10 @@ function M.map(worker, list, opts)
   local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
   state.engine = state.engine or core.engine(find_exe())
+  if renamed then
+    state.engine:log(renamed)
+    if values.verbose >= 2 then io.stderr:write('psurvey: ', renamed, '\n') end
+  end
   if not values.resume then
     local total = #source
     if values.limit > 0 and values.limit < total then total = values.limit end

@@ -365,8 +365,10 @@ function M.from_env(getenv, env_names, level)
       for _, s in ipairs(M.specs) do vars[#vars + 1] = s.env end
       errors.raise(('unknown environment variable %s%s'):format(var, M.suggest(var, vars)), level + 1)
     end
-    if spec then
-      local text = getenv(var)
+    local text = getenv(var)
+    -- An empty PSURVEY_X= is not set (as paramsurvey ignores PARAMSURVEY_X=):
+    -- `PSURVEY_NCORES= psurvey s.lua` turns the variable off for one run.
+    if spec and text ~= nil and text ~= '' then
       local value, why = spec.parse(text)
       if why == nil then value, why = spec.check(value) end
       if why then errors.raise(('environment variable %s: %s'):format(var, why), level + 1) end

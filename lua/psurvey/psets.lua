@@ -85,6 +85,9 @@ Product.__index = function(p, i)
   return Product[i]
 end
 Product.__tostring = function(p)
+  if p._rows then
+    return ('psurvey.product(%s): %d psets'):format(table.concat(p._keys, ', '), #p._source)
+  end
   local parts = {}
   for _, k in ipairs(p._keys) do parts[#parts + 1] = ('%s (%d)'):format(k, p._sizes[k]) end
   return ('psurvey.product(%s): %d psets'):format(table.concat(parts, ' x '), #p._source)
@@ -104,15 +107,139 @@ function Product:keys()
   return table.move(self._keys, 1, #self._keys, 1, {})
 end
 
-local function check_key(k, level)
+local function check_key(k, argn, level)
   if type(k) ~= 'string' or k == '' then
-    error(("bad argument #1 to 'product' (keys must be non-empty strings, got %s)"):format(
+    error(("bad argument #%d to 'product' (keys must be non-empty strings, got %s)"):format(argn,
       type(k) == 'string' and "''" or type(k)), level + 1)
   end
   if k:sub(1, 1) == '_' then
-    error(("bad argument #1 to 'product' (key '%s' is reserved: keys starting with '_' are psurvey's columns)")
-      :format(k), level + 1)
+    error(("bad argument #%d to 'product' (key '%s' is reserved: keys starting with '_' are psurvey's columns)")
+      :format(argn, k), level + 1)
   end
+end
+
+-- The axes of one table of value lists, as core.product takes them: keys
+-- sorted by name, or in the order of a list of pairs.
+local function axes_of_spec(spec, argn, level)
+  local keys, lists = {}, {}
+  if #spec > 0 then
+    for i, pair in ipairs(spec) do
+      if type(pair) ~= 'table' or type(pair[2]) ~= 'table' then
+        error(("bad argument #%d to 'product' (entry #%d must be { name, values })"):format(argn, i), level + 1)
+      end
+      check_key(pair[1], argn, level + 1)
+      keys[#keys + 1], lists[pair[1]] = pair[1], pair[2]
+    end
+  else
+    for k, v in pairs(spec) do
+      check_key(k, argn, level + 1)
+      if type(v) ~= 'table' then
+        error(("bad argument #%d to 'product' (key '%s' must list its values, got %s)"):format(argn, k, type(v)),
+          level + 1)
+      end
+      keys[#keys + 1], lists[k] = k, v
+    end
+    table.sort(keys)
+  end
+  local specs = {}
+  for i, k in ipairs(keys) do
+    local v = lists[k]
+    if is_range(v) then
+      specs[i] = { name = k, axis = v._axis, n = v.n }
+    else
+      for j in pairs(v) do
+        if math.type(j) ~= 'integer' or j < 1 or j > #v then
+          error(("bad argument #%d to 'product' (key '%s' must be an array of values)"):format(argn, k), level + 1)
+        end
+      end
+      specs[i] = { name = k, values = v, n = #v }
+    end
+  end
+  return specs
+end
+
+-- Whether v is what map() returns (psurvey.results): a view with rows.
+local function is_results(v)
+  local mt = getmetatable(v)
+  return type(mt) == 'table' and mt.__name == 'psurvey.results'
+end
+
+-- The psets of an argument that is a list of whole psets (an array of
+-- tables, or results: each row's pset and result keys), as plain tables.
+local function rows_of(v, argn, level)
+  local rows = {}
+  if is_results(v) then
+    for row in v:rows() do rows[#rows + 1] = row end
+    return rows
+  end
+  for j in pairs(v) do
+    if math.type(j) ~= 'integer' or j < 1 or j > #v then
+      error(("bad argument #%d to 'product' (a list of psets must be an array)"):format(argn), level + 1)
+    end
+  end
+  for j, pset in ipairs(v) do
+    if type(pset) ~= 'table' then
+      error(("bad argument #%d to 'product' (pset #%d must be a table, got %s)"):format(argn, j, type(pset)),
+        level + 1)
+    end
+    for k in pairs(pset) do
+      if type(k) ~= 'string' then
+        error(("bad argument #%d to 'product' (pset #%d has a key of type %s; keys are strings)"):format(argn, j,
+          type(k)), level + 1)
+      end
+      check_key(k, argn, level + 1)
+    end
+    rows[j] = pset
+  end
+  return rows
+end
+
+-- What kind of axis argument v is: 'product', 'rows' or 'spec'; nil for
+-- anything else.
+local function kind_of(v)
+  local mt = getmetatable(v)
+  if mt == Product then return 'product' end
+  if is_results(v) then return 'rows' end
+  if type(v) ~= 'table' or mt ~= nil then return nil end
+  -- An array of tables that are not { name, values } pairs is a list of psets.
+  local first = v[1]
+  if type(first) == 'table' and getmetatable(first) == nil and not (type(first[1]) == 'string'
+    and type(first[2]) == 'table') then
+    return 'rows'
+  end
+  return 'spec'
+end
+
+local function bad_axis(argn, v, level)
+  if type(v) ~= 'table' then
+    error(("bad argument #%d to 'product' (table expected, got %s)"):format(argn, type(v)), level)
+  end
+  error(("bad argument #%d to 'product' (a table of value lists, a product, an array of psets or results expected,"
+    .. ' got a table with a metatable)'):format(argn), level)
+end
+
+local function new_product(source, keys, sizes, rows)
+  return setmetatable({ _source = source, _keys = keys, _sizes = sizes, _rows = rows }, Product)
+end
+
+-- Crosses psets (plain tables) with the psets of p, the first varying
+-- slowest: every pair merged into one table.
+local function cross(rows, p, argn, level)
+  local out = {}
+  for _, a in ipairs(rows) do
+    for _, b in p:psets() do
+      local merged = {}
+      for k, v in pairs(a) do merged[k] = v end
+      for k, v in pairs(b) do
+        if merged[k] ~= nil then
+          error(("bad argument #%d to 'product' (key '%s' is in more than one argument)"):format(argn, k), level + 1)
+        end
+        merged[k] = v
+      end
+      out[#out + 1] = merged
+    end
+  end
+  return out
 end
 
 --- The cartesian product of value lists. Order: keys sorted by name, the
@@ -121,58 +248,134 @@ end
 --- give a list of pairs: product{ {'b', {'x', 'y'}}, {'a', {1, 2}} }.
 --- A value list may be a psurvey.range, linspace or logspace. A product with no keys, or with a key
 --- that has no values, has no psets.
----@param spec table
-function M.product(spec)
-  if type(spec) ~= 'table' then
-    error(("bad argument #1 to 'product' (table expected, got %s)"):format(type(spec)), 2)
+---
+--- Any number of arguments compose, as paramsurvey's params.product: each
+--- is a table of value lists, a product, an array of psets or the results
+--- of a map() (each row's pset and result keys); the first varies slowest.
+--- product(stage1, { c = {1, 2, 3} }) runs every row of stage1 with each c.
+--- Products of value lists stay lazy; a list of psets or results is read
+--- into memory once.
+---@param ... table
+function M.product(...)
+  local nargs = select('#', ...)
+  if nargs == 0 then error("bad argument #1 to 'product' (table expected, got no value)", 2) end
+  -- Lazy axes, in order, until the first list of whole psets.
+  local specs, arg_of, lazy_upto = {}, {}, nargs
+  for argn = 1, nargs do
+    local v = select(argn, ...)
+    local kind = kind_of(v)
+    if kind == nil then
+      bad_axis(argn, v, 3)
+    end
+    if kind == 'rows' then
+      lazy_upto = argn - 1
+      break
+    end
+    local these = kind == 'product' and v._specs or axes_of_spec(v, argn, 2)
+    if kind == 'product' and v._rows then
+      lazy_upto = argn - 1
+      break
+    end
+    for _, s in ipairs(these) do
+      specs[#specs + 1] = s
+      arg_of[s] = argn
+    end
   end
-  local keys, lists = {}, {}
-  if #spec > 0 then
-    for i, pair in ipairs(spec) do
-      if type(pair) ~= 'table' or type(pair[2]) ~= 'table' then
-        error(("bad argument #1 to 'product' (entry #%d must be { name, values })"):format(i), 2)
-      end
-      check_key(pair[1], 2)
-      keys[#keys + 1], lists[pair[1]] = pair[1], pair[2]
+  local folded, keys, sizes = {}, {}, {}
+  for _, s in ipairs(specs) do
+    local other = folded[s.name:lower()]
+    if other == s.name then
+      error(("bad argument #%d to 'product' (key '%s' is in more than one argument)"):format(arg_of[s], s.name), 2)
+    elseif other then
+      error(("bad argument #%d to 'product' (keys '%s' and '%s' differ only in letter case, which SQLite column"
+        .. ' names cannot tell apart: rename one)'):format(arg_of[s], other, s.name), 2)
     end
-  else
-    for k, v in pairs(spec) do
-      check_key(k, 2)
-      if type(v) ~= 'table' then
-        error(("bad argument #1 to 'product' (key '%s' must list its values, got %s)"):format(k, type(v)), 2)
-      end
-      keys[#keys + 1], lists[k] = k, v
-    end
-    table.sort(keys)
-  end
-  local folded = {}
-  for _, k in ipairs(keys) do
-    local other = folded[k:lower()]
-    if other then
-      error(("bad argument #1 to 'product' (keys '%s' and '%s' differ only in letter case, which SQLite column"
-        .. ' names cannot tell apart: rename one)'):format(other, k), 2)
-    end
-    folded[k:lower()] = k
-  end
-  local specs, sizes = {}, {}
-  for i, k in ipairs(keys) do
-    local v = lists[k]
-    if is_range(v) then
-      specs[i] = { name = k, axis = v._axis }
-      sizes[k] = v.n
-    else
-      for j in pairs(v) do
-        if math.type(j) ~= 'integer' or j < 1 or j > #v then
-          error(("bad argument #1 to 'product' (key '%s' must be an array of values)"):format(k), 2)
-        end
-      end
-      specs[i] = { name = k, values = v }
-      sizes[k] = #v
-    end
+    folded[s.name:lower()] = s.name
+    keys[#keys + 1], sizes[s.name] = s.name, s.n
   end
   local ok, source = pcall(core.product, specs)
   if not ok then error(("bad argument #1 to 'product' (%s)"):format(source), 2) end
-  return setmetatable({ _source = source, _keys = keys, _sizes = sizes }, Product)
+  local p = new_product(source, keys, sizes)
+  p._specs = specs
+  if lazy_upto == nargs then return p end
+
+  -- From the first list of whole psets on: materialised, crossed in order.
+  local rows = { {} }
+  if #keys > 0 then
+    rows = {}
+    for _, pset in p:psets() do rows[#rows + 1] = pset end
+  end
+  for argn = lazy_upto + 1, nargs do
+    local v = select(argn, ...)
+    local kind = kind_of(v)
+    if kind == nil then
+      bad_axis(argn, v, 3)
+    end
+    local axis
+    if kind == 'rows' then
+      axis = M.list(rows_of(v, argn, 2))
+    elseif kind == 'product' then
+      axis = v
+    else
+      axis = M.product(v)
+    end
+    rows = cross(rows, axis, argn, 2)
+  end
+  return M.list(rows)
+end
+
+--- A product made of whole psets (plain tables, used as they are): what
+--- product() gives once a list of psets or results is one of its axes,
+--- and what add_column() gives.
+function M.list(rows)
+  local ok, source = pcall(core.array, rows)
+  if not ok then error(("bad argument #1 to 'product' (%s)"):format((tostring(source):gsub('^[^:]*:%d+: ', ''))), 3) end
+  local keys, seen = {}, {}
+  for _, row in ipairs(rows) do
+    for k in pairs(row) do
+      if not seen[k] then seen[k], keys[#keys + 1] = true, k end
+    end
+  end
+  table.sort(keys)
+  return new_product(source, keys, nil, rows)
+end
+
+--- The psets of `psets` (a product, an array of psets or results) with one
+--- more key: fn(pset) gives its value (nil leaves it out of that pset).
+--- As paramsurvey's params.add_column. Returns a product of whole psets.
+---@param psets table
+---@param key string
+---@param fn function
+function M.add_column(psets, key, fn)
+  local kind = kind_of(psets)
+  if kind == nil or kind == 'spec' and next(psets) ~= nil then
+    error(("bad argument #1 to 'add_column' (a product, an array of psets or results expected, got %s)"):format(
+      kind == 'spec' and 'a table of value lists (make it a psurvey.product first)' or type(psets)), 2)
+  end
+  if type(key) ~= 'string' or key == '' or key:sub(1, 1) == '_' then
+    error(("bad argument #2 to 'add_column' (a key: a non-empty string not starting with '_', got %s)"):format(
+      type(key) == 'string' and ("'" .. key .. "'") or type(key)), 2)
+  end
+  if type(fn) ~= 'function' then
+    error(("bad argument #3 to 'add_column' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local rows = {}
+  local list = kind == 'product' and psets or M.list(rows_of(psets, 1, 2))
+  for i, pset in list:psets() do
+    if pset[key] ~= nil then
+      error(("bad argument #2 to 'add_column' (pset #%d already has key '%s')"):format(i, key), 2)
+    end
+    local ok, v = pcall(fn, pset)
+    if not ok then error(("add_column: the function failed on pset #%d: %s"):format(i, tostring(v)), 2) end
+    pset[key] = v
+    rows[i] = pset
+  end
+  return M.list(rows)
+end
+
+--- The same psets with key added: p:add_column(key, fn).
+function Product:add_column(key, fn)
+  return M.add_column(self, key, fn)
 end
 
 --- The engine's source for what map() was given, or nil and why not.

@@ -16,6 +16,7 @@ local M = {}
 
 local View = {}
 View.__index = View
+View.__name = 'psurvey.results' -- psurvey.product takes results as an axis
 
 --- Iterates over the rows, in pset order: for row in results:rows() do ... end
 function View:rows()
@@ -91,7 +92,7 @@ function M.new(store, name, res, dbpath, logpath)
   local r = view(store, name, 'ok', res.ok)
   r.missing = view(store, name, 'missing', res.failed)
   r.progress = setmetatable({
-    total = res.total, active = 0, finished = res.ok + res.failed,
+    total = res.total, active = 0, finished = res.ok,
     failures = res.failed, exceptions = res.exceptions,
     resumed = res.resumed or 0, retried = res.retried or 0,
   }, Progress)

@@ -30,6 +30,18 @@ describe('psurvey options', function()
     assert.matches("option 'name' belongs to map%(%), not init%(%)$", err)
   end)
 
+  it('says at init() that a backend is not available, before any map()', function()
+    local ok, err = pcall(psurvey.init, { backend = 'slurm' })
+    assert.is_false(ok)
+    assert.matches("option 'backend' %(from init%): the 'slurm' backend is not available yet; use 'process' or "
+      .. "'ssh'$", err)
+    ok, err = pcall(psurvey.init, { backend = 'sge' })
+    assert.matches("option 'backend' to init%(%): expected 'process', 'ssh' or 'slurm' %(or a list of them%), got "
+      .. "'sge'$", err)
+    -- The options of the failed init() are not kept.
+    assert.equal(1, #psurvey.map(noop, { {} }, H.options()))
+  end)
+
   it('says which backends are not available yet, and what ssh needs', function()
     local ok, err = pcall(psurvey.map, noop, {}, { backend = 'ssh' })
     assert.is_false(ok)
@@ -83,12 +95,21 @@ describe('psurvey options', function()
     assert.matches("option 'user': the value.f is a userdata %(FILE%*%), which cannot be encoded", err)
   end)
 
-  it('refuses a table name this run already used', function()
-    local opts = H.options({ name = 'once' })
-    psurvey.map(noop, { { a = 1 } }, opts)
-    local ok, err = pcall(psurvey.map, noop, { { a = 1 } }, opts)
-    assert.is_false(ok)
-    assert.matches("option 'name': an earlier map%(%) of this run already wrote table 'once'", err)
+  it('gives a name used again in this run the first free name_2, name_3, ..., noted in the log', function()
+    local opts = H.options({ name = 'round' })
+    local names = {}
+    for i = 1, 3 do
+      local r = psurvey.map(function(p) return { y = p.a * i } end, { { a = 1 } }, opts)
+      names[i] = r.name
+      assert.equal(i, r:column('y')[1])
+    end
+    assert.same({ 'round', 'round_2', 'round_3' }, names)
+    local r = psurvey.map(noop, { { a = 1 } }, H.options({ db = opts.db, name = 'ROUND' }))
+    assert.equal('ROUND_4', r.name)
+    local log = H.slurp(r.log)
+    assert.matches("table 'round' was written earlier in this run: this map%(%) writes 'round_2'", log)
+    assert.matches("table 'round' was written earlier in this run %(as 'ROUND': names that differ only in letter "
+      .. "case are one table%): this map%(%) writes 'ROUND_4'", log)
   end)
 
   it('lets map() options win over init() options', function()

@@ -66,6 +66,17 @@ print(#psurvey.map(function() return {} end, psurvey.range(1, 9), { limit = 3 })
     assert.equal('1\n', H.survey(dir, script, '--limit 1', { PSURVEY_LIMIT = '2' }).out)
   end)
 
+  it('ignores an empty PSURVEY_X=, as paramsurvey ignores an empty PARAMSURVEY_X=', function()
+    local dir = H.tmpdir()
+    local script = [[
+local psurvey = require('psurvey')
+print(#psurvey.map(function() return {} end, psurvey.range(1, 9), { limit = 3 }))
+]]
+    local r = H.survey(dir, script, '', { PSURVEY_LIMIT = '', PSURVEY_NCORES = '', PSURVEY_BACKEND = '' })
+    assert.equal(0, r.code, r.err)
+    assert.equal('3\n', r.out)
+  end)
+
   it('rejects a bad environment variable, naming it', function()
     local r = H.survey(H.tmpdir(), NOOP, '', { PSURVEY_NCORES = 'abc' })
     assert.equal(2, r.code)
