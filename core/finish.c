@@ -55,7 +55,8 @@ static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *ou
                 (long long)row->worker, row->status, (int)row->exception_len, row->exception);
   ps_log_block(log, "    ", row->traceback, row->traceback_len);
   ps_buf_free(&js);
-  ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, log->path);
+  ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, row->traceback,
+                      row->traceback_len, log->path);
 }
 
 /* Stores the outcome of pset t as its row and counts it. w is NULL for a
@@ -135,7 +136,7 @@ void ps__run_finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_ou
   ps_sched_ran(&r->sched, out->duration_us);
   if (row.exception == NULL) {
     r->c.ok++;
-    if (r->o->verbose >= 3) {
+    if (r->o->verbose >= 3 || r->o->vstats >= 3) {
       char took[32];
       ps_format_seconds(took, sizeof took, (double)out->duration_us / 1e6);
       ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld",

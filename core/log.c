@@ -1,4 +1,5 @@
 /* log.c: the hidden log file of log.h. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,12 +12,25 @@
 #include "log.h"
 #include "ps.h"
 
+/* Runs started in one second in one directory, each with its own file. */
+#define LOG_SAME_SECOND_MAX 1000
+
 void ps_log_open(ps_log_t *log) {
   time_t t = time(NULL);
   struct tm tm;
+  char stamp[32];
   localtime_r(&t, &tm);
-  strftime(log->path, sizeof log->path, ".psurvey-%Y%m%d-%H%M%S.log", &tm);
-  log->fd = open(log->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  /* Each run its own file: O_EXCL, so two runs that start in the same
+     second never write into one (the second gets -2, then -3...). */
+  for (int k = 1; k <= LOG_SAME_SECOND_MAX; k++) {
+    if (k == 1)
+      snprintf(log->path, sizeof log->path, ".psurvey-%s.log", stamp);
+    else
+      snprintf(log->path, sizeof log->path, ".psurvey-%s-%d.log", stamp, k);
+    log->fd = open(log->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (log->fd >= 0 || errno != EEXIST) return;
+  }
 }
 
 void ps_log_close(ps_log_t *log) {

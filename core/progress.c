@@ -19,7 +19,7 @@
    3 on a terminal...) or every 30 s (us). */
 #define FAST_US 1000000
 #define SLOW_US 30000000
-/* A tick that fires a hair early still prints the line that is due. */
+/* A tick that fires this much early still prints the line that is due. */
 #define TICK_SLACK_US 200000
 /* The first line of a failure's message, cut at this many bytes. */
 #define FAILURE_LINE_BYTES 300
@@ -33,11 +33,11 @@ void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstat
   if (!lang || !*lang) lang = getenv("LANG");
   p->utf8 = lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
   snprintf(p->name, sizeof p->name, "%s", name);
-  p->start_us = p->last_line_us = ps_mono_us();
+  p->start_us = p->last_line_us = p->last_stats_us = ps_mono_us();
 }
 
 uint64_t ps_progress_interval(const ps_progress_t *p) {
-  if (p->verbose <= 0 && p->vstats <= 1) return 0;
+  if (p->verbose <= 0 && p->vstats <= 0) return 0;
   if (p->tty && p->verbose >= 1) return BAR_TICK_MS;
   return LINE_TICK_MS;
 }
@@ -137,20 +137,29 @@ static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
   p->bar_shown = 1;
 }
 
+/* Whether a line due every `every` us since `last` is due now. A tick that
+   fires a hair early still prints it: the slack is added here, never stored
+   as the line's time (which would push the next line a tick later). */
+static int due(int64_t now, int64_t last, int64_t every) {
+  return every && now + TICK_SLACK_US - last >= every;
+}
+
 void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h) {
-  /* Ticks come every interval; a little slack keeps a 1 s line from
-     slipping to the next tick when the timer fires a hair early. */
-  int64_t now = ps_mono_us() + TICK_SLACK_US;
-  if (p->tty && p->verbose >= 1) {
-    int64_t every = p->vstats >= 3 ? FAST_US : p->vstats == 2 ? SLOW_US : 0;
-    if (every && now - p->last_line_us >= every && h->count) {
+  int64_t now = ps_mono_us();
+  /* Statistics follow verbose's cadence: vstats 1 every 30 s, 2 and 3 every
+     second. */
+  int64_t stats_every = p->vstats >= 2 ? FAST_US : p->vstats == 1 ? SLOW_US : 0;
+  if (due(now, p->last_stats_us, stats_every)) {
+    p->last_stats_us = now;
+    if (h->count) {
       char s[300];
       ps_format_stats(s, sizeof s, h);
       clear_bar(p);
       fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
-      p->last_line_us = now;
     }
-    if (p->verbose >= 2 && p->hosts[0] && now - p->last_hosts_us >= SLOW_US) {
+  }
+  if (p->tty && p->verbose >= 1) {
+    if (p->verbose >= 2 && p->hosts[0] && due(now, p->last_hosts_us, SLOW_US)) {
       clear_bar(p);
       fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
       p->last_hosts_us = now;
@@ -159,22 +168,14 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
     return;
   }
   int64_t every = p->verbose >= 2 ? FAST_US : p->verbose == 1 ? SLOW_US : 0;
-  int64_t stats_every = p->vstats >= 3 ? FAST_US : p->vstats == 2 ? SLOW_US : 0;
-  if (every && now - p->last_line_us >= every) {
+  if (due(now, p->last_line_us, every)) {
     char text[200];
     status_text(p, c, text, sizeof text);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, text);
     if (p->verbose >= 2 && p->hosts[0])
       fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
-  }
-  if (stats_every && now - p->last_line_us >= stats_every && h->count) {
-    char s[300];
-    ps_format_stats(s, sizeof s, h);
-    fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
-  }
-  if ((every && now - p->last_line_us >= every) ||
-      (stats_every && now - p->last_line_us >= stats_every))
     p->last_line_us = now;
+  }
 }
 
 void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
@@ -188,18 +189,31 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
 }
 
 void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
-                         const char *logpath) {
+                         const char *tb, size_t tb_len, const char *logpath) {
+  if (!p->logpath[0] && logpath) snprintf(p->logpath, sizeof p->logpath, "%s", logpath);
   if (p->verbose < 1) return;
   if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) {
     if (p->failures_shown++ == SHOW_FAILURES)
       ps_progress_event(p, "more failures: see %s or the database (results.missing)", logpath);
     return;
   }
-  p->failures_shown++;
   const char *nl = memchr(msg, '\n', len);
   int n = (int)(nl ? (size_t)(nl - msg) : len);
   if (n > FAILURE_LINE_BYTES) n = FAILURE_LINE_BYTES;
-  ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
+  /* The first says where tracebacks are; verbose 2 shows each one here. */
+  if (p->failures_shown++ == 0 && p->verbose < 2)
+    ps_progress_event(p, "pset #%lld failed: %.*s (its traceback is in %s)", (long long)index + 1, n,
+                      msg, logpath);
+  else
+    ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
+  if (p->verbose >= 2 && tb_len > 0) {
+    fwrite("    ", 1, 4, stderr);
+    for (size_t k = 0; k < tb_len; k++) {
+      fputc(tb[k], stderr);
+      if (tb[k] == '\n' && k + 1 < tb_len) fwrite("    ", 1, 4, stderr);
+    }
+    if (tb[tb_len - 1] != '\n') fputc('\n', stderr);
+  }
 }
 
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {
@@ -221,6 +235,9 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
     }
     fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra,
             took);
+    if (p->logpath[0])
+      fprintf(stderr, "psurvey: %s: the failures' tracebacks are in %s (and in results.missing)\n",
+              p->name, p->logpath);
   }
   if (p->vstats >= 1 && h->count) {
     char s[300];

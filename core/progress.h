@@ -3,7 +3,8 @@
  * nothing; 1: a line every 30 s; 2: a line every second; 3: also every
  * event (start, finish, failure of each pset). On a terminal, verbose >= 1
  * draws a live bar instead of the periodic lines. vstats adds run-time
- * statistics the same way (1: at the end; 2, 3: with each line).
+ * statistics at the same cadence: 1 at the end and every 30 s; 2 also
+ * every second; 3 also each pset's run time as it finishes.
  */
 #ifndef PS_PROGRESS_H
 #define PS_PROGRESS_H
@@ -24,9 +25,10 @@ typedef struct ps_counts_s {
 typedef struct ps_progress_s {
   int verbose, vstats, tty, utf8;
   char name[128];
-  int64_t start_us, last_line_us;
+  int64_t start_us, last_line_us, last_stats_us;
   int bar_shown;
   int failures_shown;
+  char logpath[64]; /* the log holding failures' tracebacks, once one failed */
   char hosts[400]; /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
   int64_t last_hosts_us;
 } ps_progress_t;
@@ -38,9 +40,10 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
 /* One event line (verbose 3), kept above the bar. */
 void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* A pset failed: shown at verbose >= 1 for the first few, then counted. */
+/* A pset failed: shown at verbose >= 1 for the first few, then counted; the
+   first names the log that holds the tracebacks; verbose 2 shows each one. */
 void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
-                         const char *logpath);
+                         const char *tb, size_t tb_len, const char *logpath);
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how);
 /* "mean 0.301 s, p50 0.301 s, ..." for the stats line and tostring. */
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h);

@@ -96,8 +96,12 @@ static int core_vmem(lua_State *L) {
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  lua_pushnumber(L, (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024));
-  lua_pushnumber(L, (double)ru.ru_maxrss / (1024.0 * 1024));
+  double now = (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024);
+  double peak = (double)ru.ru_maxrss / (1024.0 * 1024);
+  /* The kernel updates the peak (its high-water mark) lazily, so it can
+     lag behind what statm says is resident now: a peak is never below. */
+  lua_pushnumber(L, now);
+  lua_pushnumber(L, peak > now ? peak : now);
   return 2;
 }
 

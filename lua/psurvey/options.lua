@@ -209,7 +209,8 @@ M.specs = {
   { name = 'verbose', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
     help = '0 quiet; 1 a line every 30 s (a live bar on a terminal); 2 every second; 3 every event' },
   { name = 'vstats', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
-    help = 'run-time statistics: 0 none; 1 at the end of each map; 2 also every 30 s; 3 every second' },
+    help = "run-time statistics, at verbose's cadence: 0 none; 1 at the end of each map and every 30 s; 2 every"
+      .. " second; 3 also each pset's run time" },
   { name = 'max_tasks_per_child', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
     help = 'restart a worker process after N psets (0: never)' },
   { name = 'group_size', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
