@@ -202,8 +202,8 @@ void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_
   if (n > FAILURE_LINE_BYTES) n = FAILURE_LINE_BYTES;
   /* The first says where tracebacks are; verbose 2 shows each one here. */
   if (p->failures_shown++ == 0 && p->verbose < 2)
-    ps_progress_event(p, "pset #%lld failed: %.*s (its traceback is in %s)", (long long)index + 1, n,
-                      msg, logpath);
+    ps_progress_event(p, "pset #%lld failed: %.*s (its traceback is in %s)", (long long)index + 1,
+                      n, msg, logpath);
   else
     ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
   if (p->verbose >= 2 && tb_len > 0) {

@@ -29,7 +29,7 @@ typedef struct ps_progress_s {
   int bar_shown;
   int failures_shown;
   char logpath[64]; /* the log holding failures' tracebacks, once one failed */
-  char hosts[400]; /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
+  char hosts[400];  /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
   int64_t last_hosts_us;
 } ps_progress_t;
 

@@ -56,8 +56,8 @@ describe('coming from paramsurvey, failures', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', FAILING)
     -- Four runs at once: they start within one second.
-    H.shell(('cd %s && for i in 1 2 3 4; do env PSURVEY_VERBOSE=0 PSURVEY_VSTATS=0 PSURVEY_DB=s$i.db %s survey.lua 2>/dev/null & done; wait')
-      :format(H.quote(dir), H.quote(H.bin)))
+    H.shell(('cd %s && for i in 1 2 3 4; do env PSURVEY_VERBOSE=0 PSURVEY_VSTATS=0 PSURVEY_DB=s$i.db %s survey.lua'
+      .. ' 2>/dev/null & done; wait'):format(H.quote(dir), H.quote(H.bin)))
     local names = logs(dir)
     assert.equal(4, #names)
     for _, name in ipairs(names) do
