@@ -19,6 +19,8 @@
 #define LOG_PSET_MAX 4096
 #define LOG_MESSAGE_BYTES 300
 #define CAUSE_BYTES 120
+/* Errors of the driver's callback shown one by one (all are logged). */
+#define ON_ROW_ERRORS_SHOWN 10
 
 void ps__run_fail_here(ps_run_t *r, const ps_task_t *t, const char *msg) {
   ps_outcome_t out = {.index = t->index,
@@ -57,6 +59,32 @@ static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *ou
   ps_buf_free(&js);
   ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, row->traceback,
                       row->traceback_len, log->path);
+}
+
+/* Calls the driver's callback with a stored row. Its error is the user's
+   code failing, not the pset: counted, logged with its traceback, shown
+   (the first few), and the stage goes on; the row stays stored. */
+static void call_on_row(ps_run_t *r, const ps_row_t *row) {
+  char msg[4096];
+  msg[0] = '\0';
+  if (r->o->on_row(r->o->on_row_ud, row, &r->c, msg, sizeof msg) == 0) return;
+  r->c.on_row_errors++;
+  size_t len = strlen(msg);
+  const char *nl = memchr(msg, '\n', len);
+  size_t first = nl ? (size_t)(nl - msg) : len;
+  ps_log_t *log = &r->e->log;
+  ps_log_printf(log, "stage %s: on_result failed on pset #%lld: %.*s", r->o->name,
+                (long long)row->index + 1, (int)first, msg);
+  if (nl) ps_log_block(log, "    ", nl + 1, len - first - 1);
+  if (r->o->verbose < 1 || (r->o->verbose < 3 && r->c.on_row_errors > ON_ROW_ERRORS_SHOWN)) return;
+  /* As for failed psets: the first says where tracebacks are; verbose 2
+     shows each one here. */
+  int point = r->c.on_row_errors == 1 && r->o->verbose < 2;
+  ps_progress_event(&r->progress, "on_result failed on pset #%lld: %.*s%s%s%s",
+                    (long long)row->index + 1, (int)first, msg,
+                    point ? " (its traceback is in " : "", point ? log->path : "",
+                    point ? ")" : "");
+  if (r->o->verbose >= 2 && nl) ps_progress_block(&r->progress, nl + 1, len - first - 1);
 }
 
 /* Stores the outcome of pset t as its row and counts it. w is NULL for a
@@ -147,6 +175,7 @@ void ps__run_finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_ou
     if (strcmp(row.status, ps_outcome_name(PS_OUTCOME_ERROR)) == 0) r->c.exceptions++;
     log_failure(r, &row, out);
   }
+  if (r->o->on_row) call_on_row(r, &row);
   ps_buf_free(&why);
   ps__run_check_done(r);
 }

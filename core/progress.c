@@ -188,6 +188,17 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...) {
   fprintf(stderr, "psurvey: %s: %s\n", p->name, line);
 }
 
+void ps_progress_block(ps_progress_t *p, const char *text, size_t len) {
+  clear_bar(p);
+  const char *q = text, *end = text + len;
+  while (q < end) {
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    int n = (int)(nl ? nl - q : end - q);
+    fprintf(stderr, "    %.*s\n", n, q);
+    q += n + (nl != NULL);
+  }
+}
+
 void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
                          const char *tb, size_t tb_len, const char *logpath) {
   if (!p->logpath[0] && logpath) snprintf(p->logpath, sizeof p->logpath, "%s", logpath);
@@ -206,14 +217,7 @@ void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_
                       n, msg, logpath);
   else
     ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
-  if (p->verbose >= 2 && tb_len > 0) {
-    fwrite("    ", 1, 4, stderr);
-    for (size_t k = 0; k < tb_len; k++) {
-      fputc(tb[k], stderr);
-      if (tb[k] == '\n' && k + 1 < tb_len) fwrite("    ", 1, 4, stderr);
-    }
-    if (tb[tb_len - 1] != '\n') fputc('\n', stderr);
-  }
+  if (p->verbose >= 2) ps_progress_block(p, tb, tb_len);
 }
 
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {

@@ -16,10 +16,11 @@
 
 typedef struct ps_counts_s {
   int64_t total, ok, failed, exceptions;
-  int64_t active;  /* sent to workers, not finished */
-  int64_t running; /* workers busy with a pset */
-  int64_t resumed; /* done by an earlier run (--resume), in ok and failed */
-  int64_t retried; /* attempts that failed and were tried again */
+  int64_t on_row_errors; /* errors of the driver's callback (on_result) */
+  int64_t active;        /* sent to workers, not finished */
+  int64_t running;       /* workers busy with a pset */
+  int64_t resumed;       /* done by an earlier run (--resume), in ok and failed */
+  int64_t retried;       /* attempts that failed and were tried again */
 } ps_counts_t;
 
 typedef struct ps_progress_s {
@@ -40,6 +41,8 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
 /* One event line (verbose 3), kept above the bar. */
 void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Text shown indented under an event line: a traceback (verbose >= 2). */
+void ps_progress_block(ps_progress_t *p, const char *text, size_t len);
 /* A pset failed: shown at verbose >= 1 for the first few, then counted; the
    first names the log that holds the tracebacks; verbose 2 shows each one. */
 void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,

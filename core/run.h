@@ -49,6 +49,13 @@ typedef struct ps_failure_s {
 typedef int (*ps_retry_cb)(void *ud, const ps_failure_t *f, ps_limits_t *next, char *msg,
                            size_t msgsz);
 
+/* A pset's final row, just stored, for the driver's callback (map()'s
+   on_result), with the stage's counts so far. Returns 0, or -1 with msg
+   (the callback's error and its traceback): the error is counted, logged
+   and shown, and the stage goes on. */
+typedef int (*ps_row_cb)(void *ud, const ps_row_t *row, const ps_counts_t *c, char *msg,
+                         size_t msgsz);
+
 typedef struct ps_run_opts_s {
   const char *name;
   int64_t limit;               /* 0: all */
@@ -64,6 +71,8 @@ typedef struct ps_run_opts_s {
   uint64_t seed;
   ps_retry_cb retry; /* NULL: the numeric retries decide */
   void *retry_ud;
+  ps_row_cb on_row; /* NULL: none */
+  void *on_row_ud;
   int resume;             /* 0, or 1 with the stage's table kept */
   int resume_keep_failed; /* failed rows count as done */
   ps_stage_info_t stage;  /* what the store records about the stage */

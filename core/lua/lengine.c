@@ -93,6 +93,16 @@ static double num_field(lua_State *L, int t, const char *k, double dflt) {
   return v;
 }
 
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
 /* The retry function of a running stage: called from the loop, so always
    under lua_pcall, and its errors become the stage's error. */
 typedef struct retry_ctx_s {
@@ -170,14 +180,104 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
   return again;
 }
 
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
+/* map()'s on_result: called from the loop for each pset's stored row, as
+   results:rows() reads it back (pset and result keys, and psurvey's own
+   _index, _status, _attempt, _worker, _host, _duration, _cpu, with
+   _exception and _traceback for a failure), and a system table: the
+   stage's name and its progress so far. Its errors are the engine's to
+   count and show; the stage goes on. */
+typedef struct row_ctx_s {
+  lua_State *L;
+  int fn;     /* stack index of the function, inside engine:run's frame */
+  int thread; /* and of the coroutine it runs in */
+  const char *name;
+} row_ctx_t;
+
+/* Pushes the row table of a stored row; 0, or -1 with msg. */
+static int push_row(lua_State *L, const ps_row_t *row, char *msg, size_t msgsz) {
+  if (psL_decode(L, row->pset, row->pset_len, msg, msgsz) != 0) return -1;
+  if (row->result_len > 0) {
+    if (psL_decode(L, row->result, row->result_len, msg, msgsz) != 0) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, -5);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  set_int(L, "_index", (lua_Integer)row->index + 1);
+  lua_pushstring(L, row->status);
+  lua_setfield(L, -2, "_status");
+  if (row->exception) {
+    lua_pushlstring(L, row->exception, row->exception_len);
+    lua_setfield(L, -2, "_exception");
+    lua_pushlstring(L, row->traceback, row->traceback_len);
+    lua_setfield(L, -2, "_traceback");
+  }
+  set_int(L, "_attempt", (lua_Integer)row->attempt);
+  set_int(L, "_worker", (lua_Integer)row->worker);
+  if (row->host) {
+    lua_pushstring(L, row->host);
+    lua_setfield(L, -2, "_host");
+  }
+  set_num(L, "_duration", (double)row->duration_us / 1e6);
+  set_num(L, "_cpu", (double)row->cpu_us / 1e6);
+  return 0;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
+/* The callback runs in a coroutine of its own, so that its traceback is
+   its own (not the engine's and map()'s frames under it); the coroutine
+   is used again after a normal return, and replaced after an error. */
+static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *msg, size_t msgsz) {
+  row_ctx_t *x = ud;
+  lua_State *L = x->L;
+  lua_State *co = lua_tothread(L, x->thread);
+  if (!lua_checkstack(co, 20)) {
+    snprintf(msg, msgsz, "Lua stack overflow");
+    return -1;
+  }
+  lua_settop(co, 0);
+  lua_pushvalue(L, x->fn);
+  lua_xmove(L, co, 1);
+  if (push_row(co, row, msg, msgsz) != 0) {
+    lua_settop(co, 0);
+    return -1;
+  }
+  lua_createtable(co, 0, 2);
+  lua_pushstring(co, x->name);
+  lua_setfield(co, -2, "name");
+  lua_createtable(co, 0, 6);
+  set_int(co, "total", c->total);
+  set_int(co, "active", c->active);
+  set_int(co, "finished", c->ok);
+  set_int(co, "failures", c->failed);
+  set_int(co, "exceptions", c->exceptions);
+  set_int(co, "on_result_errors", c->on_row_errors);
+  lua_setfield(co, -2, "progress");
+  int nres = 0;
+  int rc = lua_resume(co, L, 2, &nres);
+  if (rc == LUA_OK) {
+    lua_settop(co, 0);
+    return 0;
+  }
+  if (rc == LUA_YIELD) {
+    snprintf(msg, msgsz, "on_result yielded (a coroutine.yield outside a coroutine of its own)");
+  } else {
+    const char *m = lua_tostring(co, -1);
+    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
+    snprintf(msg, msgsz, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  /* A coroutine that failed or yielded is done: the next call gets a new one. */
+  lua_newthread(L);
+  lua_replace(L, x->thread);
+  return -1;
 }
 
 /* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {...} } */
@@ -187,6 +287,7 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
   set_int(L, "ok", r->counts.ok);
   set_int(L, "failed", r->counts.failed);
   set_int(L, "exceptions", r->counts.exceptions);
+  set_int(L, "on_result_errors", r->counts.on_row_errors);
   set_int(L, "resumed", r->counts.resumed);
   set_int(L, "retried", r->counts.retried);
   set_num(L, "seconds", r->seconds);
@@ -248,6 +349,17 @@ static int engine_run(lua_State *L) {
     o.retry_ud = &rctx;
   } else {
     if (!lua_isnil(L, -1)) o.limits.retries = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  row_ctx_t xctx = {L, 0, 0, o.name};
+  lua_getfield(L, 4, "on_result");
+  if (lua_isfunction(L, -1)) {
+    xctx.fn = lua_gettop(L); /* both stay on the stack while the stage runs */
+    lua_newthread(L);
+    xctx.thread = lua_gettop(L);
+    o.on_row = on_row_cb;
+    o.on_row_ud = &xctx;
+  } else {
     lua_pop(L, 1);
   }
   o.stage.run = int_field(L, 4, "run", 0);

@@ -33,13 +33,14 @@ local function help()
   local out = { USAGE, '', 'Run a parameter survey: the script calls psurvey.map(worker, psets).', '',
     'options (each also an environment variable; the command line wins over it):' }
   for _, spec in ipairs(options.specs) do
-    if spec.name ~= 'user' and spec.name ~= 'name' then
+    if spec.name ~= 'user' and spec.name ~= 'name' and spec.flag then
       out[#out + 1] = ('  %-28s %s'):format(spec.flag .. ' ' .. spec.arg, spec.env)
       out[#out + 1] = ('  %-28s %s'):format('', spec.help)
     end
   end
   out[#out + 1] = ('  %-28s %s'):format('', '')
-  out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal)'
+  out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal),'
+    .. ' on_result (a function)'
   out[#out + 1] = 'precedence: command line, then environment, then map(), then init(), then defaults'
   out[#out + 1] = ''
   out[#out + 1] = 'psurvey results FILE                lists the tables (one per map() call)'
@@ -75,7 +76,9 @@ local function parse(argv)
       end
       if not spec then
         local flags = {}
-        for _, s in ipairs(options.specs) do flags[#flags + 1] = s.flag end
+        for _, s in ipairs(options.specs) do
+          if s.flag then flags[#flags + 1] = s.flag end
+        end
         return nil, usage_error("unknown option '%s'%s", flag, options.suggest(flag, flags))
       end
       if value == nil and spec.bare then

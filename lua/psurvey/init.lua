@@ -334,7 +334,7 @@ function M.map(worker, list, opts)
     timeout = values.timeout, memory = values.memory, retries = values.retries,
     sandbox = values.sandbox == 'strict' and 1 or 0, seed = values.seed,
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
-    run = run, code_hash = code_hash, user_hash = user_hash,
+    run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then
@@ -348,7 +348,7 @@ function M.map(worker, list, opts)
     if partial and partial.error == 'hosts' then errors.raise('map: ' .. err, 2) end
     error('map: ' .. err, 2)
   end
-  if res.failed > 0 then state.failed = true end
+  if res.failed > 0 or res.on_result_errors > 0 then state.failed = true end
   return results.new(store, name, res, dbpath, state.engine:log_path())
 end
 

@@ -284,6 +284,13 @@ M.specs = {
     end },
   { name = 'name', scope = 'map', arg = 'NAME', check = check_string,
     help = "the map's table in the database (default stage1, stage2, ... in call order)" },
+  { name = 'on_result', scope = 'map', code_only = true,
+    help = "a function(row, system) the driver calls with each pset's stored row while the map runs",
+    check = function(v)
+      if type(v) == 'function' then return v end
+      return nil, 'expected a function(row, system), got ' .. type(v)
+    end,
+    show = function() return 'a function' end },
   { name = 'user', scope = 'map', arg = 'VALUE', parse = parse_literal,
     help = 'any plain Lua value, passed to every worker call as its third argument',
     check = function(v) return v end },
@@ -292,7 +299,7 @@ M.specs = {
 M.by_name = {}
 for _, spec in ipairs(M.specs) do
   spec.env = 'PSURVEY_' .. spec.name:upper()
-  spec.flag = '--' .. spec.name:gsub('_', '-')
+  spec.flag = not spec.code_only and '--' .. spec.name:gsub('_', '-') or nil
   spec.parse = spec.parse or function(s) return s end
   M.by_name[spec.name] = spec
 end
@@ -369,6 +376,10 @@ function M.from_env(getenv, env_names, level)
     local text = getenv(var)
     -- An empty PSURVEY_X= is not set (as paramsurvey ignores PARAMSURVEY_X=):
     -- `PSURVEY_NCORES= psurvey s.lua` turns the variable off for one run.
+    if spec and spec.code_only and text ~= nil and text ~= '' then
+      errors.raise(("environment variable %s: option '%s' is a function: give it to map()"):format(var, name),
+        level + 1)
+    end
     if spec and text ~= nil and text ~= '' then
       local value, why = spec.parse(text)
       if why == nil then value, why = spec.check(value) end

@@ -8,7 +8,8 @@
 ---   results:column(name)     one column as an array (nil where absent; .n is the count)
 ---   results.missing          the psets that failed, same interface; rows carry _exception, _traceback
 ---   results:attempts()       every failed attempt (retried or final): kind, message, worker, cpu...
----   results.progress         total, active, finished, failures, exceptions
+---   results.progress         total, active, finished (psets with a result), failures (psets that
+---                            failed), exceptions, on_result_errors; tostring as paramsurvey's
 ---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it)
 local format = require('psurvey.format')
 
@@ -93,8 +94,11 @@ function M.new(store, name, res, dbpath, logpath)
   r.missing = view(store, name, 'missing', res.failed)
   r.progress = setmetatable({
     total = res.total, active = 0, finished = res.ok,
-    failures = res.failed, exceptions = res.exceptions,
-    resumed = res.resumed or 0, retried = res.retried or 0,
+    -- As paramsurvey, an error of on_result (its out_func) is an exception
+    -- too; failures stay the psets that failed, so finished + failures is
+    -- the total.
+    failures = res.failed, exceptions = res.exceptions + (res.on_result_errors or 0),
+    resumed = res.resumed or 0, retried = res.retried or 0, on_result_errors = res.on_result_errors or 0,
   }, Progress)
   r.stats = setmetatable(res.stats, Stats)
   r.db = dbpath
