@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "frame.h"
 #include "link.h"
 #include "local.h"
@@ -183,14 +184,15 @@ int ps_agent_main(const char *exe) {
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
   host[sizeof host - 1] = '\0';
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  /* The CPUs the agent (and the workers it starts) may run on there. */
+  int cores = ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
   ps_msg_agent_t hello = {
       PS_PROTOCOL,
-      (uint64_t)(cores > 0 ? cores : 1),
+      (uint64_t)cores,
       (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
       {host, strlen(host)},
       {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpus.h"
+
 /* Called when both the exit status and the end of output are known. */
 static void maybe_dead(ps_worker_t *w) {
   if (!w->exited || !w->eof || w->closing) return;
@@ -89,8 +91,8 @@ int ps_local_setup(ps_pool_t *p, ps_node_t **out, ps_err_t *err) {
     n->ops = &local_ops;
     if (gethostname(n->host, sizeof n->host - 1) != 0) strcpy(n->host, "localhost");
     snprintf(n->name, sizeof n->name, "%s", n->host);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    n->cores = cores > 0 ? (int)cores : 1;
+    /* What this process may run on (taskset, a cpuset, a quota). */
+    n->cores = ps_cpus_usable();
     n->slots = 1;
     n->state = PS_NODE_UP;
     n->ever_up = 1;

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "census.h"
+#include "cpus.h"
 #include "hash.h"
 #include "lcodec.h"
 #include "lpsurvey.h"
@@ -137,11 +138,12 @@ static int core_env_names(lua_State *L) {
   return 1;
 }
 
-/* core.ncpu() -> number of online cores */
-static int core_ncpu(lua_State *L) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_pushinteger(L, n > 0 ? n : 1);
-  return 1;
+/* core.cpus() -> CPUs this process may use (affinity, cgroup quota), CPUs
+   online */
+static int core_cpus(lua_State *L) {
+  lua_pushinteger(L, ps_cpus_usable());
+  lua_pushinteger(L, ps_cpus_online());
+  return 2;
 }
 
 /* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
@@ -178,7 +180,7 @@ static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
                                       {"hostname", core_hostname},
                                       {"vmem", core_vmem},
                                       {"isatty", core_isatty},
-                                      {"ncpu", core_ncpu},
+                                      {"cpus", core_cpus},
                                       {"mkdir", core_mkdir},
                                       {"env_names", core_env_names},
                                       {NULL, NULL}};

@@ -307,7 +307,7 @@ function M.map(worker, list, opts)
   end
   state.names[db_key .. lower] = name
   local ncores = values.ncores
-  if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
+  if ncores == -1 then ncores = math.max(1, (core.cpus()) - 1) end
   if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
 
   local code_hash = core.hash(core.ship(worker, true))
