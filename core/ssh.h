@@ -15,7 +15,7 @@
 typedef struct ps_ssh_spec_s {
   const char *target;  /* [user@]host, as ssh takes it */
   int port;            /* 0: ssh's own default */
-  int slots;           /* 0: the host's cores minus one, at least 1 */
+  int slots;           /* 0: the CPUs the host's agent may use */
   const char *psurvey; /* the program on that host; NULL: "psurvey" */
 } ps_ssh_spec_t;
 

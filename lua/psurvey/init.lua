@@ -195,6 +195,34 @@ local function check_backends(values, from, level)
   end
 end
 
+--- The workers of this machine for option ncores (0: one per CPU this
+--- process may use; -N: those but N, at least 1; N: N), and how that
+--- came about, for the verbose line.
+local function workers_of(ncores)
+  local usable, online = core.cpus()
+  local cpus = ('%d CPU%s usable%s'):format(usable, usable == 1 and '' or 's',
+    usable < online and (' of %d online'):format(online) or '')
+  if ncores > 0 then return ncores, ('ncores=%d; %s'):format(ncores, cpus) end
+  if ncores == 0 then return usable, 'ncores=0: one per CPU, ' .. cpus end
+  local n = math.max(1, usable + ncores)
+  if usable + ncores < 1 then
+    return n, ('ncores=%d: %s; keeping %d for the driver leaves none, so 1 at least'):format(ncores, cpus, -ncores)
+  end
+  return n, ('ncores=%d: %s, %d kept for the driver'):format(ncores, cpus, -ncores)
+end
+
+--- At verbose >= 1, one line on how many workers this machine starts.
+local function say_workers(name, values, ncores, cpus_text, total)
+  if values.verbose < 1 then return end
+  local here = false
+  for _, b in ipairs(values.backend) do here = here or b == 'process' end
+  if not here then return end
+  if values.limit > 0 and values.limit < total then total = values.limit end
+  local n = math.min(ncores, math.max(total, 1))
+  io.stderr:write(('psurvey: %s: %d worker%s%s%s (%s)\n'):format(name, n, n == 1 and '' or 's',
+    #values.backend > 1 and ' on this machine' or '', n < ncores and (', one per pset') or '', cpus_text))
+end
+
 --- Sets up where workers run, once per run: this machine, ssh hosts, or
 --- both as one pool.
 local function use_backend(values, from)
@@ -306,9 +334,7 @@ function M.map(worker, list, opts)
     lower = name:lower()
   end
   state.names[db_key .. lower] = name
-  local ncores = values.ncores
-  if ncores == -1 then ncores = math.max(1, (core.cpus()) - 1) end
-  if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
+  local ncores, cpus_text = workers_of(values.ncores)
 
   local code_hash = core.hash(core.ship(worker, true))
   local user_hash = core.hash(core.encode(values.user, true))
@@ -327,6 +353,7 @@ function M.map(worker, list, opts)
     note_start_over(store, name, code_hash, user_hash, total, values.verbose)
   end
   use_backend(values, from)
+  say_workers(name, values, ncores, cpus_text, #source)
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
     max_tasks_per_child = values.max_tasks_per_child, verbose = values.verbose,

@@ -202,8 +202,9 @@ M.specs = {
     end,
     -- As the command line takes it: 'process,ssh'.
     show = function(v) return "'" .. table.concat(v, ',') .. "'" end },
-  { name = 'ncores', default = -1, arg = 'N', check = check_int(-1, 10000), parse = parse_int,
-    help = 'worker processes; -1: all cores but one, at least 1' },
+  { name = 'ncores', default = 0, arg = 'N', check = check_int(-10000, 10000), parse = parse_int,
+    help = 'worker processes on this machine; 0: one per CPU this process may use (affinity, cgroup quota);'
+      .. ' -N: those CPUs but N, at least 1' },
   { name = 'limit', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
     help = 'run only the first N psets of each map (0: all)' },
   { name = 'verbose', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
