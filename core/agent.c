@@ -94,8 +94,10 @@ static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
     case PS_MSG_SPAWN: {
       ps_worker_t *w;
       ps_err_t err;
-      if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
-      if (ps_pool_spawn(&a->pool, a->here, &w, &err) != 0) {
+      if (ps_msg_get_relay(kind, p, n, &m) != 0 || m.bytes.n >= PS_GPUS_TEXT) break;
+      char gpus[PS_GPUS_TEXT];
+      ps_text(gpus, sizeof gpus, m.bytes.p, m.bytes.n);
+      if (ps_pool_spawn(&a->pool, a->here, gpus, &w, &err) != 0) {
         gone(a, m.worker, 127, 0, err.msg);
         return;
       }

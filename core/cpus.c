@@ -1,6 +1,8 @@
 /* cpus.c: the CPUs this process may use (cpus.h). */
 #include "cpus.h"
 
+#include "ps.h"
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +94,36 @@ int ps_cpus_usable(void) {
     if (quota > 0 && quota < cpus) cpus = quota;
   }
   return cpus > 0 ? cpus : 1;
+}
+
+const char *const ps_thread_vars[PS_THREAD_VARS] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS"};
+
+int ps_threads_init(ps_threads_t *t) {
+  memset(t, 0, sizeof *t);
+  for (int k = 0; k < PS_THREAD_VARS; k++) {
+    const char *v = getenv(ps_thread_vars[k]);
+    if ((t->base[k] = strdup(v && *v ? v : "1")) == NULL) {
+      ps_threads_free(t);
+      return PS_ENOMEM;
+    }
+    setenv(ps_thread_vars[k], t->base[k], 1);
+  }
+  return 0;
+}
+
+void ps_threads_set(ps_threads_t *t, int n) {
+  if (n < 0) n = 0;
+  if (n == t->now) return;
+  char text[16];
+  snprintf(text, sizeof text, "%d", n);
+  for (int k = 0; k < PS_THREAD_VARS; k++) setenv(ps_thread_vars[k], n ? text : t->base[k], 1);
+  t->now = n;
+}
+
+void ps_threads_free(ps_threads_t *t) {
+  for (int k = 0; k < PS_THREAD_VARS; k++) {
+    free(t->base[k]);
+    t->base[k] = NULL;
+  }
 }

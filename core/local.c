@@ -48,7 +48,11 @@ static const ps_link_cb_t worker_link = {on_worker_frame, on_worker_end, NULL};
 
 static int local_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
   ps_pool_t *p = n->pool;
-  char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
+  /* Bound to its GPUs for life: the worker sets CUDA_VISIBLE_DEVICES from
+     --gpus before any library can read it ("" hides every GPU). */
+  char gpus[sizeof w->gpus + 8];
+  snprintf(gpus, sizeof gpus, "--gpus=%s", w->gpus);
+  char *args[] = {p->exe, "worker", "--die-with-parent", gpus, NULL};
   int to_fd, from_fd;
   ps_err_t why;
   /* In a session of its own (child.h): a kill of the group reaches the

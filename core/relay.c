@@ -89,7 +89,7 @@ int ps_relay_frame(ps_relay_t *r, int kind, const char *p, size_t len, char *why
 int ps_relay_spawn(ps_relay_t *r, ps_worker_t *w) {
   ps_buf_t b;
   ps_buf_init(&b);
-  ps_msg_put_spawn(&b, (uint64_t)w->id);
+  ps_msg_put_spawn(&b, (uint64_t)w->id, w->gpus, strlen(w->gpus));
   return send_built(r, &b);
 }
 

@@ -145,6 +145,8 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
   lua_setfield(L, -2, "memory");
   lua_pushinteger(L, f->limits->ncores);
   lua_setfield(L, -2, "ncores");
+  lua_pushinteger(L, f->limits->gpus);
+  lua_setfield(L, -2, "gpus");
   lua_pushinteger(L, (lua_Integer)f->attempt);
   int rc = lua_pcall(L, 3, 1, top + 1);
   if (rc != LUA_OK) {
@@ -336,6 +338,7 @@ static int engine_run(lua_State *L) {
   o.limits.timeout = num_field(L, 4, "timeout", 0);
   o.limits.memory = num_field(L, 4, "memory", 0);
   o.limits.ncores = 1;
+  o.limits.gpus = 0;
   o.limits.retries = 1;
   o.sandbox = (int)int_field(L, 4, "sandbox", 0);
   o.seed = (uint64_t)int_field(L, 4, "seed", 0);
