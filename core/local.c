@@ -97,6 +97,8 @@ int ps_local_setup(ps_pool_t *p, ps_node_t **out, ps_err_t *err) {
     snprintf(n->name, sizeof n->name, "%s", n->host);
     /* What this process may run on (taskset, a cpuset, a quota). */
     n->cores = ps_cpus_usable();
+    long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+    n->mem_mb = pages > 0 && pagesize > 0 ? (int64_t)(pages / 1024) * pagesize / 1024 : 0;
     n->slots = 1;
     n->state = PS_NODE_UP;
     n->ever_up = 1;

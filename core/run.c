@@ -209,20 +209,27 @@ static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
   ps__run_fail_here(r, t, msg);
 }
 
-/* A pset that wants more GPUs than any node has fails before it runs. */
+/* A pset that wants more GPUs than any node has fails before it runs,
+   saying how many it asked for and the most a node has. */
 static void too_many_gpus(ps_run_t *r, const ps_task_t *t) {
-  char msg[200];
-  int most = r->sched.o.most_gpus;
+  char msg[sizeof((ps_node_t *)0)->name + 300], asks[64], has[100];
+  int most = r->sched.o.most_gpus, want = gpus_of(r, t);
   ps_pool_t *p = &r->e->pool;
-  const char *noun = p->nnodes == 1 ? p->nodes[0]->ops->noun : "node";
-  if (most == 0)
-    snprintf(msg, sizeof msg,
-             "the pset asks for %d GPUs (gpus) but no %s has any (option 'gpus', or "
-             "CUDA_VISIBLE_DEVICES or nvidia-smi where the driver runs)",
-             gpus_of(r, t), noun);
+  const ps_node_t *only = p->nnodes == 1 ? p->nodes[0] : NULL;
+  snprintf(asks, sizeof asks, "asks for %d GPU%s (gpus)", want, want == 1 ? "" : "s");
+  if (most > 0)
+    snprintf(has, sizeof has, "%d", most);
+  else if (only && only->ops->slots_per_map)
+    snprintf(has, sizeof has, "none (option 'gpus', CUDA_VISIBLE_DEVICES or nvidia-smi say which)");
   else
-    snprintf(msg, sizeof msg, "the pset asks for %d GPUs (gpus) but the most any %s has is %d",
-             gpus_of(r, t), noun, most);
+    snprintf(has, sizeof has, "none (option 'gpus'; for hosts, gpus=)");
+  if (only && only->ops->slots_per_map)
+    snprintf(msg, sizeof msg, "the pset %s but %s has %s", asks, only->ops->noun, has);
+  else if (only)
+    snprintf(msg, sizeof msg, "the pset %s but %s %s has %s", asks, only->ops->noun, only->name,
+             has);
+  else
+    snprintf(msg, sizeof msg, "the pset %s but the most any host has is %s", asks, has);
   ps__run_fail_here(r, t, msg);
 }
 

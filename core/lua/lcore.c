@@ -146,6 +146,13 @@ static int core_cpus(lua_State *L) {
   return 2;
 }
 
+/* core.memory() -> MiB of physical memory on this machine */
+static int core_memory(lua_State *L) {
+  long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+  lua_pushinteger(L, pages > 0 && pagesize > 0 ? (lua_Integer)(pages / 1024) * pagesize / 1024 : 0);
+  return 1;
+}
+
 /* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
    reaches the Lua hook that raises "interrupted"). */
 static int core_sleep(lua_State *L) {
@@ -181,6 +188,7 @@ static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
                                       {"vmem", core_vmem},
                                       {"isatty", core_isatty},
                                       {"cpus", core_cpus},
+                                      {"memory", core_memory},
                                       {"mkdir", core_mkdir},
                                       {"env_names", core_env_names},
                                       {NULL, NULL}};

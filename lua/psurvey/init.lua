@@ -10,6 +10,7 @@ local format = require('psurvey.format')
 local psets = require('psurvey.psets')
 local hosts = require('psurvey.hosts')
 local errors = require('psurvey.errors')
+local resources = require('psurvey.resources')
 
 local M = {
   version = core.version,
@@ -31,6 +32,7 @@ local state = {
   names = {},      -- table names used by this run, each once
   runs = {},       -- path -> this run's id in the database's _psurvey_runs
   backend = nil,   -- the first map()'s backend, and for ssh its hosts: one per run
+  backend_names = nil, -- and its names ({ 'process', 'ssh' })
   failed = false,  -- some pset of some map() failed
 }
 
@@ -163,8 +165,11 @@ end
 --- that names its workers; setup(engine, setup) adds its nodes to the pool.
 local backends = {
   process = {
-    prepare = function() return {}, 'process' end,
-    setup = function(engine) engine:backend('process', {}) end,
+    prepare = function(values)
+      local gpus = table.concat((resources.gpus_here(values)), ',')
+      return { gpus = gpus }, 'process' .. (gpus ~= '' and (' with GPUs ' .. gpus) or '')
+    end,
+    setup = function(engine, setup) engine:backend('process', setup) end,
   },
   ssh = {
     prepare = function(values, from, level)
@@ -233,7 +238,7 @@ local function use_backend(values, from)
   local key = table.concat(keys, ', ')
   if state.backend == nil then
     for i, name in ipairs(values.backend) do backends[name].setup(state.engine, setups[i], values) end
-    state.backend = key
+    state.backend, state.backend_names = key, values.backend
   elseif state.backend ~= key then
     errors.raise(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
       state.backend), 3)
@@ -421,6 +426,34 @@ function M._replay(db, name, index)
   return out, pset
 end
 
+--- Where workers run: one entry per node of the backends in use, as
+--- paramsurvey lists them: { host = ..., num_cores = N, memory = GiB,
+--- gpus = { ids }, backend = 'process' | 'ssh', connected = bool }. Before
+--- the first map() starts workers, from init()'s options: this machine as
+--- it is, ssh hosts without num_cores and memory (known once they connect).
+---@return table[]
+function M.current_resources()
+  local values = options.resolve(layers({}))
+  if state.backend_names then values.backend = state.backend_names end
+  return resources.current(state.engine, values)
+end
+
+--- The CPUs of current_resources(), summed (hosts not yet connected count 0).
+---@return integer
+function M.current_core_count()
+  local n = 0
+  for _, r in ipairs(M.current_resources()) do n = n + (r.num_cores or 0) end
+  return n
+end
+
+--- The backends in use (or that the next map() would use): 'process',
+--- 'ssh' or 'process,ssh'.
+---@return string
+function M.backend()
+  local names = state.backend_names or options.resolve(layers({})).backend
+  return table.concat(names, ',')
+end
+
 --- The driver's memory use in GiB (resident now, and its peak).
 function M.vmem()
   return core.vmem()
@@ -441,7 +474,7 @@ end
 function M.shutdown(status)
   if state.engine then state.engine:close() end
   state.engine = nil
-  state.backend = nil
+  state.backend, state.backend_names = nil, nil
   -- After a signal, a database another program holds is waited for 1 s at most.
   local wait = status == 'interrupted' and 1 or math.huge
   for path, id in pairs(state.runs) do
