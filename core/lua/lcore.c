@@ -177,21 +177,12 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
-                                      {"census", core_census},
-                                      {"encode", core_encode},
-                                      {"decode", core_decode},
-                                      {"ship", core_ship},
-                                      {"hash", core_hash},
-                                      {"pid", core_pid},
-                                      {"hostname", core_hostname},
-                                      {"vmem", core_vmem},
-                                      {"isatty", core_isatty},
-                                      {"cpus", core_cpus},
-                                      {"memory", core_memory},
-                                      {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names},
-                                      {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {
+    {"sleep", core_sleep},   {"census", core_census},       {"encode", core_encode},
+    {"decode", core_decode}, {"ship", core_ship},           {"hash", core_hash},
+    {"pid", core_pid},       {"hostname", core_hostname},   {"vmem", core_vmem},
+    {"isatty", core_isatty}, {"cpus", core_cpus},           {"memory", core_memory},
+    {"mkdir", core_mkdir},   {"env_names", core_env_names}, {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

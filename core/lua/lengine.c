@@ -501,10 +501,9 @@ static int engine_nodes(lua_State *L) {
 }
 
 static const luaL_Reg engine_methods[] = {
-    {"nodes", engine_nodes},
-    {"backend", engine_backend},   {"run", engine_run}, {"close", engine_close},
-    {"log_path", engine_log_path}, {"log", engine_log}, {"__gc", engine_close},
-    {"__close", engine_close},     {NULL, NULL}};
+    {"nodes", engine_nodes}, {"backend", engine_backend},   {"run", engine_run},
+    {"close", engine_close}, {"log_path", engine_log_path}, {"log", engine_log},
+    {"__gc", engine_close},  {"__close", engine_close},     {NULL, NULL}};
 
 void psL_open_engine(lua_State *L) {
   if (luaL_newmetatable(L, ENGINE)) {
