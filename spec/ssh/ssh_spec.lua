@@ -78,6 +78,32 @@ describe('the ssh backend #ssh', function()
       H.sql(remote.db, 'select distinct _host h from same'))
   end)
 
+  it("binds a host's workers to its GPUs, and reports the host in current_resources", function()
+    local psets = {}
+    for i = 1, 6 do psets[i] = { i = i, _psurvey = { gpus = i % 3 } } end
+    psets[7] = { i = 7, _psurvey = { gpus = 3 } }
+    local host = { host = '127.0.0.1', port = port, slots = 2, psurvey = H.bin, gpus = { 4, 6 } }
+    local r = psurvey.map(function(p, system)
+      system.sleep(0.1)
+      return { seen = os.getenv('CUDA_VISIBLE_DEVICES') }
+    end, psets, options({ hosts = { host }, name = 'gpus' }))
+    assert.equal(6, #r)
+    local got = H.sql(r.db, 'select i, seen, _exception ex from gpus order by i')
+    for k = 1, 6 do
+      local want = ({ [0] = '^$', '^[46]$', '^[46],[46]$' })[k % 3]
+      assert.matches(want, got[k].seen)
+    end
+    assert.equal('4,6', got[2].seen)
+    assert.equal(('the pset asks for 3 GPUs (gpus) but ssh host 127.0.0.1:%d has 2'):format(port), got[7].ex)
+    local res = psurvey.current_resources()
+    assert.equal(1, #res)
+    assert.same({ ('127.0.0.1:%d'):format(port), 'ssh', true, { '4', '6' } },
+      { res[1].host, res[1].backend, res[1].connected, res[1].gpus })
+    assert.equal(require('psurvey.core').cpus(), res[1].num_cores)
+    assert.is_true(res[1].memory > 0.1)
+    assert.equal('ssh', psurvey.backend())
+  end)
+
   it('runs from the command line with a hosts file, counting psets per host at verbose 2', function()
     local dir = H.tmpdir()
     H.write(dir, 'hosts.txt', ('# the lab\n127.0.0.1:%d slots=2 psurvey=%s\n'):format(port, H.bin))
