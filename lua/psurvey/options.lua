@@ -299,7 +299,7 @@ M.specs = {
       return s
     end },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
-    help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path]' },
+    help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path] [gpus=ID,ID]' },
   { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,
     help = 'ssh backend: { hosts = {...}, options = { extra ssh arguments }, heartbeat = 30, reconnect = true }',
     check = function(v)
