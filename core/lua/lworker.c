@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "cpus.h"
-
 #include "frame.h"
 #include "hash.h"
 #include "lcodec.h"
