@@ -199,7 +199,7 @@ void ps_progress_block(ps_progress_t *p, const char *text, size_t len) {
   }
 }
 
-void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
+void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
                          const char *tb, size_t tb_len, const char *logpath) {
   if (!p->logpath[0] && logpath) snprintf(p->logpath, sizeof p->logpath, "%s", logpath);
   if (p->verbose < 1) return;
@@ -213,14 +213,14 @@ void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_
   if (n > FAILURE_LINE_BYTES) n = FAILURE_LINE_BYTES;
   /* The first says where tracebacks are; verbose 2 shows each one here. */
   if (p->failures_shown++ == 0 && p->verbose < 2)
-    ps_progress_event(p, "pset #%lld failed: %.*s (its traceback is in %s)", (long long)index + 1,
-                      n, msg, logpath);
+    ps_progress_event(p, "pset %s failed: %.*s (its traceback is in %s)", pset, n, msg, logpath);
   else
-    ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
+    ps_progress_event(p, "pset %s failed: %.*s", pset, n, msg);
   if (p->verbose >= 2) ps_progress_block(p, tb, tb_len);
 }
 
-void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {
+void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,
+                     const char *failures) {
   clear_bar(p);
   double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
   if (p->verbose >= 1) {
@@ -239,10 +239,11 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
     }
     fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra,
             took);
-    if (p->logpath[0])
-      fprintf(stderr, "psurvey: %s: the failures' tracebacks are in %s (and in results.missing)\n",
-              p->name, p->logpath);
   }
+  /* What failed, at every verbosity: the one line a quiet run shows. */
+  if (failures && failures[0])
+    fprintf(stderr, "psurvey: %s: %s (tracebacks: %s, results.missing)\n", p->name, failures,
+            p->logpath[0] ? p->logpath : "the hidden log");
   if (p->vstats >= 1 && h->count) {
     char s[300];
     ps_format_stats(s, sizeof s, h);

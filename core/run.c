@@ -371,9 +371,11 @@ static void on_frame(ps_worker_t *w, int kind, const char *p, size_t n) {
         ps_worker_kill(w, SIGKILL, "sent a malformed start notice");
         return;
       }
-      if (r && r->o->verbose >= 3)
-        ps_progress_event(&r->progress, "pset #%llu started on worker %lld",
-                          (unsigned long long)m.index + 1, (long long)w->id);
+      if (r && r->o->verbose >= 3 && m.index < (uint64_t)r->src->count) {
+        char name[128];
+        ps__run_pset_name(r, (int64_t)m.index, name, sizeof name);
+        ps_progress_event(&r->progress, "pset %s started on worker %lld", name, (long long)w->id);
+      }
       return;
     }
     case PS_MSG_FATAL: {
@@ -827,6 +829,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   ps_log_printf(&e->log, "stage %s: %lld psets, options: %s", o->name, (long long)r->total,
                 o->options_text ? o->options_text : "");
   ps_progress_init(&r->progress, o->name, o->verbose, o->vstats);
+  ps_tally_init(&r->failures);
   uv_timer_init(&e->loop, &r->timer);
   uv_timer_init(&e->loop, &r->watch);
   uv_check_init(&e->loop, &r->check);
@@ -900,7 +903,9 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
   const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
   if (r->stage) end_stage(r, how);
-  ps_progress_end(&r->progress, &r->c, &r->hist, how);
+  char failures[600];
+  ps_tally_text(&r->failures, failures, sizeof failures);
+  ps_progress_end(&r->progress, &r->c, &r->hist, how, failures);
   ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how,
                 (long long)r->c.ok, (long long)r->c.failed, (long long)r->total);
   close_handles(r);

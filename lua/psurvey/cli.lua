@@ -38,6 +38,8 @@ local function help()
       out[#out + 1] = ('  %-28s %s'):format('', spec.help)
     end
   end
+  out[#out + 1] = ('  %-28s %s'):format('-q, --quiet', 'no progress and no statistics (--verbose 0 --vstats 0);'
+    .. ' failures still end with one line')
   out[#out + 1] = ('  %-28s %s'):format('', '')
   out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal),'
     .. ' on_result (a function)'
@@ -67,6 +69,10 @@ local function parse(argv)
     if a == '--' then
       table.move(argv, i + 1, #argv, #rest + 1, rest)
       break
+    elseif a == '-q' or a == '--quiet' then
+      -- No progress and no statistics; a map's one-line summary of its
+      -- failures still shows.
+      values.verbose, values.vstats = 0, 0
     elseif a:sub(1, 2) == '--' then
       local flag, value = a:match('^(%-%-[^=]+)=(.*)$')
       flag = flag or a
