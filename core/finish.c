@@ -20,6 +20,8 @@
 #define LOG_PSET_MAX 4096
 #define LOG_MESSAGE_BYTES 300
 #define CAUSE_BYTES 120
+/* A percentage halt counts from this many finished psets on. */
+#define HALT_PCT_AFTER 10
 /* The first psets of a map all failing alike this many times is a warning. */
 #define BROKEN_AFTER 10
 /* A pset's values on a terminal line, at most this many bytes. */
@@ -107,6 +109,28 @@ static void call_on_row(ps_run_t *r, const ps_row_t *row) {
                     point ? " (its traceback is in " : "", point ? log->path : "",
                     point ? ")" : "");
   if (r->o->verbose >= 2 && nl) ps_progress_block(&r->progress, nl + 1, len - first - 1);
+}
+
+/* Trips the stage's halt option when its failures reach it: counted over
+   this run's psets (not those resumed), a percentage once at least
+   HALT_PCT_AFTER have finished. */
+static void check_halt(ps_run_t *r) {
+  const ps_run_opts_t *o = r->o;
+  if (o->halt == PS_HALT_NEVER || r->halted) return;
+  int64_t failed = r->failures.total;
+  int64_t finished = r->c.ok + r->c.failed - r->c.resumed;
+  int trip = o->halt_fail > 0 ? failed >= o->halt_fail
+                              : finished >= HALT_PCT_AFTER &&
+                                    (double)failed * 100.0 >= o->halt_pct * (double)finished;
+  if (!trip) return;
+  r->halted = o->halt;
+  ps_log_printf(&r->e->log, "stage %s: halt '%s': %lld of %lld finished psets failed; %s", o->name,
+                o->halt_text ? o->halt_text : "?", (long long)failed, (long long)finished,
+                o->halt == PS_HALT_NOW ? "stopping now" : "no new psets start");
+  ps_progress_event(&r->progress, "halt '%s': %lld of %lld finished psets failed: %s",
+                    o->halt_text ? o->halt_text : "?", (long long)failed, (long long)finished,
+                    o->halt == PS_HALT_NOW ? "stopping the running psets"
+                                           : "no new psets start; the running ones finish");
 }
 
 /* Stores the outcome of pset t as its row and counts it. w is NULL for a
@@ -211,6 +235,7 @@ void ps__run_finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_ou
     log_failure(r, &row, out);
   }
   if (r->o->on_row) call_on_row(r, &row);
+  check_halt(r);
   ps_buf_free(&why);
   ps__run_check_done(r);
 }

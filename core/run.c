@@ -204,11 +204,26 @@ static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now)
     ps__run_fail(r, PS_ENOMEM, "out of memory");
 }
 
+/* Whether a halted stage has nothing left running: at once when halting
+   now; when halting soon, once every worker's running pset is done (a
+   worker killed for holding more counts as done). */
+static int halt_settled(ps_run_t *r) {
+  if (r->halted == PS_HALT_NEVER) return 0;
+  if (r->halted == PS_HALT_NOW) return 1;
+  ps_pool_t *p = &r->e->pool;
+  for (int k = 0; k < p->n; k++) {
+    ps_worker_t *w = p->workers[k];
+    worker_state_t *st = ps__state_of(w);
+    if (st && !w->why[0] && st->slot.len > 0) return 0;
+  }
+  return 1;
+}
+
 /* Gives the worker batches, as the scheduler makes them, until it holds
    `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   worker_state_t *st = ps__state_of(w);
-  if (r->done || r->fatal || r->interrupted || w->closing || w->why[0]) return;
+  if (r->done || r->fatal || r->interrupted || r->halted || w->closing || w->why[0]) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
   int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
@@ -301,6 +316,12 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
      database: then they wait in memory). */
   commit_rows(r);
   if (r->fatal) return;
+  if (r->halted == PS_HALT_SOON && s->len > 0) {
+    /* Halting soon: its running pset is done; what it holds next must not
+       start (if it just did, it is killed and not stored). */
+    ps_worker_kill(w, SIGKILL, "halted");
+    return;
+  }
   if (r->o->max_tasks_per_child > 0 && s->assigned >= r->o->max_tasks_per_child && s->len == 0 &&
       !s->retiring) {
     s->retiring = 1;
@@ -440,7 +461,7 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
   ps_slot_t *s = &st->slot;
   ps_sched_t *sc = &r->sched;
   int rc = 0;
-  if (r->interrupted || r->fatal) {
+  if (r->interrupted || r->fatal || r->halted) {
     /* Stopping: what was in flight is simply not done. */
   } else if (st->startup_stuck) {
     /* It never became ready to run them: not the psets' fault. */
@@ -896,12 +917,16 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     fill_workers(r);
     dispatch_all(r);
   }
-  while (!r->done && !r->fatal && !r->interrupted) uv_run(&e->loop, UV_RUN_ONCE);
+  while (!r->done && !r->fatal && !r->interrupted && !halt_settled(r))
+    uv_run(&e->loop, UV_RUN_ONCE);
 
   /* Stop every worker: their work in flight belongs to this stage. */
-  if (r->fatal || r->interrupted)
+  if (r->fatal || r->interrupted || r->halted)
     ps_pool_drain(&e->pool, PS_DRAIN_KILL, STOP_GRACE_MS, STOP_LIMIT_MS);
-  const char *how = r->interrupted ? "interrupted" : r->fatal ? "failed" : "done";
+  const char *how = r->interrupted ? "interrupted"
+                    : r->fatal     ? "failed"
+                    : r->halted    ? "halted"
+                                   : "done";
   if (r->stage) end_stage(r, how);
   char failures[600];
   ps_tally_text(&r->failures, failures, sizeof failures);
@@ -917,11 +942,15 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   out->hist = r->hist;
   out->seconds = (double)(ps_mono_us() - r->start_us) / 1e6;
   out->interrupted = r->interrupted;
+  out->halted = r->halted;
   if (r->fatal) {
     *err = r->err;
     rc = r->err.code ? r->err.code : PS_EWORKER;
   } else if (r->interrupted) {
     rc = ps_err_set(err, PS_EINTR, "interrupted by signal %d", r->interrupted);
+  } else if (r->halted) {
+    rc = ps_err_set(err, PS_EHALT, "halted by halt '%s' after %lld failed psets",
+                    o->halt_text ? o->halt_text : "?", (long long)r->failures.total);
   }
   ps_sched_free(&r->sched);
   ps_buf_free(&r->scratch);

@@ -49,6 +49,7 @@ struct ps_run_s {
   ps_counts_t c;
   ps_hist_t hist;
   int done, interrupted, fatal;
+  int halted; /* PS_HALT_* once the halt option tripped */
   ps_err_t err;
   int startup_failures;
   ps_progress_t progress;

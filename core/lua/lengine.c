@@ -292,6 +292,7 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
   set_int(L, "retried", r->counts.retried);
   set_num(L, "seconds", r->seconds);
   set_int(L, "interrupted", r->interrupted);
+  set_int(L, "halted", r->halted);
   const ps_hist_t *h = &r->hist;
   lua_createtable(L, 0, 10);
   set_int(L, "count", h->count);
@@ -341,6 +342,12 @@ static int engine_run(lua_State *L) {
   o.seed = (uint64_t)int_field(L, 4, "seed", 0);
   o.resume = (int)int_field(L, 4, "resume", 0);
   o.resume_keep_failed = (int)int_field(L, 4, "resume_keep_failed", 0);
+  o.halt = (int)int_field(L, 4, "halt", PS_HALT_NEVER);
+  if (o.halt != PS_HALT_NEVER && o.halt != PS_HALT_SOON && o.halt != PS_HALT_NOW)
+    return luaL_error(L, "engine:run: bad halt mode %d", o.halt);
+  o.halt_fail = int_field(L, 4, "halt_fail", 0);
+  o.halt_pct = num_field(L, 4, "halt_pct", 0);
+  o.halt_text = str_field(L, 4, "halt_text", &n);
   retry_ctx_t rctx = {L, 0};
   lua_getfield(L, 4, "retries");
   if (lua_isfunction(L, -1)) {
@@ -385,11 +392,12 @@ static int engine_run(lua_State *L) {
   lua_pushstring(L, err.msg);
   push_result(L, &res);
   /* What kind of failure, for the caller to tell the user's from others. */
-  lua_pushstring(L, rc == PS_EHOSTS  ? "hosts"
-                    : rc == PS_EDB   ? "db"
-                    : rc == PS_EBUSY ? "busy"
-                    : rc == PS_EINTR ? "interrupted"
-                                     : "other");
+  lua_pushstring(L, rc == PS_EHALT    ? "halted"
+                    : rc == PS_EHOSTS ? "hosts"
+                    : rc == PS_EDB    ? "db"
+                    : rc == PS_EBUSY  ? "busy"
+                    : rc == PS_EINTR  ? "interrupted"
+                                      : "other");
   lua_setfield(L, -2, "error");
   return 3;
 }

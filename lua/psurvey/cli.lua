@@ -5,7 +5,7 @@
 ---   psurvey --help | --version
 ---
 --- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
---- script failed, 130 interrupted.
+--- script failed, 4 a map halted (its halt option), 130 interrupted.
 local core = require('psurvey.core')
 local options = require('psurvey.options')
 local format = require('psurvey.format')
@@ -49,7 +49,8 @@ local function help()
   out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
   out[#out + 1] = 'psurvey replay FILE TABLE INDEX     runs pset INDEX of TABLE again, in the foreground'
   out[#out + 1] = ''
-  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 130 interrupted'
+  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 4 a map halted'
+    .. ' (halt), 130 interrupted'
   io.stdout:write(table.concat(out, '\n'), '\n')
   return 0
 end
@@ -250,6 +251,9 @@ function M.main(argv)
     elseif type(e) == 'table' and e.interrupted then
       say('%s', e.message)
       code, status = 130, 'interrupted'
+    elseif type(e) == 'table' and e.halted then
+      say('%s', e.message)
+      code, status = 4, 'halted'
     else
       say('%s', tostring(e))
       code, status = 3, 'error'

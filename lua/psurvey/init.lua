@@ -327,6 +327,7 @@ function M.map(worker, list, opts)
     note_start_over(store, name, code_hash, user_hash, total, values.verbose)
   end
   use_backend(values, from)
+  local halt_when, halt_fail, halt_pct = options.parse_halt(values.halt)
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
     max_tasks_per_child = values.max_tasks_per_child, verbose = values.verbose,
@@ -335,6 +336,8 @@ function M.map(worker, list, opts)
     sandbox = values.sandbox == 'strict' and 1 or 0, seed = values.seed,
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
+    halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
+    halt_text = values.halt,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then
@@ -346,6 +349,15 @@ function M.map(worker, list, opts)
       }, { __tostring = function(e) return e.message end }), 2)
     end
     if partial and partial.error == 'hosts' then errors.raise('map: ' .. err, 2) end
+    if partial and partial.error == 'halted' then
+      state.failed = true
+      error(setmetatable({
+        halted = true,
+        message = ("map: %s %s: %d psets are stored in %s (%d ok, %d failed); fix what fails and run it again with "
+          .. '--resume to finish the rest'):format(name, err, partial.ok + partial.failed, dbpath, partial.ok,
+          partial.failed),
+      }, { __tostring = function(e) return e.message end }), 2)
+    end
     error('map: ' .. err, 2)
   end
   if res.failed > 0 or res.on_result_errors > 0 then state.failed = true end
