@@ -71,7 +71,9 @@ function M.parse_halt(v)
   end
   local n = tonumber(num)
   if pct == '%' then
-    if n <= 0 or n > 100 then return nil, nil, nil, ("the percentage in '%s' must be above 0 and at most 100"):format(v) end
+    if n <= 0 or n > 100 then
+      return nil, nil, nil, ("the percentage in '%s' must be above 0 and at most 100"):format(v)
+    end
     return when, nil, n
   end
   n = math.tointeger(n)
