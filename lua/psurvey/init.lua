@@ -235,6 +235,46 @@ local function describe(values, from)
   return table.concat(parts, ', ')
 end
 
+--- A dry run's plan of one map(), on stderr: the psets (count, first and
+--- last three), the workers and where, the table, and every option with
+--- where it came from. Nothing runs and nothing is written.
+local function print_plan(name, source, total, values, from, ncores)
+  local out = { ('psurvey: dry run of map %s: nothing runs, nothing is written'):format(name) }
+  local function pset_line(i)
+    return ('    #%d %s'):format(i, core.brief(core.encode(source:get(i), true), 100))
+  end
+  out[#out + 1] = ('  psets: %d%s'):format(total, total < #source and (' (limit: the first %d of %d)'):format(total,
+    #source) or '')
+  for i = 1, math.min(3, total) do out[#out + 1] = pset_line(i) end
+  if total > 6 then out[#out + 1] = '    ...' end
+  for i = math.max(4, total - 2), total do out[#out + 1] = pset_line(i) end
+  local where = {}
+  for _, backend in ipairs(values.backend) do
+    if backend == 'process' then
+      where[#where + 1] = ('%d on this machine (%s)'):format(ncores, core.hostname())
+    elseif backend == 'ssh' then
+      for _, h in ipairs(hosts.gather(values, 4)) do
+        where[#where + 1] = ('%s on %s%s'):format(h.slots and tostring(h.slots) or 'one per core', h.target,
+          h.port and (':' .. h.port) or '')
+      end
+    end
+  end
+  out[#out + 1] = '  workers: ' .. table.concat(where, ', ')
+  local db = values.db == false and 'memory' or values.db or ('.psurvey/' .. script_name() .. '.db')
+  out[#out + 1] = ('  table: %s in %s'):format(name, db)
+  -- Options wrapped to 80 columns, at the separators between them.
+  local line = '  options:'
+  for part in (describe(values, from) .. ', '):gmatch('(.-), ') do
+    if #line + #part + 2 > 80 and line ~= '  options:' then
+      out[#out + 1] = line .. ','
+      line = '   '
+    end
+    line = line .. (line:match(':$') and ' ' or (line == '   ' and ' ' or ', ')) .. part
+  end
+  out[#out + 1] = line
+  io.stderr:write(table.concat(out, '\n'), '\n')
+end
+
 --- Sets options for every later map().
 ---@param opts table|nil
 function M.init(opts)
@@ -309,6 +349,13 @@ function M.map(worker, list, opts)
   local ncores = values.ncores
   if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
   if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
+
+  if values.dry_run then
+    local total = #source
+    if values.limit > 0 and values.limit < total then total = values.limit end
+    print_plan(name, source, total, values, from, ncores)
+    return results.planned(name, total)
+  end
 
   local code_hash = core.hash(core.ship(worker, true))
   local user_hash = core.hash(core.encode(values.user, true))

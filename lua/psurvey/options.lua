@@ -275,6 +275,17 @@ M.specs = {
       if s == 'false' then return false end
       return s
     end },
+  { name = 'dry_run', default = false, arg = '', bare = 'true', bare_values = { ['true'] = true, ['false'] = true },
+    help = 'every map() prints its plan (psets, options, workers, table) and runs nothing; nothing is written',
+    parse = function(s)
+      if s == 'true' or s == '1' then return true end
+      if s == 'false' or s == '0' then return false end
+      return nil, ("'%s' is not true, false, 1 or 0"):format(s)
+    end,
+    check = function(v)
+      if type(v) ~= 'boolean' then return nil, 'expected true or false, got ' .. type(v) end
+      return v
+    end },
   { name = 'halt', default = 'never', arg = 'WHEN,fail=N',
     help = "stop a map early for its failures, as GNU parallel's --halt: now,fail=N (kill running psets), "
       .. 'soon,fail=N (let them finish), or fail=P% (from 10 finished psets on); never',

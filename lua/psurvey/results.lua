@@ -88,6 +88,20 @@ local function view(store, name, kind, count)
   return setmetatable({ _store = store, _view = kind, _count = count, name = name }, View)
 end
 
+-- A store with no rows, for the results of a dry run (nothing ran).
+local nothing = {
+  cursor = function()
+    return { next = function() return nil end, columns = function() return {} end }
+  end,
+  attempts = function() return {} end,
+}
+
+--- What a dry run's map() returns: no rows, and progress.total = total.
+function M.planned(name, total)
+  return M.new(nothing, name, { total = total, ok = 0, failed = 0, exceptions = 0, stats = { count = 0 } },
+    nil, nil)
+end
+
 --- The results of stage `name` after a run summarised by res.
 function M.new(store, name, res, dbpath, logpath)
   local r = view(store, name, 'ok', res.ok)
