@@ -43,7 +43,9 @@ uint64_t ps_progress_interval(const ps_progress_t *p) {
 }
 
 void ps_format_seconds(char *out, size_t n, double s) {
-  if (s < 1e-3)
+  if (s > 0 && s < 1e-6)
+    snprintf(out, n, "%.0f ns", s * 1e9);
+  else if (s < 1e-3)
     snprintf(out, n, "%.0f us", s * 1e6);
   else if (s < 1)
     snprintf(out, n, "%.3g ms", s * 1e3);

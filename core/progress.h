@@ -53,7 +53,7 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
                      const char *failures);
 /* "mean 0.301 s, p50 0.301 s, ..." for the stats line and tostring. */
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h);
-/* 0.000301 s -> "301 us", 12.5 -> "12.5 s" */
+/* 0.000301 s -> "301 us", 12.5 -> "12.5 s", 2.5e-7 -> "250 ns" */
 void ps_format_seconds(char *out, size_t n, double s);
 
 #endif
