@@ -258,6 +258,17 @@ static void dispatch_all(ps_run_t *r) {
     for (int k = 0; k < s->nslots; k++) dispatch(r, s->slots[k]->owner, depth);
 }
 
+/* Reads the timer samples that may end a RESULTS frame: a malformed
+   section ends the worker like a malformed record. */
+static int add_timers(ps_run_t *r, ps_msg_batch_t *it) {
+  ps_msg_timer_t m;
+  int rc;
+  (void)r;
+  while ((rc = ps_msg_next_timer(it, &m)) == 1) {
+  }
+  return rc;
+}
+
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   worker_state_t *st = ps__state_of(w);
   ps_slot_t *s = &st->slot;
@@ -295,7 +306,7 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     else
       ps__run_attempt_failed(r, w, t, &out);
   }
-  if (!r->fatal && rc != 0) goto bad;
+  if (!r->fatal && (rc != 0 || add_timers(r, &it) != 0)) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
      only psets still in flight (unless another program locks the
      database: then they wait in memory). */

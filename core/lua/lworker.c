@@ -214,7 +214,7 @@ static void flush_results(worker_t *W) {
   if (W->nrecs == 0) return;
   ps_buf_t f;
   ps_buf_init(&f);
-  ps_msg_put_results(&f, W->nrecs, W->recs.data, W->recs.len);
+  ps_msg_put_results(&f, W->nrecs, W->recs.data, W->recs.len, NULL);
   send_frame(W, &f);
   ps_buf_free(&f);
   W->recs.len = 0;
