@@ -273,6 +273,28 @@ static void dispatch_all(ps_run_t *r) {
     for (int k = 0; k < s->nslots; k++) dispatch(r, s->slots[k]->owner, depth);
 }
 
+/* Adds the timer samples that end a RESULTS frame to the stage's. The
+   names past PS_TIMERS_MAX are left out, and said once in the log. */
+static int add_timers(ps_run_t *r, ps_msg_batch_t *it) {
+  ps_msg_timer_t m;
+  int rc, full;
+  while ((rc = ps_msg_next_timer(it, &m)) == 1) {
+    ps_timer_t *t = ps_timers_get(&r->timers, m.name.p, m.name.n, &full);
+    if (t != NULL) {
+      ps_timing_merge(&t->t, &m.t);
+    } else if (!full) {
+      ps__run_fail(r, PS_ENOMEM, "out of memory");
+      return 0;
+    } else if (r->timers_dropped++ == 0) {
+      ps_log_printf(&r->e->log,
+                    "stage %s: timer '%.*s' and any other past %d names are left out of the "
+                    "statistics",
+                    r->o->name, (int)m.name.n, m.name.p, PS_TIMERS_MAX);
+    }
+  }
+  return rc;
+}
+
 static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
   worker_state_t *st = ps__state_of(w);
   ps_slot_t *s = &st->slot;
@@ -310,7 +332,7 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     else
       ps__run_attempt_failed(r, w, t, &out);
   }
-  if (!r->fatal && rc != 0) goto bad;
+  if (!r->fatal && (rc != 0 || add_timers(r, &it) != 0)) goto bad;
   /* On disk before the worker gets more work: a driver killed now loses
      only psets still in flight (unless another program locks the
      database: then they wait in memory). */
@@ -931,6 +953,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   char failures[600];
   ps_tally_text(&r->failures, failures, sizeof failures);
   ps_progress_end(&r->progress, &r->c, &r->hist, how, failures);
+  ps_progress_timers(&r->progress, &r->timers);
   ps_log_printf(&e->log, "stage %s: %s: %lld ok, %lld failed of %lld", o->name, how,
                 (long long)r->c.ok, (long long)r->c.failed, (long long)r->total);
   close_handles(r);
@@ -940,6 +963,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   out->counts = r->c;
   out->counts.active = 0;
   out->hist = r->hist;
+  out->timers = r->timers; /* the caller's now */
   out->seconds = (double)(ps_mono_us() - r->start_us) / 1e6;
   out->interrupted = r->interrupted;
   out->halted = r->halted;

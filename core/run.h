@@ -90,6 +90,7 @@ typedef struct ps_run_opts_s {
 typedef struct ps_run_result_s {
   ps_counts_t counts;
   ps_hist_t hist;
+  ps_timers_t timers; /* the workers' named timers: the caller frees them (ps_timers_free) */
   double seconds;
   int interrupted; /* by SIGINT, SIGTERM or SIGHUP: the signal number */
   int halted;      /* PS_HALT_SOON or PS_HALT_NOW when the halt option stopped it */

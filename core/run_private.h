@@ -67,6 +67,8 @@ struct ps_run_s {
   int64_t
       db_waiting;   /* since when (mono us) another program holds the database's write lock, or 0 */
   int stuck_starts; /* workers killed in a row for not loading the code */
+  ps_timers_t timers; /* the samples of the workers' timers (system.record) */
+  int timers_dropped; /* RESULTS timers left out: past PS_TIMERS_MAX names */
 };
 
 static inline worker_state_t *ps__state_of(ps_worker_t *w) { return w->data; }

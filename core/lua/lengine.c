@@ -280,8 +280,25 @@ static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *
   return -1;
 }
 
-/* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {...} } */
-static void push_result(lua_State *L, const ps_run_result_t *r) {
+/* Pushes { count, mean, min, max, p25 .. p99 } of one named timer. */
+static void push_timing(lua_State *L, const ps_timing_t *t) {
+  static const struct {
+    const char *name;
+    double q;
+  } quantiles[] = {{"p25", 0.25}, {"p50", 0.50}, {"p75", 0.75},
+                   {"p90", 0.90}, {"p95", 0.95}, {"p99", 0.99}};
+  lua_createtable(L, 0, 10);
+  set_int(L, "count", t->hist.count);
+  set_num(L, "mean", t->sum / (double)t->hist.count);
+  set_num(L, "min", t->min);
+  set_num(L, "max", t->max);
+  for (int k = 0; k < 6; k++) set_num(L, quantiles[k].name, ps_timing_quantile(t, quantiles[k].q));
+}
+
+/* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {
+   ..., timers = { name = {...} } } }, and frees r's timers (only a memory
+   error in Lua, which leaves the state unusable, leaks them). */
+static void push_result(lua_State *L, ps_run_result_t *r) {
   lua_createtable(L, 0, 8);
   set_int(L, "total", r->counts.total);
   set_int(L, "ok", r->counts.ok);
@@ -307,7 +324,14 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
     set_num(L, "p95", ps_hist_quantile(h, 0.95) / 1e6);
     set_num(L, "p99", ps_hist_quantile(h, 0.99) / 1e6);
   }
+  lua_createtable(L, 0, r->timers.n);
+  for (int k = 0; k < r->timers.n; k++) {
+    push_timing(L, &r->timers.v[k]->t);
+    lua_setfield(L, -2, r->timers.v[k]->name);
+  }
+  lua_setfield(L, -2, "timers");
   lua_setfield(L, -2, "stats");
+  ps_timers_free(&r->timers);
 }
 
 /* engine:run(source, store|nil, opts) -> result | nil, message, result */
