@@ -36,6 +36,7 @@
 #include "frame.h"
 #include "hash.h"
 #include "lcodec.h"
+#include "lprogram.h"
 #include "lpsurvey.h"
 #include "lsandbox.h"
 #include "lship.h"
@@ -476,6 +477,13 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* system.run(argv [, opts]): a program without a shell (lprogram.c); not
+   in the strict sandbox, which starts no program. */
+static int system_run(lua_State *L) {
+  if (the_worker->sandbox == PSL_SANDBOX_STRICT) return psL_system_run_refused(L);
+  return psL_system_run(L);
+}
+
 /* system.clock() -> seconds of the monotonic clock: to the nanosecond in
    the first 104 days of uptime (2^53 ns), finer than a microsecond long
    after */
@@ -577,8 +585,11 @@ static void init_slots(worker_t *W) {
   lua_setfield(L, -2, "__newindex");
   /* The timer functions are found through __index: nothing to set again
      for every pset. */
-  static const luaL_Reg timer_fns[] = {
-      {"clock", system_clock}, {"record", system_record}, {"time", system_time}, {NULL, NULL}};
+  static const luaL_Reg timer_fns[] = {{"clock", system_clock},
+                                       {"record", system_record},
+                                       {"time", system_time},
+                                       {"run", system_run},
+                                       {NULL, NULL}};
   luaL_newlib(L, timer_fns);
   lua_setfield(L, -2, "__index");
   lua_pushboolean(L, 0);
