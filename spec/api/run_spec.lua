@@ -62,8 +62,8 @@ describe('system.run', function()
     assert.matches("system%.run: '[^']*sim%.sh' exited with status 3; its standard error ends:\nline 7\n", exception)
     assert.matches('line 15\nbad parameter 3%.5$', exception)
     assert.not_matches('line 6\n', exception) -- the last 10 lines only
-    _, exception = run_one(function(system, sim) return system.run({ sim, 'kill' }, { check = true }) end,
-      { user = SIM })
+    exception = select(2, run_one(function(system, sim) return system.run({ sim, 'kill' }, { check = true }) end,
+      { user = SIM }))
     assert.matches("system%.run: '[^']*sim%.sh' was killed by signal 9 %(SIGKILL%)$", exception)
   end)
 
