@@ -99,8 +99,8 @@ for i = 1, 16 do list[i] = { i = i, g = 1 + i % 2, sleep = 0.3, _psurvey = { gpu
     r = H.survey(dir, survey('{ { i = 1, g = 1, _psurvey = { gpus = 1 } } }', '{}'), '--db other.db',
       { CUDA_VISIBLE_DEVICES = '', PSURVEY_VERBOSE = '1' })
     assert.equal(1, r.code)
-    assert.matches("pset #1 failed: the pset asks for 1 GPU %(gpus%) but this machine has none %(option 'gpus'",
-      r.err)
+    assert.matches("pset #1 %(g=1, i=1%) failed: the pset asks for 1 GPU %(gpus%) but this machine has none "
+      .. "%(option 'gpus'", r.err)
   end)
 
   it("takes this machine's GPUs from CUDA_VISIBLE_DEVICES in the driver's environment", function()
