@@ -384,7 +384,7 @@ function M.map(worker, list, opts)
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
     halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
-    halt_text = values.halt,
+    halt_text = values.halt, workdir = values.workdir,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then
