@@ -522,7 +522,22 @@ local function as_product(v, fname)
   if mt == Product then return v end
   if is_range(v) then return M.product({ value = v }) end
   local kind = kind_of(v)
-  if kind == 'rows' or kind == 'spec' and next(v) == nil then return M.list(rows_of(v, 1, 3)) end
+  if is_results(v) then return M.list(rows_of(v, 1, 3)) end
+  if kind == 'rows' or kind == 'spec' and next(v) == nil then
+    -- An array of psets as map() takes it: per-pset options (_psurvey) and all.
+    local ok, source = pcall(core.array, v)
+    if not ok then
+      error(("bad argument #1 to '%s' (%s)"):format(fname, (tostring(source):gsub('^[^:]*:%d+: ', ''))), 3)
+    end
+    local keys, seen = {}, {}
+    for _, row in ipairs(v) do
+      for k in pairs(row) do
+        if not seen[k] and k ~= '_psurvey' then seen[k], keys[#keys + 1] = true, k end
+      end
+    end
+    table.sort(keys)
+    return new_product(source, keys, nil, v)
+  end
   error(("bad argument #1 to '%s' (a product, sample, range, array of psets or results expected, got %s)"):format(
     fname, kind == 'spec' and 'a table of value lists (make it a psurvey.product first)'
       or type(v) == 'table' and 'a table with a metatable' or type(v)), 3)
