@@ -318,6 +318,10 @@ describe('samples and views compose with product and map', function()
       ks[#ks + 1] = row.k
     end
     assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, sorted(ks))
+    -- Results are psets too: each row's pset and result keys.
+    local big = psurvey.filter(r, function(row) return row.y > 10 end)
+    assert.same({ 12, 14, 16, 18, 20 }, sorted(column(big, 'y')))
+    assert.same({ 6, 7, 8, 9, 10 }, sorted(column(big, 'k')))
     local slice = psurvey.map(function(q) return { v = q.value } end, psurvey.shuffle(psurvey.range(1, 1000), 2),
       H.options({ limit = 5 }))
     assert.equal(5, #slice)
