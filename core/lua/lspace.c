@@ -1,9 +1,10 @@
 /*
  * lspace.c: the psurvey.source userdata of samples and views (space.h,
  * view.h): core.sample draws psets from a space, core.filter keeps the
- * psets a function accepts, core.shuffle orders them by a seed. What the
- * user wrote is checked in psets.lua, in the user's words; here a space
- * that is not what psets.lua makes raises a plain error.
+ * psets a function accepts, core.shuffle orders them by a seed, core.cross
+ * is the product of sources of any kind. What the user wrote is checked in
+ * psets.lua, in the user's words; here a space that is not what psets.lua
+ * makes raises a plain error.
  */
 #include <lauxlib.h>
 #include <math.h>
@@ -65,9 +66,10 @@ static void to_dim(lua_State *L, ps_dim_t *a, char *msg, size_t msgsz) {
     int vals = lua_gettop(L);
     a->n = (int64_t)lua_rawlen(L, vals);
     a->offsets = a->n > 0 ? malloc(sizeof(size_t) * (size_t)(a->n + 1)) : NULL;
-    if (a->offsets == NULL) {
-      snprintf(msg, msgsz, a->n > 0 ? "out of memory" : "key '%s' has no choices", a->name);
-    }
+    if (a->n == 0)
+      snprintf(msg, msgsz, "key '%s' has no choices", a->name);
+    else if (a->offsets == NULL)
+      snprintf(msg, msgsz, "out of memory");
     for (int64_t j = 0; a->offsets && j < a->n && !msg[0]; j++) {
       a->offsets[j] = a->values.len;
       lua_rawgeti(L, vals, (lua_Integer)j + 1);
@@ -183,7 +185,29 @@ static int space_shuffle(lua_State *L) {
   return 1;
 }
 
+/* core.cross(sources) -> source: their product, the first varying slowest
+   (no key may be in two of them: psets.lua checks) */
+static int space_cross(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 10000, 1, "1 to 10000 sources expected");
+  ps_source_t **parts = lua_newuserdatauv(L, sizeof *parts * (size_t)n, 0); /* freed by the GC */
+  lua_createtable(L, (int)n, 0); /* the parts' userdata: the cross keeps them alive */
+  for (lua_Integer k = 1; k <= n; k++) {
+    lua_rawgeti(L, 1, k);
+    parts[k - 1] = psL_checksource(L, -1);
+    lua_rawseti(L, -2, k);
+  }
+  ps_err_t err;
+  ps_source_t *src = ps_cross_new(parts, (int)n, &err);
+  if (src == NULL) return luaL_error(L, "%s", err.msg);
+  psL_push_source(L, src, -1);
+  return 1;
+}
+
 void psL_open_space(lua_State *L) {
+  lua_pushcfunction(L, space_cross);
+  lua_setfield(L, -2, "cross");
   lua_pushcfunction(L, space_sample);
   lua_setfield(L, -2, "sample");
   lua_pushcfunction(L, space_filter);

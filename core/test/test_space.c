@@ -2,7 +2,8 @@
  * test_space.c: the sample generator and the keyed bijection (space.h)
  * and the views built on it (view.h): the bijection is a permutation, an
  * lhs puts one pset in each stratum, the Sobol points are the published
- * ones and nets, the same seed gives the same draws.
+ * ones and nets, the same seed gives the same draws, views and crosses
+ * pick from their parts.
  *
  * Its cases run as specs from spec/core/space_spec.lua (cases.h).
  */
@@ -213,6 +214,45 @@ static void views_pick_from_their_base(void) {
   s->free(s);
 }
 
+static void crosses_merge_their_parts(void) {
+  /* The C does not look at keys (psets.lua refuses a key in two parts):
+     a sample crossed with itself shows the merge. */
+  ps_source_t *s = unit_space(1, 3, PS_SAMPLE_RANDOM, 1);
+  ps_source_t *parts[2] = {s, s};
+  ps_err_t err;
+  ps_source_t *c = ps_cross_new(parts, 2, &err);
+  CHECK(c != NULL && c->count == 9 && c->nkeys == 2);
+  CHECK(c->keys_len == 2 * s->keys_len);
+  ps_buf_t x, a, b;
+  ps_buf_init(&x);
+  ps_buf_init(&a);
+  ps_buf_init(&b);
+  for (int64_t i = 0; i < 9; i++) {
+    x.len = a.len = b.len = 0;
+    c->get(c, i, &x);
+    s->get(s, i / 3, &a);
+    s->get(s, i % 3, &b);
+    /* One header of 2 pairs (0x06, 0, 2), then each part's pair. */
+    size_t head = 3;
+    CHECK(x.len == head + (a.len - head) + (b.len - head));
+    CHECK((unsigned char)x.data[0] == 0x06 && x.data[1] == 0 && x.data[2] == 2);
+    CHECK(memcmp(x.data + head, a.data + head, a.len - head) == 0);
+    CHECK(memcmp(x.data + a.len, b.data + head, b.len - head) == 0);
+  }
+  CHECK(c->limits(c, 0) == NULL);
+  ps_buf_free(&x);
+  ps_buf_free(&a);
+  ps_buf_free(&b);
+  c->free(c);
+  ps_source_t *huge[3] = {s, s, s};
+  ps_source_t *big = unit_space(1, (int64_t)1 << 30, PS_SAMPLE_RANDOM, 1);
+  huge[0] = huge[1] = huge[2] = big;
+  CHECK(ps_cross_new(huge, 3, &err) == NULL);
+  CHECK(strcmp(err.msg, "the product has more than 2^63 psets") == 0);
+  big->free(big);
+  s->free(s);
+}
+
 static const tc_case_t cases[] = {
     {"the bijection is a permutation of [0, n) for many n and keys", bijection_is_a_permutation},
     {"the bijection depends on its key", bijection_depends_on_its_key},
@@ -221,6 +261,7 @@ static const tc_case_t cases[] = {
     {"sobol's first 2^m points are nets, plain and shifted", sobol_is_a_net_plain_and_shifted},
     {"the same seed gives the same draws, another seed others", seeds_reproduce_draws},
     {"shuffled and filtered views pick from their base", views_pick_from_their_base},
+    {"a cross merges the psets of its parts, the last varying fastest", crosses_merge_their_parts},
 };
 int main(int argc, char **argv) {
   return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

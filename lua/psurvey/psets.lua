@@ -256,12 +256,56 @@ end
 --- is a table of value lists, a product, an array of psets or the results
 --- of a map() (each row's pset and result keys); the first varies slowest.
 --- product(stage1, { c = {1, 2, 3} }) runs every row of stage1 with each c.
---- Products of value lists stay lazy; a list of psets or results is read
---- into memory once.
+--- Products of value lists stay lazy, and so do samples, filters and
+--- shuffles among them; a list of psets or results is read into memory once.
 ---@param ... table
 function M.product(...)
   local nargs = select('#', ...)
   if nargs == 0 then error("bad argument #1 to 'product' (table expected, got no value)", 2) end
+  -- With a sample or a view (filter, shuffle) among value lists and
+  -- products of them: the product of their sources (core.cross), lazy too.
+  local views, listed = false, false
+  for argn = 1, nargs do
+    local v = select(argn, ...)
+    local kind = kind_of(v)
+    if kind == 'rows' or kind == 'product' and v._rows then listed = true end
+    if kind == 'product' and not v._rows and not v._specs then views = true end
+  end
+  if views and not listed then
+    local sources, keys, folded, parts = {}, {}, {}, {}
+    for argn = 1, nargs do
+      local v = select(argn, ...)
+      local kind = kind_of(v)
+      if kind == nil then bad_axis(argn, v, 3) end
+      local these = {}
+      if kind == 'product' and not v._specs then
+        these = v:keys()
+        sources[#sources + 1] = v._source
+      else
+        local specs = kind == 'product' and v._specs or axes_of_spec(v, argn, 2)
+        for i, spec in ipairs(specs) do these[i] = spec.name end
+        if #specs > 0 then
+          local ok, source = pcall(core.product, specs)
+          if not ok then error(("bad argument #%d to 'product' (%s)"):format(argn, source), 2) end
+          sources[#sources + 1] = source
+        end
+      end
+      for _, k in ipairs(these) do
+        local other = folded[k:lower()]
+        if other == k then
+          error(("bad argument #%d to 'product' (key '%s' is in more than one argument)"):format(argn, k), 2)
+        elseif other then
+          error(("bad argument #%d to 'product' (keys '%s' and '%s' differ only in letter case, which SQLite column"
+            .. ' names cannot tell apart: rename one)'):format(argn, other, k), 2)
+        end
+        folded[k:lower()], keys[#keys + 1] = k, k
+      end
+      parts[#parts + 1] = v
+    end
+    local p = new_product(core.cross(sources), keys)
+    p._label, p._parts = ('psurvey.product(%s)'):format(table.concat(keys, ', ')), parts
+    return p
+  end
   -- Lazy axes, in order, until the first list of whole psets.
   local specs, arg_of, lazy_upto = {}, {}, nargs
   for argn = 1, nargs do

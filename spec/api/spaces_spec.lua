@@ -285,13 +285,40 @@ describe('samples and views compose with product and map', function()
     H.cleanup()
   end)
 
-  it('crosses a sample, a filter or a shuffle with more keys in a product', function()
+  it('crosses a sample, a filter or a shuffle with more keys in a product, the first varying slowest', function()
     local s = psurvey.sample({ x = { 0, 1 } }, 2, { seed = 5 })
     local p = psurvey.product(s, { b = { 1, 2 } })
     assert.equal(4, #p)
     assert.same({ { x = s[1].x, b = 1 }, { x = s[1].x, b = 2 }, { x = s[2].x, b = 1 }, { x = s[2].x, b = 2 } }, all(p))
+    assert.same({ 'x', 'b' }, p:keys())
+    assert.equal('psurvey.product(x, b): 4 psets', tostring(p))
     local f = psurvey.filter(psurvey.product({ a = { 1, 2, 3 } }), function(q) return q.a > 1 end)
-    assert.same({ { a = 2, c = 'u' }, { a = 3, c = 'u' } }, all(psurvey.product(f, { c = { 'u' } })))
+    assert.same({ { c = 'u', a = 2 }, { c = 'u', a = 3 } }, all(psurvey.product({ c = { 'u' } }, f)))
+    local sh = psurvey.shuffle(psurvey.product({ a = { 1, 2 } }), 1)
+    assert.same({ { a = sh[1].a, d = true }, { a = sh[2].a, d = true } }, all(psurvey.product(sh, { d = { true } })))
+    -- A list of psets among the arguments makes the product in memory, as before.
+    assert.same({ { x = s[1].x, e = 1 }, { x = s[2].x, e = 1 } }, all(psurvey.product(s, { { e = 1 } })))
+  end)
+
+  it('stays lazy: a sample of a million crossed with ten seeds costs no ten million tables', function()
+    collectgarbage()
+    local before = collectgarbage('count')
+    local s = psurvey.sample({ x = { 0, 1 }, y = { 1, 10, log = true } }, 1e6, { method = 'lhs' })
+    local p = psurvey.product(s, { seed = psurvey.range(1, 10) })
+    assert.equal(10000000, #p)
+    local last = p[10000000]
+    assert.same({ x = s[1000000].x, y = s[1000000].y, seed = 10 }, last)
+    assert.is_true(collectgarbage('count') - before < 100) -- KiB
+  end)
+
+  it('refuses a key in two arguments, naming the argument', function()
+    local s = psurvey.sample({ x = { 0, 1 } }, 2)
+    assert.has_error(function() psurvey.product(s, { x = { 1 } }) end,
+      "bad argument #2 to 'product' (key 'x' is in more than one argument)")
+    assert.has_error(function() psurvey.product({ X = { 1 } }, s) end,
+      "bad argument #2 to 'product' (keys 'X' and 'x' differ only in letter case, which SQLite column names cannot"
+        .. ' tell apart: rename one)')
+    assert.has_error(function() psurvey.product(s, 5) end, "bad argument #2 to 'product' (table expected, got number)")
   end)
 
   it('maps over a shuffled, filtered product', function()
@@ -335,5 +362,12 @@ describe('samples and views compose with product and map', function()
     local rows = H.sql(r.db, 'select k, _name from views order by k')
     assert.same({ { k = 3, _name = 'pset 3' }, { k = 4, _name = 'pset 4' }, { k = 5, _name = 'pset 5' },
       { k = 6, _name = 'pset 6' } }, rows)
+    -- And through a product that crosses a view with more keys.
+    r = psurvey.map(function(q) return { k2 = q.k } end, psurvey.product(view, { b = { 1, 2 } }),
+      H.options({ name = 'crossed' }))
+    rows = H.sql(r.db, 'select k, b, _name from crossed order by k, b')
+    assert.equal(8, #rows)
+    assert.same({ k = 3, b = 1, _name = 'pset 3' }, rows[1])
+    assert.same({ k = 6, b = 2, _name = 'pset 6' }, rows[8])
   end)
 end)
