@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brief.h"
 #include "hash.h"
 #include "json.h"
 #include "run_private.h"
@@ -19,6 +20,12 @@
 #define LOG_PSET_MAX 4096
 #define LOG_MESSAGE_BYTES 300
 #define CAUSE_BYTES 120
+/* A percentage halt counts from this many finished psets on. */
+#define HALT_PCT_AFTER 10
+/* The first psets of a map all failing alike this many times is a warning. */
+#define BROKEN_AFTER 10
+/* A pset's values on a terminal line, at most this many bytes. */
+#define BRIEF_WIDTH 60
 /* Errors of the driver's callback shown one by one (all are logged). */
 #define ON_ROW_ERRORS_SHOWN 10
 
@@ -29,6 +36,20 @@ void ps__run_fail_here(ps_run_t *r, const ps_task_t *t, const char *msg) {
                       .start_us = ps_now_us(),
                       .message = {msg, strlen(msg)}};
   ps__run_finish(r, NULL, t, &out);
+}
+
+void ps__run_pset_name(ps_run_t *r, int64_t index, char *out, size_t n) {
+  ps_buf_t enc, text;
+  ps_buf_init(&enc);
+  ps_buf_init(&text);
+  r->src->get(r->src, index, &enc);
+  ps_brief_pset(enc.data, enc.len, BRIEF_WIDTH, &text);
+  if (text.failed || enc.failed || text.len == 0)
+    snprintf(out, n, "#%lld", (long long)index + 1);
+  else
+    snprintf(out, n, "#%lld (%.*s)", (long long)index + 1, (int)text.len, text.data);
+  ps_buf_free(&enc);
+  ps_buf_free(&text);
 }
 
 /* Writes a failure to the log: the pset (its start), the attempt, why. */
@@ -57,7 +78,9 @@ static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *ou
                 (long long)row->worker, row->status, (int)row->exception_len, row->exception);
   ps_log_block(log, "    ", row->traceback, row->traceback_len);
   ps_buf_free(&js);
-  ps_progress_failure(&r->progress, out->index, row->exception, row->exception_len, row->traceback,
+  char name[128];
+  ps__run_pset_name(r, out->index, name, sizeof name);
+  ps_progress_failure(&r->progress, name, row->exception, row->exception_len, row->traceback,
                       row->traceback_len, log->path);
 }
 
@@ -80,11 +103,34 @@ static void call_on_row(ps_run_t *r, const ps_row_t *row) {
   /* As for failed psets: the first says where tracebacks are; verbose 2
      shows each one here. */
   int point = r->c.on_row_errors == 1 && r->o->verbose < 2;
-  ps_progress_event(&r->progress, "on_result failed on pset #%lld: %.*s%s%s%s",
-                    (long long)row->index + 1, (int)first, msg,
+  char name[128];
+  ps__run_pset_name(r, row->index, name, sizeof name);
+  ps_progress_event(&r->progress, "on_result failed on pset %s: %.*s%s%s%s", name, (int)first, msg,
                     point ? " (its traceback is in " : "", point ? log->path : "",
                     point ? ")" : "");
   if (r->o->verbose >= 2 && nl) ps_progress_block(&r->progress, nl + 1, len - first - 1);
+}
+
+/* Trips the stage's halt option when its failures reach it: counted over
+   this run's psets (not those resumed), a percentage once at least
+   HALT_PCT_AFTER have finished. */
+static void check_halt(ps_run_t *r) {
+  const ps_run_opts_t *o = r->o;
+  if (o->halt == PS_HALT_NEVER || r->halted) return;
+  int64_t failed = r->failures.total;
+  int64_t finished = r->c.ok + r->c.failed - r->c.resumed;
+  int trip = o->halt_fail > 0 ? failed >= o->halt_fail
+                              : finished >= HALT_PCT_AFTER &&
+                                    (double)failed * 100.0 >= o->halt_pct * (double)finished;
+  if (!trip) return;
+  r->halted = o->halt;
+  ps_log_printf(&r->e->log, "stage %s: halt '%s': %lld of %lld finished psets failed; %s", o->name,
+                o->halt_text ? o->halt_text : "?", (long long)failed, (long long)finished,
+                o->halt == PS_HALT_NOW ? "stopping now" : "no new psets start");
+  ps_progress_event(&r->progress, "halt '%s': %lld of %lld finished psets failed: %s",
+                    o->halt_text ? o->halt_text : "?", (long long)failed, (long long)finished,
+                    o->halt == PS_HALT_NOW ? "stopping the running psets"
+                                           : "no new psets start; the running ones finish");
 }
 
 /* Stores the outcome of pset t as its row and counts it. w is NULL for a
@@ -167,15 +213,29 @@ void ps__run_finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_ou
     if (r->o->verbose >= 3 || r->o->vstats >= 3) {
       char took[32];
       ps_format_seconds(took, sizeof took, (double)out->duration_us / 1e6);
-      ps_progress_event(&r->progress, "pset #%lld finished in %s on worker %lld",
-                        (long long)out->index + 1, took, (long long)row.worker);
+      char name[128];
+      ps__run_pset_name(r, out->index, name, sizeof name);
+      ps_progress_event(&r->progress, "pset %s finished in %s on worker %lld", name, took,
+                        (long long)row.worker);
     }
   } else {
     r->c.failed++;
     if (strcmp(row.status, ps_outcome_name(PS_OUTCOME_ERROR)) == 0) r->c.exceptions++;
+    /* Its own message, without the causes of earlier attempts. */
+    if (strcmp(row.status, ps_outcome_name(out->kind)) == 0 && out->message.p)
+      ps_tally_add(&r->failures, row.status, out->message.p, out->message.n);
+    else
+      ps_tally_add(&r->failures, row.status, row.exception, row.exception_len);
+    /* A broken worker fails everything alike: say so once, loudly, at any
+       verbosity, instead of failing psets one by one in silence. */
+    if (r->c.ok == 0 && r->failures.total == BROKEN_AFTER && r->failures.ngroups == 1)
+      ps_progress_event(&r->progress,
+                        "the first %d psets all failed with %s: is the worker broken?",
+                        BROKEN_AFTER, r->failures.group[0].key);
     log_failure(r, &row, out);
   }
   if (r->o->on_row) call_on_row(r, &row);
+  check_halt(r);
   ps_buf_free(&why);
   ps__run_check_done(r);
 }
@@ -286,9 +346,12 @@ void ps__run_attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_o
   ps_log_printf(&r->e->log, "stage %s: pset #%lld attempt %lld failed (%s: %.*s); trying again",
                 r->o->name, (long long)t.index + 1, (long long)t.attempt, kind,
                 (int)(msg_len < LOG_MESSAGE_BYTES ? msg_len : LOG_MESSAGE_BYTES), msg);
-  if (r->o->verbose >= 3)
-    ps_progress_event(&r->progress, "pset #%lld attempt %lld failed (%s); trying again",
-                      (long long)t.index + 1, (long long)t.attempt, kind);
+  if (r->o->verbose >= 3) {
+    char name[128];
+    ps__run_pset_name(r, t.index, name, sizeof name);
+    ps_progress_event(&r->progress, "pset %s attempt %lld failed (%s); trying again", name,
+                      (long long)t.attempt, kind);
+  }
   t.attempt++;
   t.suspect = 0;
   r->c.retried++;

@@ -19,7 +19,18 @@
  *            CPU time (us, with child processes), varint peak Lua heap
  *            (bytes above the pset's start), byte status (PS_STATUS_*),
  *            then for ok: bytes result value (empty for none); otherwise:
- *            bytes message, bytes traceback
+ *            bytes message, bytes traceback. Then, only when the batch's
+ *            psets recorded timer samples (system.record, in any of their
+ *            attempts, failed ones too): varint m (1 to PS_TIMERS_MAX),
+ *            then m timers, their names in increasing byte order: bytes
+ *            name (PS_TIMER_NAME_MAX bytes at most, UTF-8), varint count
+ *            (>= 1), double sum, double min, double max (seconds: 8 bytes,
+ *            little endian, finite, >= 0 and not -0), varint nb, then nb
+ *            times: varint gap (the first: its bucket; then bucket minus
+ *            the last bucket minus 1), varint samples (>= 1) of the
+ *            histogram (stats.h) over the samples in nanoseconds; its
+ *            first bucket is min's, its last max's, and its samples add up
+ *            to count
  *   STARTED  worker -> driver: varint index, varint start (us)
  *   BYE      driver -> worker: no payload; the worker exits
  *   FATAL    worker -> driver: bytes message; the worker exits

@@ -1,6 +1,9 @@
 /* msg.c: the writers and readers of every message kind (msg.h). */
 #include "msg.h"
 
+#include <math.h>
+#include <string.h>
+
 static void put_bytes(ps_buf_t *b, ps_bytes_t s) { ps_put_bytes(b, s.p, s.n); }
 
 /* A varint in its shortest form, as every writer writes it: a longer one
@@ -127,15 +130,67 @@ void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[
   }
 }
 
-void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len) {
+/* Doubles of the timers section: 8 bytes, little endian. */
+static void put_double(ps_buf_t *b, double v) {
+  uint64_t u;
+  unsigned char d[8];
+  memcpy(&u, &v, 8);
+  for (int k = 0; k < 8; k++) d[k] = (unsigned char)(u >> (8 * k));
+  ps_buf_put(b, d, 8);
+}
+
+/* A double as a timer's sum, min or max: finite, >= 0 and not -0, so
+   that a number has one encoding. */
+static int get_seconds(ps_reader_t *r, double *v) {
+  uint64_t u = 0;
+  if (ps_reader_left(r) < 8) return PS_EPROTO;
+  for (int k = 0; k < 8; k++) u |= (uint64_t)r->p[k] << (8 * k);
+  r->p += 8;
+  memcpy(v, &u, 8);
+  return isfinite(*v) && *v >= 0 && !signbit(*v) ? 0 : PS_EPROTO;
+}
+
+/* One timer of the section: its histogram as (gap, samples) pairs over
+   the buckets that have any, between min's and max's. */
+static void put_timer(ps_buf_t *b, const ps_timer_t *t) {
+  const ps_hist_t *h = &t->t.hist;
+  int first = ps_hist_bucket(h->min_us), last = ps_hist_bucket(h->max_us);
+  uint64_t nb = 0;
+  for (int k = first; k <= last; k++) nb += h->bucket[k] != 0;
+  ps_put_bytes(b, t->name, t->len);
+  ps_buf_put_varint(b, (uint64_t)h->count);
+  put_double(b, t->t.sum);
+  put_double(b, t->t.min);
+  put_double(b, t->t.max);
+  ps_buf_put_varint(b, nb);
+  for (int k = first, prev = -1; k <= last; k++) {
+    if (h->bucket[k] == 0) continue;
+    ps_buf_put_varint(b, (uint64_t)(k - prev - 1));
+    ps_buf_put_varint(b, h->bucket[k]);
+    prev = k;
+  }
+}
+
+void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len,
+                        const ps_timers_t *timers) {
   size_t s = ps_frame_begin(b, PS_MSG_RESULTS);
   ps_buf_put_varint(b, count);
   ps_buf_put(b, recs, len);
+  uint64_t m = 0;
+  for (int k = 0; timers && k < timers->n; k++) m += timers->v[k]->t.hist.count > 0;
+  if (m > 0) {
+    ps_buf_put_varint(b, m);
+    for (int k = 0; k < timers->n; k++)
+      if (timers->v[k]->t.hist.count > 0) put_timer(b, timers->v[k]);
+  }
   ps_frame_end(b, s);
 }
 
 int ps_msg_batch_open(ps_msg_batch_t *it, const char *p, size_t n) {
   ps_reader_init(&it->r, p, n);
+  it->timers = 0;
+  it->last.p = "";
+  it->last.n = 0;
   return get_varint(&it->r, &it->left) == 0 ? 0 : PS_EPROTO;
 }
 
@@ -151,7 +206,7 @@ int ps_msg_next_task(ps_msg_batch_t *it, ps_msg_task_t *t) {
 
 int ps_msg_next_result(ps_msg_batch_t *it, ps_msg_result_t *m) {
   ps_reader_t *r = &it->r;
-  if (it->left == 0) return ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
+  if (it->left == 0 || it->timers) return 0;
   it->left--;
   if (get_varint(r, &m->index) || get_varint(r, &m->start_us) || get_varint(r, &m->duration_us) ||
       get_varint(r, &m->cpu_us) || get_varint(r, &m->peak) || ps_read_byte(r, &m->status) ||
@@ -161,6 +216,62 @@ int ps_msg_next_result(ps_msg_batch_t *it, ps_msg_result_t *m) {
   m->value.p = m->message.p = m->traceback.p = "";
   if (m->status == PS_STATUS_OK) return get_bytes(r, &m->value) ? PS_EPROTO : 1;
   return get_bytes(r, &m->message) || get_bytes(r, &m->traceback) ? PS_EPROTO : 1;
+}
+
+int ps_msg_timer_name_valid(const char *p, size_t n) {
+  if (n == 0 || n > PS_TIMER_NAME_MAX || !ps_utf8_valid(p, n)) return 0;
+  for (size_t k = 0; k < n; k++)
+    if ((unsigned char)p[k] < 0x20 || p[k] == 0x7f) return 0;
+  return 1;
+}
+
+/* The histogram of a timer read, checked as it is filled: buckets in
+   order, each with samples, from min's to max's, adding up to count. */
+static int get_hist(ps_reader_t *r, ps_timing_t *t, uint64_t count) {
+  ps_hist_t *h = &t->hist;
+  uint64_t nb, gap, n, seen = 0;
+  int64_t prev = -1;
+  h->min_us = ps_timing_ns(t->min);
+  h->max_us = ps_timing_ns(t->max);
+  if (get_varint(r, &nb) || nb == 0 || nb > PS_HIST_BUCKETS) return PS_EPROTO;
+  for (uint64_t k = 0; k < nb; k++) {
+    if (get_varint(r, &gap) || gap >= PS_HIST_BUCKETS || get_varint(r, &n) || n == 0 ||
+        n > UINT32_MAX || n > count - seen)
+      return PS_EPROTO;
+    int64_t at = prev + 1 + (int64_t)gap;
+    if (at >= PS_HIST_BUCKETS || (k == 0 && at != ps_hist_bucket(h->min_us))) return PS_EPROTO;
+    h->bucket[at] = (uint32_t)n;
+    seen += n;
+    prev = at;
+  }
+  if (prev != ps_hist_bucket(h->max_us) || seen != count) return PS_EPROTO;
+  h->count = (int64_t)count;
+  h->sum_us = t->sum * 1e9;
+  return 0;
+}
+
+int ps_msg_next_timer(ps_msg_batch_t *it, ps_msg_timer_t *m) {
+  ps_reader_t *r = &it->r;
+  if (!it->timers) {
+    /* After the last record, opens the section when there is one. */
+    if (it->left != 0) return PS_EPROTO;
+    if (ps_reader_left(r) == 0) return 0;
+    if (get_varint(r, &it->left) || it->left == 0 || it->left > PS_TIMERS_MAX) return PS_EPROTO;
+    it->timers = 1;
+  }
+  if (it->left == 0) return ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
+  it->left--;
+  uint64_t count;
+  ps_timing_init(&m->t);
+  if (get_bytes(r, &m->name) || !ps_msg_timer_name_valid(m->name.p, m->name.n) ||
+      ps_timers_cmp(m->name.p, m->name.n, it->last.p, it->last.n) <= 0)
+    return PS_EPROTO;
+  it->last = m->name;
+  if (get_varint(r, &count) || count == 0 || count > INT64_MAX || get_seconds(r, &m->t.sum) ||
+      get_seconds(r, &m->t.min) || get_seconds(r, &m->t.max) || m->t.min > m->t.max ||
+      get_hist(r, &m->t, count))
+    return PS_EPROTO;
+  return 1;
 }
 
 void ps_msg_put_started(ps_buf_t *b, const ps_msg_started_t *m) {

@@ -11,13 +11,16 @@
  * length is checked, a number not in its shortest form and bytes left
  * over are malformed too, so that a message has one encoding only. The batched
  * kinds, TASKS and RESULTS, are written a record at a time and read with
- * an iterator, so that the hot path copies nothing.
+ * an iterator, so that the hot path copies nothing. RESULTS ends with the
+ * batch's timer samples when there are any: a worker that never records
+ * one sends the bytes it always did.
  */
 #ifndef PS_MSG_H
 #define PS_MSG_H
 
 #include "buf.h"
 #include "frame.h"
+#include "stats.h"
 #include "value.h"
 
 /* Borrowed bytes. */
@@ -77,18 +80,40 @@ void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint6
 void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn);
 void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
                            const ps_bytes_t traceback[2]);
-void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len);
+/* The RESULTS frame: count records, then the samples of the timers
+   (system.record) that have any, in name order. timers may be NULL; a
+   batch without samples is written exactly as before timers existed. */
+void ps_msg_put_results(ps_buf_t *b, uint64_t count, const char *recs, size_t len,
+                        const ps_timers_t *timers);
+
+/* 1 when a timer may have that name: 1 to PS_TIMER_NAME_MAX bytes of
+   UTF-8 without control characters. */
+int ps_msg_timer_name_valid(const char *p, size_t n);
+
+/* One timer of RESULTS: its name (borrowed) and its samples. */
+typedef struct ps_msg_timer_s {
+  ps_bytes_t name;
+  ps_timing_t t;
+} ps_msg_timer_t;
 
 /* Reading TASKS or RESULTS: an iterator over the payload. */
 typedef struct ps_msg_batch_s {
   ps_reader_t r;
   uint64_t left;
+  int timers;      /* RESULTS: the timers section is open */
+  ps_bytes_t last; /* the last timer's name */
 } ps_msg_batch_t;
 int ps_msg_batch_open(ps_msg_batch_t *it, const char *p, size_t n);
 /* 1 with the next item, 0 at the end (bytes left over are PS_EPROTO),
    PS_EPROTO when malformed. */
 int ps_msg_next_task(ps_msg_batch_t *it, ps_msg_task_t *t);
+/* 1 with the next record, 0 after the last (what follows is read by
+   ps_msg_next_timer, which says whether the payload ends well),
+   PS_EPROTO when malformed. */
 int ps_msg_next_result(ps_msg_batch_t *it, ps_msg_result_t *r);
+/* After the last record: 1 with the next timer, 0 at the end (bytes left
+   over are PS_EPROTO), PS_EPROTO when malformed. */
+int ps_msg_next_timer(ps_msg_batch_t *it, ps_msg_timer_t *t);
 
 /* STARTED, worker -> driver. */
 typedef struct ps_msg_started_s {

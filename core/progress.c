@@ -43,7 +43,9 @@ uint64_t ps_progress_interval(const ps_progress_t *p) {
 }
 
 void ps_format_seconds(char *out, size_t n, double s) {
-  if (s < 1e-3)
+  if (s > 0 && s < 1e-6)
+    snprintf(out, n, "%.0f ns", s * 1e9);
+  else if (s < 1e-3)
     snprintf(out, n, "%.0f us", s * 1e6);
   else if (s < 1)
     snprintf(out, n, "%.3g ms", s * 1e3);
@@ -91,6 +93,19 @@ void ps_format_stats(char *out, size_t n, const ps_hist_t *h) {
   ps_format_seconds(mx, sizeof mx, (double)h->max_us / 1e6);
   snprintf(out, n, "run time of %lld psets: mean %s, min %s, p50 %s, p90 %s, p99 %s, max %s",
            (long long)h->count, mean, mn, p50, p90, p99, mx);
+}
+
+void ps_format_timer(char *out, size_t n, const ps_timer_t *t) {
+  const ps_timing_t *s = &t->t;
+  char mean[24], mn[24], p50[24], p90[24], p99[24], mx[24];
+  ps_format_seconds(mean, sizeof mean, s->sum / (double)s->hist.count);
+  ps_format_seconds(mn, sizeof mn, s->min);
+  ps_format_seconds(p50, sizeof p50, ps_timing_quantile(s, 0.5));
+  ps_format_seconds(p90, sizeof p90, ps_timing_quantile(s, 0.9));
+  ps_format_seconds(p99, sizeof p99, ps_timing_quantile(s, 0.99));
+  ps_format_seconds(mx, sizeof mx, s->max);
+  snprintf(out, n, "timer '%s' of %lld samples: mean %s, min %s, p50 %s, p90 %s, p99 %s, max %s",
+           t->name, (long long)s->hist.count, mean, mn, p50, p90, p99, mx);
 }
 
 static void clear_bar(ps_progress_t *p) {
@@ -199,7 +214,7 @@ void ps_progress_block(ps_progress_t *p, const char *text, size_t len) {
   }
 }
 
-void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
+void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
                          const char *tb, size_t tb_len, const char *logpath) {
   if (!p->logpath[0] && logpath) snprintf(p->logpath, sizeof p->logpath, "%s", logpath);
   if (p->verbose < 1) return;
@@ -213,14 +228,14 @@ void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_
   if (n > FAILURE_LINE_BYTES) n = FAILURE_LINE_BYTES;
   /* The first says where tracebacks are; verbose 2 shows each one here. */
   if (p->failures_shown++ == 0 && p->verbose < 2)
-    ps_progress_event(p, "pset #%lld failed: %.*s (its traceback is in %s)", (long long)index + 1,
-                      n, msg, logpath);
+    ps_progress_event(p, "pset %s failed: %.*s (its traceback is in %s)", pset, n, msg, logpath);
   else
-    ps_progress_event(p, "pset #%lld failed: %.*s", (long long)index + 1, n, msg);
+    ps_progress_event(p, "pset %s failed: %.*s", pset, n, msg);
   if (p->verbose >= 2) ps_progress_block(p, tb, tb_len);
 }
 
-void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how) {
+void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,
+                     const char *failures) {
   clear_bar(p);
   double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
   if (p->verbose >= 1) {
@@ -239,13 +254,24 @@ void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h,
     }
     fprintf(stderr, "psurvey: %s: %s: %s ok, %s failed%s in %s\n", p->name, how, ok, failed, extra,
             took);
-    if (p->logpath[0])
-      fprintf(stderr, "psurvey: %s: the failures' tracebacks are in %s (and in results.missing)\n",
-              p->name, p->logpath);
   }
+  /* What failed, at every verbosity: the one line a quiet run shows. */
+  if (failures && failures[0])
+    fprintf(stderr, "psurvey: %s: %s (tracebacks: %s, results.missing)\n", p->name, failures,
+            p->logpath[0] ? p->logpath : "the hidden log");
   if (p->vstats >= 1 && h->count) {
     char s[300];
     ps_format_stats(s, sizeof s, h);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
+  }
+}
+
+void ps_progress_timers(ps_progress_t *p, const ps_timers_t *s) {
+  if (p->vstats < 1) return;
+  for (int k = 0; k < s->n; k++) {
+    if (s->v[k]->t.hist.count == 0) continue;
+    char line[400];
+    ps_format_timer(line, sizeof line, s->v[k]);
+    fprintf(stderr, "psurvey: %s: %s\n", p->name, line);
   }
 }

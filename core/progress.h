@@ -4,7 +4,8 @@
  * event (start, finish, failure of each pset). On a terminal, verbose >= 1
  * draws a live bar instead of the periodic lines. vstats adds run-time
  * statistics at the same cadence: 1 at the end and every 30 s; 2 also
- * every second; 3 also each pset's run time as it finishes.
+ * every second; 3 also each pset's run time as it finishes. The named
+ * timers of the workers (system.record) have a line each at the end.
  */
 #ifndef PS_PROGRESS_H
 #define PS_PROGRESS_H
@@ -43,14 +44,21 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Text shown indented under an event line: a traceback (verbose >= 2). */
 void ps_progress_block(ps_progress_t *p, const char *text, size_t len);
-/* A pset failed: shown at verbose >= 1 for the first few, then counted; the
+/* A pset failed (pset: "#137 (r=3.6)"): shown at verbose >= 1 for the first few, then counted; the
    first names the log that holds the tracebacks; verbose 2 shows each one. */
-void ps_progress_failure(ps_progress_t *p, int64_t index, const char *msg, size_t len,
+void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
                          const char *tb, size_t tb_len, const char *logpath);
-void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how);
+/* The end of the stage: how it ended (verbose >= 1), failures (tally.h's
+   line, or "") at every verbosity, statistics (vstats >= 1). */
+void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,
+                     const char *failures);
 /* "mean 0.301 s, p50 0.301 s, ..." for the stats line and tostring. */
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h);
-/* 0.000301 s -> "301 us", 12.5 -> "12.5 s" */
+/* The end of a stage at vstats >= 1: a line per named timer, in name order. */
+void ps_progress_timers(ps_progress_t *p, const ps_timers_t *s);
+/* "timer 'a' of 400 samples: mean 750 ms, ..." for its line and tostring. */
+void ps_format_timer(char *out, size_t n, const ps_timer_t *t);
+/* 0.000301 s -> "301 us", 12.5 -> "12.5 s", 2.5e-7 -> "250 ns" */
 void ps_format_seconds(char *out, size_t n, double s);
 
 #endif

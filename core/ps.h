@@ -14,7 +14,7 @@
 #endif
 
 /* Bumped whenever a frame layout changes; driver and worker must agree. */
-#define PS_PROTOCOL 2
+#define PS_PROTOCOL 3
 
 /* Deepest nesting of tables a decoder accepts. */
 #define PS_MAX_DEPTH 100
@@ -39,6 +39,7 @@ enum {
   PS_EWORKER = -30006, /* workers cannot be started or cannot load the code */
   PS_EBUSY = -30007,   /* the database is locked by another program: nothing was lost, try again */
   PS_EHOSTS = -30008,  /* every host of the survey is lost or unreachable */
+  PS_EHALT = -30010,   /* the stage stopped early: its halt option tripped */
   PS_EACCES = -30009,  /* the database cannot be written here (read-only file or directory) */
 };
 

@@ -56,6 +56,11 @@ typedef int (*ps_retry_cb)(void *ud, const ps_failure_t *f, ps_limits_t *next, c
 typedef int (*ps_row_cb)(void *ud, const ps_row_t *row, const ps_counts_t *c, char *msg,
                          size_t msgsz);
 
+/* When a stage stops early for its failures (GNU parallel's --halt): not,
+   soon (no new psets; those running finish) or now (running psets are
+   killed and not stored). */
+enum { PS_HALT_NEVER, PS_HALT_SOON, PS_HALT_NOW };
+
 typedef struct ps_run_opts_s {
   const char *name;
   int64_t limit;               /* 0: all */
@@ -71,7 +76,11 @@ typedef struct ps_run_opts_s {
   uint64_t seed;
   ps_retry_cb retry; /* NULL: the numeric retries decide */
   void *retry_ud;
-  ps_row_cb on_row; /* NULL: none */
+  int halt;              /* PS_HALT_* */
+  int64_t halt_fail;     /* halt after this many failed psets (0: by halt_pct) */
+  double halt_pct;       /* or when this percentage of finished psets failed (from 10 on) */
+  const char *halt_text; /* as the user wrote it, for messages */
+  ps_row_cb on_row;      /* NULL: none */
   void *on_row_ud;
   int resume;             /* 0, or 1 with the stage's table kept */
   int resume_keep_failed; /* failed rows count as done */
@@ -81,8 +90,10 @@ typedef struct ps_run_opts_s {
 typedef struct ps_run_result_s {
   ps_counts_t counts;
   ps_hist_t hist;
+  ps_timers_t timers; /* the workers' named timers: the caller frees them (ps_timers_free) */
   double seconds;
   int interrupted; /* by SIGINT, SIGTERM or SIGHUP: the signal number */
+  int halted;      /* PS_HALT_SOON or PS_HALT_NOW when the halt option stopped it */
 } ps_run_result_t;
 
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err);

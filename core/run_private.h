@@ -11,6 +11,7 @@
 #include "outcome.h"
 #include "run.h"
 #include "scheduler.h"
+#include "tally.h"
 
 /* The signals that stop a stage: SIGINT, SIGTERM, SIGHUP (run.c). */
 #define PS_RUN_NSTOP 3
@@ -48,9 +49,11 @@ struct ps_run_s {
   ps_counts_t c;
   ps_hist_t hist;
   int done, interrupted, fatal;
+  int halted; /* PS_HALT_* once the halt option tripped */
   ps_err_t err;
   int startup_failures;
   ps_progress_t progress;
+  ps_tally_t failures; /* what failed, grouped, for the end of the stage */
   uv_timer_t timer, watch;
   uv_check_t check;
   uv_signal_t sig[PS_RUN_NSTOP];
@@ -64,6 +67,8 @@ struct ps_run_s {
   int64_t
       db_waiting;   /* since when (mono us) another program holds the database's write lock, or 0 */
   int stuck_starts; /* workers killed in a row for not loading the code */
+  ps_timers_t timers; /* the samples of the workers' timers (system.record) */
+  int timers_dropped; /* RESULTS timers left out: past PS_TIMERS_MAX names */
 };
 
 static inline worker_state_t *ps__state_of(ps_worker_t *w) { return w->data; }
@@ -90,6 +95,9 @@ int ps__run_record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t,
 /* An attempt at t failed: it is recorded, then t runs again (retries left,
    or the retry callback says so) or is finished as failed. */
 void ps__run_attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_outcome_t *out);
+/* "#137 (r=3.6, x0=0.5)": pset `index` named by its values, for the lines
+   people read (brief.h). The encoding comes from the source. */
+void ps__run_pset_name(ps_run_t *r, int64_t index, char *out, size_t n);
 /* Frees the limits and causes of the psets that were retried. */
 void ps__run_free_overrides(ps_run_t *r);
 

@@ -13,10 +13,10 @@
  * frame is decoded by the reader of its kind in core/msg.c, the one the
  * driver, the agent and the worker call, and what a reader accepts is
  * written again by the writer of its kind and must give back the same
- * bytes; every value in it is read as they read it (fz_read_value;
- * fuzz_value checks values in depth). The frames read are written again
- * with ps_frame_begin/ps_frame_end and must give back the bytes they came
- * from.
+ * bytes (RESULTS with its timers, through a set of them, ps_timers_t);
+ * every value in it is read as they read it (fz_read_value; fuzz_value
+ * checks values in depth). The frames read are written again with
+ * ps_frame_begin/ps_frame_end and must give back the bytes they came from.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -174,8 +174,30 @@ static void decode_frame(int kind, const char *p, size_t n, int depth) {
         }
         count++;
       }
-      ps_msg_put_results(&b, count, recs.data, recs.len);
+      /* The timers that may end it: each name once, in order, each
+         timer's statistics consistent. */
+      ps_timers_t timers;
+      ps_timers_init(&timers);
+      ps_msg_timer_t t;
+      while (rc == 0 && (rc = ps_msg_next_timer(&it, &t)) == 1) {
+        inside(t.name, p, n);
+        const ps_timing_t *s = &t.t;
+        FZ_ASSERT(s->hist.count >= 1 && s->min <= s->max && s->sum >= 0);
+        double q = ps_timing_quantile(s, 0.5);
+        FZ_ASSERT(q >= s->min && q <= s->max);
+        int full;
+        ps_timer_t *mine = ps_timers_get(&timers, t.name.p, t.name.n, &full);
+        if (mine == NULL) {
+          FZ_ASSERT(!full);
+          rc = -1; /* out of memory: nothing to compare */
+          break;
+        }
+        FZ_ASSERT(mine->t.hist.count == 0);
+        ps_timing_merge(&mine->t, s);
+      }
+      ps_msg_put_results(&b, count, recs.data, recs.len, &timers);
       if (rc == 0 && !recs.failed) same_frame(kind, &b, p, n);
+      ps_timers_free(&timers);
       ps_buf_free(&recs);
       break;
     }

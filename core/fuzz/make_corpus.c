@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 
 #include "frame.h"
+#include "msg.h"
+#include "stats.h"
 #include "value.h"
 
 static const char *outdir;
@@ -233,6 +235,27 @@ static void results(ps_buf_t *b, int first) {
   ps_buf_free(&v);
 }
 
+/* A result, then the timers its pset recorded (system.record), written
+   by the worker's writer: 'a' three times, 'solve' over nanoseconds to
+   minutes. */
+static void results_timers(ps_buf_t *b) {
+  static const double solve[] = {0, 3e-9, 2.5e-7, 0.001, 0.25, 0.25, 1.5, 90};
+  ps_timers_t s;
+  ps_buf_t recs;
+  int full;
+  ps_timers_init(&s);
+  ps_buf_init(&recs);
+  ps_timer_t *a = ps_timers_get(&s, "a", 1, &full), *t = ps_timers_get(&s, "solve", 5, &full);
+  if (a == NULL || t == NULL) exit(1);
+  for (int k = 0; k < 3; k++) ps_timing_add(&a->t, 0.125);
+  for (size_t k = 0; k < sizeof solve / sizeof *solve; k++) ps_timing_add(&t->t, solve[k]);
+  ps_msg_result_head(&recs, 7, UINT64_C(1764320000000000), 300000, 1200, 65536);
+  ps_msg_result_value(&recs, "", 0, "", 0);
+  ps_msg_put_results(b, 1, recs.data, recs.len, &s);
+  ps_buf_free(&recs);
+  ps_timers_free(&s);
+}
+
 static void started(ps_buf_t *b, int index) {
   size_t s = ps_frame_begin(b, PS_MSG_STARTED);
   ps_buf_put_varint(b, (uint64_t)index);
@@ -264,6 +287,7 @@ static void frames(void) {
   FRAMES("tasks", 0, tasks(&b, 0, 3));
   FRAMES("tasks_many", 0, tasks(&b, 100, 130));
   FRAMES("results", 0, results(&b, 0));
+  FRAMES("results_timers", 0, results_timers(&b));
   FRAMES("started", 0, started(&b, 3));
   FRAMES("bye", 0, bye(&b));
   FRAMES("fatal", 0, fatal(&b));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "brief.h"
 #include "buf.h"
 #include "census.h"
 #include "hash.h"
@@ -31,6 +32,25 @@ static int core_encode(lua_State *L) {
   if (psL_encode(L, 1, &b, lua_toboolean(L, 2), &e) != 0) {
     ps_buf_free(&b);
     return luaL_error(L, "value%s is %s, which cannot be encoded", e.path, e.what);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  ps_buf_free(&b);
+  return 1;
+}
+
+/* core.brief(encoding [, width]) -> "a=1, b=x": a pset in one line, as
+   failure lines show it (brief.h) */
+static int core_brief(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_Integer width = luaL_optinteger(L, 2, 60);
+  luaL_argcheck(L, width > 0 && width <= 10000, 2, "width must be 1 to 10000");
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_brief_pset(s, n, (size_t)width, &b);
+  if (b.failed) {
+    ps_buf_free(&b);
+    return luaL_error(L, "out of memory");
   }
   lua_pushlstring(L, b.data ? b.data : "", b.len);
   ps_buf_free(&b);
@@ -171,6 +191,7 @@ static int core_census(lua_State *L) {
 static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
                                       {"census", core_census},
                                       {"encode", core_encode},
+                                      {"brief", core_brief},
                                       {"decode", core_decode},
                                       {"ship", core_ship},
                                       {"hash", core_hash},

@@ -280,8 +280,25 @@ static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *
   return -1;
 }
 
-/* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {...} } */
-static void push_result(lua_State *L, const ps_run_result_t *r) {
+/* Pushes { count, mean, min, max, p25 .. p99 } of one named timer. */
+static void push_timing(lua_State *L, const ps_timing_t *t) {
+  static const struct {
+    const char *name;
+    double q;
+  } quantiles[] = {{"p25", 0.25}, {"p50", 0.50}, {"p75", 0.75},
+                   {"p90", 0.90}, {"p95", 0.95}, {"p99", 0.99}};
+  lua_createtable(L, 0, 10);
+  set_int(L, "count", t->hist.count);
+  set_num(L, "mean", t->sum / (double)t->hist.count);
+  set_num(L, "min", t->min);
+  set_num(L, "max", t->max);
+  for (int k = 0; k < 6; k++) set_num(L, quantiles[k].name, ps_timing_quantile(t, quantiles[k].q));
+}
+
+/* Pushes { total, ok, failed, exceptions, seconds, interrupted, stats = {
+   ..., timers = { name = {...} } } }, and frees r's timers (only a memory
+   error in Lua, which leaves the state unusable, leaks them). */
+static void push_result(lua_State *L, ps_run_result_t *r) {
   lua_createtable(L, 0, 8);
   set_int(L, "total", r->counts.total);
   set_int(L, "ok", r->counts.ok);
@@ -292,6 +309,7 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
   set_int(L, "retried", r->counts.retried);
   set_num(L, "seconds", r->seconds);
   set_int(L, "interrupted", r->interrupted);
+  set_int(L, "halted", r->halted);
   const ps_hist_t *h = &r->hist;
   lua_createtable(L, 0, 10);
   set_int(L, "count", h->count);
@@ -306,7 +324,14 @@ static void push_result(lua_State *L, const ps_run_result_t *r) {
     set_num(L, "p95", ps_hist_quantile(h, 0.95) / 1e6);
     set_num(L, "p99", ps_hist_quantile(h, 0.99) / 1e6);
   }
+  lua_createtable(L, 0, r->timers.n);
+  for (int k = 0; k < r->timers.n; k++) {
+    push_timing(L, &r->timers.v[k]->t);
+    lua_setfield(L, -2, r->timers.v[k]->name);
+  }
+  lua_setfield(L, -2, "timers");
   lua_setfield(L, -2, "stats");
+  ps_timers_free(&r->timers);
 }
 
 /* engine:run(source, store|nil, opts) -> result | nil, message, result */
@@ -341,6 +366,12 @@ static int engine_run(lua_State *L) {
   o.seed = (uint64_t)int_field(L, 4, "seed", 0);
   o.resume = (int)int_field(L, 4, "resume", 0);
   o.resume_keep_failed = (int)int_field(L, 4, "resume_keep_failed", 0);
+  o.halt = (int)int_field(L, 4, "halt", PS_HALT_NEVER);
+  if (o.halt != PS_HALT_NEVER && o.halt != PS_HALT_SOON && o.halt != PS_HALT_NOW)
+    return luaL_error(L, "engine:run: bad halt mode %d", o.halt);
+  o.halt_fail = int_field(L, 4, "halt_fail", 0);
+  o.halt_pct = num_field(L, 4, "halt_pct", 0);
+  o.halt_text = str_field(L, 4, "halt_text", &n);
   retry_ctx_t rctx = {L, 0};
   lua_getfield(L, 4, "retries");
   if (lua_isfunction(L, -1)) {
@@ -385,11 +416,12 @@ static int engine_run(lua_State *L) {
   lua_pushstring(L, err.msg);
   push_result(L, &res);
   /* What kind of failure, for the caller to tell the user's from others. */
-  lua_pushstring(L, rc == PS_EHOSTS  ? "hosts"
-                    : rc == PS_EDB   ? "db"
-                    : rc == PS_EBUSY ? "busy"
-                    : rc == PS_EINTR ? "interrupted"
-                                     : "other");
+  lua_pushstring(L, rc == PS_EHALT    ? "halted"
+                    : rc == PS_EHOSTS ? "hosts"
+                    : rc == PS_EDB    ? "db"
+                    : rc == PS_EBUSY  ? "busy"
+                    : rc == PS_EINTR  ? "interrupted"
+                                      : "other");
   lua_setfield(L, -2, "error");
   return 3;
 }

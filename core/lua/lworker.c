@@ -12,11 +12,18 @@
  * instruction and raises again, so a pcall in the worker cannot swallow
  * it. Code stuck in C or in a child process never runs the hook: the
  * driver kills the whole process group for that (run.c).
+ *
+ * Named timers (system.record and system.time) are aggregated here per
+ * name, in constant memory a name (stats.h), and travel with the results
+ * of the psets that recorded them, at the end of their RESULTS frame: a
+ * worker that never records sends what it always sent, and a worker that
+ * dies takes the samples of its unsent results with it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +57,7 @@ typedef struct worker_s {
   ps_framer_t framer;
   ps_buf_t recs; /* result records not sent yet */
   uint64_t nrecs;
+  ps_timers_t timers; /* this stage's timers; their samples since the last flush */
   int64_t last_flush;
   int64_t id;
   int flags;
@@ -214,11 +222,13 @@ static void flush_results(worker_t *W) {
   if (W->nrecs == 0) return;
   ps_buf_t f;
   ps_buf_init(&f);
-  ps_msg_put_results(&f, W->nrecs, W->recs.data, W->recs.len);
+  ps_msg_put_results(&f, W->nrecs, W->recs.data, W->recs.len, &W->timers);
   send_frame(W, &f);
   ps_buf_free(&f);
   W->recs.len = 0;
   W->nrecs = 0;
+  for (int k = 0; k < W->timers.n; k++)
+    if (W->timers.v[k]->t.hist.count) ps_timing_init(&W->timers.v[k]->t);
   W->last_flush = ps_mono_us();
   W->last_done_is_now = 0;
 }
@@ -459,6 +469,88 @@ static int system_sleep(lua_State *L) {
   return 0;
 }
 
+/* The monotonic clock in nanoseconds. */
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* system.clock() -> seconds of the monotonic clock: to the nanosecond in
+   the first 104 days of uptime (2^53 ns), finer than a microsecond long
+   after */
+static int system_clock(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)mono_ns() / 1e9);
+  return 1;
+}
+
+/*
+ * The timer named by argument `arg` of the running function (record,
+ * time), made when it is new. A name is a non-empty UTF-8 string of at
+ * most PS_TIMER_NAME_MAX bytes, without control characters; a worker
+ * keeps at most PS_TIMERS_MAX names a stage, and a new one past them
+ * raises: the memory of a worker's timers is bounded (some 8 KiB a name,
+ * whatever the count of samples). check_timer_name checks the name alone,
+ * so that a call with a bad argument after it makes no timer.
+ */
+static const char *check_timer_name(lua_State *L, int arg, size_t *len) {
+  const char *name = luaL_checklstring(L, arg, len);
+  luaL_argcheck(L, *len > 0, arg, "timer name must not be empty");
+  if (!ps_msg_timer_name_valid(name, *len))
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L,
+                                  "timer name must be UTF-8 without control characters, of at "
+                                  "most %d bytes",
+                                  PS_TIMER_NAME_MAX));
+  return name;
+}
+
+static ps_timer_t *check_timer(lua_State *L, int arg) {
+  size_t len;
+  const char *name = check_timer_name(L, arg, &len);
+  int full;
+  ps_timer_t *t = ps_timers_get(&the_worker->timers, name, len, &full);
+  if (t == NULL && full)
+    luaL_argerror(L, arg, lua_pushfstring(L, "more than %d timer names in one map", PS_TIMERS_MAX));
+  if (t == NULL) luaL_error(L, "not enough memory for timer '%s'", name);
+  return t;
+}
+
+/* system.record(name, seconds): one sample of the named timer */
+static int system_record(lua_State *L) {
+  size_t len;
+  check_timer_name(L, 1, &len);
+  lua_Number seconds = luaL_checknumber(L, 2);
+  luaL_argcheck(L, seconds >= 0 && isfinite(seconds), 2, "seconds must be a finite number >= 0");
+  ps_timer_t *t = check_timer(L, 1);
+  ps_timing_add(&t->t, seconds + 0.0); /* + 0.0: -0 is 0 */
+  return 0;
+}
+
+/* Records the time since the start (slot 1, ns) under the name (slot 2),
+   then ends system.time with fn's results, or its error. */
+static int finish_time(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  int64_t elapsed = mono_ns() - (int64_t)lua_tointeger(L, 1);
+  ps_timer_t *t = check_timer(L, 2);
+  ps_timing_add(&t->t, (double)(elapsed > 0 ? elapsed : 0) / 1e9);
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 2;
+}
+
+/* system.time(name, fn, ...) -> fn(...): records how long fn took under
+   name, when it raises too (the error value goes on unchanged, its
+   traceback taken where it leaves system.time, as after any pcall and
+   error); fn may yield. */
+static int system_time(lua_State *L) {
+  check_timer(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushinteger(L, (lua_Integer)mono_ns());
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, 0, finish_time);
+  return finish_time(L, status, 0);
+}
+
 static int system_newindex(lua_State *L) {
   worker_t *W = lua_touserdata(L, lua_upvalueindex(1));
   W->system_grew = 1;
@@ -479,10 +571,16 @@ static void init_slots(worker_t *W) {
   lua_pushnil(L); /* ST_USER */
   lua_pushnil(L); /* ST_ENV */
   lua_pushnil(L); /* ST_SYSTEM */
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushlightuserdata(L, W);
   lua_pushcclosure(L, system_newindex, 1);
   lua_setfield(L, -2, "__newindex");
+  /* The timer functions are found through __index: nothing to set again
+     for every pset. */
+  static const luaL_Reg timer_fns[] = {
+      {"clock", system_clock}, {"record", system_record}, {"time", system_time}, {NULL, NULL}};
+  luaL_newlib(L, timer_fns);
+  lua_setfield(L, -2, "__index");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
   lua_pushstring(L, W->host);
@@ -752,6 +850,7 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   lua_State *L = W->L;
   psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)m.stage.n, m.stage.p);
+  ps_timers_free(&W->timers); /* a stage's names are its own */
   set_stage(W);
   ps_reader_init(&code, m.function.p, m.function.n);
   load_args_t a;
@@ -874,5 +973,6 @@ done:
   ps_framer_free(&W.framer);
   ps_buf_free(&W.recs);
   ps_buf_free(&W.result);
+  ps_timers_free(&W.timers);
   return 0;
 }

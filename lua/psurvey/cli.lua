@@ -5,7 +5,7 @@
 ---   psurvey --help | --version
 ---
 --- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
---- script failed, 130 interrupted.
+--- script failed, 4 a map halted (its halt option), 130 interrupted.
 local core = require('psurvey.core')
 local options = require('psurvey.options')
 local format = require('psurvey.format')
@@ -38,6 +38,8 @@ local function help()
       out[#out + 1] = ('  %-28s %s'):format('', spec.help)
     end
   end
+  out[#out + 1] = ('  %-28s %s'):format('-q, --quiet', 'no progress and no statistics (--verbose 0 --vstats 0);'
+    .. ' failures still end with one line')
   out[#out + 1] = ('  %-28s %s'):format('', '')
   out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal),'
     .. ' on_result (a function)'
@@ -47,7 +49,8 @@ local function help()
   out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
   out[#out + 1] = 'psurvey replay FILE TABLE INDEX     runs pset INDEX of TABLE again, in the foreground'
   out[#out + 1] = ''
-  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 130 interrupted'
+  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 4 a map halted'
+    .. ' (halt), 130 interrupted'
   io.stdout:write(table.concat(out, '\n'), '\n')
   return 0
 end
@@ -67,6 +70,10 @@ local function parse(argv)
     if a == '--' then
       table.move(argv, i + 1, #argv, #rest + 1, rest)
       break
+    elseif a == '-q' or a == '--quiet' then
+      -- No progress and no statistics; a map's one-line summary of its
+      -- failures still shows.
+      values.verbose, values.vstats = 0, 0
     elseif a:sub(1, 2) == '--' then
       local flag, value = a:match('^(%-%-[^=]+)=(.*)$')
       flag = flag or a
@@ -244,6 +251,9 @@ function M.main(argv)
     elseif type(e) == 'table' and e.interrupted then
       say('%s', e.message)
       code, status = 130, 'interrupted'
+    elseif type(e) == 'table' and e.halted then
+      say('%s', e.message)
+      code, status = 4, 'halted'
     else
       say('%s', tostring(e))
       code, status = 3, 'error'

@@ -76,8 +76,9 @@ function M.table(columns, next_row, limit, total)
   return table.concat(out, '\n')
 end
 
---- 0.000301 -> "301 us", 0.25 -> "250 ms", 12.5 -> "12.5 s"
+--- 0.000301 -> "301 us", 0.25 -> "250 ms", 12.5 -> "12.5 s", 2.5e-7 -> "250 ns"
 function M.seconds(s)
+  if s > 0 and s < 1e-6 then return ('%.0f ns'):format(s * 1e9) end
   if s < 1e-3 then return ('%.0f us'):format(s * 1e6) end
   if s < 1 then return ('%.3g ms'):format(s * 1e3) end
   return ('%.3g s'):format(s)

@@ -53,6 +53,33 @@ local function parse_number(s)
 end
 
 local resume_modes = { done = true, ['done-and-failed'] = true, force = true }
+
+--- GNU parallel's --halt, for failures: 'now,fail=N', 'soon,fail=N',
+--- 'now,fail=P%', 'soon,fail=P%'; 'never' (or false) for none. Returns
+--- when ('now' or 'soon'), the count (or nil) and the percentage (or nil);
+--- nil and why for anything else.
+function M.parse_halt(v)
+  if v == false or v == 'never' then return nil end
+  if type(v) ~= 'string' then
+    return nil, nil, nil, ("expected 'now,fail=N', 'soon,fail=N', 'now,fail=P%', 'soon,fail=P%' or 'never', got %s")
+      :format(type(v))
+  end
+  local when, num, pct = v:match('^(%a+),fail=(%d+%.?%d*)(%%?)$')
+  if (when ~= 'now' and when ~= 'soon') or not num then
+    return nil, nil, nil, ("expected 'now,fail=N', 'soon,fail=N', 'now,fail=P%%', 'soon,fail=P%%' or 'never' (GNU"
+      .. " parallel's --halt), got '%s'"):format(v)
+  end
+  local n = tonumber(num)
+  if pct == '%' then
+    if n <= 0 or n > 100 then
+      return nil, nil, nil, ("the percentage in '%s' must be above 0 and at most 100"):format(v)
+    end
+    return when, nil, n
+  end
+  n = math.tointeger(n)
+  if not n or n < 1 then return nil, nil, nil, ("the count in '%s' must be an integer of at least 1"):format(v) end
+  return when, n, nil
+end
 local backend_names = { process = true, ssh = true, slurm = true }
 
 --- A value given as text (environment or command line): a Lua literal,
@@ -247,6 +274,26 @@ M.specs = {
       if s == 'true' then return true end
       if s == 'false' then return false end
       return s
+    end },
+  { name = 'dry_run', default = false, arg = '', bare = 'true', bare_values = { ['true'] = true, ['false'] = true },
+    help = 'every map() prints its plan (psets, options, workers, table) and runs nothing; nothing is written',
+    parse = function(s)
+      if s == 'true' or s == '1' then return true end
+      if s == 'false' or s == '0' then return false end
+      return nil, ("'%s' is not true, false, 1 or 0"):format(s)
+    end,
+    check = function(v)
+      if type(v) ~= 'boolean' then return nil, 'expected true or false, got ' .. type(v) end
+      return v
+    end },
+  { name = 'halt', default = 'never', arg = 'WHEN,fail=N',
+    help = "stop a map early for its failures, as GNU parallel's --halt: now,fail=N (kill running psets), "
+      .. 'soon,fail=N (let them finish), or fail=P% (from 10 finished psets on); never',
+    check = function(v)
+      if v == false then return 'never' end
+      local _, _, _, why = M.parse_halt(v)
+      if why then return nil, why end
+      return v
     end },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
     help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path]' },

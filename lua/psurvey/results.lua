@@ -11,6 +11,12 @@
 ---   results.progress         total, active, finished (psets with a result), failures (psets that
 ---                            failed), exceptions, on_result_errors; tostring as paramsurvey's
 ---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it)
+---   results.stats.timers     the worker's named timers (system.record, system.time), by name:
+---                            name, count, mean, min, max, p25 .. p99 of their samples in
+---                            seconds, as for the run time (tostring prints it). Samples come from
+---                            every attempt that returned to the driver, a failed one's too (what
+---                            it recorded before it failed); an attempt lost with its worker's
+---                            death takes its samples with it
 local format = require('psurvey.format')
 
 local M = {}
@@ -78,6 +84,14 @@ Stats.__tostring = function(s)
     format.seconds(s.p90), format.seconds(s.p99), format.seconds(s.max))
 end
 
+local Timer = {}
+Timer.__index = Timer
+Timer.__tostring = function(t)
+  return ("timer '%s' of %d samples: mean %s, min %s, p50 %s, p90 %s, p99 %s, max %s"):format(
+    t.name, t.count, format.seconds(t.mean), format.seconds(t.min), format.seconds(t.p50),
+    format.seconds(t.p90), format.seconds(t.p99), format.seconds(t.max))
+end
+
 local Progress = {}
 Progress.__tostring = function(p)
   return ('total: %d, active: %d, finished: %d, failures: %d, exceptions: %d'):format(
@@ -86,6 +100,20 @@ end
 
 local function view(store, name, kind, count)
   return setmetatable({ _store = store, _view = kind, _count = count, name = name }, View)
+end
+
+-- A store with no rows, for the results of a dry run (nothing ran).
+local nothing = {
+  cursor = function()
+    return { next = function() return nil end, columns = function() return {} end }
+  end,
+  attempts = function() return {} end,
+}
+
+--- What a dry run's map() returns: no rows, and progress.total = total.
+function M.planned(name, total)
+  return M.new(nothing, name, { total = total, ok = 0, failed = 0, exceptions = 0, stats = { count = 0 } },
+    nil, nil)
 end
 
 --- The results of stage `name` after a run summarised by res.
@@ -101,6 +129,11 @@ function M.new(store, name, res, dbpath, logpath)
     resumed = res.resumed or 0, retried = res.retried or 0, on_result_errors = res.on_result_errors or 0,
   }, Progress)
   r.stats = setmetatable(res.stats, Stats)
+  r.stats.timers = r.stats.timers or {}
+  for timer, t in pairs(r.stats.timers) do
+    t.name = timer
+    setmetatable(t, Timer)
+  end
   r.db = dbpath
   r.log = logpath
   r.seconds = res.seconds

@@ -49,7 +49,7 @@ print(#r, r.progress.exceptions, r.progress.on_result_errors, r.progress.failure
 ]], '', { PSURVEY_VERBOSE = '2' })
     assert.equal(1, r.code, r.err) -- an error of the script's own code: exit status 1, as a failed pset
     assert.equal('4\t1\t1\t0\t4\n', r.out)
-    assert.matches('psurvey: cb: on_result failed on pset #2: survey%.lua:2: cannot file pset 2\n', r.err)
+    assert.matches('psurvey: cb: on_result failed on pset #2 %(value=2%): survey%.lua:2: cannot file pset 2\n', r.err)
     assert.matches("\n    [^\n]*in upvalue 'check'", r.err) -- verbose 2: the traceback
     local log
     for name in io.popen('ls -a ' .. H.quote(dir)):lines() do

@@ -78,6 +78,18 @@ describe('the ssh backend #ssh', function()
       H.sql(remote.db, 'select distinct _host h from same'))
   end)
 
+  it('gathers the named timers of workers on a host, through its agent', function()
+    local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
+    local r = psurvey.map(function(_, system)
+      system.record('a', 0.25)
+      system.time('b', function() end)
+    end, psurvey.range(1, 100), options({ hosts = { host }, name = 'timers' }))
+    assert.equal(100, #r)
+    local a = r.stats.timers.a
+    assert.same({ 100, 0.25, 0.25, 0.25 }, { a.count, a.mean, a.min, a.max })
+    assert.equal(100, r.stats.timers.b.count)
+  end)
+
   it('runs from the command line with a hosts file, counting psets per host at verbose 2', function()
     local dir = H.tmpdir()
     H.write(dir, 'hosts.txt', ('# the lab\n127.0.0.1:%d slots=2 psurvey=%s\n'):format(port, H.bin))
@@ -161,7 +173,7 @@ sleep 5
       hosts = { addrs[1] .. ' psurvey=' .. old, addrs[2] .. ' psurvey=' .. H.bin } }))
     assert.equal(500, #r)
     assert.matches('host 10%.200%.0%.11: cannot connect: psurvey there is version 0%.0%.1 %(protocol 1%), this one '
-      .. 'is 0%.1%.0 %(protocol 2%): install the same version on both', H.slurp(r.log))
+      .. 'is 0%.1%.0 %(protocol 3%): install the same version on both', H.slurp(r.log))
   end)
 
   it('finishes when an agent is killed with SIGKILL', function()
