@@ -18,6 +18,9 @@ local M = {
   range = psets.range,
   linspace = psets.linspace,
   logspace = psets.logspace,
+  sample = psets.sample,
+  filter = psets.filter,
+  shuffle = psets.shuffle,
 }
 
 -- The driver's state: one per Lua state.
