@@ -9,7 +9,9 @@
  *            varint cores, bytes psurvey version
  *   CODE     driver -> worker: varint worker id, varint flags, bytes stage
  *            name, bytes shipped function (lship.c), bytes user value,
- *            varint sandbox profile (0 default, 1 strict), varint seed
+ *            varint sandbox profile (0 default, 1 strict), varint seed,
+ *            bytes workdir (the base of each pset's own directory; empty:
+ *            psets run in the worker's directory)
  *   CODE_OK  worker -> driver: varint ok (1/0), bytes message
  *   TASKS    driver -> worker: varint n, then n times: varint index,
  *            varint attempt, varint timeout (ms, 0: none), varint memory

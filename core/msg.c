@@ -58,6 +58,7 @@ void ps_msg_put_code(ps_buf_t *b, const ps_msg_code_t *m) {
   put_bytes(b, m->user);
   ps_buf_put_varint(b, m->sandbox);
   ps_buf_put_varint(b, m->seed);
+  put_bytes(b, m->workdir);
   ps_frame_end(b, s);
 }
 
@@ -66,7 +67,7 @@ int ps_msg_get_code(const char *p, size_t n, ps_msg_code_t *m) {
   ps_reader_init(&r, p, n);
   int rc = get_varint(&r, &m->worker) || get_varint(&r, &m->flags) || get_bytes(&r, &m->stage) ||
            get_bytes(&r, &m->function) || get_bytes(&r, &m->user) || get_varint(&r, &m->sandbox) ||
-           get_varint(&r, &m->seed);
+           get_varint(&r, &m->seed) || get_bytes(&r, &m->workdir);
   return done(&r, rc);
 }
 

@@ -41,6 +41,7 @@ int ps_msg_get_hello(const char *p, size_t n, ps_msg_hello_t *m);
 typedef struct ps_msg_code_s {
   uint64_t worker, flags, sandbox, seed;
   ps_bytes_t stage, function, user;
+  ps_bytes_t workdir; /* the base of the psets' own directories; empty: none */
 } ps_msg_code_t;
 void ps_msg_put_code(ps_buf_t *b, const ps_msg_code_t *m);
 int ps_msg_get_code(const char *p, size_t n, ps_msg_code_t *m);

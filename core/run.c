@@ -151,7 +151,8 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
                      o->seed,
                      {o->name, strlen(o->name)},
                      {o->code, o->code_len},
-                     {o->user, o->user_len}};
+                     {o->user, o->user_len},
+                     {o->workdir ? o->workdir : "", o->workdir ? strlen(o->workdir) : 0}};
   ps_msg_put_code(&b, &m);
   if (b.failed)
     ps__run_fail(r, PS_ENOMEM, "out of memory sending the worker code");

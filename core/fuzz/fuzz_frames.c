@@ -119,6 +119,7 @@ static void decode_frame(int kind, const char *p, size_t n, int depth) {
       ps_msg_code_t m;
       if (ps_msg_get_code(p, n, &m) != 0) break;
       inside(m.function, p, n);
+      inside(m.workdir, p, n);
       fz_read_value(m.user.p, m.user.n);
       ps_msg_put_code(&b, &m);
       same_frame(kind, &b, p, n);

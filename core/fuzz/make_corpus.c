@@ -168,6 +168,7 @@ static void code(ps_buf_t *b) {
   ps_put_bytes(b, user.data, user.len);
   ps_buf_put_varint(b, 0);
   ps_buf_put_varint(b, 12345);
+  ps_put_bytes(b, "runs", 4); /* workdir */
   ps_frame_end(b, s);
   ps_buf_free(&user);
 }

@@ -357,6 +357,7 @@ static int engine_run(lua_State *L) {
   o.code = str_field(L, 4, "code", &o.code_len);
   o.user = str_field(L, 4, "user", &o.user_len);
   o.options_text = str_field(L, 4, "options_text", &n);
+  o.workdir = str_field(L, 4, "workdir", &n);
   if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");
   if (o.ncores < 1) o.ncores = 1;
   ps_limits_unset(&o.limits);

@@ -36,6 +36,13 @@ int psL_check_limits(lua_State *L, int idx, struct ps_limits_s *out, char *msg, 
 struct ps_source_s;
 struct ps_store_s;
 struct ps_source_s *psL_checksource(lua_State *L, int idx);
+
+/* Pushes a psurvey.source userdata that owns src. A view's base is the
+   source userdata at index base (0: none): the new userdata keeps it
+   alive, as src borrows its source. */
+void psL_push_source(lua_State *L, struct ps_source_s *src, int base);
+/* Adds sample, filter and shuffle (lspace.c) to the table on top. */
+void psL_open_space(lua_State *L);
 struct ps_store_s *psL_checkstore(lua_State *L, int idx);
 
 #endif

@@ -4,7 +4,8 @@
  * (core.array), encoded once here so the engine never calls Lua; and
  * the axes of psurvey.range, linspace and logspace (core.range,
  * core.linspace: plain tables, see lrange.c), whose values the engine
- * computes (source.h).
+ * computes (source.h). Samples and views of a source are made in
+ * lspace.c.
  */
 #include <lauxlib.h>
 #include <math.h>
@@ -28,11 +29,18 @@ ps_source_t *psL_checksource(lua_State *L, int idx) {
   return u->src;
 }
 
-static void push_source(lua_State *L, ps_source_t *src) {
-  lsource_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+void psL_push_source(lua_State *L, ps_source_t *src, int base) {
+  if (base) base = lua_absindex(L, base);
+  lsource_t *u = lua_newuserdatauv(L, sizeof *u, 1);
   u->src = src;
   luaL_setmetatable(L, SOURCE);
+  if (base) {
+    lua_pushvalue(L, base);
+    lua_setiuservalue(L, -2, 1);
+  }
 }
+
+static void push_source(lua_State *L, ps_source_t *src) { psL_push_source(L, src, 0); }
 
 /* Whether the key on top is a key of table t; leaves the stack as it was. */
 static int key_known(lua_State *L, int t) {
@@ -510,4 +518,5 @@ void psL_open_source(lua_State *L) {
   lua_setfield(L, -2, "product");
   lua_pushcfunction(L, source_array);
   lua_setfield(L, -2, "array");
+  psL_open_space(L);
 }

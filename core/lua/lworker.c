@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lualib.h>
 #include <math.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +88,11 @@ typedef struct worker_s {
   int64_t cpu_guessed;          /* CPU time given to psets since, without a reading */
   int pid;
   char trip_msg[96];
+  /* The stage's workdir: each pset runs in <workdir>/<stage>/<index>, its
+     own directory, then the worker goes back home. */
+  char workdir[PATH_MAX];  /* "" for none */
+  char pset_dir[PATH_MAX]; /* the running pset's, absolute, or "" */
+  int home;                /* the directory the worker started in (a descriptor) */
 } worker_t;
 
 static worker_t *the_worker; /* for the hook, which has no user data */
@@ -424,10 +431,11 @@ enum {
   SYS_PID,
   SYS_STAGE,
   SYS_SLEEP,
-  SYS_NKEYS = SYS_SLEEP
+  SYS_WORKDIR,
+  SYS_NKEYS = SYS_WORKDIR
 };
-static const char *const sys_keys[] = {"seed", "index", "attempt", "worker",
-                                       "host", "pid",   "stage",   "sleep"};
+static const char *const sys_keys[] = {"seed", "index", "attempt", "worker", "host",
+                                       "pid",  "stage", "sleep",   "workdir"};
 
 /*
  * The bottom of the worker's Lua stack holds what every pset needs, below
@@ -638,10 +646,42 @@ static void push_system(worker_t *W, int64_t index, int64_t attempt, const char 
       lua_pushvalue(L, ST_STAGE);
     else if (k == SYS_SLEEP)
       lua_pushcfunction(L, system_sleep);
+    else if (k == SYS_WORKDIR && W->pset_dir[0])
+      lua_pushstring(L, W->pset_dir);
+    else if (k == SYS_WORKDIR)
+      lua_pushnil(L);
     else
       lua_pushinteger(L, ints[k]);
     lua_rawset(L, -3);
   }
+}
+
+/* mkdir -p: path and the directories above it. 0, or -1 with errno. */
+static int make_dirs(char *path) {
+  for (char *s = path + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    int rc = mkdir(path, 0777);
+    *s = '/';
+    if (rc != 0 && errno != EEXIST) return -1;
+  }
+  return mkdir(path, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Enters the pset's own directory, made for it: 0, or -1 with why in err. */
+static int enter_pset_dir(worker_t *W, int64_t index, char *err, size_t errsz) {
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%s/%s/%lld", W->workdir, W->stage, (long long)index + 1);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    snprintf(err, errsz, "workdir: the path of pset #%lld is too long", (long long)index + 1);
+    return -1;
+  }
+  if (make_dirs(path) != 0 || chdir(path) != 0 || getcwd(W->pset_dir, sizeof W->pset_dir) == NULL) {
+    ps_textf(err, errsz, "workdir: cannot make or enter '%s': %s", path, strerror(errno));
+    W->pset_dir[0] = '\0';
+    return -1;
+  }
+  return 0;
 }
 
 /* The pset's global environment: the last pset's if it left it empty and
@@ -714,6 +754,12 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   }
   push_env(W);
   lua_setupvalue(L, ST_HOLDER, 1);
+  if (W->workdir[0] && enter_pset_dir(W, index, err, sizeof err) != 0) {
+    ps_msg_result_head(&W->recs, (uint64_t)index, (uint64_t)start, 0, 0, 0);
+    put_failure(W, PS_STATUS_ERROR, err, strlen(err), "", 0);
+    W->nrecs++;
+    return;
+  }
 
   /* The pset table stays below the call, for put_result. */
   if (psL_decode(L, pset, psetlen, err, sizeof err) != 0) fatal(W, err);
@@ -774,6 +820,11 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   }
   W->nrecs++;
   lua_settop(L, base);
+  if (W->pset_dir[0]) {
+    /* Home again, whatever directory the pset changed to. */
+    if (fchdir(W->home) != 0) fatal(W, "cannot go back to the worker's directory");
+    W->pset_dir[0] = '\0';
+  }
 }
 
 static void on_tasks(worker_t *W, const char *p, size_t n) {
@@ -865,6 +916,10 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   lua_State *L = W->L;
   psL_sandbox_select(L, W->sandbox);
   snprintf(W->stage, sizeof W->stage, "%.*s", (int)m.stage.n, m.stage.p);
+  if (m.workdir.n >= sizeof W->workdir || memchr(m.workdir.p, '\0', m.workdir.n))
+    fatal(W, "malformed code frame: a bad workdir");
+  memcpy(W->workdir, m.workdir.p, m.workdir.n);
+  W->workdir[m.workdir.n] = '\0';
   ps_timers_free(&W->timers); /* a stage's names are its own */
   set_stage(W);
   ps_reader_init(&code, m.function.p, m.function.n);
@@ -970,6 +1025,7 @@ int psL_worker_main(int argc, char **argv) {
   W.last_flush = ps_mono_us();
   W.cpu_mark = -1;
   W.pid = (int)getpid();
+  W.home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (ps_threads_init(&W.threads) != 0) {
     fprintf(stderr, "psurvey worker: out of memory\n");
     return 2;

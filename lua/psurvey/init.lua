@@ -19,6 +19,9 @@ local M = {
   range = psets.range,
   linspace = psets.linspace,
   logspace = psets.logspace,
+  sample = psets.sample,
+  filter = psets.filter,
+  shuffle = psets.shuffle,
 }
 
 -- The driver's state: one per Lua state.
@@ -416,7 +419,7 @@ function M.map(worker, list, opts)
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
     halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
-    halt_text = values.halt,
+    halt_text = values.halt, workdir = values.workdir,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then

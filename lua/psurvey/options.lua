@@ -345,6 +345,14 @@ M.specs = {
       if why then return nil, why end
       return v
     end },
+  { name = 'workdir', default = nil, arg = 'DIR',
+    help = "each pset runs in its own directory DIR/<table>/<index>, made for it (system.workdir names it)",
+    check = function(v)
+      if type(v) ~= 'string' or v == '' then return nil, 'expected a directory name, got ' .. type(v) end
+      if v:find('\0', 1, true) then return nil, 'a directory name cannot hold a NUL byte' end
+      if #v > 3000 then return nil, ('a directory name of %d bytes is too long'):format(#v) end
+      return v
+    end },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
     help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path] [gpus=ID,ID]' },
   { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,

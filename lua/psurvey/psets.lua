@@ -85,6 +85,7 @@ Product.__index = function(p, i)
   return Product[i]
 end
 Product.__tostring = function(p)
+  if p._label then return ('%s: %d psets'):format(p._label, #p._source) end
   if p._rows then
     return ('psurvey.product(%s): %d psets'):format(table.concat(p._keys, ', '), #p._source)
   end
@@ -107,14 +108,16 @@ function Product:keys()
   return table.move(self._keys, 1, #self._keys, 1, {})
 end
 
-local function check_key(k, argn, level)
+-- Checks a key of argument argn of fname (default 'product').
+local function check_key(k, argn, level, fname)
+  fname = fname or 'product'
   if type(k) ~= 'string' or k == '' then
-    error(("bad argument #%d to 'product' (keys must be non-empty strings, got %s)"):format(argn,
+    error(("bad argument #%d to '%s' (keys must be non-empty strings, got %s)"):format(argn, fname,
       type(k) == 'string' and "''" or type(k)), level + 1)
   end
   if k:sub(1, 1) == '_' then
-    error(("bad argument #%d to 'product' (key '%s' is reserved: keys starting with '_' are psurvey's columns)")
-      :format(argn, k), level + 1)
+    error(("bad argument #%d to '%s' (key '%s' is reserved: keys starting with '_' are psurvey's columns)")
+      :format(argn, fname, k), level + 1)
   end
 end
 
@@ -253,12 +256,56 @@ end
 --- is a table of value lists, a product, an array of psets or the results
 --- of a map() (each row's pset and result keys); the first varies slowest.
 --- product(stage1, { c = {1, 2, 3} }) runs every row of stage1 with each c.
---- Products of value lists stay lazy; a list of psets or results is read
---- into memory once.
+--- Products of value lists stay lazy, and so do samples, filters and
+--- shuffles among them; a list of psets or results is read into memory once.
 ---@param ... table
 function M.product(...)
   local nargs = select('#', ...)
   if nargs == 0 then error("bad argument #1 to 'product' (table expected, got no value)", 2) end
+  -- With a sample or a view (filter, shuffle) among value lists and
+  -- products of them: the product of their sources (core.cross), lazy too.
+  local views, listed = false, false
+  for argn = 1, nargs do
+    local v = select(argn, ...)
+    local kind = kind_of(v)
+    if kind == 'rows' or kind == 'product' and v._rows then listed = true end
+    if kind == 'product' and not v._rows and not v._specs then views = true end
+  end
+  if views and not listed then
+    local sources, keys, folded, parts = {}, {}, {}, {}
+    for argn = 1, nargs do
+      local v = select(argn, ...)
+      local kind = kind_of(v)
+      if kind == nil then bad_axis(argn, v, 3) end
+      local these = {}
+      if kind == 'product' and not v._specs then
+        these = v:keys()
+        sources[#sources + 1] = v._source
+      else
+        local specs = kind == 'product' and v._specs or axes_of_spec(v, argn, 2)
+        for i, spec in ipairs(specs) do these[i] = spec.name end
+        if #specs > 0 then
+          local ok, source = pcall(core.product, specs)
+          if not ok then error(("bad argument #%d to 'product' (%s)"):format(argn, source), 2) end
+          sources[#sources + 1] = source
+        end
+      end
+      for _, k in ipairs(these) do
+        local other = folded[k:lower()]
+        if other == k then
+          error(("bad argument #%d to 'product' (key '%s' is in more than one argument)"):format(argn, k), 2)
+        elseif other then
+          error(("bad argument #%d to 'product' (keys '%s' and '%s' differ only in letter case, which SQLite column"
+            .. ' names cannot tell apart: rename one)'):format(argn, other, k), 2)
+        end
+        folded[k:lower()], keys[#keys + 1] = k, k
+      end
+      parts[#parts + 1] = v
+    end
+    local p = new_product(core.cross(sources), keys)
+    p._label, p._parts = ('psurvey.product(%s)'):format(table.concat(keys, ', ')), parts
+    return p
+  end
   -- Lazy axes, in order, until the first list of whole psets.
   local specs, arg_of, lazy_upto = {}, {}, nargs
   for argn = 1, nargs do
@@ -271,11 +318,13 @@ function M.product(...)
       lazy_upto = argn - 1
       break
     end
-    local these = kind == 'product' and v._specs or axes_of_spec(v, argn, 2)
-    if kind == 'product' and v._rows then
+    -- A product of whole psets, a sample or a view: crossed from here on
+    -- as a list of psets.
+    if kind == 'product' and (v._rows or not v._specs) then
       lazy_upto = argn - 1
       break
     end
+    local these = kind == 'product' and v._specs or axes_of_spec(v, argn, 2)
     for _, s in ipairs(these) do
       specs[#specs + 1] = s
       arg_of[s] = argn
@@ -376,6 +425,196 @@ end
 --- The same psets with key added: p:add_column(key, fn).
 function Product:add_column(key, fn)
   return M.add_column(self, key, fn)
+end
+
+-- Spaces, not only grids: sample, filter, shuffle. A sample is computed in
+-- C from its index (core/space.h has the math); filter and shuffle are
+-- views of another source in C (core/view.h): a filter keeps 8 bytes per
+-- kept pset, a shuffle nothing per pset.
+
+local METHODS = { random = true, lhs = true, sobol = true }
+local SOBOL_DIMS = 32
+
+-- Raises "bad argument #argn to 'fname' (why)" at the caller's caller.
+local function bad(fname, argn, why, ...)
+  error(("bad argument #%d to '%s' (%s)"):format(argn, fname, why:format(...)), 3)
+end
+
+-- A number as the user wrote it, or the type of what is not one.
+local function shown(v)
+  if type(v) == 'number' then return tostring(v) end
+  if type(v) == 'string' then return ("'%s'"):format(v) end
+  return type(v)
+end
+
+local function finite(v)
+  return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+-- The core.sample key of one key of a space: {lo, hi}, {lo, hi, log =
+-- true}, {lo, hi, int = true}, a list of choices or { choices = {...} }.
+local function dim_of(k, v)
+  local function fail(why, ...)
+    error(("bad argument #1 to 'sample' (key '%s': " .. why .. ')'):format(k, ...), 4)
+  end
+  if type(v) ~= 'table' or getmetatable(v) ~= nil then
+    fail('expected {lo, hi}, {lo, hi, log = true}, {lo, hi, int = true} or a list of choices, got %s',
+      type(v) == 'table' and 'a table with a metatable' or type(v))
+  end
+  local choices = v.choices
+  if choices == nil and not (#v == 2 and type(v[1]) == 'number' and type(v[2]) == 'number') then
+    if v.log or v.int then fail('log and int need {lo, hi}: two numbers') end
+    choices = v
+  elseif choices ~= nil then
+    for f in pairs(v) do
+      if f ~= 'choices' then fail('unknown field %s beside choices', shown(f)) end
+    end
+  end
+  if choices ~= nil then
+    if type(choices) ~= 'table' then fail('choices must be a list, got %s', type(choices)) end
+    for j in pairs(choices) do
+      if math.type(j) ~= 'integer' or j < 1 or j > #choices then
+        fail('choices must be an array, but it has key %s', shown(j))
+      end
+    end
+    if #choices == 0 then fail('no choices') end
+    return { name = k, kind = 'choices', values = choices }
+  end
+  for f in pairs(v) do
+    if f ~= 1 and f ~= 2 and f ~= 'log' and f ~= 'int' then
+      fail("unknown field %s (a range is {lo, hi} with log = true or int = true)", shown(f))
+    end
+  end
+  local lo, hi = v[1], v[2]
+  if not finite(lo) or not finite(hi) then fail('lo and hi must be finite numbers, got %s and %s', lo, hi) end
+  if v.log and v.int then fail('log and int cannot be combined') end
+  if v.int then
+    local ilo, ihi = math.tointeger(lo), math.tointeger(hi)
+    if not ilo or not ihi then fail('int bounds must be integers, got %s and %s', lo, hi) end
+    if ilo > ihi then fail('lo must not be above hi, got %s and %s', lo, hi) end
+    return { name = k, kind = 'int', lo = ilo, hi = ihi }
+  end
+  if lo >= hi then fail('lo must be below hi, got %s and %s', lo, hi) end
+  if v.log then
+    if lo <= 0 then fail('log needs lo > 0, got %s', lo) end
+    return { name = k, kind = 'log', lo = lo + 0.0, hi = hi + 0.0 }
+  end
+  if not finite(hi - lo) then fail('hi - lo must be a finite number, got %s and %s', lo, hi) end
+  return { name = k, kind = 'uniform', lo = lo + 0.0, hi = hi + 0.0 }
+end
+
+--- n psets drawn from a space. Each key of `ranges` is a range of floats
+--- {lo, hi} (uniform in [lo, hi)), {lo, hi, log = true} (log-uniform, lo > 0),
+--- {lo, hi, int = true} (integers lo..hi, each as likely) or a list of choices
+--- ({ 'a', 'b' }; { choices = { 1, 2 } } for two numbers, which would be a range).
+--- opts.method: 'random' (default), 'lhs' (Latin hypercube: each of the n
+--- equal strata of each key holds one pset) or 'sobol' (the Sobol sequence,
+--- Joe and Kuo's direction numbers, up to 32 keys, in key name order;
+--- seed 0 gives the plain sequence, another seed a random digital shift).
+--- opts.seed (integer, default 0): the same seed gives the same psets on any
+--- machine. Lazy like a product: pset i is computed from its index.
+---@param ranges table the space: key = range or choices
+---@param n integer
+---@param opts table|nil { method = 'random'|'lhs'|'sobol', seed = integer }
+function M.sample(ranges, n, opts)
+  if type(ranges) ~= 'table' or getmetatable(ranges) ~= nil then
+    bad('sample', 1, 'a table of key = range or choices expected, got %s',
+      type(ranges) == 'table' and 'a table with a metatable' or type(ranges))
+  end
+  local count = math.tointeger(n)
+  if count == nil or count < 0 then bad('sample', 2, 'n must be a non-negative integer, got %s', shown(n)) end
+  if opts ~= nil and type(opts) ~= 'table' then bad('sample', 3, 'table expected, got %s', type(opts)) end
+  opts = opts or {}
+  for f in pairs(opts) do
+    if f ~= 'method' and f ~= 'seed' then bad('sample', 3, 'unknown option %s (known: method, seed)', shown(f)) end
+  end
+  local method = opts.method == nil and 'random' or opts.method
+  if not METHODS[method] then
+    bad('sample', 3, "unknown method %s (known: 'random', 'lhs', 'sobol')", shown(method))
+  end
+  local seed = opts.seed == nil and 0 or math.tointeger(opts.seed)
+  if seed == nil then bad('sample', 3, 'seed must be an integer, got %s', shown(opts.seed)) end
+  local keys, folded = {}, {}
+  for k in pairs(ranges) do
+    check_key(k, 1, 2, 'sample')
+    if folded[k:lower()] then
+      bad('sample', 1, "keys '%s' and '%s' differ only in letter case, which SQLite column names cannot tell"
+        .. ' apart: rename one', folded[k:lower()], k)
+    end
+    folded[k:lower()] = k
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  if #keys == 0 then bad('sample', 1, 'the space has no keys') end
+  if method == 'sobol' and #keys > SOBOL_DIMS then
+    bad('sample', 1, 'sobol has %d dimensions, the space has %d keys', SOBOL_DIMS, #keys)
+  end
+  if method == 'lhs' and count > 2 ^ 53 then bad('sample', 2, 'lhs takes at most 2^53 psets, got %s', shown(n)) end
+  local dims = {}
+  for i, k in ipairs(keys) do dims[i] = dim_of(k, ranges[k]) end
+  local ok, source = pcall(core.sample, dims, count, method, seed)
+  if not ok then bad('sample', 1, '%s', (tostring(source):gsub('^[^:]*:%d+: ', ''))) end
+  local p = new_product(source, keys)
+  p._label = ('psurvey.sample(%s, %d key%s)'):format(method, #keys, #keys == 1 and '' or 's')
+  return p
+end
+
+-- Any psets as a product: a product, sample or view as it is, a range as
+-- psets { value = x }, an array of psets or results as a list.
+local function as_product(v, fname)
+  local mt = getmetatable(v)
+  if mt == Product then return v end
+  if is_range(v) then return M.product({ value = v }) end
+  local kind = kind_of(v)
+  if is_results(v) then return M.list(rows_of(v, 1, 3)) end
+  if kind == 'rows' or kind == 'spec' and next(v) == nil then
+    -- An array of psets as map() takes it: per-pset options (_psurvey) and all.
+    local ok, source = pcall(core.array, v)
+    if not ok then
+      error(("bad argument #1 to '%s' (%s)"):format(fname, (tostring(source):gsub('^[^:]*:%d+: ', ''))), 3)
+    end
+    local keys, seen = {}, {}
+    for _, row in ipairs(v) do
+      for k in pairs(row) do
+        if not seen[k] and k ~= '_psurvey' then seen[k], keys[#keys + 1] = true, k end
+      end
+    end
+    table.sort(keys)
+    return new_product(source, keys, nil, v)
+  end
+  error(("bad argument #1 to '%s' (a product, sample, range, array of psets or results expected, got %s)"):format(
+    fname, kind == 'spec' and 'a table of value lists (make it a psurvey.product first)'
+      or type(v) == 'table' and 'a table with a metatable' or type(v)), 3)
+end
+
+--- The psets of `psets` for which fn(pset) is truthy, in their order: a view
+--- of `psets` that keeps the index of each pset kept (8 bytes), not the pset.
+--- Per-pset options (_psurvey) go with their psets.
+---@param psets table a product, sample, range, array of psets or results
+---@param fn function
+function M.filter(psets, fn)
+  local p = as_product(psets, 'filter')
+  if type(fn) ~= 'function' then bad('filter', 2, 'function expected, got %s', type(fn)) end
+  local ok, source = pcall(core.filter, p._source, fn)
+  if not ok then error(('filter: %s'):format((tostring(source):gsub('^[^:]*:%d+: ', ''))), 2) end
+  local v = new_product(source, p:keys())
+  v._label, v._base = ('psurvey.filter(of %d)'):format(#p), p
+  return v
+end
+
+--- The psets of `psets` in an order drawn from seed (an integer, default 0):
+--- the same seed gives the same order. A view: pset i is the pset at a keyed
+--- bijection of i, so nothing is stored per pset. With map's limit, the
+--- first psets of a shuffle are a representative slice.
+---@param psets table a product, sample, range, array of psets or results
+---@param seed integer|nil
+function M.shuffle(psets, seed)
+  local p = as_product(psets, 'shuffle')
+  local s = seed == nil and 0 or math.tointeger(seed)
+  if s == nil then bad('shuffle', 2, 'seed must be an integer, got %s', shown(seed)) end
+  local v = new_product(core.shuffle(p._source, s), p:keys())
+  v._label, v._base = ('psurvey.shuffle(seed %d)'):format(s), p
+  return v
 end
 
 --- The engine's source for what map() was given, or nil and why not.

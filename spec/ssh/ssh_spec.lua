@@ -116,6 +116,23 @@ describe('the ssh backend #ssh', function()
     assert.equal(100, r.stats.timers.b.count)
   end)
 
+  it('runs each pset in its own workdir on the host that ran it, and system.run there', function()
+    local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
+    local base = H.tmpdir() .. '/remote-runs'
+    local r = psurvey.map(function(p, system)
+      local out = system.run({ 'sh', '-c', 'echo $0 > made.txt; pwd', p.value }, { check = true })
+      return { dir = system.workdir, pwd = out.stdout, host = system.host }
+    end, psurvey.range(1, 6), options({ hosts = { host }, name = 'dirs', workdir = base }))
+    assert.equal(6, #r)
+    local dirs, pwds = r:column('dir'), r:column('pwd')
+    for i = 1, 6 do
+      assert.equal(base .. '/dirs/' .. i, dirs[i])
+      assert.equal(dirs[i] .. '\n', pwds[i])
+      assert.equal(i .. '\n', H.slurp(dirs[i] .. '/made.txt'))
+    end
+    assert.same({ { h = io.popen('hostname'):read('l') } }, H.sql(r.db, 'select distinct _host h from dirs'))
+  end)
+
   it('runs from the command line with a hosts file, counting psets per host at verbose 2', function()
     local dir = H.tmpdir()
     H.write(dir, 'hosts.txt', ('# the lab\n127.0.0.1:%d slots=2 psurvey=%s\n'):format(port, H.bin))
