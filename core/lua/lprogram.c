@@ -36,22 +36,29 @@ static const char **check_argv(lua_State *L, int idx) {
   if (n == 0) luaL_argerror(L, idx, "argv must hold the program and its arguments, got none");
   if (n > ARGS_MAX) luaL_argerror(L, idx, "argv has more than 4096 entries");
   const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 1), 0);
+  /* The strings, a number's as Lua writes it, kept alive by a table on the
+     stack for as long as the call runs. */
+  lua_createtable(L, (int)n, 0);
+  int anchor = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, idx, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       luaL_argerror(L, idx,
                     lua_pushfstring(L, "argv[%d] must be a string or a number, got %s", (int)i,
                                     luaL_typename(L, -1)));
-    argv[i - 1] = lua_tostring(L, -1); /* converted in place: kept alive by argv's table */
-    if (strlen(argv[i - 1]) != lua_rawlen(L, -1))
+    size_t len;
+    argv[i - 1] = lua_tolstring(L, -1, &len);
+    if (strlen(argv[i - 1]) != len)
       luaL_argerror(L, idx, lua_pushfstring(L, "argv[%d] holds a NUL byte", (int)i));
-    lua_pop(L, 1);
+    lua_rawseti(L, anchor, i);
   }
   argv[n] = NULL;
   return argv;
 }
 
-/* opts.env as "NAME=value" strings in a userdata kept on the stack. */
+/* opts.env as "NAME=value" strings, in a userdata kept on the stack; the
+   strings are kept alive by a table on the stack too, so that an error
+   midway leaves nothing behind. */
 static const char **check_env(lua_State *L, int opts) {
   if (lua_getfield(L, opts, "env") == LUA_TNIL) {
     lua_pop(L, 1);
@@ -67,7 +74,8 @@ static const char **check_env(lua_State *L, int opts) {
   }
   if (n > ARGS_MAX) luaL_argerror(L, 2, "opts.env has more than 4096 entries");
   const char **env = lua_newuserdatauv(L, sizeof *env * (size_t)(n + 1), 0);
-  luaL_Buffer b;
+  lua_createtable(L, n, 0); /* the strings' anchor */
+  int anchor = lua_gettop(L);
   int k = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
@@ -79,28 +87,17 @@ static const char **check_env(lua_State *L, int opts) {
       luaL_argerror(L, 2,
                     lua_pushfstring(L, "opts.env.%s must be a string or a number, got %s", name,
                                     luaL_typename(L, -1)));
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, name);
-    luaL_addchar(&b, '=');
-    lua_pushvalue(L, -2); /* the value, above the buffer's slot */
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
-    /* Anchored in a table beside env, so the string stays alive. */
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &env[k]);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &env[k]);
+    /* A number value is written as Lua writes it, on a copy: lua_next
+       needs the key untouched, and the value is only read. */
+    lua_pushvalue(L, -1);
+    const char *value = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s=%s", name, value);
     env[k++] = lua_tostring(L, -1);
+    lua_rawseti(L, anchor, k);
     lua_pop(L, 2);
   }
   env[k] = NULL;
   return env;
-}
-
-/* Forgets the registry anchors of check_env's strings. */
-static void free_env(lua_State *L, const char **env) {
-  for (int k = 0; env && env[k]; k++) {
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &env[k]);
-  }
 }
 
 /* "SIGKILL" for 9. */
@@ -159,7 +156,6 @@ int psL_system_run(lua_State *L) {
   ps_program_out_t o;
   ps_err_t err;
   int rc = ps_program_run(&p, &o, &err);
-  free_env(L, env);
   if (rc != 0) return luaL_error(L, "system.run: %s", err.msg);
   if (check && (!o.exited || o.code != 0)) {
     luaL_Buffer b;
