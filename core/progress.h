@@ -44,10 +44,12 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Text shown indented under an event line: a traceback (verbose >= 2). */
 void ps_progress_block(ps_progress_t *p, const char *text, size_t len);
+/* Lines a pset wrote, each after tag ("[#12] "), kept above the bar. */
+void ps_progress_output(ps_progress_t *p, const char *tag, const char *text, size_t len);
 /* A pset failed (pset: "#137 (r=3.6)"): shown at verbose >= 1 for the first few, then counted; the
-   first names the log that holds the tracebacks; verbose 2 shows each one. */
-void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
-                         const char *tb, size_t tb_len, const char *logpath);
+   first names the log that holds the tracebacks; verbose 2 shows each one. 1 when it was shown. */
+int ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
+                        const char *tb, size_t tb_len, const char *logpath);
 /* The end of the stage: how it ended (verbose >= 1), failures (tally.h's
    line, or "") at every verbosity, statistics (vstats >= 1). */
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,
