@@ -95,6 +95,33 @@ describe('option output', function()
       assert.same({ 'in memory 2\n', '' }, { r:output(2) })
     end)
 
+    it('follows its rows when a map resumes with its psets in another order', function()
+      local o = H.options({ name = 'again' })
+      local function run(list, fail)
+        return psurvey.map(function(p)
+          print('x=' .. p.x)
+          if p.x == fail then error('no') end
+        end, list, o)
+      end
+      run({ { x = 1 }, { x = 2 }, { x = 3 } }, 2)
+      o.resume = true
+      local r = run({ { x = 3 }, { x = 2 }, { x = 1 } }, nil)
+      assert.equal(3, #r)
+      for i, x in ipairs({ 3, 2, 1 }) do assert.same({ 'x=' .. x .. '\n', '' }, { r:output(i) }) end
+    end)
+
+    it('goes with its table when the script runs again and sets the table aside', function()
+      local dir = H.tmpdir()
+      local src = "require('psurvey').map(function() print(os.getenv('RUN')) end, { {} }, { name = 'kept' })"
+      assert.equal(0, H.survey(dir, src, nil, { RUN = 'first' }).code)
+      assert.equal(0, H.survey(dir, src, nil, { RUN = 'second' }).code)
+      local db = dir .. '/.psurvey/survey.db'
+      assert.same({ { stdout = 'second\n' } }, H.sql(db, 'SELECT stdout FROM kept_output'))
+      local old = H.sql(db, "SELECT name FROM sqlite_master WHERE name GLOB 'kept_2*_output'")
+      assert.equal(1, #old)
+      assert.same({ { stdout = 'first\n' } }, H.sql(db, ('SELECT stdout FROM "%s"'):format(old[1].name)))
+    end)
+
     it('raises on an index with no pset', function()
       local r = psurvey.map(function() end, { {} }, H.options())
       assert.has_error(function() r:output(7) end, 'no pset #7 in stage' .. r.name:match('%d+$'))
@@ -112,10 +139,13 @@ describe('option output', function()
   end)
 
   it("'none' stores nothing", function()
-    local o = H.options({ output = 'none', name = 'passed' })
-    local r = psurvey.map(function() print('gone') end, { {} }, o)
-    assert.same({ '', '' }, { r:output(1) })
-    assert.same({}, H.sql(o.db, "SELECT name FROM sqlite_master WHERE name = 'passed_output'"))
+    local dir = H.tmpdir()
+    local r = H.survey(dir, [[
+local r = require('psurvey').map(function() print('gone') end, { {} }, { output = 'none', name = 'passed' })
+io.write(select('#', r:output(1)), #r:output(1))
+]])
+    assert.same({ 0, '20', '[#1] gone\n' }, { r.code, r.out, r.err })
+    assert.same({}, H.sql(dir .. '/.psurvey/survey.db', "SELECT name FROM sqlite_master WHERE name = 'passed_output'"))
   end)
 
   it('rejects a bad value, naming the option', function()
