@@ -82,7 +82,6 @@ int ps_capture_take(ps_capture_t *c, size_t limit) {
   for (int k = 0; k < 2; k++) {
     c->len[k] = 0;
     c->note[k][0] = '\0';
-    c->written[k] = n[k] > 0 ? (uint64_t)n[k] : 0;
     if (n[k] <= 0) continue;
     size_t keep = (uint64_t)n[k] > limit ? limit : (size_t)n[k];
     off_t from = n[k] - (off_t)keep;

@@ -29,7 +29,6 @@ typedef struct ps_capture_s {
   ps_buf_t kept;
   size_t len[2];
   char note[2][64];
-  uint64_t written[2]; /* what each stream had, kept or not */
 } ps_capture_t;
 
 /* Puts the two files in place of descriptors 1 and 2, after flushing

@@ -1,7 +1,8 @@
 /*
  * progress.h: what a user sees on stderr while a stage runs. verbose 0:
- * nothing; 1: a line every 30 s; 2: a line every second; 3: also every
- * event (start, finish, failure of each pset). On a terminal, verbose >= 1
+ * nothing; 1: a line every 30 s; 2: a line every second (and a failed
+ * pset's output under its failure); 3: also every event (start, finish,
+ * failure of each pset, and what each wrote, tagged). On a terminal, verbose >= 1
  * draws a live bar instead of the periodic lines. vstats adds run-time
  * statistics at the same cadence: 1 at the end and every 30 s; 2 also
  * every second; 3 also each pset's run time as it finishes. The named
