@@ -76,6 +76,18 @@ psurvey.map(run, psurvey.range(1, $TRUE_N), { ncores = 2 })
 $DRIVER_PEAK
 EOF
 
+  # system.run: the program from an argv array, its exit status and both
+  # outputs read back (pipes and poll), no shell.
+  cat >"$d/w3_run.lua" <<EOF
+local psurvey = require('psurvey')
+local function run(p, system)
+  system.run({ '/bin/true' }, { check = true })
+  return { i = p.value }
+end
+psurvey.map(run, psurvey.range(1, $TRUE_N), { ncores = 2 })
+$DRIVER_PEAK
+EOF
+
   # psurvey's workers start a command without shell syntax directly
   # (posix_spawn, no /bin/sh in between); the quotes of the "-sh" variants
   # send the same command through /bin/sh -c, as stock Lua's os.execute

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "frame.h"
 #include "link.h"
 #include "local.h"
@@ -93,8 +94,10 @@ static void on_driver_frame(agent_t *a, int kind, const char *p, size_t n) {
     case PS_MSG_SPAWN: {
       ps_worker_t *w;
       ps_err_t err;
-      if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
-      if (ps_pool_spawn(&a->pool, a->here, &w, &err) != 0) {
+      if (ps_msg_get_relay(kind, p, n, &m) != 0 || m.bytes.n >= PS_GPUS_TEXT) break;
+      char gpus[PS_GPUS_TEXT];
+      ps_text(gpus, sizeof gpus, m.bytes.p, m.bytes.n);
+      if (ps_pool_spawn(&a->pool, a->here, gpus, &w, &err) != 0) {
         gone(a, m.worker, 127, 0, err.msg);
         return;
       }
@@ -183,14 +186,15 @@ int ps_agent_main(const char *exe) {
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
   host[sizeof host - 1] = '\0';
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  /* The CPUs the agent (and the workers it starts) may run on there. */
+  int cores = ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
   ps_msg_agent_t hello = {
       PS_PROTOCOL,
-      (uint64_t)(cores > 0 ? cores : 1),
+      (uint64_t)cores,
       (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
       {host, strlen(host)},
       {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};

@@ -17,7 +17,9 @@
  *   CODE_OK  worker -> driver: varint ok (1/0), bytes message
  *   TASKS    driver -> worker: varint n, then n times: varint index,
  *            varint attempt, varint timeout (ms, 0: none), varint memory
- *            limit (bytes, 0: none), bytes pset value
+ *            limit (bytes, 0: none), varint threads (the pset's ncores for
+ *            OMP_NUM_THREADS and the like; 0: it sets none), bytes pset
+ *            value
  *   RESULTS  worker -> driver: varint n, then n times: varint index,
  *            varint start (us since epoch), varint duration (us), varint
  *            CPU time (us, with child processes), varint peak Lua heap
@@ -46,7 +48,9 @@
  * which runs that host's workers and relays their frames:
  *   AGENT    agent -> driver: varint protocol, bytes host, varint cores,
  *            varint memory (MiB), bytes psurvey version
- *   SPAWN    driver -> agent: varint worker id; the agent starts a worker
+ *   SPAWN    driver -> agent: varint worker id, bytes GPU ids (comma-
+ *            separated, empty for none: the worker's CUDA_VISIBLE_DEVICES);
+ *            the agent starts a worker
  *   TO       driver -> agent: varint worker id, then one whole frame for it
  *   FROM     agent -> driver: varint worker id, byte kind, the payload of
  *            a frame from that worker

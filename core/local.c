@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpus.h"
+
 /* Called when both the exit status and the end of output are known. */
 static void maybe_dead(ps_worker_t *w) {
   if (!w->exited || !w->eof || w->closing) return;
@@ -46,7 +48,11 @@ static const ps_link_cb_t worker_link = {on_worker_frame, on_worker_end, NULL};
 
 static int local_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
   ps_pool_t *p = n->pool;
-  char *args[] = {p->exe, "worker", "--die-with-parent", NULL};
+  /* Bound to its GPUs for life: the worker sets CUDA_VISIBLE_DEVICES from
+     --gpus before any library can read it ("" hides every GPU). */
+  char gpus[sizeof w->gpus + 8];
+  snprintf(gpus, sizeof gpus, "--gpus=%s", w->gpus);
+  char *args[] = {p->exe, "worker", "--die-with-parent", gpus, NULL};
   int to_fd, from_fd;
   ps_err_t why;
   /* In a session of its own (child.h): a kill of the group reaches the
@@ -89,8 +95,10 @@ int ps_local_setup(ps_pool_t *p, ps_node_t **out, ps_err_t *err) {
     n->ops = &local_ops;
     if (gethostname(n->host, sizeof n->host - 1) != 0) strcpy(n->host, "localhost");
     snprintf(n->name, sizeof n->name, "%s", n->host);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    n->cores = cores > 0 ? (int)cores : 1;
+    /* What this process may run on (taskset, a cpuset, a quota). */
+    n->cores = ps_cpus_usable();
+    long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+    n->mem_mb = pages > 0 && pagesize > 0 ? (int64_t)(pages / 1024) * pagesize / 1024 : 0;
     n->slots = 1;
     n->state = PS_NODE_UP;
     n->ever_up = 1;

@@ -97,6 +97,7 @@ void ps_msg_tasks_add(ps_buf_t *b, const ps_msg_task_t *t) {
   ps_buf_put_varint(b, t->attempt);
   ps_buf_put_varint(b, t->timeout_ms);
   ps_buf_put_varint(b, t->memory);
+  ps_buf_put_varint(b, t->threads);
   put_bytes(b, t->pset);
 }
 
@@ -217,7 +218,7 @@ int ps_msg_next_task(ps_msg_batch_t *it, ps_msg_task_t *t) {
   if (it->left == 0) return ps_reader_left(r) == 0 ? 0 : PS_EPROTO;
   it->left--;
   if (get_varint(r, &t->index) || get_varint(r, &t->attempt) || get_varint(r, &t->timeout_ms) ||
-      get_varint(r, &t->memory) || get_bytes(r, &t->pset))
+      get_varint(r, &t->memory) || get_varint(r, &t->threads) || get_bytes(r, &t->pset))
     return PS_EPROTO;
   return 1;
 }
@@ -343,9 +344,10 @@ int ps_msg_get_agent(const char *p, size_t n, ps_msg_agent_t *m) {
   return done(&r, rc);
 }
 
-void ps_msg_put_spawn(ps_buf_t *b, uint64_t worker) {
+void ps_msg_put_spawn(ps_buf_t *b, uint64_t worker, const char *gpus, size_t n) {
   size_t s = ps_frame_begin(b, PS_MSG_SPAWN);
   ps_buf_put_varint(b, worker);
+  ps_put_bytes(b, gpus, n);
   ps_frame_end(b, s);
 }
 
@@ -390,7 +392,7 @@ int ps_msg_get_relay(int kind, const char *p, size_t n, ps_msg_relay_t *m) {
   m->bytes.n = 0;
   if (get_varint(&r, &m->worker) != 0) return PS_EPROTO;
   switch (kind) {
-    case PS_MSG_SPAWN: return done(&r, 0);
+    case PS_MSG_SPAWN: return done(&r, get_bytes(&r, &m->bytes));
     case PS_MSG_KILL: return done(&r, get_varint(&r, &m->arg1));
     case PS_MSG_TO:
     case PS_MSG_FROM:

@@ -58,7 +58,8 @@ int ps_msg_get_code_ok(const char *p, size_t n, ps_msg_code_ok_t *m);
 /* One pset of TASKS, driver -> worker. */
 typedef struct ps_msg_task_s {
   uint64_t index, attempt, timeout_ms, memory;
-  ps_bytes_t pset; /* its value encoding */
+  uint64_t threads; /* the pset's ncores, for OMP_NUM_THREADS and the like; 0: unset */
+  ps_bytes_t pset;  /* its value encoding */
 } ps_msg_task_t;
 /* Begins a TASKS frame in b; returns where, for ps_msg_tasks_end. */
 size_t ps_msg_tasks_begin(ps_buf_t *b);
@@ -143,15 +144,15 @@ typedef struct ps_msg_agent_s {
 void ps_msg_put_agent(ps_buf_t *b, const ps_msg_agent_t *m);
 int ps_msg_get_agent(const char *p, size_t n, ps_msg_agent_t *m);
 
-/* The relay's frames: SPAWN (id), KILL (id, signal), TO (id and a whole
+/* The relay's frames: SPAWN (id, GPU ids), KILL (id, signal), TO (id and a whole
    frame for that worker), FROM (id, kind and a payload from it), GONE (id,
    exit status, signal, why). */
 typedef struct ps_msg_relay_s {
   uint64_t worker, arg1, arg2; /* KILL: arg1 the signal; GONE: status, signal */
   int kind;                    /* FROM: the worker's frame kind */
-  ps_bytes_t bytes;            /* TO: the frame; FROM: the payload; GONE: why */
+  ps_bytes_t bytes;            /* SPAWN: GPU ids; TO: the frame; FROM: the payload; GONE: why */
 } ps_msg_relay_t;
-void ps_msg_put_spawn(ps_buf_t *b, uint64_t worker);
+void ps_msg_put_spawn(ps_buf_t *b, uint64_t worker, const char *gpus, size_t n);
 void ps_msg_put_kill(ps_buf_t *b, uint64_t worker, uint64_t sig);
 /* TO: the frame for the worker is copied in (frame: one whole frame). */
 void ps_msg_put_to(ps_buf_t *b, uint64_t worker, const char *frame, size_t n);

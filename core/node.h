@@ -20,6 +20,13 @@ typedef struct ps_node_s ps_node_t;
 
 enum { PS_NODE_DOWN, PS_NODE_CONNECTING, PS_NODE_UP };
 
+/* A node's GPUs: at most PS_GPUS_MAX, their ids (as CUDA_VISIBLE_DEVICES
+   names them: an index or a UUID) PS_GPUS_TEXT bytes at most, joined with
+   commas. A worker is bound to some of them for its life. */
+#define PS_GPUS_MAX 64
+#define PS_GPUS_MAX_TEXT "64"
+#define PS_GPUS_TEXT 1024
+
 /*
  * A backend: what its nodes do. A backend that reaches its nodes over
  * connections (ssh) reports their arrival and loss with ps_pool_node_up and
@@ -60,9 +67,11 @@ struct ps_node_s {
   int slots;      /* workers it takes at once */
   int cores;
   int64_t mem_mb;
-  char host[256]; /* the host's own name */
-  int workers;    /* alive there */
-  int failures;   /* connection attempts failed in a row */
+  int ngpus;               /* GPUs its workers may be bound to */
+  char gpus[PS_GPUS_TEXT]; /* their ids, comma-separated, as configured */
+  char host[256];          /* the host's own name */
+  int workers;             /* alive there */
+  int failures;            /* connection attempts failed in a row */
   int ever_up;
   int64_t done;  /* psets finished there (the scheduler counts) */
   char why[400]; /* why it went down, or "" */

@@ -169,7 +169,7 @@ int ps__pool_add(ps_pool_t *p, ps_worker_t *w) {
   return 0;
 }
 
-int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, ps_worker_t **out, ps_err_t *err) {
+int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, const char *gpus, ps_worker_t **out, ps_err_t *err) {
   assert(n->pool == p);
   if (n->state != PS_NODE_UP)
     return ps_err_set(err, PS_EWORKER, "%s %s is not connected", n->ops->noun, n->name);
@@ -182,6 +182,12 @@ int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, ps_worker_t **out, ps_err_t *err) 
   w->node = n;
   w->id = p->next_id++;
   snprintf(w->host, sizeof w->host, "%s", n->host);
+  if (strlen(gpus) >= sizeof w->gpus) {
+    free(w);
+    return ps_err_set(err, PS_EVALUE, "GPU ids of %zu bytes, over the %d a worker takes",
+                      strlen(gpus), PS_GPUS_TEXT - 1);
+  }
+  strcpy(w->gpus, gpus);
   int rc = n->ops->spawn(n, w, err);
   if (rc != 0) {
     free(w);
@@ -333,4 +339,52 @@ void ps_pool_close(ps_pool_t *p) {
   free(p->exe);
   p->workers = NULL;
   p->exe = NULL;
+}
+
+int ps_node_set_gpus(ps_node_t *n, const char *ids, ps_err_t *err) {
+  size_t len = strlen(ids);
+  if (len >= sizeof n->gpus)
+    return ps_err_set(err, PS_EVALUE, "GPU ids of %zu bytes, over the %d a node takes", len,
+                      PS_GPUS_TEXT - 1);
+  int count = 0;
+  const char *p = ids;
+  while (len > 0) {
+    const char *end = strchr(p, ',');
+    size_t k = end ? (size_t)(end - p) : strlen(p);
+    if (k == 0) return ps_err_set(err, PS_EVALUE, "an empty GPU id in '%s'", ids);
+    if (++count > PS_GPUS_MAX)
+      return ps_err_set(err, PS_EVALUE, "more than %d GPUs in '%s'", PS_GPUS_MAX, ids);
+    /* The same id twice would let two workers share a GPU. */
+    for (const char *q = ids; q < p;) {
+      const char *qe = strchr(q, ',');
+      if ((size_t)(qe - q) == k && memcmp(q, p, k) == 0)
+        return ps_err_set(err, PS_EVALUE, "GPU id '%.*s' is listed twice", (int)k, p);
+      q = qe + 1;
+    }
+    if (end == NULL) break;
+    p = end + 1;
+    if (*p == '\0') return ps_err_set(err, PS_EVALUE, "an empty GPU id in '%s'", ids);
+  }
+  memcpy(n->gpus, ids, len + 1);
+  n->ngpus = count;
+  return 0;
+}
+
+void ps_node_gpu_ids(const ps_node_t *n, uint64_t mask, char *out) {
+  size_t o = 0;
+  const char *p = n->gpus;
+  out[0] = '\0';
+  for (int k = 0; k < n->ngpus && *p; k++) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (mask >> k & 1) {
+      /* Ids of n->gpus, so they fit as they did there. */
+      if (o > 0) out[o++] = ',';
+      memcpy(out + o, p, len);
+      o += len;
+      out[o] = '\0';
+    }
+    if (end == NULL) break;
+    p = end + 1;
+  }
 }

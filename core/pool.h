@@ -42,9 +42,10 @@ struct ps_worker_s {
   int hello;   /* its HELLO arrived */
   int lost;    /* its node was lost: not its fault, nor its psets' */
   char host[256];
-  void *data;        /* the scheduler's per-worker state */
-  ps_child_t *child; /* a local worker's process until it is waited for */
-  ps_link_t *link;   /* a local worker's socket pairs */
+  char gpus[PS_GPUS_TEXT]; /* the GPU ids it is bound to, comma-separated, or "" */
+  void *data;              /* the scheduler's per-worker state */
+  ps_child_t *child;       /* a local worker's process until it is waited for */
+  ps_link_t *link;         /* a local worker's socket pairs */
   ps_worker_t *next_dead;
 };
 
@@ -85,8 +86,15 @@ int ps_pool_nodes_up(const ps_pool_t *p, int *slots);
 /* 1 when no node is up and none is expected back. */
 int ps_pool_nodes_gone(const ps_pool_t *p);
 
-/* Starts one worker on up node n. */
-int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, ps_worker_t **out, ps_err_t *err);
+/* Starts one worker on up node n, bound to the GPUs gpus names (ids
+   joined with commas, "" for none: its CUDA_VISIBLE_DEVICES). */
+int ps_pool_spawn(ps_pool_t *p, ps_node_t *n, const char *gpus, ps_worker_t **out, ps_err_t *err);
+/* Sets n's GPUs from ids joined with commas: 0, or PS_EVALUE with err
+   filled (too many, too long, an empty or repeated id). */
+int ps_node_set_gpus(ps_node_t *n, const char *ids, ps_err_t *err);
+/* The ids of n's GPUs in mask (bit k: its k-th), joined with commas, into
+   out of size PS_GPUS_TEXT. */
+void ps_node_gpu_ids(const ps_node_t *n, uint64_t mask, char *out);
 /* Sends the frame bytes; takes ownership of b's memory. */
 int ps_worker_send(ps_worker_t *w, ps_buf_t *b);
 /* Kills the worker and every process in its group (simulators it runs). */

@@ -42,7 +42,9 @@ static int on_hello(ps_relay_t *r, const char *p, size_t len, char *why, size_t 
   ps_text(n->host, sizeof n->host, m.host.p, m.host.n);
   n->cores = (int)m.cores;
   n->mem_mb = (int64_t)m.memory_mb;
-  n->slots = r->given_slots > 0 ? r->given_slots : (m.cores > 1 ? (int)m.cores - 1 : 1);
+  /* The driver runs elsewhere: every CPU the agent may use there (its
+     affinity and cgroup quota, cpus.h) takes a worker. */
+  n->slots = r->given_slots > 0 ? r->given_slots : (m.cores > 0 ? (int)m.cores : 1);
   ps_pool_node_up(n);
   return 0;
 }
@@ -87,7 +89,7 @@ int ps_relay_frame(ps_relay_t *r, int kind, const char *p, size_t len, char *why
 int ps_relay_spawn(ps_relay_t *r, ps_worker_t *w) {
   ps_buf_t b;
   ps_buf_init(&b);
-  ps_msg_put_spawn(&b, (uint64_t)w->id);
+  ps_msg_put_spawn(&b, (uint64_t)w->id, w->gpus, strlen(w->gpus));
   return send_built(r, &b);
 }
 

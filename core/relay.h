@@ -16,7 +16,7 @@
 typedef struct ps_relay_s {
   ps_node_t *node;
   ps_link_t *link;    /* the current connection's, or NULL */
-  int given_slots;    /* 0: the agent's cores minus one, at least 1 */
+  int given_slots;    /* 0: the CPUs the agent may use there */
   int64_t last_heard; /* monotonic us of the last frame */
 } ps_relay_t;
 

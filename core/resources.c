@@ -11,6 +11,7 @@ void ps_limits_unset(ps_limits_t *l) {
   l->memory = -1;
   l->ncores = 0;
   l->retries = -1;
+  l->gpus = -1;
   l->name = NULL;
 }
 
@@ -20,6 +21,7 @@ int ps_limits_merge(ps_limits_t *l, const ps_limits_t *over) {
   if (over->memory >= 0) l->memory = over->memory;
   if (over->ncores > 0) l->ncores = over->ncores;
   if (over->retries >= 0) l->retries = over->retries;
+  if (over->gpus >= 0) l->gpus = over->gpus;
   if (over->name) {
     char *name = strdup(over->name);
     if (name == NULL) return PS_ENOMEM;

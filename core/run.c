@@ -42,6 +42,8 @@
 static const int stop_signals[PS_RUN_NSTOP] = {SIGINT, SIGTERM, SIGHUP};
 #define NSTOP PS_RUN_NSTOP
 
+static void fill_workers(ps_run_t *r);
+
 /* Stops the stage (the first reason wins) and says why in the log. */
 void ps__run_fail(ps_run_t *r, int code, const char *fmt, ...) {
   if (r->fatal) return;
@@ -62,6 +64,7 @@ static void overlay(ps_limits_t *l, const ps_limits_t *over) {
   if (over->memory >= 0) l->memory = over->memory;
   if (over->ncores > 0) l->ncores = over->ncores;
   if (over->retries >= 0) l->retries = over->retries;
+  if (over->gpus >= 0) l->gpus = over->gpus;
   if (over->name) l->name = over->name;
 }
 
@@ -83,6 +86,15 @@ static int ncores_of(void *ud, const ps_task_t *t) {
   ps_limits_t l;
   ps__run_limits(r, t, &l);
   return l.ncores;
+}
+
+/* The scheduler asks how many GPUs a task wants. */
+static int gpus_of(void *ud, const ps_task_t *t) {
+  const ps_run_t *r = ud;
+  if (t->ov < 0 && r->src->limits == NULL) return r->o->limits.gpus;
+  ps_limits_t l;
+  ps__run_limits(r, t, &l);
+  return l.gpus;
 }
 
 void ps__run_check_done(ps_run_t *r) {
@@ -150,6 +162,17 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
   ps_buf_free(&b);
 }
 
+/* The ncores task t sets for itself (its _psurvey table, or a retry's),
+   which its worker gives OMP_NUM_THREADS and the like; 0 when it sets
+   none and the worker's own setting holds. */
+static int own_ncores(const ps_run_t *r, const ps_task_t *t) {
+  const ps_limits_t *own = r->src->limits ? r->src->limits(r->src, t->index) : NULL;
+  int mine = own ? own->ncores : 0;
+  if (t->ov >= 0 && (mine > 0 || r->over[t->ov].limits.ncores > 1))
+    return r->over[t->ov].limits.ncores;
+  return mine;
+}
+
 /* Appends task t to a TASKS frame being built in b. A pset too large to
    send (over PS_VALUE_MAX) fails here: -1. */
 static int put_task(ps_run_t *r, ps_buf_t *b, const ps_task_t *t) {
@@ -168,6 +191,7 @@ static int put_task(ps_run_t *r, ps_buf_t *b, const ps_task_t *t) {
                      (uint64_t)t->attempt,
                      (uint64_t)(l.timeout * 1000.0 + 0.5),
                      (uint64_t)(l.memory * 1024.0 * 1024.0),
+                     (uint64_t)own_ncores(r, t),
                      {r->scratch.data, r->scratch.len}};
   ps_msg_tasks_add(b, &m);
   return 0;
@@ -184,6 +208,30 @@ static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
   else
     snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", need,
              most->ops->noun, most->slots);
+  ps__run_fail_here(r, t, msg);
+}
+
+/* A pset that wants more GPUs than any node has fails before it runs,
+   saying how many it asked for and the most a node has. */
+static void too_many_gpus(ps_run_t *r, const ps_task_t *t) {
+  char msg[sizeof((ps_node_t *)0)->name + 300], asks[64], has[100];
+  int most = r->sched.o.most_gpus, want = gpus_of(r, t);
+  ps_pool_t *p = &r->e->pool;
+  const ps_node_t *only = p->nnodes == 1 ? p->nodes[0] : NULL;
+  snprintf(asks, sizeof asks, "asks for %d GPU%s (gpus)", want, want == 1 ? "" : "s");
+  if (most > 0)
+    snprintf(has, sizeof has, "%d", most);
+  else if (only && only->ops->slots_per_map)
+    snprintf(has, sizeof has, "none (option 'gpus', CUDA_VISIBLE_DEVICES or nvidia-smi say which)");
+  else
+    snprintf(has, sizeof has, "none (option 'gpus'; for hosts, gpus=)");
+  if (only && only->ops->slots_per_map)
+    snprintf(msg, sizeof msg, "the pset %s but %s has %s", asks, only->ops->noun, has);
+  else if (only)
+    snprintf(msg, sizeof msg, "the pset %s but %s %s has %s", asks, only->ops->noun, only->name,
+             has);
+  else
+    snprintf(msg, sizeof msg, "the pset %s but the most any host has is %s", asks, has);
   ps__run_fail_here(r, t, msg);
 }
 
@@ -241,6 +289,10 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       taken++;
       if (got == PS_TAKE_TOO_WIDE) {
         too_wide(r, &t, largest);
+        continue;
+      }
+      if (got == PS_TAKE_TOO_MANY_GPUS) {
+        too_many_gpus(r, &t);
         continue;
       }
       if (put_task(r, &b, &t) != 0) continue;
@@ -354,6 +406,8 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
     ps_worker_bye(w);
     return;
   }
+  /* With GPUs, an idle worker may have to make way for one bound to others. */
+  if (r->sched.o.most_gpus > 0 && s->len == 0) fill_workers(r);
   if (was_wide || r->sched.nreq > 0)
     dispatch_all(r);
   else
@@ -449,9 +503,10 @@ static void describe_death(ps_worker_t *w, char *out, size_t n) {
   }
 }
 
-/* Starts a worker on node n for the stage: it joins the scheduler's slots
-   and gets the stage's code. */
-static int spawn_worker(ps_run_t *r, ps_node_t *node) {
+/* Starts a worker on node n for the stage, bound to the node's GPUs in
+   mask: it joins the scheduler's slots and gets the stage's code. */
+static int spawn_worker(ps_run_t *r, ps_node_t *node, uint64_t mask) {
+  char gpus[PS_GPUS_TEXT];
   ps_worker_t *w;
   ps_err_t err;
   worker_state_t *st = calloc(1, sizeof *st);
@@ -460,26 +515,36 @@ static int spawn_worker(ps_run_t *r, ps_node_t *node) {
     ps__run_fail(r, PS_ENOMEM, "out of memory");
     return PS_ENOMEM;
   }
-  if (ps_pool_spawn(&r->e->pool, node, &w, &err) != 0) {
+  ps_node_gpu_ids(node, mask, gpus);
+  if (ps_pool_spawn(&r->e->pool, node, gpus, &w, &err) != 0) {
     ps_sched_remove(&r->sched, &st->slot);
     free(st);
     ps__run_fail(r, PS_EWORKER, "%s", err.msg);
     return PS_EWORKER;
   }
   ps_slot_init(&st->slot, node, w);
+  ps_slot_bind(&st->slot, mask);
   w->data = st;
   send_code(r, w);
   return 0;
 }
 
 /* Starts workers where the scheduler places them: one per slot of every
-   node that is up, and no more than there are psets left to finish. */
+   node that is up, and no more than there are psets left to finish; with
+   GPUs, first retires the idle workers whose binding is in the way. */
 static void fill_workers(ps_run_t *r) {
   ps_pool_t *p = &r->e->pool;
   int64_t left = r->total - r->c.ok - r->c.failed;
   ps_node_t *n;
-  while (!r->fatal && (n = ps_sched_place(&r->sched, p->nodes, p->nnodes, left)) != NULL)
-    if (spawn_worker(r, n) != 0) break;
+  ps_slot_t *go;
+  uint64_t mask;
+  if (r->sched.o.most_gpus > 0)
+    while (!r->fatal && (go = ps_sched_retire(&r->sched, left)) != NULL) {
+      go->retiring = 1;
+      ps_worker_bye(go->owner);
+    }
+  while (!r->fatal && (n = ps_sched_place(&r->sched, p->nodes, p->nnodes, left, &mask)) != NULL)
+    if (spawn_worker(r, n, mask) != 0) break;
 }
 
 /* What becomes of the psets in flight on a worker that died. */
@@ -910,6 +975,9 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .max_tasks_per_child = o->max_tasks_per_child,
                         .ncores = ncores_of,
                         .psets_set_ncores = src->limits != NULL,
+                        .gpus = gpus_of,
+                        .psets_set_gpus = src->limits != NULL,
+                        .most_gpus = ps_sched_most_gpus(e->pool.nodes, e->pool.nnodes),
                         .ud = r};
   ps_sched_init(&r->sched, &so);
   uint64_t every = ps_progress_interval(&r->progress);

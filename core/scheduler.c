@@ -33,6 +33,11 @@ void ps_slot_init(ps_slot_t *slot, const ps_node_t *node, void *owner) {
   slot->weight = 1;
 }
 
+void ps_slot_bind(ps_slot_t *slot, uint64_t mask) {
+  slot->gpus = mask;
+  slot->ngpus = __builtin_popcountll(mask);
+}
+
 void ps_slot_reset(ps_slot_t *slot) {
   slot->head = slot->len = 0;
   slot->nbatches = 0;
@@ -153,8 +158,65 @@ const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes) {
   return m;
 }
 
-ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnodes, int64_t left) {
+int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes) {
+  int most = 0;
+  for (int k = 0; k < nnodes; k++)
+    if (nodes[k]->ngpus > most) most = nodes[k]->ngpus;
+  return most;
+}
+
+static int gpus_of(const ps_sched_t *s, const ps_task_t *t) {
+  return s->o.gpus ? s->o.gpus(s->o.ud, t) : 0;
+}
+
+/* The GPUs the next pset wants: the first to run again, else the next of
+   the source. */
+static int head_gpus(const ps_sched_t *s) {
+  if (s->o.gpus == NULL) return 0;
+  if (s->nreq > 0) return gpus_of(s, &s->requeue[0]);
+  if (s->next >= s->o.total || !s->o.psets_set_gpus) return 0;
+  ps_task_t t = {.index = s->next, .attempt = 1, .ov = -1, .eoff = -1};
+  return gpus_of(s, &t);
+}
+
+static int idle(const ps_slot_t *slot) {
+  return !slot->retiring && slot->len == 0 && slot->nbatches == 0;
+}
+
+/* Whether an idle worker is bound to exactly g GPUs: it takes the next
+   pset that wants g. While those bound to g are busy, more are started
+   where GPUs are free. */
+static int idle_bound_to(const ps_sched_t *s, int g) {
+  for (int k = 0; k < s->nslots; k++)
+    if (idle(s->slots[k]) && s->slots[k]->ngpus == g) return 1;
+  return 0;
+}
+
+/* n's GPUs that no live worker is bound to (one retiring still holds its
+   own until it is gone). */
+static uint64_t free_gpus(const ps_sched_t *s, const ps_node_t *n) {
+  uint64_t all = n->ngpus >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n->ngpus) - 1;
+  for (int k = 0; k < s->nslots; k++)
+    if (s->slots[k]->node == n) all &= ~s->slots[k]->gpus;
+  return all;
+}
+
+ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnodes, int64_t left,
+                          uint64_t *gpus) {
+  *gpus = 0;
   if (!ps_sched_work_left(s)) return NULL;
+  int g = head_gpus(s);
+  if (g > 0 && g <= s->o.most_gpus && !idle_bound_to(s, g)) {
+    for (int k = 0; k < nnodes; k++) {
+      ps_node_t *n = nodes[k];
+      if (n->state != PS_NODE_UP || n->ngpus < g || ps_sched_serving(s, n) >= n->slots) continue;
+      uint64_t free = free_gpus(s, n);
+      if (__builtin_popcountll(free) < g) continue;
+      for (int b = 0, got = 0; got < g; b++)
+        if (free >> b & 1) *gpus |= (uint64_t)1 << b, got++;
+      return n;
+    }
+  }
   int64_t busy = 0;
   for (int k = 0; k < s->nslots; k++) busy += !s->slots[k]->retiring;
   if (busy >= left) return NULL;
@@ -164,12 +226,65 @@ ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnod
   return NULL;
 }
 
+ps_slot_t *ps_sched_retire(const ps_sched_t *s, int64_t left) {
+  if (s->o.most_gpus == 0 || !ps_sched_work_left(s)) return NULL;
+  int g = head_gpus(s);
+  if (g > s->o.most_gpus) return NULL; /* it fails, wherever */
+  if (g == 0) {
+    /* Idle workers bound to GPUs are of no use to the psets to come; they
+       go when their node is full and more workers could serve. */
+    int64_t unbound = 0;
+    for (int k = 0; k < s->nslots; k++)
+      unbound += !s->slots[k]->retiring && s->slots[k]->ngpus == 0;
+    if (unbound >= left) return NULL;
+    for (int k = 0; k < s->nslots; k++) {
+      ps_slot_t *slot = s->slots[k];
+      if (idle(slot) && slot->ngpus > 0 && ps_sched_serving(s, slot->node) >= slot->node->slots)
+        return slot;
+    }
+    return NULL;
+  }
+  if (idle_bound_to(s, g)) return NULL; /* that worker takes it */
+  for (int k = 0; k < s->nslots; k++) {
+    const ps_slot_t *slot = s->slots[k];
+    const ps_node_t *n = slot->node;
+    if (n->ngpus < g) continue;
+    /* One on its way out frees what is needed: wait for it. */
+    if (slot->retiring) return NULL;
+    /* A node with room and the GPUs: ps_sched_place starts the worker. */
+    if (n->state == PS_NODE_UP && ps_sched_serving(s, n) < n->slots &&
+        __builtin_popcountll(free_gpus(s, n)) >= g)
+      return NULL;
+  }
+  /* First an idle worker bound to another count, which frees GPUs; else
+     an idle unbound one where GPUs are free but room is not. */
+  for (int k = 0; k < s->nslots; k++)
+    if (idle(s->slots[k]) && s->slots[k]->ngpus > 0 && s->slots[k]->node->ngpus >= g)
+      return s->slots[k];
+  for (int k = 0; k < s->nslots; k++)
+    if (idle(s->slots[k]) && s->slots[k]->ngpus == 0 && s->slots[k]->node->ngpus >= g &&
+        __builtin_popcountll(free_gpus(s, s->slots[k]->node)) >= g)
+      return s->slots[k];
+  return NULL;
+}
+
 /* The slots a task at the head of the requeue needs to run alone, or 0
-   when it can share a batch. */
+   when it can share a batch: one that wants GPUs runs alone too. */
 static int alone_slots(const ps_sched_t *s, const ps_task_t *t) {
   int k = s->o.ncores(s->o.ud, t);
   if (k > 1) return k;
-  return t->suspect ? 1 : 0;
+  return t->suspect || gpus_of(s, t) > 0 ? 1 : 0;
+}
+
+/* The next pset of the source, when it wants GPUs, goes to the head of the
+   requeue, where the worker bound for it finds it (workers bound to GPUs
+   never take from the source). */
+static void promote_gpu_head(ps_sched_t *s) {
+  if (s->nreq > 0 || !s->o.psets_set_gpus || s->o.gpus == NULL || s->next >= s->o.total) return;
+  ps_task_t t = {.index = s->next, .attempt = 1, .ov = -1, .eoff = -1};
+  if (gpus_of(s, &t) == 0 || ps_sched_requeue(s, t, 1) != 0) return;
+  s->next++;
+  skip_done(s);
 }
 
 int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want) {
@@ -177,15 +292,26 @@ int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want
   slot->wide = slot->taken = 0;
   if (slot->retiring || slot->alone || slot->nbatches >= depth || !ps_sched_work_left(s)) return 0;
   if (cap > 0 && slot->assigned >= cap) return 0;
+  promote_gpu_head(s);
   int k = s->nreq > 0 ? alone_slots(s, &s->requeue[0]) : 0;
   if (k > 0) {
-    /* It waits for an idle worker and enough free slots; meanwhile nobody
-       gets more work, so slots do free up. */
-    if (slot->nbatches > 0 || ps_sched_free_slots(s, slot->node) < k) return 0;
+    int g = gpus_of(s, &s->requeue[0]);
+    if (g > s->o.most_gpus) {
+      /* It runs nowhere: the first worker to ask fails it (ps_sched_take). */
+      slot->wide = 1;
+      *want = 1;
+      return 1;
+    }
+    /* It waits for an idle worker bound to as many GPUs as it wants (none,
+       most often) and enough free slots; meanwhile nobody gets more work,
+       so slots do free up. */
+    if (slot->ngpus != g || slot->nbatches > 0 || ps_sched_free_slots(s, slot->node) < k) return 0;
     slot->wide = k;
     *want = 1;
     return 1;
   }
+  /* A worker bound to GPUs takes only psets that want them. */
+  if (slot->ngpus > 0) return 0;
   if (slot->len == 0 && ps_sched_free_slots(s, slot->node) < 1) return 0;
   *want = ps_sched_batch_size(s, slot);
   return *want > 0;
@@ -196,7 +322,7 @@ int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_t
     if (slot->taken > 0 || s->nreq == 0) return PS_TAKE_NONE;
     slot->taken++;
     *t = requeue_pop(s);
-    return PS_TAKE_TASK;
+    return gpus_of(s, t) > s->o.most_gpus ? PS_TAKE_TOO_MANY_GPUS : PS_TAKE_TASK;
   }
   if (s->nreq > 0) {
     if (alone_slots(s, &s->requeue[0]) > 0) return PS_TAKE_NONE;
@@ -212,7 +338,9 @@ int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_t
   t->eoff = -1;
   skip_done(s);
   int k = s->o.psets_set_ncores ? s->o.ncores(s->o.ud, t) : 1;
-  if (k > 1) {
+  int g = s->o.psets_set_gpus ? gpus_of(s, t) : 0;
+  if (g > s->o.most_gpus) return PS_TAKE_TOO_MANY_GPUS;
+  if (k > 1 || g > 0) {
     if (largest && k > largest->slots) return PS_TAKE_TOO_WIDE;
     /* It runs alone, next: the batch ends here. */
     if (ps_sched_requeue(s, *t, 1) != 0) return PS_TAKE_NONE;

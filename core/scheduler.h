@@ -19,6 +19,18 @@
  * flight (a suspect: nobody knows which one killed it) runs alone, so the
  * one that kills its worker alone is known. Psets to run again (retries,
  * suspects, those of a lost host) go before the next pset of the source.
+ *
+ * GPUs are slots with names: a worker is bound to some of its node's GPUs
+ * when it starts (CUDA_VISIBLE_DEVICES, which a library reads once) and
+ * holds them until it is gone, so no two live workers share one. A pset
+ * that wants g GPUs runs alone, like a wide one, on an idle worker bound
+ * to exactly g; when there is none, ps_sched_place starts one bound to g
+ * free GPUs of a node that has room (so psets of one GPU each keep every
+ * GPU busy), and when no node has, ps_sched_retire
+ * names an idle worker to go first (one bound to another count, which
+ * frees GPUs, else an unbound one, which frees room). Workers bound to
+ * GPUs take no other psets; idle, they go when psets without GPUs need
+ * their room. A pset that wants more GPUs than any node has fails.
  */
 #ifndef PS_SCHEDULER_H
 #define PS_SCHEDULER_H
@@ -60,8 +72,10 @@ typedef struct ps_slot_s {
   int alone;          /* running a suspect or a multi-slot pset alone */
   int weight;         /* slots it occupies while busy: 1, or a pset's ncores */
   int64_t head_since; /* when the first pset in flight started, at the latest (mono us) */
-  int wide;  /* the batch being made: one pset alone over this many slots (0: a shared batch) */
-  int taken; /* psets taken for the batch being made */
+  int wide;      /* the batch being made: one pset alone over this many slots (0: a shared batch) */
+  int taken;     /* psets taken for the batch being made */
+  uint64_t gpus; /* the node's GPUs it is bound to for life (bit k: its k-th) */
+  int ngpus;     /* how many */
 } ps_slot_t;
 
 typedef struct ps_sched_opts_s {
@@ -74,6 +88,10 @@ typedef struct ps_sched_opts_s {
      otherwise it needs 1, and the hot path makes no call. */
   int (*ncores)(void *ud, const ps_task_t *t);
   int psets_set_ncores;
+  /* The GPUs a task wants (0: none), asked as ncores is; NULL: none ever. */
+  int (*gpus)(void *ud, const ps_task_t *t);
+  int psets_set_gpus;
+  int most_gpus; /* the most GPUs any node has */
   void *ud;
 } ps_sched_opts_t;
 
@@ -94,9 +112,11 @@ void ps_sched_init(ps_sched_t *s, const ps_sched_opts_t *o);
 void ps_sched_free(ps_sched_t *s);
 
 /* Slots: a worker's joins when it starts (or when a stage begins, for a
-   worker of an earlier stage, after ps_slot_reset) and leaves when it
-   dies. PS_ENOMEM. */
+   worker of an earlier stage, after ps_slot_reset, which keeps its GPUs)
+   and leaves when it dies. PS_ENOMEM. */
 void ps_slot_init(ps_slot_t *slot, const ps_node_t *node, void *owner);
+/* The worker of slot is bound to the node's GPUs in mask. */
+void ps_slot_bind(ps_slot_t *slot, uint64_t mask);
 void ps_slot_reset(ps_slot_t *slot); /* nothing in flight */
 void ps_slot_free(ps_slot_t *slot);
 int ps_sched_add(ps_sched_t *s, ps_slot_t *slot);
@@ -119,10 +139,18 @@ int ps_sched_serving_before(const ps_sched_t *s, const ps_slot_t *slot);
 int ps_sched_free_slots(const ps_sched_t *s, const ps_node_t *n);
 /* The node of those ever up with the most slots, or NULL. */
 const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes);
-/* The node that gets the next new worker, or NULL: the first up node with
-   fewer workers than slots, while fewer workers serve than the `left`
-   psets to finish. */
-ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnodes, int64_t left);
+/* The most GPUs a node of those has (for ps_sched_opts_t.most_gpus). */
+int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes);
+/* The node that gets the next new worker, or NULL, and in *gpus the GPUs
+   it is bound to (0: none). A pset that wants GPUs and has no worker bound
+   to that many gets one bound to free GPUs of the first up node with room;
+   otherwise: the first up node with fewer workers than slots, while fewer
+   workers serve than the `left` psets to finish. */
+ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnodes, int64_t left,
+                          uint64_t *gpus);
+/* An idle worker that should go (the caller says goodbye and marks it
+   retiring), so that psets can get the workers they need, or NULL. */
+ps_slot_t *ps_sched_retire(const ps_sched_t *s, int64_t left);
 
 /*
  * Handing out work. For each batch: ps_sched_next_batch says whether slot
@@ -133,9 +161,10 @@ ps_node_t *ps_sched_place(const ps_sched_t *s, ps_node_t *const *nodes, int nnod
  */
 int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want);
 enum {
-  PS_TAKE_NONE = 0,    /* the batch is made */
-  PS_TAKE_TASK = 1,    /* *t is next */
-  PS_TAKE_TOO_WIDE = 2 /* *t needs more slots than `largest` node has: it cannot run */
+  PS_TAKE_NONE = 0,         /* the batch is made */
+  PS_TAKE_TASK = 1,         /* *t is next */
+  PS_TAKE_TOO_WIDE = 2,     /* *t needs more slots than `largest` node has: it cannot run */
+  PS_TAKE_TOO_MANY_GPUS = 3 /* *t wants more GPUs than any node has (o.most_gpus) */
 };
 int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_task_t *t);
 int ps_sched_sent(ps_sched_t *s, ps_slot_t *slot, ps_task_t t, int64_t now);

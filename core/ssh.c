@@ -479,6 +479,8 @@ int ps_ssh_setup(ps_pool_t *p, const ps_ssh_spec_t *specs, int count, const ps_s
     h->relay.node = n;
     h->relay.given_slots = specs[k].slots;
     n->slots = specs[k].slots;
+    int rc = specs[k].gpus ? ps_node_set_gpus(n, specs[k].gpus, err) : 0;
+    if (rc != 0) return rc;
     if (specs[k].port > 0)
       snprintf(n->name, sizeof n->name, "%s:%d", specs[k].target, specs[k].port);
     else

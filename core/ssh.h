@@ -15,8 +15,9 @@
 typedef struct ps_ssh_spec_s {
   const char *target;  /* [user@]host, as ssh takes it */
   int port;            /* 0: ssh's own default */
-  int slots;           /* 0: the host's cores minus one, at least 1 */
+  int slots;           /* 0: the CPUs the host's agent may use */
   const char *psurvey; /* the program on that host; NULL: "psurvey" */
+  const char *gpus;    /* its GPU ids, comma-separated; NULL: none */
 } ps_ssh_spec_t;
 
 typedef struct ps_ssh_opts_s {

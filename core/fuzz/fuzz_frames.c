@@ -236,7 +236,7 @@ static void decode_frame(int kind, const char *p, size_t n, int depth) {
       ps_msg_relay_t m;
       if (ps_msg_get_relay(kind, p, n, &m) != 0) break;
       inside(m.bytes, p, n);
-      if (kind == PS_MSG_SPAWN) ps_msg_put_spawn(&b, m.worker);
+      if (kind == PS_MSG_SPAWN) ps_msg_put_spawn(&b, m.worker, m.bytes.p, m.bytes.n);
       if (kind == PS_MSG_KILL) ps_msg_put_kill(&b, m.worker, m.arg1);
       if (kind == PS_MSG_TO) ps_msg_put_to(&b, m.worker, m.bytes.p, m.bytes.n);
       if (kind == PS_MSG_FROM) ps_msg_put_from(&b, m.worker, m.kind, m.bytes.p, m.bytes.n);

@@ -195,6 +195,7 @@ static void tasks(ps_buf_t *b, int first, int n) {
     ps_buf_put_varint(b, 1);
     ps_buf_put_varint(b, k % 2 ? 5000 : 0);
     ps_buf_put_varint(b, k % 3 ? 0 : 64u << 20);
+    ps_buf_put_varint(b, (uint64_t)(k % 4)); /* threads */
     pset.len = 0;
     if (n < 100)
       put_pset(&pset, k);

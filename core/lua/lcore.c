@@ -16,6 +16,7 @@
 #include "brief.h"
 #include "buf.h"
 #include "census.h"
+#include "cpus.h"
 #include "hash.h"
 #include "lcodec.h"
 #include "lpsurvey.h"
@@ -157,10 +158,18 @@ static int core_env_names(lua_State *L) {
   return 1;
 }
 
-/* core.ncpu() -> number of online cores */
-static int core_ncpu(lua_State *L) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_pushinteger(L, n > 0 ? n : 1);
+/* core.cpus() -> CPUs this process may use (affinity, cgroup quota), CPUs
+   online */
+static int core_cpus(lua_State *L) {
+  lua_pushinteger(L, ps_cpus_usable());
+  lua_pushinteger(L, ps_cpus_online());
+  return 2;
+}
+
+/* core.memory() -> MiB of physical memory on this machine */
+static int core_memory(lua_State *L) {
+  long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+  lua_pushinteger(L, pages > 0 && pagesize > 0 ? (lua_Integer)(pages / 1024) * pagesize / 1024 : 0);
   return 1;
 }
 
@@ -188,21 +197,14 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
-                                      {"census", core_census},
-                                      {"encode", core_encode},
-                                      {"brief", core_brief},
-                                      {"decode", core_decode},
-                                      {"ship", core_ship},
-                                      {"hash", core_hash},
-                                      {"pid", core_pid},
-                                      {"hostname", core_hostname},
-                                      {"vmem", core_vmem},
-                                      {"isatty", core_isatty},
-                                      {"ncpu", core_ncpu},
-                                      {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names},
-                                      {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},         {"census", core_census},
+                                      {"encode", core_encode},       {"brief", core_brief},
+                                      {"decode", core_decode},       {"ship", core_ship},
+                                      {"hash", core_hash},           {"pid", core_pid},
+                                      {"hostname", core_hostname},   {"vmem", core_vmem},
+                                      {"isatty", core_isatty},       {"cpus", core_cpus},
+                                      {"memory", core_memory},       {"mkdir", core_mkdir},
+                                      {"env_names", core_env_names}, {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

@@ -146,6 +146,8 @@ static int retry_cb(void *ud, const ps_failure_t *f, ps_limits_t *next, char *ms
   lua_setfield(L, -2, "memory");
   lua_pushinteger(L, f->limits->ncores);
   lua_setfield(L, -2, "ncores");
+  lua_pushinteger(L, f->limits->gpus);
+  lua_setfield(L, -2, "gpus");
   lua_pushinteger(L, (lua_Integer)f->attempt);
   int rc = lua_pcall(L, 3, 1, top + 1);
   if (rc != LUA_OK) {
@@ -366,6 +368,7 @@ static int engine_run(lua_State *L) {
   o.limits.timeout = num_field(L, 4, "timeout", 0);
   o.limits.memory = num_field(L, 4, "memory", 0);
   o.limits.ncores = 1;
+  o.limits.gpus = 0;
   o.limits.retries = 1;
   o.sandbox = (int)int_field(L, 4, "sandbox", 0);
   o.seed = (uint64_t)int_field(L, 4, "seed", 0);
@@ -432,14 +435,18 @@ static int engine_run(lua_State *L) {
 }
 
 /* The process backend: this machine, whose slots follow each map's
-   ncores. */
+   ncores, with opts = { gpus = 'id,id' }. */
 static int backend_process(lua_State *L, ps_pool_t *p, ps_err_t *err) {
-  (void)L;
-  return ps_local_setup(p, NULL, err);
+  ps_node_t *n;
+  size_t len;
+  const char *gpus = str_field(L, 3, "gpus", &len);
+  int rc = ps_local_setup(p, &n, err);
+  if (rc == 0 && gpus) rc = ps_node_set_gpus(n, gpus, err);
+  return rc;
 }
 
 /* The ssh backend, with opts = { hosts = { {target=, port=, slots=,
-   psurvey=}, ... }, ssh_args = {...}, heartbeat = s, reconnect = 0|1,
+   psurvey=, gpus = 'id,id'}, ... }, ssh_args = {...}, heartbeat = s, reconnect = 0|1,
    ssh = program }. */
 static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   lua_getfield(L, 3, "hosts");
@@ -453,6 +460,7 @@ static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
     size_t len;
     specs[k].target = str_field(L, t, "target", &len);
     specs[k].psurvey = str_field(L, t, "psurvey", &len);
+    specs[k].gpus = str_field(L, t, "gpus", &len);
     specs[k].port = (int)int_field(L, t, "port", 0);
     specs[k].slots = (int)int_field(L, t, "slots", 0);
     if (specs[k].target == NULL)
@@ -499,10 +507,40 @@ static int engine_backend(lua_State *L) {
   return luaL_argerror(L, 2, lua_pushfstring(L, "unknown backend '%s'", name));
 }
 
+/* engine:nodes() -> { { backend, name, host, state, cores, memory_mb,
+   slots, gpus = 'id,id', ever_up }, ... }: where workers run, as known now */
+static int engine_nodes(lua_State *L) {
+  lengine_t *u = check_engine(L);
+  static const char *const states[] = {"down", "connecting", "up"};
+  ps_pool_t *p = &u->e->pool;
+  lua_createtable(L, p->nnodes, 0);
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *n = p->nodes[k];
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, n->ops->name);
+    lua_setfield(L, -2, "backend");
+    lua_pushstring(L, n->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, n->host);
+    lua_setfield(L, -2, "host");
+    lua_pushstring(L, n->state >= 0 && n->state <= PS_NODE_UP ? states[n->state] : "?");
+    lua_setfield(L, -2, "state");
+    set_int(L, "cores", n->cores);
+    set_int(L, "memory_mb", n->mem_mb);
+    set_int(L, "slots", n->slots);
+    lua_pushstring(L, n->gpus);
+    lua_setfield(L, -2, "gpus");
+    lua_pushboolean(L, n->ever_up);
+    lua_setfield(L, -2, "ever_up");
+    lua_rawseti(L, -2, k + 1);
+  }
+  return 1;
+}
+
 static const luaL_Reg engine_methods[] = {
-    {"backend", engine_backend},   {"run", engine_run}, {"close", engine_close},
-    {"log_path", engine_log_path}, {"log", engine_log}, {"__gc", engine_close},
-    {"__close", engine_close},     {NULL, NULL}};
+    {"nodes", engine_nodes}, {"backend", engine_backend},   {"run", engine_run},
+    {"close", engine_close}, {"log_path", engine_log_path}, {"log", engine_log},
+    {"__gc", engine_close},  {"__close", engine_close},     {NULL, NULL}};
 
 void psL_open_engine(lua_State *L) {
   if (luaL_newmetatable(L, ENGINE)) {

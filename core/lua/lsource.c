@@ -14,6 +14,7 @@
 
 #include "lcodec.h"
 #include "lpsurvey.h"
+#include "node.h"
 #include "source.h"
 #include "value.h"
 
@@ -221,7 +222,7 @@ static int source_product(lua_State *L) {
 }
 
 int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t msgsz) {
-  static const char *const known = "timeout, memory, ncores, retries, name";
+  static const char *const known = "timeout, memory, ncores, gpus, retries, name";
   idx = lua_absindex(L, idx);
   ps_limits_unset(out);
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -247,6 +248,9 @@ int psL_check_limits(lua_State *L, int idx, ps_limits_t *out, char *msg, size_t 
     } else if (strcmp(k, "ncores") == 0) {
       if (!isint || i < 1 || i > 10000) want = "an integer from 1 to 10000";
       out->ncores = (int)i;
+    } else if (strcmp(k, "gpus") == 0) {
+      if (!isint || i < 0 || i > PS_GPUS_MAX) want = "an integer from 0 to " PS_GPUS_MAX_TEXT;
+      out->gpus = (int)i;
     } else if (strcmp(k, "retries") == 0) {
       if (!isint || i < 0 || i > 99) want = "an integer from 0 to 99";
       out->retries = (int)i;

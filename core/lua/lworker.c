@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "cpus.h"
 #include "frame.h"
 #include "hash.h"
 #include "lcodec.h"
@@ -78,6 +79,7 @@ typedef struct worker_s {
   ps_buf_t result; /* scratch: the result being encoded (put_result) */
   int sandbox;     /* PSL_SANDBOX_* */
   uint64_t seed;
+  ps_threads_t threads; /* OMP_NUM_THREADS and the like, per pset (cpus.h) */
   char host[256];
   char stage[128];
   size_t mem, peak; /* bytes the Lua state holds, and the most it held */
@@ -878,11 +880,13 @@ static void on_tasks(worker_t *W, const char *p, size_t n) {
   W->last_done = W->mono_base;
   W->last_done_is_now = 1;
   while ((rc = ps_msg_next_task(&it, &t)) == 1) {
+    ps_threads_set(&W->threads, t.threads > 1024 ? 1024 : (int)t.threads);
     run_pset(W, (int64_t)t.index, (int64_t)t.attempt, t.timeout_ms, t.memory, t.pset.p, t.pset.n);
     if (W->last_done - W->last_flush >= FLUSH_AFTER_US || W->recs.len >= PS_BATCH_BYTES)
       flush_results(W);
   }
   if (rc != 0) fatal(W, "malformed tasks frame");
+  ps_threads_set(&W->threads, 0);
   flush_results(W);
   W->last_done_is_now = 0;
   W->cpu_mark = -1; /* waiting for the next batch is nobody's CPU time */
@@ -1027,7 +1031,11 @@ int psL_worker_main(int argc, char **argv) {
   memset(&W, 0, sizeof W);
   W.cap.err = -1;
   for (int i = 2; i < argc; i++)
-    if (strcmp(argv[i], "--die-with-parent") == 0) {
+    if (strncmp(argv[i], "--gpus=", 7) == 0) {
+      /* The GPUs it is bound to for life, set before any library can read
+         them: a worker without GPUs sees none. */
+      setenv("CUDA_VISIBLE_DEVICES", argv[i] + 7, 1);
+    } else if (strcmp(argv[i], "--die-with-parent") == 0) {
       pid_t parent = getppid();
       /* Not SIGKILL: the handler takes the processes this worker started
          (a simulator in its process group) down with it. */
@@ -1063,6 +1071,10 @@ int psL_worker_main(int argc, char **argv) {
   W.cpu_mark = -1;
   W.pid = (int)getpid();
   W.home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (ps_threads_init(&W.threads) != 0) {
+    ps_capture_say(&W.cap, "psurvey worker: out of memory\n");
+    return 2;
+  }
 
   the_worker = &W;
   open_state(&W);
@@ -1085,6 +1097,7 @@ done:
   ps_framer_free(&W.framer);
   ps_buf_free(&W.recs);
   ps_buf_free(&W.result);
+  ps_threads_free(&W.threads);
   ps_timers_free(&W.timers);
   ps_capture_free(&W.cap);
   return 0;

@@ -16,7 +16,7 @@
 static const ps_backend_ops_t fake_ops = {.name = "fake", .noun = "fake node"};
 
 #define MAX_NODES 4
-#define MAX_WORKERS 64
+#define MAX_WORKERS 600
 #define MAX_PSETS 5000
 
 typedef struct world_s {
@@ -27,14 +27,26 @@ typedef struct world_s {
   int nworkers;
   ps_sched_t s;
   int ncores[MAX_PSETS]; /* per pset, 0: 1 */
+  int gpus[MAX_PSETS];   /* per pset */
   int runs[MAX_PSETS];   /* times handed out */
   int done[MAX_PSETS];   /* times finished */
   int64_t total, finished, batches, largest_batch;
+  int64_t refused;       /* psets failed for wanting more GPUs than any node has */
+  int64_t retired;       /* workers retired to make way */
+  int64_t mismatch;      /* psets sent to a worker not bound to as many GPUs as they want */
+  int64_t shared;        /* times two live workers of a node held the same GPU */
+  int most_running_gpus; /* the most GPU psets in flight at once */
+  int gpu_rounds;        /* rounds a pset on a worker with GPUs takes (0: 1) */
 } world_t;
 
 static int ncores_of(void *ud, const ps_task_t *t) {
   world_t *w = ud;
   return w->ncores[t->index] > 0 ? w->ncores[t->index] : 1;
+}
+
+static int gpus_of(void *ud, const ps_task_t *t) {
+  world_t *w = ud;
+  return w->gpus[t->index];
 }
 
 static void world_init(world_t *w, int64_t total, const int *slots, int nnodes,
@@ -55,6 +67,8 @@ static void world_init(world_t *w, int64_t total, const int *slots, int nnodes,
                        .group_size = group_size,
                        .ncores = ncores_of,
                        .psets_set_ncores = 1,
+                       .gpus = gpus_of,
+                       .psets_set_gpus = 1,
                        .ud = w};
   ps_sched_init(&w->s, &o);
 }
@@ -64,15 +78,45 @@ static void world_free(world_t *w) {
   ps_sched_free(&w->s);
 }
 
-/* Starts workers where the scheduler places them. */
+/* Gives the nodes GPUs: gpus[k] for node k. */
+static void world_gpus(world_t *w, const int *gpus) {
+  for (int k = 0; k < w->nnodes; k++) w->nodes[k].ngpus = gpus[k];
+  w->s.o.most_gpus = ps_sched_most_gpus(w->list, w->nnodes);
+}
+
+/* Retires the workers the scheduler names (an idle worker goes at once)
+   and starts workers where it places them, bound as it says. */
 static void place(world_t *w) {
   ps_node_t *n;
-  while ((n = ps_sched_place(&w->s, w->list, w->nnodes, w->total - w->finished)) != NULL) {
+  ps_slot_t *go;
+  uint64_t mask;
+  while ((go = ps_sched_retire(&w->s, w->total - w->finished)) != NULL) {
+    CHECK(go->len == 0 && go->nbatches == 0);
+    go->retiring = 1;
+    ps_sched_remove(&w->s, go);
+    w->retired++;
+  }
+  while ((n = ps_sched_place(&w->s, w->list, w->nnodes, w->total - w->finished, &mask)) != NULL) {
     if (w->nworkers == MAX_WORKERS) abort();
     ps_slot_t *slot = &w->slots[w->nworkers++];
     ps_slot_init(slot, n, w);
+    ps_slot_bind(slot, mask);
+    CHECK(n->ngpus >= 64 || mask >> n->ngpus == 0); /* its own GPUs only */
     if (ps_sched_add(&w->s, slot) != 0) abort();
   }
+}
+
+/* No two live workers of a node hold the same GPU; counts the GPU psets
+   in flight. */
+static void check_gpus(world_t *w) {
+  int running = 0;
+  for (int a = 0; a < w->s.nslots; a++) {
+    const ps_slot_t *x = w->s.slots[a];
+    running += x->len > 0 && x->ngpus > 0;
+    for (int b = a + 1; b < w->s.nslots; b++)
+      if (w->s.slots[b]->node == x->node && (w->s.slots[b]->gpus & x->gpus)) w->shared++;
+  }
+  if (running > w->most_running_gpus) w->most_running_gpus = running;
 }
 
 /* Gives one worker its batches, as run.c does. */
@@ -84,12 +128,14 @@ static void dispatch(world_t *w, ps_slot_t *slot, int depth) {
     ps_task_t t;
     while (n < want && (got = ps_sched_take(&w->s, slot, largest, &t)) != PS_TAKE_NONE) {
       taken++;
-      if (got == PS_TAKE_TOO_WIDE) {
+      if (got == PS_TAKE_TOO_WIDE || got == PS_TAKE_TOO_MANY_GPUS) {
         w->done[t.index]++; /* fails here */
         w->finished++;
+        w->refused += got == PS_TAKE_TOO_MANY_GPUS;
         continue;
       }
       w->runs[t.index]++;
+      w->mismatch += slot->ngpus != w->gpus[t.index];
       if (ps_sched_sent(&w->s, slot, t, 0) != 0) abort();
       n++;
     }
@@ -131,10 +177,14 @@ static void run_all(world_t *w, int64_t duration_us) {
     }
     for (int k = 0; k < w->s.nslots; k++) {
       ps_slot_t *slot = w->s.slots[k];
-      if (slot->len > 0) finish_head(w, slot, duration_us);
+      int slow = slot->ngpus > 0 && w->gpu_rounds > 1 && rounds % w->gpu_rounds != 0;
+      if (slot->len > 0 && !slow) finish_head(w, slot, duration_us);
       dispatch(w, slot, PS_SCHED_DEPTH);
     }
+    /* As run.c does after results when nodes have GPUs. */
+    if (w->s.o.most_gpus > 0) place(w);
     dispatch_all(w);
+    check_gpus(w);
   }
 }
 
@@ -352,7 +402,101 @@ static void lost_workers_psets_run_elsewhere(void) {
   world_free(&w);
 }
 
+static void gpu_psets_run_on_workers_bound_to_as_many(void) {
+  world_t w;
+  world_init(&w, 600, (int[]){4}, 1, 0);
+  world_gpus(&w, (int[]){4});
+  w.gpu_rounds = 3; /* GPU psets take longer: more workers get bound meanwhile */
+  /* Runs of 20 psets that want 1 GPU, 2 GPUs, none. */
+  for (int i = 0; i < 600; i++) w.gpus[i] = (i / 20) % 3 == 0 ? 1 : (i / 20) % 3 == 1 ? 2 : 0;
+  run_all(&w, 1000);
+  for (int i = 0; i < 600; i++) CHECK(w.runs[i] == 1 && w.done[i] == 1);
+  CHECK(w.mismatch == 0);
+  CHECK(w.shared == 0);
+  CHECK(w.refused == 0);
+  CHECK(w.most_running_gpus == 4); /* four of 1 GPU side by side, never more */
+  CHECK(w.retired > 0);            /* bindings changed as the psets did */
+  world_free(&w);
+}
+
+static void gpu_psets_go_to_nodes_with_gpus(void) {
+  world_t w;
+  world_init(&w, 40, (int[]){3, 2}, 2, 0);
+  world_gpus(&w, (int[]){0, 2});
+  for (int i = 0; i < 40; i++) w.gpus[i] = 1;
+  run_all(&w, 1000);
+  for (int i = 0; i < 40; i++) CHECK(w.runs[i] == 1 && w.done[i] == 1);
+  CHECK(w.mismatch == 0 && w.shared == 0);
+  CHECK(w.most_running_gpus == 2); /* both GPUs of n2 busy at once, never more */
+  for (int k = 0; k < w.s.nslots; k++)
+    CHECK(w.s.slots[k]->ngpus == 0 || w.s.slots[k]->node == &w.nodes[1]);
+  world_free(&w);
+}
+
+static void too_many_gpus_fails_before_it_runs(void) {
+  world_t w;
+  world_init(&w, 10, (int[]){2, 2}, 2, 0);
+  world_gpus(&w, (int[]){2, 4});
+  w.gpus[3] = 5;
+  w.gpus[4] = 4;
+  w.gpus[6] = 5;
+  run_all(&w, 1000);
+  CHECK(w.refused == 2);
+  CHECK(w.runs[3] == 0 && w.done[3] == 1 && w.runs[6] == 0 && w.done[6] == 1);
+  CHECK(w.runs[4] == 1 && w.done[4] == 1); /* n2 has 4 */
+  CHECK(w.mismatch == 0 && w.shared == 0);
+  world_free(&w);
+  /* Without GPUs anywhere, a pset that wants one fails too. */
+  world_init(&w, 3, (int[]){2}, 1, 0);
+  w.gpus[1] = 1;
+  run_all(&w, 1000);
+  CHECK(w.refused == 1 && w.runs[1] == 0 && w.done[1] == 1 && w.done[0] == 1 && w.done[2] == 1);
+  world_free(&w);
+}
+
+static void requeued_gpu_pset_keeps_its_binding(void) {
+  world_t w;
+  world_init(&w, 4, (int[]){2}, 1, 0);
+  world_gpus(&w, (int[]){2});
+  for (int i = 0; i < 4; i++) w.gpus[i] = 2;
+  place(&w);
+  dispatch_all(&w);
+  ps_slot_t *slot = w.s.slots[0];
+  CHECK(slot->ngpus == 2 && slot->len == 1);
+  /* Its worker dies: the pset runs again, on a worker bound to two. */
+  ps_sched_remove(&w.s, slot);
+  CHECK(ps_sched_requeue_from(&w.s, slot, 0) == 0);
+  slot->len = 0;
+  run_all(&w, 1000);
+  CHECK(w.runs[0] == 2 && w.done[0] == 1);
+  CHECK(w.mismatch == 0 && w.shared == 0 && w.most_running_gpus == 1);
+  world_free(&w);
+}
+
+static void bound_workers_make_way_for_psets_without_gpus(void) {
+  world_t w;
+  world_init(&w, 200, (int[]){2}, 1, 0);
+  world_gpus(&w, (int[]){2});
+  for (int i = 0; i < 10; i++) w.gpus[i] = 2;
+  run_all(&w, 1000);
+  for (int i = 0; i < 200; i++) CHECK(w.runs[i] == 1 && w.done[i] == 1);
+  CHECK(w.mismatch == 0 && w.shared == 0);
+  CHECK(w.retired >= 1);
+  int unbound = 0;
+  for (int k = 0; k < w.s.nslots; k++) unbound += w.s.slots[k]->ngpus == 0;
+  CHECK(unbound == 2); /* the psets without GPUs had both slots */
+  world_free(&w);
+}
+
 static const tc_case_t cases[] = {
+    {"GPU psets run on workers bound to as many GPUs, never sharing one",
+     gpu_psets_run_on_workers_bound_to_as_many},
+    {"GPU psets go to the nodes that have GPUs", gpu_psets_go_to_nodes_with_gpus},
+    {"a pset that wants more GPUs than any node has fails before it runs",
+     too_many_gpus_fails_before_it_runs},
+    {"a GPU pset run again gets a worker bound to as many", requeued_gpu_pset_keeps_its_binding},
+    {"workers bound to GPUs make way for psets without",
+     bound_workers_make_way_for_psets_without_gpus},
     {"hands out every pset once, over nodes of 1, 2 and 4 slots, one worker per slot",
      every_pset_once},
     {"starts no more workers than there are psets", no_more_workers_than_psets},

@@ -1,12 +1,14 @@
 --- psurvey.hosts: the ssh backend's list of hosts, from a hosts file and
 --- from the `ssh = { hosts = {...} }` option. An entry is
 ---
----   [user@]host[:port] [slots=N] [psurvey=/path/to/psurvey]
+---   [user@]host[:port] [slots=N] [psurvey=/path/to/psurvey] [gpus=0,1]
 ---
 --- as a line of the file (blank lines and # comments are skipped), as a
 --- string in ssh.hosts, or as a table { host = 'user@h', port = 22,
---- slots = 4, psurvey = '/opt/bin/psurvey' }.
+--- slots = 4, psurvey = '/opt/bin/psurvey', gpus = { 0, 1 } }. A host's
+--- gpus are its GPU ids, as its CUDA_VISIBLE_DEVICES would name them.
 local errors = require('psurvey.errors')
+local options = require('psurvey.options')
 
 local M = {}
 
@@ -29,8 +31,12 @@ function M.parse(text)
       if not host.slots or host.slots < 1 then return nil, ("slots must be a positive integer, got '%s'"):format(v) end
     elseif k == 'psurvey' then
       host.psurvey = v
+    elseif k == 'gpus' then
+      local ids, why = options.check_gpus(v)
+      if not ids then return nil, 'gpus: ' .. why end
+      host.gpus = table.concat(ids, ',')
     else
-      return nil, ("unknown setting '%s' (known: slots=N, psurvey=/path)"):format(words[i])
+      return nil, ("unknown setting '%s' (known: slots=N, psurvey=/path, gpus=ID,ID)"):format(words[i])
     end
   end
   return host
@@ -67,6 +73,10 @@ function M.gather(values, level)
     elseif type(entry) == 'table' and type(entry.host) == 'string' then
       host, why = M.parse(entry.host .. (entry.port and (':' .. entry.port) or ''))
       if host then host.slots, host.psurvey = entry.slots, entry.psurvey end
+      if host and entry.gpus ~= nil then
+        local ids, bad = options.check_gpus(entry.gpus)
+        if ids then host.gpus = table.concat(ids, ',') else host, why = nil, 'gpus: ' .. bad end
+      end
     else
       why = 'expected a string or a table with a host'
     end

@@ -10,6 +10,7 @@ local format = require('psurvey.format')
 local psets = require('psurvey.psets')
 local hosts = require('psurvey.hosts')
 local errors = require('psurvey.errors')
+local resources = require('psurvey.resources')
 
 local M = {
   version = core.version,
@@ -34,6 +35,7 @@ local state = {
   names = {},      -- table names used by this run, each once
   runs = {},       -- path -> this run's id in the database's _psurvey_runs
   backend = nil,   -- the first map()'s backend, and for ssh its hosts: one per run
+  backend_names = nil, -- and its names ({ 'process', 'ssh' })
   failed = false,  -- some pset of some map() failed
 }
 
@@ -166,8 +168,11 @@ end
 --- that names its workers; setup(engine, setup) adds its nodes to the pool.
 local backends = {
   process = {
-    prepare = function() return {}, 'process' end,
-    setup = function(engine) engine:backend('process', {}) end,
+    prepare = function(values)
+      local gpus = table.concat((resources.gpus_here(values)), ',')
+      return { gpus = gpus }, 'process' .. (gpus ~= '' and (' with GPUs ' .. gpus) or '')
+    end,
+    setup = function(engine, setup) engine:backend('process', setup) end,
   },
   ssh = {
     prepare = function(values, from, level)
@@ -198,6 +203,34 @@ local function check_backends(values, from, level)
   end
 end
 
+--- The workers of this machine for option ncores (0: one per CPU this
+--- process may use; -N: those but N, at least 1; N: N), and how that
+--- came about, for the verbose line.
+local function workers_of(ncores)
+  local usable, online = core.cpus()
+  local cpus = ('%d CPU%s usable%s'):format(usable, usable == 1 and '' or 's',
+    usable < online and (' of %d online'):format(online) or '')
+  if ncores > 0 then return ncores, ('ncores=%d; %s'):format(ncores, cpus) end
+  if ncores == 0 then return usable, 'ncores=0: one per CPU, ' .. cpus end
+  local n = math.max(1, usable + ncores)
+  if usable + ncores < 1 then
+    return n, ('ncores=%d: %s; keeping %d for the driver leaves none, so 1 at least'):format(ncores, cpus, -ncores)
+  end
+  return n, ('ncores=%d: %s, %d kept for the driver'):format(ncores, cpus, -ncores)
+end
+
+--- At verbose >= 1, one line on how many workers this machine starts.
+local function say_workers(name, values, ncores, cpus_text, total)
+  if values.verbose < 1 then return end
+  local here = false
+  for _, b in ipairs(values.backend) do here = here or b == 'process' end
+  if not here then return end
+  if values.limit > 0 and values.limit < total then total = values.limit end
+  local n = math.min(ncores, math.max(total, 1))
+  io.stderr:write(('psurvey: %s: %d worker%s%s%s (%s)\n'):format(name, n, n == 1 and '' or 's',
+    #values.backend > 1 and ' on this machine' or '', n < ncores and (', one per pset') or '', cpus_text))
+end
+
 --- Sets up where workers run, once per run: this machine, ssh hosts, or
 --- both as one pool.
 local function use_backend(values, from)
@@ -208,7 +241,7 @@ local function use_backend(values, from)
   local key = table.concat(keys, ', ')
   if state.backend == nil then
     for i, name in ipairs(values.backend) do backends[name].setup(state.engine, setups[i], values) end
-    state.backend = key
+    state.backend, state.backend_names = key, values.backend
   elseif state.backend ~= key then
     errors.raise(("option 'backend': every map() of a run uses the same workers; this run started with %s"):format(
       state.backend), 3)
@@ -349,9 +382,7 @@ function M.map(worker, list, opts)
     lower = name:lower()
   end
   state.names[db_key .. lower] = name
-  local ncores = values.ncores
-  if ncores == -1 then ncores = math.max(1, core.ncpu() - 1) end
-  if ncores == 0 then errors.raise("option 'ncores': 0 workers cannot run anything; use -1 or a positive count", 2) end
+  local ncores, cpus_text = workers_of(values.ncores)
 
   if values.dry_run then
     local total = #source
@@ -377,6 +408,7 @@ function M.map(worker, list, opts)
     note_start_over(store, name, code_hash, user_hash, total, values.verbose)
   end
   use_backend(values, from)
+  say_workers(name, values, ncores, cpus_text, #source)
   local halt_when, halt_fail, halt_pct = options.parse_halt(values.halt)
   local res, err, partial = state.engine:run(source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
@@ -460,6 +492,34 @@ function M._replay(db, name, index)
   return out, pset
 end
 
+--- Where workers run: one entry per node of the backends in use, as
+--- paramsurvey lists them: { host = ..., num_cores = N, memory = GiB,
+--- gpus = { ids }, backend = 'process' | 'ssh', connected = bool }. Before
+--- the first map() starts workers, from init()'s options: this machine as
+--- it is, ssh hosts without num_cores and memory (known once they connect).
+---@return table[]
+function M.current_resources()
+  local values = options.resolve(layers({}))
+  if state.backend_names then values.backend = state.backend_names end
+  return resources.current(state.engine, values)
+end
+
+--- The CPUs of current_resources(), summed (hosts not yet connected count 0).
+---@return integer
+function M.current_core_count()
+  local n = 0
+  for _, r in ipairs(M.current_resources()) do n = n + (r.num_cores or 0) end
+  return n
+end
+
+--- The backends in use (or that the next map() would use): 'process',
+--- 'ssh' or 'process,ssh'.
+---@return string
+function M.backend()
+  local names = state.backend_names or options.resolve(layers({})).backend
+  return table.concat(names, ',')
+end
+
 --- The driver's memory use in GiB (resident now, and its peak).
 function M.vmem()
   return core.vmem()
@@ -480,7 +540,7 @@ end
 function M.shutdown(status)
   if state.engine then state.engine:close() end
   state.engine = nil
-  state.backend = nil
+  state.backend, state.backend_names = nil, nil
   -- After a signal, a database another program holds is waited for 1 s at most.
   local wait = status == 'interrupted' and 1 or math.huge
   for path, id in pairs(state.runs) do

@@ -52,6 +52,50 @@ local function parse_number(s)
   return v
 end
 
+-- CUDA_VISIBLE_DEVICES takes indexes and names such as GPU-8b9d9b4f-... or
+-- MIG-...: no commas or spaces, and the engine keeps 1023 bytes of them.
+local GPUS_MAX, GPUS_TEXT_MAX = 64, 1023
+
+--- Checks a list of GPU ids ({0, 1}, {'GPU-8b9d...'}, or as text '0,1');
+--- returns them as strings, or nil and why not.
+function M.check_gpus(v)
+  if type(v) == 'string' then
+    local list = {}
+    if v:find('%S') then
+      for id in (v .. ','):gmatch('([^,]*),') do list[#list + 1] = id:match('^%s*(.-)%s*$') end
+    end
+    v = list
+  end
+  if type(v) ~= 'table' then
+    return nil, ("expected a list of GPU ids such as {0, 1} or '0,1', got %s"):format(type(v))
+  end
+  local n = #v
+  for k in pairs(v) do
+    if math.type(k) ~= 'integer' or k < 1 or k > n then
+      return nil, ('expected a list of GPU ids such as {0, 1}, got a table with key %s'):format(
+        type(k) == 'string' and ("'" .. k .. "'") or tostring(k))
+    end
+  end
+  if n > GPUS_MAX then return nil, ('at most %d GPUs, got %d'):format(GPUS_MAX, n) end
+  local out, seen = {}, {}
+  for i = 1, n do
+    local id = v[i]
+    if math.type(id) == 'integer' and id >= 0 then
+      id = tostring(id)
+    elseif type(id) ~= 'string' or not id:match('^[%w_.:/-]+$') or id:sub(1, 1) == '-' then
+      return nil, ("GPU #%d: expected an index from 0 or a name such as 'GPU-8b9d9b4f' (no commas or spaces),"
+        .. ' got %s'):format(i, type(id) == 'string' and ("'" .. id .. "'") or tostring(id))
+    end
+    if seen[id] then return nil, ("GPU id '%s' is listed twice"):format(id) end
+    seen[id] = true
+    out[i] = id
+  end
+  if #table.concat(out, ',') > GPUS_TEXT_MAX then
+    return nil, ('GPU ids of more than %d bytes together'):format(GPUS_TEXT_MAX)
+  end
+  return out
+end
+
 local resume_modes = { done = true, ['done-and-failed'] = true, force = true }
 
 --- GNU parallel's --halt, for failures: 'now,fail=N', 'soon,fail=N',
@@ -229,8 +273,14 @@ M.specs = {
     end,
     -- As the command line takes it: 'process,ssh'.
     show = function(v) return "'" .. table.concat(v, ',') .. "'" end },
-  { name = 'ncores', default = -1, arg = 'N', check = check_int(-1, 10000), parse = parse_int,
-    help = 'worker processes; -1: all cores but one, at least 1' },
+  { name = 'ncores', default = 0, arg = 'N', check = check_int(-10000, 10000), parse = parse_int,
+    help = 'worker processes on this machine; 0: one per CPU this process may use (affinity, cgroup quota);'
+      .. ' -N: those CPUs but N, at least 1' },
+  { name = 'gpus', default = nil, arg = 'ID[,ID]', check = M.check_gpus,
+    parse = function(s) if s:match('^%s*{') then return parse_literal(s) end return s end,
+    help = "this machine's GPU ids, e.g. 0,1,2,3 (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L, else none);"
+      .. ' a pset takes some with _psurvey.gpus',
+    show = function(v) return "'" .. table.concat(v, ',') .. "'" end },
   { name = 'limit', default = 0, arg = 'N', check = check_int(0), parse = parse_int,
     help = 'run only the first N psets of each map (0: all)' },
   { name = 'verbose', default = 1, arg = '0..3', check = check_int(0, 3), parse = parse_int,
@@ -312,7 +362,7 @@ M.specs = {
         or type(v))
     end },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
-    help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path]' },
+    help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path] [gpus=ID,ID]' },
   { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,
     help = 'ssh backend: { hosts = {...}, options = { extra ssh arguments }, heartbeat = 30, reconnect = true }',
     check = function(v)

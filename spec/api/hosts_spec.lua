@@ -54,3 +54,27 @@ exit 255
       '--', 'alice@lab-pc2', "'/opt/psurvey' agent" }, lines)
   end)
 end)
+
+describe('psurvey.hosts', function()
+  local hosts = require('psurvey.hosts')
+
+  it("reads a host's GPU ids from gpus=", function()
+    assert.same({ target = 'alice@lab-pc1', gpus = '0,1' }, hosts.parse('alice@lab-pc1 gpus=0,1'))
+    assert.same({ target = 'h', port = 2222, slots = 2, gpus = 'GPU-8b9d,3' },
+      hosts.parse('h:2222 slots=2 gpus=GPU-8b9d,3'))
+  end)
+
+  it('refuses bad GPU ids, saying why', function()
+    assert.same({ nil, "gpus: GPU id '1' is listed twice" }, { hosts.parse('h gpus=1,1') })
+    assert.same({ nil, "gpus: GPU #2: expected an index from 0 or a name such as 'GPU-8b9d9b4f' (no commas or spaces),"
+      .. " got ''" }, { hosts.parse('h gpus=0,,1') })
+  end)
+
+  it('takes gpus as a list in an ssh.hosts table, naming the entry of a bad one', function()
+    local list = hosts.gather({ ssh = { hosts = { { host = 'h1', gpus = { 0, 2 } }, 'h2 gpus=1' } } }, 1)
+    assert.same({ { target = 'h1', gpus = '0,2' }, { target = 'h2', gpus = '1' } }, list)
+    local ok, err = pcall(hosts.gather, { ssh = { hosts = { 'h1', { host = 'h2', gpus = { 0, -1 } } } } }, 1)
+    assert.is_false(ok)
+    assert.matches("option 'ssh': hosts%[2%]: gpus: GPU #2: expected an index from 0", err)
+  end)
+end)

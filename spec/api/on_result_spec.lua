@@ -16,6 +16,7 @@ describe('map option on_result', function()
       return { y = p.value * 2 }
     end, psurvey.range(1, 5), H.options({
       name = 'called',
+      ncores = 1, -- one worker: rows come in pset order, so pset #5's call is the last
       on_result = function(row, system)
         calls[row._index] = row
         -- The store holds the row already: another reader sees it.

@@ -102,7 +102,7 @@ print(#psurvey.map(function() return {} end, psurvey.range(1, 9), { limit = 3 })
     H.write(dir, 'hosts.txt', '# lab machines\nalice@h1 slots=2\nh2:22 cores=4\n')
     r = H.run(dir, 'survey.lua --backend ssh --hosts hosts.txt')
     assert.equal(2, r.code)
-    assert.matches("hosts%.txt:3: unknown setting 'cores=4' %(known: slots=N, psurvey=/path%)", r.err)
+    assert.matches("hosts%.txt:3: unknown setting 'cores=4' %(known: slots=N, psurvey=/path, gpus=ID,ID%)", r.err)
   end)
 
   it('names the file and line of a syntax error', function()

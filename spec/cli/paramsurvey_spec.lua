@@ -166,7 +166,7 @@ psurvey.map(function(p) return { y = p.valu.x } end, psurvey.range(1, 40), { nam
     assert.equal(1, n, r.err)
     r = H.survey(H.tmpdir(), [[
 local psurvey = require('psurvey')
-psurvey.map(function(p) if p.value ~= 5 then error('no') end end, psurvey.range(1, 40), { name = 'mostly' })
+psurvey.map(function(p) if p.value ~= 5 then error('no') end end, psurvey.range(1, 40), { name = 'mostly', ncores = 1 })
 ]], '', { PSURVEY_VERBOSE = '0' })
     assert.not_matches('is the worker broken', r.err) -- pset 5 succeeded among the first ten
   end)

@@ -44,7 +44,7 @@ describe('psurvey user errors', function()
     assert_user_error(survey(MAP:format('{ retries = math.maxinteger }')),
       "option 'retries' to map%(%): expected 0 to 99, got 9223372036854775807")
     assert_user_error(survey(MAP:format('{ ncores = 1 << 40 }')),
-      "option 'ncores' to map%(%): expected %-1 to 10000, got 1099511627776")
+      "option 'ncores' to map%(%): expected %-10000 to 10000, got 1099511627776")
     local r = survey([[
 local psurvey = require('psurvey')
 psurvey.map(function() end, { { _psurvey = { timeout = 1e300 } } })

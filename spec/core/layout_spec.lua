@@ -5,7 +5,7 @@ local H = require('support.helpers')
 
 -- The floor of every file of core/, by name without its extension.
 local floors = {
-  ps = 0, util = 0, buf = 0, log = 0, stats = 0, census = 0,
+  ps = 0, util = 0, buf = 0, log = 0, stats = 0, census = 0, cpus = 0,
   value = 1, json = 1, hash = 1, brief = 1, tally = 1,
   source = 2, resources = 2, space = 2, view = 2,
   frame = 3, link = 3, child = 3, program = 3, capture = 3,

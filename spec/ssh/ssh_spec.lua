@@ -78,6 +78,32 @@ describe('the ssh backend #ssh', function()
       H.sql(remote.db, 'select distinct _host h from same'))
   end)
 
+  it("binds a host's workers to its GPUs, and reports the host in current_resources", function()
+    local psets = {}
+    for i = 1, 6 do psets[i] = { i = i, _psurvey = { gpus = i % 3 } } end
+    psets[7] = { i = 7, _psurvey = { gpus = 3 } }
+    local host = { host = '127.0.0.1', port = port, slots = 2, psurvey = H.bin, gpus = { 4, 6 } }
+    local r = psurvey.map(function(p, system)
+      system.sleep(0.1)
+      return { seen = os.getenv('CUDA_VISIBLE_DEVICES') }
+    end, psets, options({ hosts = { host }, name = 'gpus' }))
+    assert.equal(6, #r)
+    local got = H.sql(r.db, 'select i, seen, _exception ex from gpus order by i')
+    for k = 1, 6 do
+      local want = ({ [0] = '^$', '^[46]$', '^[46],[46]$' })[k % 3]
+      assert.matches(want, got[k].seen)
+    end
+    assert.equal('4,6', got[2].seen)
+    assert.equal(('the pset asks for 3 GPUs (gpus) but ssh host 127.0.0.1:%d has 2'):format(port), got[7].ex)
+    local res = psurvey.current_resources()
+    assert.equal(1, #res)
+    assert.same({ ('127.0.0.1:%d'):format(port), 'ssh', true, { '4', '6' } },
+      { res[1].host, res[1].backend, res[1].connected, res[1].gpus })
+    assert.equal(require('psurvey.core').cpus(), res[1].num_cores)
+    assert.is_true(res[1].memory > 0.1)
+    assert.equal('ssh', psurvey.backend())
+  end)
+
   it('gathers the named timers of workers on a host, through its agent', function()
     local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
     local r = psurvey.map(function(_, system)
@@ -88,6 +114,23 @@ describe('the ssh backend #ssh', function()
     local a = r.stats.timers.a
     assert.same({ 100, 0.25, 0.25, 0.25 }, { a.count, a.mean, a.min, a.max })
     assert.equal(100, r.stats.timers.b.count)
+  end)
+
+  it('runs each pset in its own workdir on the host that ran it, and system.run there', function()
+    local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
+    local base = H.tmpdir() .. '/remote-runs'
+    local r = psurvey.map(function(p, system)
+      local out = system.run({ 'sh', '-c', 'echo $0 > made.txt; pwd', p.value }, { check = true })
+      return { dir = system.workdir, pwd = out.stdout, host = system.host }
+    end, psurvey.range(1, 6), options({ hosts = { host }, name = 'dirs', workdir = base }))
+    assert.equal(6, #r)
+    local dirs, pwds = r:column('dir'), r:column('pwd')
+    for i = 1, 6 do
+      assert.equal(base .. '/dirs/' .. i, dirs[i])
+      assert.equal(dirs[i] .. '\n', pwds[i])
+      assert.equal(i .. '\n', H.slurp(dirs[i] .. '/made.txt'))
+    end
+    assert.same({ { h = io.popen('hostname'):read('l') } }, H.sql(r.db, 'select distinct _host h from dirs'))
   end)
 
   it('runs from the command line with a hosts file, counting psets per host at verbose 2', function()
@@ -173,7 +216,7 @@ sleep 5
       hosts = { addrs[1] .. ' psurvey=' .. old, addrs[2] .. ' psurvey=' .. H.bin } }))
     assert.equal(500, #r)
     assert.matches('host 10%.200%.0%.11: cannot connect: psurvey there is version 0%.0%.1 %(protocol 1%), this one '
-      .. 'is 0%.1%.0 %(protocol 3%): install the same version on both', H.slurp(r.log))
+      .. 'is 0%.1%.0 %(protocol 4%): install the same version on both', H.slurp(r.log))
   end)
 
   it('finishes when an agent is killed with SIGKILL', function()

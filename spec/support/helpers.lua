@@ -51,23 +51,25 @@ end
 --- Runs `psurvey <args>` in dir with the given environment; returns
 --- { code = exit status, out = stdout, err = stderr }.
 ---@param args string already quoted for the shell
-function H.run(dir, args, env, stdin)
+--- wrap, when given, runs the program under a command (e.g. 'taskset -c 0').
+function H.run(dir, args, env, stdin, wrap)
   local vars = { 'PSURVEY_VERBOSE=0', 'PSURVEY_VSTATS=0', 'PSURVEY_CENSUS=1' }
+  -- env's false unsets a variable: env takes -u before the assignments.
+  local unset = {}
   for k, v in pairs(env or {}) do
     if v == false then
-      vars[#vars + 1] = '-u ' .. k
+      unset[#unset + 1] = '-u ' .. k
     else
       vars[#vars + 1] = k .. '=' .. sh_quote(v)
     end
   end
   -- Drop the caller's own PSURVEY_* settings: each spec says what it wants.
-  local unset = {}
   for line in io.popen('env'):lines() do
     local k = line:match('^(PSURVEY_[%w_]+)=')
     if k and k ~= 'PSURVEY_BIN' and k ~= 'PSURVEY_CENSUS' then unset[#unset + 1] = '-u ' .. k end
   end
-  local cmd = ('cd %s && env %s %s %s %s >.out 2>.err%s; echo $? >.rc'):format(sh_quote(dir),
-    table.concat(unset, ' '), table.concat(vars, ' '), sh_quote(H.bin), args,
+  local cmd = ('cd %s && env %s %s %s%s %s >.out 2>.err%s; echo $? >.rc'):format(sh_quote(dir),
+    table.concat(unset, ' '), table.concat(vars, ' '), wrap and (wrap .. ' ') or '', sh_quote(H.bin), args,
     stdin and (' <' .. sh_quote(stdin)) or ' </dev/null')
   os.execute(cmd)
   local err = slurp(dir .. '/.err') or ''
