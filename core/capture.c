@@ -70,7 +70,7 @@ int ps_capture_start(ps_capture_t *c) {
 int ps_capture_take(ps_capture_t *c, size_t limit) {
   if (!c->on) return 0;
   fflush(stdout);
-  fflush(stderr);
+  fflush(stderr); /* unbuffered, unless a pset changed that (setvbuf) */
   off_t n[2] = {lseek(1, 0, SEEK_CUR), lseek(2, 0, SEEK_CUR)};
   if (n[0] <= 0 && n[1] <= 0) return 0;
   if (c->kept.failed || c->kept.cap > 2 * (size_t)CHUNK) {

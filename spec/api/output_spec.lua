@@ -179,6 +179,8 @@ end, { { n = 1 }, { n = 2 }, { n = 1000 } }, %s)
       assert.matches('^psurvey: stage1: 1 failed: 1 x "failing" %(tracebacks: %.psurvey%-[%d-]+%.log, '
         .. 'results%.missing%)\n$', r.err)
       assert.is_nil(r.err:find('line', 1, true))
+      r = H.survey(H.tmpdir(), script('{ ncores = 2 }'):gsub("if p.n == 2 then error%('failing'%) end", ''))
+      assert.same({ 0, '', '' }, { r.code, r.out, r.err })
     end)
 
     it('shows a failed pset\'s output with its failure at verbose 2', function()
