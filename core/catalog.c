@@ -2,7 +2,7 @@
  * catalog.c: psurvey's records of a database's runs and stages, as the
  * bindings write and read them (store.h): a run's beginning and end, a
  * stage's record and worker, the list of stages, a stage's failed
- * attempts and the limits of the last one at a pset. Their statements are
+ * attempts and the limits of the last one at a pset, what a pset wrote. Their statements are
  * schema.c's; the records of a stage being written are store.c's.
  */
 #include <stdio.h>
@@ -87,4 +87,20 @@ int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err
 int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out,
                          ps_err_t *err) {
   return open_on(s, PS_SQL_LAST_LIMITS, name, NULL, index, out, err);
+}
+
+int ps_store_output(ps_store_t *s, const char *name, int64_t index, int64_t attempt,
+                    ps_cursor_t **out, ps_err_t *err) {
+  sqlite3_stmt *st;
+  char table[PS_NAME_MAX + 80];
+  snprintf(table, sizeof table, "%s_output", name);
+  /* A stage whose psets wrote nothing has no output table: no rows. */
+  if (!ps__table_name(s->db, table, NULL, 0)) {
+    return open_on(s, PS_SQL_NO_OUTPUT, NULL, NULL, 0, out, err);
+  }
+  if (ps__prepare(s->db, PS_SQL_OUTPUT, name, &st) != SQLITE_OK)
+    return ps__db_fail(s->db, err, "reading the output");
+  sqlite3_bind_int64(st, 1, index);
+  sqlite3_bind_int64(st, 2, attempt);
+  return ps__cursor_of(st, out, err);
 }

@@ -52,6 +52,29 @@ void ps__run_pset_name(ps_run_t *r, int64_t index, char *out, size_t n) {
   ps_buf_free(&text);
 }
 
+/* Shows what an attempt wrote, each line tagged with its pset ("[#12] "):
+   at verbose 3 every attempt's, at verbose 2 with a failure shown. */
+static void show_output(ps_run_t *r, const ps_outcome_t *out) {
+  if (out->out.n + out->err.n == 0) return;
+  char tag[32];
+  snprintf(tag, sizeof tag, "[#%lld] ", (long long)out->index + 1);
+  ps_progress_output(&r->progress, tag, out->out.p, out->out.n);
+  ps_progress_output(&r->progress, tag, out->err.p, out->err.n);
+}
+
+/* Stores what an attempt wrote in the stage's output table (and shows it
+   at verbose 3): 0, or the error that stopped the stage. */
+static int store_output(ps_run_t *r, const ps_outcome_t *out) {
+  if (out->out.n + out->err.n == 0) return 0;
+  if (r->o->verbose >= 3) show_output(r, out);
+  if (!r->stage) return 0;
+  ps_output_t o = {out->index, out->attempt, out->out.p, out->err.p, out->out.n, out->err.n};
+  ps_err_t err;
+  if (ps_stage_output(r->stage, &o, &err) == 0) return 0;
+  ps__run_fail(r, err.code, "cannot store results: %s", err.msg);
+  return err.code;
+}
+
 /* Writes a failure to the log: the pset (its start), the attempt, why. */
 static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *out) {
   ps_log_t *log = &r->e->log;
@@ -80,8 +103,10 @@ static void log_failure(ps_run_t *r, const ps_row_t *row, const ps_outcome_t *ou
   ps_buf_free(&js);
   char name[128];
   ps__run_pset_name(r, out->index, name, sizeof name);
-  ps_progress_failure(&r->progress, name, row->exception, row->exception_len, row->traceback,
-                      row->traceback_len, log->path);
+  if (ps_progress_failure(&r->progress, name, row->exception, row->exception_len, row->traceback,
+                          row->traceback_len, log->path) &&
+      r->o->verbose == 2)
+    show_output(r, out);
 }
 
 /* Calls the driver's callback with a stored row. Its error is the user's
@@ -205,6 +230,11 @@ void ps__run_finish(ps_run_t *r, ps_worker_t *w, const ps_task_t *t, const ps_ou
       return;
     }
   }
+  /* A failed attempt's output was stored with its record. */
+  if (out->kind == PS_OUTCOME_OK && store_output(r, out) != 0) {
+    ps_buf_free(&why);
+    return;
+  }
   if (w) w->node->done++;
   ps_hist_add(&r->hist, out->duration_us);
   ps_sched_ran(&r->sched, out->duration_us);
@@ -293,7 +323,7 @@ int ps__run_record_attempt(ps_run_t *r, ps_worker_t *w, const ps_task_t *t,
       return err.code;
     }
   }
-  return 0;
+  return store_output(r, out);
 }
 
 /* An attempt at t failed: it is recorded, then t runs again (retries left,

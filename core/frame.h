@@ -11,7 +11,9 @@
  *            name, bytes shipped function (lship.c), bytes user value,
  *            varint sandbox profile (0 default, 1 strict), varint seed,
  *            bytes workdir (the base of each pset's own directory; empty:
- *            psets run in the worker's directory)
+ *            psets run in the worker's directory), varint output (PS_OUTPUT_*:
+ *            what psets write to stdout and stderr is kept, the last 64 KiB
+ *            of each or all of it, or passed through, tagged)
  *   CODE_OK  worker -> driver: varint ok (1/0), bytes message
  *   TASKS    driver -> worker: varint n, then n times: varint index,
  *            varint attempt, varint timeout (ms, 0: none), varint memory
@@ -21,9 +23,12 @@
  *   RESULTS  worker -> driver: varint n, then n times: varint index,
  *            varint start (us since epoch), varint duration (us), varint
  *            CPU time (us, with child processes), varint peak Lua heap
- *            (bytes above the pset's start), byte status (PS_STATUS_*),
- *            then for ok: bytes result value (empty for none); otherwise:
- *            bytes message, bytes traceback. Then, only when the batch's
+ *            (bytes above the pset's start), byte status (PS_STATUS_*,
+ *            with PS_STATUS_OUTPUT set when output follows), then for ok:
+ *            bytes result value (empty for none); otherwise: bytes message,
+ *            bytes traceback; then, only with PS_STATUS_OUTPUT: bytes
+ *            stdout, bytes stderr (what the pset wrote, as kept; not both
+ *            empty: a pset that wrote nothing has no flag). Then, only when the batch's
  *            psets recorded timer samples (system.record, in any of their
  *            attempts, failed ones too): varint m (1 to PS_TIMERS_MAX),
  *            then m timers, their names in increasing byte order: bytes
@@ -86,6 +91,15 @@ enum {
 
 /* RESULTS statuses: how a pset ended inside a worker that survived it. */
 enum { PS_STATUS_OK = 0, PS_STATUS_ERROR = 1, PS_STATUS_MEMORY = 2, PS_STATUS_TIMEOUT = 3 };
+/* A bit of the status byte: the pset's output follows its record. */
+#define PS_STATUS_OUTPUT 0x80
+
+/* CODE output modes: the last PS_OUTPUT_TAIL_BYTES of each stream of a
+   pset, kept with its row (cut: a note first says how much); all of it
+   (up to what a frame may carry, then cut alike); or none kept, passed
+   through to the worker's stderr, each line tagged with the pset. */
+enum { PS_OUTPUT_TAIL = 0, PS_OUTPUT_FULL = 1, PS_OUTPUT_NONE = 2 };
+#define PS_OUTPUT_TAIL_BYTES (64u << 10)
 
 /* CODE flags. */
 enum { PS_CODE_REPORT_STARTS = 1 };

@@ -236,6 +236,7 @@ typedef struct memwriter_s {
   ps_stage_t base;
   ps_memstage_t *m; /* not owned */
   ps_attempt_sink_t attempts;
+  ps_output_sink_t outputs;
 } memwriter_t;
 
 static int mem_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
@@ -244,6 +245,10 @@ static int mem_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
 
 static int mem_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
   return ((memwriter_t *)st)->attempts(st, a, err);
+}
+
+static int mem_output(ps_stage_t *st, const ps_output_t *o, ps_err_t *err) {
+  return ((memwriter_t *)st)->outputs(st, o, err);
 }
 
 static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed,
@@ -282,6 +287,7 @@ static void mem_free(ps_stage_t *st) { free(st); }
 static const ps_stage_ops_t mem_ops = {
     .add = mem_add,
     .attempt = mem_attempt,
+    .output = mem_output,
     .resume = mem_resume,
     .commit = mem_commit,
     .pending = mem_pending,
@@ -290,13 +296,15 @@ static const ps_stage_ops_t mem_ops = {
     .free = mem_free,
 };
 
-ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts) {
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts,
+                               ps_output_sink_t outputs) {
   memwriter_t *w = calloc(1, sizeof *w);
   if (w == NULL) return NULL;
   w->base.ops = &mem_ops;
   w->base.name = m->name;
   w->m = m;
   w->attempts = attempts;
+  w->outputs = outputs;
   return &w->base;
 }
 

@@ -25,9 +25,12 @@ int64_t ps_memstage_count(const ps_memstage_t *m, int view);
    store that owns the stage, which keeps attempts with its own small
    tables. 0, or a negative code with err filled. */
 typedef int (*ps_attempt_sink_t)(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
+/* And where it sends what psets wrote (ps_output_t), likewise. */
+typedef int (*ps_output_sink_t)(ps_stage_t *st, const ps_output_t *o, ps_err_t *err);
 /* A writer of m's rows: stage.h's operations. Freeing it keeps the rows
    (m's owner frees them). NULL when out of memory. */
-ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts);
+ps_stage_t *ps_memstage_writer(ps_memstage_t *m, ps_attempt_sink_t attempts,
+                               ps_output_sink_t outputs);
 
 /* The same reading interface as a SQLite cursor (store.h); views are
    PS_VIEW_* and roles PS_ROLE_* (stage.h). */

@@ -59,6 +59,7 @@ void ps_msg_put_code(ps_buf_t *b, const ps_msg_code_t *m) {
   ps_buf_put_varint(b, m->sandbox);
   ps_buf_put_varint(b, m->seed);
   put_bytes(b, m->workdir);
+  ps_buf_put_varint(b, m->output);
   ps_frame_end(b, s);
 }
 
@@ -67,7 +68,7 @@ int ps_msg_get_code(const char *p, size_t n, ps_msg_code_t *m) {
   ps_reader_init(&r, p, n);
   int rc = get_varint(&r, &m->worker) || get_varint(&r, &m->flags) || get_bytes(&r, &m->stage) ||
            get_bytes(&r, &m->function) || get_bytes(&r, &m->user) || get_varint(&r, &m->sandbox) ||
-           get_varint(&r, &m->seed) || get_bytes(&r, &m->workdir);
+           get_varint(&r, &m->seed) || get_bytes(&r, &m->workdir) || get_varint(&r, &m->output);
   return done(&r, rc);
 }
 
@@ -114,17 +115,33 @@ void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint6
   ps_buf_put_varint(recs, peak);
 }
 
-void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn) {
+size_t ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn) {
+  size_t at = recs->len;
   ps_buf_putc(recs, PS_STATUS_OK);
   ps_buf_put_varint(recs, an + bn);
   ps_buf_put(recs, a, an);
   ps_buf_put(recs, b, bn);
+  return at;
 }
 
-void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
-                           const ps_bytes_t traceback[2]) {
+size_t ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
+                             const ps_bytes_t traceback[2]) {
+  size_t at = recs->len;
   ps_buf_putc(recs, (char)status);
   const ps_bytes_t *parts[] = {message, traceback};
+  for (int k = 0; k < 2; k++) {
+    ps_buf_put_varint(recs, parts[k][0].n + parts[k][1].n);
+    ps_buf_put(recs, parts[k][0].p, parts[k][0].n);
+    ps_buf_put(recs, parts[k][1].p, parts[k][1].n);
+  }
+  return at;
+}
+
+void ps_msg_result_output(ps_buf_t *recs, size_t status_at, const ps_bytes_t out[2],
+                          const ps_bytes_t err[2]) {
+  if (out[0].n + out[1].n + err[0].n + err[1].n == 0) return; /* the record as it was */
+  if (status_at < recs->len) recs->data[status_at] |= PS_STATUS_OUTPUT;
+  const ps_bytes_t *parts[] = {out, err};
   for (int k = 0; k < 2; k++) {
     ps_buf_put_varint(recs, parts[k][0].n + parts[k][1].n);
     ps_buf_put(recs, parts[k][0].p, parts[k][0].n);
@@ -211,13 +228,20 @@ int ps_msg_next_result(ps_msg_batch_t *it, ps_msg_result_t *m) {
   if (it->left == 0 || it->timers) return 0;
   it->left--;
   if (get_varint(r, &m->index) || get_varint(r, &m->start_us) || get_varint(r, &m->duration_us) ||
-      get_varint(r, &m->cpu_us) || get_varint(r, &m->peak) || ps_read_byte(r, &m->status) ||
-      m->status > PS_STATUS_TIMEOUT)
+      get_varint(r, &m->cpu_us) || get_varint(r, &m->peak) || ps_read_byte(r, &m->status))
     return PS_EPROTO;
-  m->value.n = m->message.n = m->traceback.n = 0;
-  m->value.p = m->message.p = m->traceback.p = "";
-  if (m->status == PS_STATUS_OK) return get_bytes(r, &m->value) ? PS_EPROTO : 1;
-  return get_bytes(r, &m->message) || get_bytes(r, &m->traceback) ? PS_EPROTO : 1;
+  int output = m->status & PS_STATUS_OUTPUT;
+  m->status &= ~PS_STATUS_OUTPUT;
+  if (m->status > PS_STATUS_TIMEOUT) return PS_EPROTO;
+  m->value.n = m->message.n = m->traceback.n = m->out.n = m->err.n = 0;
+  m->value.p = m->message.p = m->traceback.p = m->out.p = m->err.p = "";
+  int rc = m->status == PS_STATUS_OK ? get_bytes(r, &m->value)
+                                     : get_bytes(r, &m->message) || get_bytes(r, &m->traceback);
+  /* The flag says output follows; without any, the record has one
+     encoding only: the one without the flag. */
+  if (rc == 0 && output)
+    rc = get_bytes(r, &m->out) || get_bytes(r, &m->err) || m->out.n + m->err.n == 0;
+  return rc ? PS_EPROTO : 1;
 }
 
 int ps_msg_timer_name_valid(const char *p, size_t n) {

@@ -42,6 +42,7 @@ typedef struct ps_msg_code_s {
   uint64_t worker, flags, sandbox, seed;
   ps_bytes_t stage, function, user;
   ps_bytes_t workdir; /* the base of the psets' own directories; empty: none */
+  uint64_t output;    /* PS_OUTPUT_*: what becomes of what psets write */
 } ps_msg_code_t;
 void ps_msg_put_code(ps_buf_t *b, const ps_msg_code_t *m);
 int ps_msg_get_code(const char *p, size_t n, ps_msg_code_t *m);
@@ -72,16 +73,23 @@ typedef struct ps_msg_result_s {
   ps_bytes_t value;   /* ok: the result's encoding, empty for none */
   ps_bytes_t message; /* not ok */
   ps_bytes_t traceback;
+  ps_bytes_t out, err; /* what the pset wrote to stdout and stderr, as kept ('' for none) */
 } ps_msg_result_t;
 /* A worker writes records into a buffer of its own as psets end, then
    frames them together. A record is its head, then either its value
    (given in two pieces, a and b, written as one) or its failure (each of
-   message and traceback in two pieces). */
+   message and traceback in two pieces), each returning where the record's
+   status byte is; then, only when the pset wrote anything, its output
+   (each stream in two pieces: a note of what was cut, and the bytes),
+   which flags that status byte. A pset that wrote nothing has the record
+   it had before output was kept. */
 void ps_msg_result_head(ps_buf_t *recs, uint64_t index, uint64_t start_us, uint64_t duration_us,
                         uint64_t cpu_us, uint64_t peak);
-void ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn);
-void ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
-                           const ps_bytes_t traceback[2]);
+size_t ps_msg_result_value(ps_buf_t *recs, const char *a, size_t an, const char *b, size_t bn);
+size_t ps_msg_result_failure(ps_buf_t *recs, int status, const ps_bytes_t message[2],
+                             const ps_bytes_t traceback[2]);
+void ps_msg_result_output(ps_buf_t *recs, size_t status_at, const ps_bytes_t out[2],
+                          const ps_bytes_t err[2]);
 /* The RESULTS frame: count records, then the samples of the timers
    (system.record) that have any, in name order. timers may be NULL; a
    batch without samples is written exactly as before timers existed. */

@@ -30,6 +30,7 @@ typedef struct ps_outcome_s {
   int64_t peak_bytes; /* Lua heap above the pset's start */
   ps_bytes_t result;  /* ok: the result's encoding, empty for none */
   ps_bytes_t message, traceback;
+  ps_bytes_t out, err; /* what it wrote to stdout and stderr, as the worker kept it */
 } ps_outcome_t;
 
 /* "ok", "error", "memory", "timeout", "signal", "exit", "host_lost". */

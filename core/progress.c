@@ -214,14 +214,25 @@ void ps_progress_block(ps_progress_t *p, const char *text, size_t len) {
   }
 }
 
-void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
-                         const char *tb, size_t tb_len, const char *logpath) {
+void ps_progress_output(ps_progress_t *p, const char *tag, const char *text, size_t len) {
+  clear_bar(p);
+  const char *q = text, *end = text + len;
+  while (q < end) {
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    int n = (int)(nl ? nl - q : end - q);
+    fprintf(stderr, "%s%.*s\n", tag, n, q);
+    q += n + (nl != NULL);
+  }
+}
+
+int ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
+                        const char *tb, size_t tb_len, const char *logpath) {
   if (!p->logpath[0] && logpath) snprintf(p->logpath, sizeof p->logpath, "%s", logpath);
-  if (p->verbose < 1) return;
+  if (p->verbose < 1) return 0;
   if (p->verbose < 3 && p->failures_shown >= SHOW_FAILURES) {
     if (p->failures_shown++ == SHOW_FAILURES)
       ps_progress_event(p, "more failures: see %s or the database (results.missing)", logpath);
-    return;
+    return 0;
   }
   const char *nl = memchr(msg, '\n', len);
   int n = (int)(nl ? (size_t)(nl - msg) : len);
@@ -232,6 +243,7 @@ void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, si
   else
     ps_progress_event(p, "pset %s failed: %.*s", pset, n, msg);
   if (p->verbose >= 2) ps_progress_block(p, tb, tb_len);
+  return 1;
 }
 
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,

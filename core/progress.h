@@ -1,7 +1,8 @@
 /*
  * progress.h: what a user sees on stderr while a stage runs. verbose 0:
- * nothing; 1: a line every 30 s; 2: a line every second; 3: also every
- * event (start, finish, failure of each pset). On a terminal, verbose >= 1
+ * nothing; 1: a line every 30 s; 2: a line every second (and a failed
+ * pset's output under its failure); 3: also every event (start, finish,
+ * failure of each pset, and what each wrote, tagged). On a terminal, verbose >= 1
  * draws a live bar instead of the periodic lines. vstats adds run-time
  * statistics at the same cadence: 1 at the end and every 30 s; 2 also
  * every second; 3 also each pset's run time as it finishes. The named
@@ -44,10 +45,12 @@ void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Text shown indented under an event line: a traceback (verbose >= 2). */
 void ps_progress_block(ps_progress_t *p, const char *text, size_t len);
+/* Lines a pset wrote, each after tag ("[#12] "), kept above the bar. */
+void ps_progress_output(ps_progress_t *p, const char *tag, const char *text, size_t len);
 /* A pset failed (pset: "#137 (r=3.6)"): shown at verbose >= 1 for the first few, then counted; the
-   first names the log that holds the tracebacks; verbose 2 shows each one. */
-void ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
-                         const char *tb, size_t tb_len, const char *logpath);
+   first names the log that holds the tracebacks; verbose 2 shows each one. 1 when it was shown. */
+int ps_progress_failure(ps_progress_t *p, const char *pset, const char *msg, size_t len,
+                        const char *tb, size_t tb_len, const char *logpath);
 /* The end of the stage: how it ended (verbose >= 1), failures (tally.h's
    line, or "") at every verbosity, statistics (vstats >= 1). */
 void ps_progress_end(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, const char *how,

@@ -139,16 +139,19 @@ static int match(stored_t *rows, size_t n, ps_source_t *src, ps_err_t *err) {
   return 0;
 }
 
-/* Renumbers the rows to their targets: rows that move go to negative
-   indexes first, so that no two rows ever share an _index on the way;
-   rows without a target are left negative. */
-static int renumber(ps_sqlstage_t *g, stored_t *rows, size_t n, int64_t *unmatched, ps_err_t *err) {
+/* Renumbers the rows of `table` (the stage's, or its output table) to
+   their targets: rows that move go to negative indexes first, so that no
+   two rows ever share an _index on the way; rows without a target are
+   left negative. In the output table, a row of an attempt whose pset has
+   no row (a run stopped between its attempts) gives way. */
+static int renumber(ps_sqlstage_t *g, const char *table, stored_t *rows, size_t n,
+                    int64_t *unmatched, ps_err_t *err) {
   sqlite3 *db = g->store->db;
   ps_buf_t q;
   sqlite3_stmt *st;
   ps_buf_init(&q);
-  ps_buf_puts(&q, "UPDATE ");
-  ps__put_ident(&q, g->name, strlen(g->name));
+  ps_buf_puts(&q, table == g->name ? "UPDATE " : "UPDATE OR REPLACE ");
+  ps__put_ident(&q, table, strlen(table));
   ps_buf_puts(&q, " SET _index = ?2 WHERE _index = ?1");
   const char *sql = ps__sql_of(&q);
   int rc = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK
@@ -227,8 +230,23 @@ int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int kee
     }
   }
   if (rc == 0) rc = ps__exec(db, "BEGIN IMMEDIATE", err);
-  if (rc == 0) rc = renumber(g, rows, n, &unmatched, err);
+  if (rc == 0) rc = renumber(g, g->name, rows, n, &unmatched, err);
   if (rc == 0 && unmatched > 0) rc = set_aside(g, err);
+  /* What the psets wrote follows their rows; that of rows set aside goes. */
+  char output[PS_NAME_MAX + 80];
+  int64_t ignored;
+  snprintf(output, sizeof output, "%s_output", g->name);
+  if (rc == 0 && ps__table_name(db, output, NULL, 0)) {
+    rc = renumber(g, output, rows, n, &ignored, err);
+    ps_buf_t q;
+    ps_buf_init(&q);
+    ps_buf_puts(&q, "DELETE FROM ");
+    ps__put_ident(&q, output, strlen(output));
+    ps_buf_puts(&q, " WHERE _index < 0");
+    const char *sql = ps__sql_of(&q);
+    if (rc == 0) rc = sql ? ps__exec(db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_buf_free(&q);
+  }
   if (rc == 0) rc = ps__exec(db, "COMMIT", err);
   free(rows);
   if (rc != 0) {

@@ -152,7 +152,8 @@ static void send_code(ps_run_t *r, ps_worker_t *w) {
                      {o->name, strlen(o->name)},
                      {o->code, o->code_len},
                      {o->user, o->user_len},
-                     {o->workdir ? o->workdir : "", o->workdir ? strlen(o->workdir) : 0}};
+                     {o->workdir ? o->workdir : "", o->workdir ? strlen(o->workdir) : 0},
+                     (uint64_t)o->output};
   ps_msg_put_code(&b, &m);
   if (b.failed)
     ps__run_fail(r, PS_ENOMEM, "out of memory sending the worker code");
@@ -378,7 +379,9 @@ static void on_results(ps_run_t *r, ps_worker_t *w, const char *p, size_t n) {
                         .peak_bytes = (int64_t)m.peak,
                         .result = m.value,
                         .message = m.message,
-                        .traceback = m.traceback};
+                        .traceback = m.traceback,
+                        .out = m.out,
+                        .err = m.err};
     assert(out.kind != PS_OUTCOME_KINDS); /* the reader checked the status */
     if (out.kind == PS_OUTCOME_OK)
       ps__run_finish(r, w, &t, &out);

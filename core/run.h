@@ -72,6 +72,7 @@ typedef struct ps_run_opts_s {
   size_t code_len, user_len;
   const char *options_text; /* for the log and the database */
   const char *workdir;      /* each pset runs in <workdir>/<name>/<index>; NULL: none */
+  int output;               /* PS_OUTPUT_* (frame.h): what becomes of what psets write */
   ps_limits_t limits;       /* the map's per-pset options, every field set */
   int sandbox;              /* 0 default, 1 strict */
   uint64_t seed;

@@ -1,7 +1,7 @@
 /*
  * schema.c: the shape of a results database (schema.h), the one place it
  * is written: the steps that make psurvey's own tables, the layout of a
- * stage's table and of its attempts table, and the statements on
+ * stage's table and of its attempts and output tables, and the statements on
  * psurvey's tables. Not here: when they run (store.c, sqlstage.c,
  * resume.c, cursor.c).
  */
@@ -145,6 +145,20 @@ static const char *const statements[PS_NSQL] = {
     [PS_SQL_LAST_LIMITS] =
         "SELECT limit_timeout, limit_memory FROM %A WHERE _index = ?1 ORDER BY attempt DESC LIMIT "
         "1",
+    /* no parameters; the columns of PS_OUTPUT_NCOLS, in order. One row
+       for each attempt at a pset that wrote anything: what it wrote to
+       stdout and to stderr, as the worker kept it (output 'tail': the
+       last 64 KiB of each, after a line that says how much was cut). */
+    [PS_SQL_OUTPUT_CREATE] =
+        "CREATE TABLE IF NOT EXISTS %O(_index INTEGER, _attempt INTEGER,"
+        " stdout BLOB, stderr BLOB, PRIMARY KEY(_index, _attempt))",
+    /* ?1 .. ?4: the columns of PS_SQL_OUTPUT_CREATE; a pset run again
+       (--resume) replaces what its attempt of that number wrote */
+    [PS_SQL_OUTPUT_INSERT] = "INSERT OR REPLACE INTO %O VALUES (?1, ?2, ?3, ?4)",
+    /* ?1 _index, ?2 _attempt */
+    [PS_SQL_OUTPUT] = "SELECT stdout, stderr FROM %O WHERE _index = ?1 AND _attempt = ?2",
+    /* no parameters */
+    [PS_SQL_NO_OUTPUT] = "SELECT NULL AS stdout, NULL AS stderr WHERE 0",
 };
 
 const char *const ps__meta_types[PS_NMETA] = {
@@ -194,17 +208,17 @@ int ps__create_table(ps_sqlstage_t *g, ps_err_t *err) {
   return 0;
 }
 
-/* The text of statement `which` with its %T or %A spelled out, in q. */
+/* The text of statement `which` with its %T, %A or %O spelled out, in q. */
 static const char *statement_on(ps_buf_t *q, int which, const char *table) {
   for (const char *p = statements[which]; *p; p++) {
-    if (p[0] == '%' && (p[1] == 'T' || p[1] == 'A') && table) {
+    if (p[0] == '%' && (p[1] == 'T' || p[1] == 'A' || p[1] == 'O') && table) {
       if (p[1] == 'T') {
         ps__put_ident(q, table, strlen(table));
       } else {
         ps_buf_t name;
         ps_buf_init(&name);
         ps_buf_puts(&name, table);
-        ps_buf_puts(&name, "_attempts");
+        ps_buf_puts(&name, p[1] == 'A' ? "_attempts" : "_output");
         ps__put_ident(q, name.data ? name.data : "", name.len);
         q->failed |= name.failed;
         ps_buf_free(&name);

@@ -3,7 +3,8 @@
  * psurvey's own tables and the numbered steps that make them, recorded in
  * the database's user_version; the columns psurvey gives a stage's table
  * and its attempts table; and every statement on psurvey's own tables
- * (_psurvey_tables, _psurvey_columns, _psurvey_runs, the attempts tables),
+ * (_psurvey_tables, _psurvey_columns, _psurvey_runs, the attempts and
+ * output tables),
  * by name. The store's files run these statements and spell no SQL of
  * psurvey's tables themselves. Private to the store's files.
  */
@@ -61,7 +62,8 @@ extern const char *const ps__meta_types[PS_NMETA];
 /*
  * The statements, by name. In a statement's text, %T stands for the table
  * it is given, and %A for the attempts table of the stage it is given
- * (the stage's name and "_attempts"), each quoted. Parameters are
+ * (the stage's name and "_attempts"), and %O for its output table (the
+ * stage's name and "_output"), each quoted. Parameters are
  * numbered as each statement's comment in schema.c says.
  */
 enum {
@@ -90,10 +92,18 @@ enum {
   PS_SQL_STAGES,          /* every stage, for `psurvey results` */
   PS_SQL_ATTEMPTS,        /* a stage's failed attempts (%A) */
   PS_SQL_LAST_LIMITS,     /* the limits of the last attempt at a pset (%A) */
+  PS_SQL_OUTPUT_CREATE,   /* a stage's output table (%O) */
+  PS_SQL_OUTPUT_INSERT,   /* what one attempt wrote (%O) */
+  PS_SQL_OUTPUT,          /* what one attempt at a pset wrote (%O) */
+  PS_SQL_NO_OUTPUT,       /* the same columns, no row: a stage without output table */
   PS_NSQL
 };
 
-/* Prepares statement `which`, naming `table` where it has %T or %A.
+/* An output table's columns, in the order an output binds them: _index,
+   _attempt, stdout, stderr. */
+#define PS_OUTPUT_NCOLS 4
+
+/* Prepares statement `which`, naming `table` where it has %T, %A or %O.
    SQLITE_OK, or SQLite's error (in db; SQLITE_NOMEM without memory). */
 int ps__prepare(sqlite3 *db, int which, const char *table, sqlite3_stmt **st);
 /* Runs statement `which` (no parameters) on `table`. */

@@ -5,7 +5,8 @@
  * checked and laid out as the parameters of an INSERT at once, so that a
  * row SQLite cannot take fails alone and at once; nothing reaches the
  * database until a commit, which writes every waiting row, attempt and
- * new column in one transaction. Not here: opening the database and
+ * new column in one transaction, and what the psets wrote (their output
+ * table, made with the first). Not here: opening the database and
  * beginning a stage (store.c), resume (resume.c), reading (cursor.c).
  */
 #include <math.h>
@@ -21,8 +22,10 @@
 /* Rows are inserted up to this many at a time (one statement start, one
    cursor, one reset for all): 25% less time in SQLite than one at a time. */
 #define MANY_ROWS 32
-/* Parameters of an attempt (the columns of <stage>_attempts). */
+/* Parameters of an attempt (the columns of <stage>_attempts), and of an
+   output (those of <stage>_output). */
 #define ATTEMPT_PARAMS PS_ATTEMPT_NCOLS
+#define OUTPUT_PARAMS PS_OUTPUT_NCOLS
 
 static void put_int(ps_param_t *v, int64_t i) {
   v->type = SQLITE_INTEGER;
@@ -520,6 +523,50 @@ int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, p
   return rc == PS_EBUSY ? ps__busy(s, err) : rc;
 }
 
+/* The parameters of an output's row (OUTPUT_PARAMS of them), its bytes
+   copied to b. */
+static void output_params(ps_param_t *v, ps_buf_t *b, const ps_output_t *o) {
+  put_int(&v[0], o->index + 1);
+  put_int(&v[1], o->attempt);
+  put_bytes(b, &v[2], SQLITE_BLOB, o->out ? o->out : "", o->out_len);
+  put_bytes(b, &v[3], SQLITE_BLOB, o->err ? o->err : "", o->err_len);
+}
+
+static int sql_output(ps_stage_t *st, const ps_output_t *o, ps_err_t *err) {
+  ps_sqlstage_t *g = (ps_sqlstage_t *)st;
+  ps_param_t *v = more_params(&g->oparams, &g->noparams, &g->capoparams, OUTPUT_PARAMS);
+  if (v == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
+  output_params(v, &g->bytes, o);
+  if (g->bytes.failed) return ps_err_set(err, PS_ENOMEM, "out of memory keeping output to store");
+  return 0;
+}
+
+/* Runs the insert of an output, st, with the parameters v. */
+static int insert_output(sqlite3 *db, sqlite3_stmt *st, const ps_param_t *v, const char *bytes,
+                         ps_err_t *err) {
+  for (int k = 0; k < OUTPUT_PARAMS; k++) bind_param(st, k + 1, &v[k], bytes);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : ps__db_fail(db, err, "storing output");
+}
+
+int ps__write_output(ps_store_t *s, const char *stage, const ps_output_t *o, ps_err_t *err) {
+  ps_param_t v[OUTPUT_PARAMS];
+  ps_buf_t bytes;
+  sqlite3_stmt *st = NULL;
+  memset(v, 0, sizeof v);
+  ps_buf_init(&bytes);
+  output_params(v, &bytes, o);
+  int rc = bytes.failed ? ps_err_set(err, PS_ENOMEM, "out of memory") : 0;
+  if (rc == 0) rc = ps__exec_on(s->db, PS_SQL_OUTPUT_CREATE, stage, err);
+  if (rc == 0 && ps__prepare(s->db, PS_SQL_OUTPUT_INSERT, stage, &st) != SQLITE_OK)
+    rc = ps__db_fail(s->db, err, "output");
+  if (rc == 0) rc = insert_output(s->db, st, v, bytes.data, err);
+  sqlite3_finalize(st);
+  ps_buf_free(&bytes);
+  return rc == PS_EBUSY ? ps__busy(s, err) : rc;
+}
+
 /* Writing: everything below runs inside the commit's transaction. */
 
 static int add_missing_columns(ps_sqlstage_t *g, ps_err_t *err) {
@@ -631,6 +678,25 @@ static int insert_attempts(ps_sqlstage_t *g, ps_err_t *err) {
   return 0;
 }
 
+/* The output waiting, into the output table, made with the first. */
+static int insert_outputs(ps_sqlstage_t *g, ps_err_t *err) {
+  sqlite3 *db = g->store->db;
+  size_t n = g->noparams / OUTPUT_PARAMS;
+  if (n == 0) return 0;
+  if (!g->output_made) {
+    int rc = ps__exec_on(db, PS_SQL_OUTPUT_CREATE, g->name, err);
+    if (rc != 0) return rc;
+    g->output_made = 1;
+  }
+  if (g->output == NULL && ps__prepare(db, PS_SQL_OUTPUT_INSERT, g->name, &g->output) != SQLITE_OK)
+    return ps__db_fail(db, err, "output");
+  for (size_t o = 0; o < n; o++) {
+    int rc = insert_output(db, g->output, &g->oparams[o * OUTPUT_PARAMS], g->bytes.data, err);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 /* Runs the statement *st, made from sql the first time. */
 static int run_cached(ps_sqlstage_t *g, sqlite3_stmt **st, const char *sql, const char *what,
                       ps_err_t *err) {
@@ -675,11 +741,12 @@ static void drop_pending(ps_sqlstage_t *g) {
   g->npending = 0;
   g->nparams = 0;
   g->naparams = 0;
+  g->noparams = 0;
   g->bytes.len = 0;
 }
 
 static int anything_to_write(const ps_sqlstage_t *g, int make_table) {
-  if (g->npending || g->naparams || (g->created && g->ncols_db < g->ncols)) return 1;
+  if (g->npending || g->naparams || g->noparams || (g->created && g->ncols_db < g->ncols)) return 1;
   if (make_table && !g->created) return 1;
   for (int k = 0; k < g->ncols; k++)
     if (g->cols[k].dirty) return 1;
@@ -689,7 +756,8 @@ static int anything_to_write(const ps_sqlstage_t *g, int make_table) {
 /*
  * One transaction for everything added since the last commit: the table
  * (or its new columns), the columns' records, the rows, the attempts and
- * the stage's counts, so that the counts always match the rows. The table
+ * the stage's counts, so that the counts always match the rows, and
+ * what psets wrote. The table
  * is made with the first rows, or with none when make_table. Any failure
  * rolls all of it back and keeps it waiting: PS_EBUSY (another program
  * holds the write lock) is tried again by the caller later.
@@ -697,13 +765,14 @@ static int anything_to_write(const ps_sqlstage_t *g, int make_table) {
 static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
   if (!anything_to_write(g, make_table)) return 0;
   sqlite3 *db = g->store->db;
-  int created = g->created, ncols_db = g->ncols_db;
+  int created = g->created, ncols_db = g->ncols_db, output_made = g->output_made;
   int rc = run_cached(g, &g->begin, "BEGIN IMMEDIATE", "storing rows", err);
   if (rc == 0 && !g->created && (g->npending || make_table)) rc = ps__create_table(g, err);
   if (rc == 0 && g->created) rc = add_missing_columns(g, err);
   if (rc == 0) rc = save_columns(g, err);
   if (rc == 0) rc = insert_rows(g, err);
   if (rc == 0) rc = insert_attempts(g, err);
+  if (rc == 0) rc = insert_outputs(g, err);
   if (rc == 0 && (g->npending || g->pend_ok || g->pend_failed)) rc = save_counts(g, err);
   if (rc == 0) rc = run_cached(g, &g->commit, "COMMIT", "storing rows", err);
   if (rc != 0) {
@@ -711,6 +780,9 @@ static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
     /* What the rolled back transaction made is made again next time. */
     g->created = created;
     g->ncols_db = ncols_db;
+    g->output_made = output_made;
+    sqlite3_finalize(g->output); /* its table may be gone with the transaction */
+    g->output = NULL;
     g->prepared = -1;
     if (rc == PS_EBUSY) return ps__busy(g->store, err);
     return rc;
@@ -746,11 +818,13 @@ static void sql_free(ps_stage_t *st) {
   sqlite3_finalize(g->insert);
   sqlite3_finalize(g->insert_many);
   sqlite3_finalize(g->attempt);
+  sqlite3_finalize(g->output);
   sqlite3_finalize(g->begin);
   sqlite3_finalize(g->commit);
   sqlite3_finalize(g->counts);
   free(g->params);
   free(g->aparams);
+  free(g->oparams);
   free(g->keys);
   free(g->rerun);
   ps_buf_free(&g->bytes);
@@ -767,6 +841,7 @@ static void sql_free(ps_stage_t *st) {
 static const ps_stage_ops_t sql_ops = {
     .add = sql_add,
     .attempt = sql_attempt,
+    .output = sql_output,
     .resume = ps__sqlstage_resume,
     .commit = sql_commit,
     .pending = sql_pending,

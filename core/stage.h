@@ -18,8 +18,8 @@
 #include "source.h"
 
 /* The longest table name a stage may have, in bytes: room is left for
-   the suffixes of the tables psurvey makes beside it (_attempts, the
-   date of an earlier run). */
+   the suffixes of the tables psurvey makes beside it (_attempts,
+   _output, the date of an earlier run). */
 #define PS_NAME_MAX 200
 
 /* A finished pset, as the scheduler hands it to the store. */
@@ -49,6 +49,15 @@ typedef struct ps_attempt_s {
   double timeout, memory; /* the limits it ran with (0: none) */
   uint64_t hash;
 } ps_attempt_t;
+
+/* What one attempt at a pset wrote to stdout and stderr (as the worker
+   kept it), for the stage's output table: psets that wrote nothing have
+   none. */
+typedef struct ps_output_s {
+  int64_t index, attempt;
+  const char *out, *err;
+  size_t out_len, err_len;
+} ps_output_t;
 
 /* The rows of a stage read back: those that are ok, those that failed
    (the missing view), or all of them. */
@@ -87,6 +96,7 @@ typedef struct ps_stage_s ps_stage_t;
 typedef struct ps_stage_ops_s {
   int (*add)(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
   int (*attempt)(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
+  int (*output)(ps_stage_t *st, const ps_output_t *o, ps_err_t *err);
   int (*resume)(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
                 int64_t *ok, int64_t *failed, ps_err_t *err);
   int (*commit)(ps_stage_t *st, ps_err_t *err);

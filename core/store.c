@@ -260,17 +260,19 @@ static int name_taken(sqlite3 *db, const char *name) {
    "_2", "_3"... are added when it is taken. */
 int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, size_t outsz) {
   snprintf(out, outsz, "%s_%s", name, tag);
-  char attempts[PS_NAME_MAX + 64];
+  char attempts[PS_NAME_MAX + 64], output[PS_NAME_MAX + 64];
   for (int k = 2; k < 10000; k++) {
     snprintf(attempts, sizeof attempts, "%s_attempts", out);
-    if (!name_taken(s->db, out) && !name_taken(s->db, attempts)) return 0;
+    snprintf(output, sizeof output, "%s_output", out);
+    if (!name_taken(s->db, out) && !name_taken(s->db, attempts) && !name_taken(s->db, output))
+      return 0;
     snprintf(out, outsz, "%s_%s_%d", name, tag, k);
   }
   return PS_EDB;
 }
 
 /* Moves an earlier run's stage aside, under name_YYYYMMDD_HHMMSS (of its
-   creation): its table, its attempts table and its records. `name` is its
+   creation): its table, its attempts and output tables and its records. `name` is its
    name as stored. */
 static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   sqlite3_stmt *st;
@@ -292,6 +294,9 @@ static int archive_stage(ps_store_t *s, const char *name, ps_err_t *err) {
   char from[PS_NAME_MAX + 120], to[PS_NAME_MAX + 120];
   snprintf(from, sizeof from, "%s_attempts", name);
   snprintf(to, sizeof to, "%s_attempts", newname);
+  if (rc == 0 && ps__table_name(s->db, from, NULL, 0)) rc = rename_table(s, from, to, err);
+  snprintf(from, sizeof from, "%s_output", name);
+  snprintf(to, sizeof to, "%s_output", newname);
   if (rc == 0 && ps__table_name(s->db, from, NULL, 0)) rc = rename_table(s, from, to, err);
   if (rc == 0) rc = run2(s, PS_SQL_STAGE_RENAME, name, newname, err);
   if (rc == 0) rc = run2(s, PS_SQL_COLUMNS_RENAME, name, newname, err);
@@ -352,13 +357,18 @@ static int attempt_in_memory(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *er
   return ps__write_attempt(st->store, st->name, a, err);
 }
 
+/* Their output too, in a table beside it. */
+static int output_in_memory(ps_stage_t *st, const ps_output_t *o, ps_err_t *err) {
+  return ps__write_output(st->store, st->name, o, err);
+}
+
 /* The stage of a store in memory: its rows, which the store keeps until
    it closes (a stage of the same name made earlier in this run is
    replaced), and their writer. */
 static int begin_in_memory(ps_store_t *s, const char *name, int64_t total, ps_stage_t **out,
                            ps_err_t *err) {
   ps_memstage_t *m = ps_memstage_new(name, total);
-  ps_stage_t *w = m ? ps_memstage_writer(m, attempt_in_memory) : NULL;
+  ps_stage_t *w = m ? ps_memstage_writer(m, attempt_in_memory, output_in_memory) : NULL;
   ps_memstage_t **list = w ? realloc(s->mem, sizeof *list * (size_t)(s->nmem + 1)) : NULL;
   if (list == NULL) {
     if (w) w->ops->free(w);
@@ -448,6 +458,10 @@ int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_fa
 int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err) {
   return st->ops->attempt(st, a, err);
 }
+int ps_stage_output(ps_stage_t *st, const ps_output_t *o, ps_err_t *err) {
+  return st->ops->output(st, o, err);
+}
+
 int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   return st->ops->add(st, row, err);
 }

@@ -73,6 +73,10 @@ int ps_stage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_fa
                     int64_t *ok, int64_t *failed, ps_err_t *err);
 /* Adds a failed attempt, written at the next commit. */
 int ps_stage_attempt(ps_stage_t *st, const ps_attempt_t *a, ps_err_t *err);
+/* Adds what an attempt at a pset wrote, written at the next commit (with
+   the rows, in one transaction) to the stage's output table, made with
+   its first row: "<stage>_output"(_index, _attempt, stdout, stderr). */
+int ps_stage_output(ps_stage_t *st, const ps_output_t *o, ps_err_t *err);
 /* Adds a row, written at the next commit. PS_EVALUE: this row cannot be
    stored as it is (err says why, and nothing of it was kept: the caller
    stores it as a failure). */
@@ -146,5 +150,9 @@ int ps_store_attempts(ps_store_t *s, const char *name, ps_cursor_t **out, ps_err
    ran with, at most one row: limit_timeout, limit_memory. */
 int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_cursor_t **out,
                          ps_err_t *err);
+/* What attempt `attempt` at pset `index` (1-based) of stage `name` wrote,
+   at most one row: stdout, stderr (none when it wrote nothing). */
+int ps_store_output(ps_store_t *s, const char *name, int64_t index, int64_t attempt,
+                    ps_cursor_t **out, ps_err_t *err);
 
 #endif

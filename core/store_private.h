@@ -83,6 +83,10 @@ typedef struct ps_sqlstage_s {
   int npending;
   ps_param_t *aparams;
   size_t naparams, capaparams;
+  ps_param_t *oparams; /* outputs: OUTPUT_PARAMS each */
+  size_t noparams, capoparams;
+  int output_made; /* the output table exists (committed, or in the commit under way) */
+  sqlite3_stmt *output;
   ps_buf_t bytes;
   /* Rows of the table, as committed, and what the pending rows change. */
   int64_t ok, failed, pend_ok, pend_failed;
@@ -131,6 +135,9 @@ int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
    once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
    again. */
 int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
+/* Writes what an attempt wrote to the stage's output table at once, made
+   if need be (sqlstage.c): the output of a stage in memory. */
+int ps__write_output(ps_store_t *s, const char *stage, const ps_output_t *o, ps_err_t *err);
 /* The resume operation of a stage in SQLite (resume.c; ps_stage_resume in
    store.h). */
 int ps__sqlstage_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed,

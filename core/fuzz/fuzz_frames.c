@@ -159,6 +159,7 @@ static void decode_frame(int kind, const char *p, size_t n, int depth) {
       ps_buf_init(&recs);
       while ((rc = ps_msg_next_result(&it, &m)) == 1) {
         FZ_ASSERT(m.status >= PS_STATUS_OK && m.status <= PS_STATUS_TIMEOUT);
+        size_t at;
         ps_msg_result_head(&recs, m.index, m.start_us, m.duration_us, m.cpu_us, m.peak);
         if (m.status == PS_STATUS_OK) {
           inside(m.value, p, n);
@@ -168,11 +169,15 @@ static void decode_frame(int kind, const char *p, size_t n, int depth) {
             ps_reader_init(&v, m.value.p, m.value.n);
             ps_read_item(&v, &head);
           }
-          ps_msg_result_value(&recs, m.value.p, m.value.n, "", 0);
+          at = ps_msg_result_value(&recs, m.value.p, m.value.n, "", 0);
         } else {
           ps_bytes_t msg[2] = {m.message, {"", 0}}, tb[2] = {m.traceback, {"", 0}};
-          ps_msg_result_failure(&recs, m.status, msg, tb);
+          at = ps_msg_result_failure(&recs, m.status, msg, tb);
         }
+        inside(m.out, p, n);
+        inside(m.err, p, n);
+        ps_bytes_t out[2] = {{"", 0}, m.out}, err[2] = {m.err, {"", 0}};
+        ps_msg_result_output(&recs, at, out, err);
         count++;
       }
       /* The timers that may end it: each name once, in order, each

@@ -169,6 +169,7 @@ static void code(ps_buf_t *b) {
   ps_buf_put_varint(b, 0);
   ps_buf_put_varint(b, 12345);
   ps_put_bytes(b, "runs", 4); /* workdir */
+  ps_buf_put_varint(b, PS_OUTPUT_TAIL);
   ps_frame_end(b, s);
   ps_buf_free(&user);
 }
@@ -258,6 +259,33 @@ static void results_timers(ps_buf_t *b) {
   ps_timers_free(&s);
 }
 
+/* Results with output, hand-written: an ok pset that printed a line, a
+   failed one whose stderr was cut (PS_STATUS_OUTPUT, frame.h). */
+static void results_output(ps_buf_t *b) {
+  static const char cut[] = "[... 12 bytes cut ...]\nlast\n";
+  size_t s = ps_frame_begin(b, PS_MSG_RESULTS);
+  ps_buf_put_varint(b, 2);
+  for (int k = 0; k < 2; k++) {
+    ps_buf_put_varint(b, (uint64_t)k);
+    ps_buf_put_varint(b, UINT64_C(1764320000000000));
+    ps_buf_put_varint(b, 300000);
+    ps_buf_put_varint(b, 1200);
+    ps_buf_put_varint(b, 0);
+    ps_buf_putc(b, (k == 0 ? PS_STATUS_OK : PS_STATUS_ERROR) | PS_STATUS_OUTPUT);
+    if (k == 0) {
+      ps_put_bytes(b, "", 0);
+      ps_put_bytes(b, "hello\n", 6);
+      ps_put_bytes(b, "", 0);
+    } else {
+      ps_put_bytes(b, "survey.lua:3: boom", 18);
+      ps_put_bytes(b, "", 0);
+      ps_put_bytes(b, "", 0);
+      ps_put_bytes(b, cut, sizeof cut - 1);
+    }
+  }
+  ps_frame_end(b, s);
+}
+
 static void started(ps_buf_t *b, int index) {
   size_t s = ps_frame_begin(b, PS_MSG_STARTED);
   ps_buf_put_varint(b, (uint64_t)index);
@@ -290,6 +318,7 @@ static void frames(void) {
   FRAMES("tasks_many", 0, tasks(&b, 100, 130));
   FRAMES("results", 0, results(&b, 0));
   FRAMES("results_timers", 0, results_timers(&b));
+  FRAMES("results_output", 0, results_output(&b));
   FRAMES("started", 0, started(&b, 3));
   FRAMES("bye", 0, bye(&b));
   FRAMES("fatal", 0, fatal(&b));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "lcodec.h"
 #include "local.h"
 #include "lpsurvey.h"
@@ -358,6 +359,9 @@ static int engine_run(lua_State *L) {
   o.user = str_field(L, 4, "user", &o.user_len);
   o.options_text = str_field(L, 4, "options_text", &n);
   o.workdir = str_field(L, 4, "workdir", &n);
+  o.output = (int)int_field(L, 4, "output", PS_OUTPUT_TAIL);
+  if (o.output < PS_OUTPUT_TAIL || o.output > PS_OUTPUT_NONE)
+    return luaL_error(L, "engine:run: bad output mode %d", o.output);
   if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");
   if (o.ncores < 1) o.ncores = 1;
   ps_limits_unset(&o.limits);

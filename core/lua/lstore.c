@@ -261,6 +261,24 @@ static int store_last_limits(lua_State *L) {
   return push_records(L, c, ps_store_last_limits(u->s, name, (int64_t)index, &c->c, &err), &err, 1);
 }
 
+/* store:output(name, index, attempt) -> stdout, stderr (strings) | nil:
+   what attempt `attempt` at pset `index` of the stage wrote, nil when it
+   wrote nothing */
+static int store_output(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lua_Integer index = luaL_checkinteger(L, 3);
+  lua_Integer attempt = luaL_checkinteger(L, 4);
+  lcursor_t *c = new_cursor(L);
+  ps_err_t err;
+  push_records(L, c, ps_store_output(u->s, name, (int64_t)index, (int64_t)attempt, &c->c, &err),
+               &err, 1);
+  if (lua_isnil(L, -1)) return 1;
+  lua_getfield(L, -1, "stdout");
+  lua_getfield(L, -2, "stderr");
+  return 2;
+}
+
 /* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout;
    raises naming what failed, a write included */
 static int store_export(lua_State *L) {
@@ -356,6 +374,7 @@ static const luaL_Reg store_methods[] = {{"lock", store_lock},
                                          {"stages", store_stages},
                                          {"attempts", store_attempts},
                                          {"last_limits", store_last_limits},
+                                         {"output", store_output},
                                          {"export", store_export},
                                          {"__gc", store_close},
                                          {"__close", store_close},

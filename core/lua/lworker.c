@@ -18,6 +18,13 @@
  * of the psets that recorded them, at the end of their RESULTS frame: a
  * worker that never records sends what it always sent, and a worker that
  * dies takes the samples of its unsent results with it.
+ *
+ * What a pset writes to stdout and stderr, and the programs it starts
+ * with them, lands in two memory files in place of descriptors 1 and 2
+ * (capture.h), taken when the pset ends: its last 64 KiB (or all of it)
+ * travel with its result, or its lines go to the worker's own stderr,
+ * tagged with the pset (the stage's option output, in CODE). A pset that
+ * wrote nothing costs two lseek calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "cpus.h"
 #include "frame.h"
 #include "hash.h"
@@ -93,6 +101,8 @@ typedef struct worker_s {
   char workdir[PATH_MAX];  /* "" for none */
   char pset_dir[PATH_MAX]; /* the running pset's, absolute, or "" */
   int home;                /* the directory the worker started in (a descriptor) */
+  ps_capture_t cap;        /* stdout and stderr, caught */
+  int output;              /* PS_OUTPUT_*, the stage's */
 } worker_t;
 
 static worker_t *the_worker; /* for the hook, which has no user data */
@@ -221,7 +231,7 @@ static void write_all(worker_t *W, const char *p, size_t n) {
 
 static void send_frame(worker_t *W, ps_buf_t *b) {
   if (b->failed) {
-    fprintf(stderr, "psurvey worker: out of memory building a frame\n");
+    ps_capture_say(&W->cap, "psurvey worker: out of memory building a frame\n");
     _exit(70);
   }
   write_all(W, b->data, b->len);
@@ -250,7 +260,9 @@ static void fatal(worker_t *W, const char *msg) {
   ps_msg_put_fatal(&f, msg, strlen(msg));
   send_frame(W, &f);
   ps_buf_free(&f);
-  fprintf(stderr, "psurvey worker: %s\n", msg);
+  char line[600];
+  snprintf(line, sizeof line, "psurvey worker: %s\n", msg);
+  ps_capture_say(&W->cap, line);
   _exit(2);
 }
 
@@ -299,13 +311,14 @@ static void cut(const char *s, size_t n, ps_bytes_t part[2], char *note, size_t 
   part[1].n = (size_t)k;
 }
 
-static void put_failure(worker_t *W, int status, const char *msg, size_t msglen, const char *tb,
-                        size_t tblen) {
+/* Writes a failure after the record's head; returns where its status is. */
+static size_t put_failure(worker_t *W, int status, const char *msg, size_t msglen, const char *tb,
+                          size_t tblen) {
   ps_bytes_t m[2], t[2];
   char mnote[80], tnote[80];
   cut(msg, msglen, m, mnote, sizeof mnote);
   cut(tb, tblen, t, tnote, sizeof tnote);
-  ps_msg_result_failure(&W->recs, status, m, t);
+  return ps_msg_result_failure(&W->recs, status, m, t);
 }
 
 static int valid_key(const char *s, size_t n) {
@@ -315,22 +328,19 @@ static int valid_key(const char *s, size_t n) {
 /*
  * Encodes the result at the top of the stack (the pset table is at `pset`)
  * into W->recs after the record header. On a bad result writes an error
- * record instead: the pset fails, the survey goes on.
+ * record instead: the pset fails, the survey goes on. Returns where the
+ * record's status is.
  */
-static void put_result(worker_t *W, int pset) {
+static size_t put_result(worker_t *W, int pset) {
   lua_State *L = W->L;
   int res = lua_gettop(L);
   char msg[600];
   int t = lua_type(L, res);
-  if (t == LUA_TNIL) {
-    ps_msg_result_value(&W->recs, "", 0, "", 0);
-    return;
-  }
+  if (t == LUA_TNIL) return ps_msg_result_value(&W->recs, "", 0, "", 0);
   if (t != LUA_TTABLE) {
     snprintf(msg, sizeof msg, "the worker returned a %s, expected a table of results (or nil)",
              luaL_typename(L, res));
-    put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
-    return;
+    return put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
   }
   /* The pairs go to a scratch buffer first: the table's header, which
      precedes them, holds their count. */
@@ -403,14 +413,13 @@ static void put_result(worker_t *W, int pset) {
              (double)v->len / (1 << 20), PS_VALUE_MAX >> 20);
     goto bad2;
   }
-  ps_msg_result_value(&W->recs, v->data + pairs, v->len - pairs, v->data, pairs);
-  return;
+  return ps_msg_result_value(&W->recs, v->data + pairs, v->len - pairs, v->data, pairs);
 bad:
   lua_settop(L, res);
 bad2:
   ps_buf_free(v); /* forgets a failed allocation too */
   ps_buf_init(v);
-  put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
+  return put_failure(W, PS_STATUS_ERROR, msg, strlen(msg), "", 0);
 }
 
 /*
@@ -729,6 +738,32 @@ static int64_t pset_cpu(worker_t *W, int64_t wall, int64_t now) {
   return spent > 0 ? spent : 0;
 }
 
+/*
+ * What pset `index` wrote, once it ended: after its record (whose status
+ * is at `at`), or passed through to the worker's own stderr, each line
+ * tagged "[#index] ". All of it (output full) is as much as keeps the
+ * record within PS_VALUE_MAX, so that its frame stays within PS_FRAME_MAX;
+ * more is cut as the tail is, with a note.
+ */
+static void put_output(worker_t *W, int64_t index, size_t at) {
+  if (W->output == PS_OUTPUT_NONE) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "[#%lld] ", (long long)index + 1);
+    ps_capture_pass(&W->cap, tag);
+    return;
+  }
+  size_t limit = PS_OUTPUT_TAIL_BYTES;
+  if (W->output == PS_OUTPUT_FULL) {
+    size_t used = W->recs.len - at;
+    limit = used < PS_VALUE_MAX ? (PS_VALUE_MAX - used) / 2 : 0;
+  }
+  if (ps_capture_take(&W->cap, limit) == 0) return;
+  ps_capture_t *c = &W->cap;
+  ps_bytes_t out[2] = {{c->note[0], strlen(c->note[0])}, {ps_capture_bytes(c, 0), c->len[0]}};
+  ps_bytes_t err[2] = {{c->note[1], strlen(c->note[1])}, {ps_capture_bytes(c, 1), c->len[1]}};
+  ps_msg_result_output(&W->recs, at, out, err);
+}
+
 static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeout_ms,
                      uint64_t mem_limit, const char *pset, size_t psetlen) {
   lua_State *L = W->L;
@@ -756,7 +791,7 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   lua_setupvalue(L, ST_HOLDER, 1);
   if (W->workdir[0] && enter_pset_dir(W, index, err, sizeof err) != 0) {
     ps_msg_result_head(&W->recs, (uint64_t)index, (uint64_t)start, 0, 0, 0);
-    put_failure(W, PS_STATUS_ERROR, err, strlen(err), "", 0);
+    put_output(W, index, put_failure(W, PS_STATUS_ERROR, err, strlen(err), "", 0));
     W->nrecs++;
     return;
   }
@@ -794,6 +829,7 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   W->deadline = 0;
   ps_msg_result_head(&W->recs, (uint64_t)index, (uint64_t)start, (uint64_t)(end - start),
                      (uint64_t)(cpu > 0 ? cpu : 0), (uint64_t)(W->peak - W->mem_base));
+  size_t at;
   if (W->tripped) {
     /* Whatever the worker did with the error, the pset is over its limit. */
     size_t tl = 0;
@@ -803,12 +839,12 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
       lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
       tb = lua_tolstring(L, -1, &tl);
     }
-    put_failure(W, W->tripped, W->trip_msg, strlen(W->trip_msg), tb ? tb : "", tb ? tl : 0);
+    at = put_failure(W, W->tripped, W->trip_msg, strlen(W->trip_msg), tb ? tb : "", tb ? tl : 0);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "psurvey.trip_traceback");
     W->tripped = 0;
   } else if (rc == LUA_OK) {
-    put_result(W, psetidx);
+    at = put_result(W, psetidx);
   } else {
     size_t ml, tl = 0;
     const char *m = lua_tolstring(L, -1, &ml);
@@ -816,8 +852,9 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
     lua_getfield(L, LUA_REGISTRYINDEX, "psurvey.traceback");
     const char *tb = lua_tolstring(L, -1, &tl);
     if (rc == LUA_ERRMEM) m = "not enough memory", ml = strlen(m);
-    put_failure(W, PS_STATUS_ERROR, m, ml, tb ? tb : "", tb ? tl : 0);
+    at = put_failure(W, PS_STATUS_ERROR, m, ml, tb ? tb : "", tb ? tl : 0);
   }
+  put_output(W, index, at);
   W->nrecs++;
   lua_settop(L, base);
   if (W->pset_dir[0]) {
@@ -899,8 +936,9 @@ static void open_state(worker_t *W) {
 static void on_code(worker_t *W, const char *p, size_t n) {
   ps_reader_t code;
   ps_msg_code_t m;
-  if (ps_msg_get_code(p, n, &m) != 0 || m.sandbox > PSL_SANDBOX_STRICT)
+  if (ps_msg_get_code(p, n, &m) != 0 || m.sandbox > PSL_SANDBOX_STRICT || m.output > PS_OUTPUT_NONE)
     fatal(W, "malformed code frame");
+  W->output = (int)m.output;
   W->id = (int64_t)m.worker;
   W->flags = (int)m.flags;
   W->sandbox = (int)m.sandbox;
@@ -957,6 +995,11 @@ static void on_code(worker_t *W, const char *p, size_t n) {
   }
   ps_msg_put_code_ok(&f, &ok);
   if (rc != LUA_OK) lua_pop(L, 1);
+  /* What loading printed (a module's top level) is no pset's: it goes
+     through, tagged with the worker. */
+  char tag[48];
+  snprintf(tag, sizeof tag, "[worker %lld] ", (long long)W->id);
+  ps_capture_pass(&W->cap, tag);
   send_frame(W, &f);
   ps_buf_free(&f);
 }
@@ -986,6 +1029,7 @@ static void on_parent_death(int sig) {
 int psL_worker_main(int argc, char **argv) {
   static worker_t W;
   memset(&W, 0, sizeof W);
+  W.cap.err = -1;
   for (int i = 2; i < argc; i++)
     if (strncmp(argv[i], "--gpus=", 7) == 0) {
       /* The GPUs it is bound to for life, set before any library can read
@@ -1004,15 +1048,16 @@ int psL_worker_main(int argc, char **argv) {
      time, not up to the default 50 us late: psets of milliseconds are
      measured and scheduled by them. */
   prctl(PR_SET_TIMERSLACK, 1UL);
-  /* The protocol gets private descriptors; print() and io.write in the
-     worker go to stderr, and children never inherit the protocol pipes. */
+  /* The protocol gets private descriptors, and children never inherit the
+     protocol pipes. stdout and stderr are caught, for each pset; without
+     memory files, print() and io.write go to stderr as they are. */
   W.in = fcntl(0, F_DUPFD_CLOEXEC, 3);
   W.out = fcntl(1, F_DUPFD_CLOEXEC, 3);
   if (W.in < 0 || W.out < 0) {
     perror("psurvey worker");
     return 2;
   }
-  dup2(2, 1);
+  if (ps_capture_start(&W.cap) != 0) dup2(W.cap.err >= 0 ? W.cap.err : 2, 1);
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) {
     dup2(devnull, 0);
@@ -1027,7 +1072,7 @@ int psL_worker_main(int argc, char **argv) {
   W.pid = (int)getpid();
   W.home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (ps_threads_init(&W.threads) != 0) {
-    fprintf(stderr, "psurvey worker: out of memory\n");
+    ps_capture_say(&W.cap, "psurvey worker: out of memory\n");
     return 2;
   }
 
@@ -1054,5 +1099,6 @@ done:
   ps_buf_free(&W.result);
   ps_threads_free(&W.threads);
   ps_timers_free(&W.timers);
+  ps_capture_free(&W.cap);
   return 0;
 }

@@ -2,7 +2,8 @@
  * test_msg.c: the timers that end a RESULTS frame (msg.h, frame.h), and
  * the statistics they carry (ps_timing_t, ps_timers_t in stats.h): a
  * batch without samples is written as it always was, a batch with them
- * reads back the same, and a malformed section is refused.
+ * reads back the same, and a malformed section is refused; and the output
+ * a record may carry, likewise.
  *
  * Its cases run as specs from spec/core/msg_spec.lua (cases.h).
  */
@@ -247,6 +248,95 @@ static void knows_a_timer_name(void) {
   CHECK(!ps_msg_timer_name_valid(longest, PS_TIMER_NAME_MAX + 1));
 }
 
+/* A record with output, as a worker writes it: pset 5, ok with no result,
+   then stdout in two pieces (a note and the tail) and stderr. */
+static void record_with_output(ps_buf_t *recs, const char *out, const char *err) {
+  ps_msg_result_head(recs, 5, 1000, 250, 200, 0);
+  size_t at = ps_msg_result_value(recs, "", 0, "", 0);
+  ps_bytes_t o[2] = {{"[cut] ", 6}, {out, strlen(out)}}, e[2] = {{"", 0}, {err, strlen(err)}};
+  if (!*out) o[0].n = 0;
+  ps_msg_result_output(recs, at, o, e);
+}
+
+/* The one record of a RESULTS payload, or PS_EPROTO. */
+static int read_one(const ps_buf_t *recs, ps_msg_result_t *r) {
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_msg_put_results(&b, 1, recs->data, recs->len, NULL);
+  ps_msg_batch_t it;
+  ps_msg_timer_t t;
+  int rc = ps_msg_batch_open(&it, b.data + PS_FRAME_HEADER, b.len - PS_FRAME_HEADER);
+  if (rc == 0) rc = ps_msg_next_result(&it, r) == 1 ? 0 : PS_EPROTO;
+  if (rc == 0) rc = ps_msg_next_timer(&it, &t);
+  ps_buf_free(&b);
+  return rc;
+}
+
+static void writes_a_record_without_output_as_before(void) {
+  ps_buf_t plain, none;
+  ps_buf_init(&plain);
+  ps_buf_init(&none);
+  one_record(&plain);
+  ps_msg_result_head(&none, 3, 1000, 250, 200, 0);
+  size_t at = ps_msg_result_value(&none, "", 0, "", 0);
+  ps_bytes_t empty[2] = {{"", 0}, {"", 0}};
+  ps_msg_result_output(&none, at, empty, empty);
+  CHECK(none.len == plain.len && memcmp(none.data, plain.data, plain.len) == 0);
+  ps_msg_result_t r;
+  CHECK(read_one(&none, &r) == 0);
+  CHECK(r.status == PS_STATUS_OK && r.out.n == 0 && r.err.n == 0);
+  ps_buf_free(&plain);
+  ps_buf_free(&none);
+}
+
+static void reads_back_the_output_written(void) {
+  ps_buf_t recs;
+  ps_buf_init(&recs);
+  record_with_output(&recs, "hello\n", "oops\n");
+  ps_msg_result_t r;
+  CHECK(read_one(&recs, &r) == 0);
+  CHECK(r.index == 5 && r.status == PS_STATUS_OK && r.value.n == 0);
+  CHECK(r.out.n == 12 && memcmp(r.out.p, "[cut] hello\n", 12) == 0);
+  CHECK(r.err.n == 5 && memcmp(r.err.p, "oops\n", 5) == 0);
+  /* A failure's output, stderr only. */
+  recs.len = 0;
+  ps_msg_result_head(&recs, 7, 1, 2, 3, 4);
+  ps_bytes_t m[2] = {{"boom", 4}, {"", 0}}, tb[2] = {{"", 0}, {"", 0}};
+  size_t at = ps_msg_result_failure(&recs, PS_STATUS_ERROR, m, tb);
+  ps_bytes_t o[2] = {{"", 0}, {"", 0}}, e[2] = {{"x", 1}, {"", 0}};
+  ps_msg_result_output(&recs, at, o, e);
+  CHECK(read_one(&recs, &r) == 0);
+  CHECK(r.status == PS_STATUS_ERROR && r.message.n == 4 && r.out.n == 0 && r.err.n == 1);
+  ps_buf_free(&recs);
+}
+
+static void refuses_malformed_output(void) {
+  ps_buf_t recs;
+  ps_buf_init(&recs);
+  ps_msg_result_t r;
+  /* The flag with both streams empty has another encoding: none. */
+  one_record(&recs);
+  recs.data[recs.len - 2] |= (char)PS_STATUS_OUTPUT;
+  ps_buf_putc(&recs, 0);
+  ps_buf_putc(&recs, 0);
+  CHECK(read_one(&recs, &r) == PS_EPROTO);
+  /* The flag without the streams. */
+  recs.len -= 2;
+  CHECK(read_one(&recs, &r) == PS_EPROTO);
+  /* A stream longer than the payload. */
+  ps_buf_putc(&recs, 9);
+  ps_buf_puts(&recs, "abc");
+  CHECK(read_one(&recs, &r) == PS_EPROTO);
+  /* A status past the last, with or without the flag. */
+  recs.len = 0;
+  one_record(&recs);
+  recs.data[recs.len - 2] = (char)(PS_STATUS_OUTPUT | 0x04);
+  CHECK(read_one(&recs, &r) == PS_EPROTO);
+  recs.data[recs.len - 2] = 0x40;
+  CHECK(read_one(&recs, &r) == PS_EPROTO);
+  ps_buf_free(&recs);
+}
+
 int main(int argc, char **argv) {
   static const tc_case_t cases[] = {
       {"writes a batch without samples as before", writes_a_batch_without_samples_as_before},
@@ -255,6 +345,9 @@ int main(int argc, char **argv) {
       {"merges as if all samples were added to one", merges_as_if_all_samples_were_added_to_one},
       {"holds at most the names of a map", holds_at_most_the_names_of_a_map},
       {"knows a timer name", knows_a_timer_name},
+      {"writes a record without output as before", writes_a_record_without_output_as_before},
+      {"reads back the output written", reads_back_the_output_written},
+      {"refuses malformed output", refuses_malformed_output},
   };
   return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof *cases));
 }

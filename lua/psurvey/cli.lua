@@ -1,7 +1,7 @@
 --- psurvey.cli: the psurvey program's command line.
 ---
 ---   psurvey survey.lua [options] [-- args for the script]
----   psurvey results FILE [--table NAME] [--csv | --jsonl]
+---   psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]
 ---   psurvey --help | --version
 ---
 --- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
@@ -15,7 +15,7 @@ local M = {}
 
 local USAGE = [[
 usage: psurvey survey.lua [options] [-- args for the script]
-       psurvey results FILE [--table NAME] [--csv | --jsonl]
+       psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]
        psurvey replay FILE TABLE INDEX
        psurvey --help | --version]]
 
@@ -47,6 +47,7 @@ local function help()
   out[#out + 1] = ''
   out[#out + 1] = 'psurvey results FILE                lists the tables (one per map() call)'
   out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
+  out[#out + 1] = '  --output INDEX                     what pset INDEX wrote: its stdout to stdout, stderr to stderr'
   out[#out + 1] = 'psurvey replay FILE TABLE INDEX     runs pset INDEX of TABLE again, in the foreground'
   out[#out + 1] = ''
   out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 4 a map halted'
@@ -117,7 +118,7 @@ local function parse(argv)
 end
 
 local function results_command(argv)
-  local file, tbl, fmt = nil, nil, nil
+  local file, tbl, fmt, output = nil, nil, nil, nil
   local i = 2
   while i <= #argv do
     local a = argv[i]
@@ -129,6 +130,17 @@ local function results_command(argv)
       tbl = a:sub(9)
     elseif a == '--csv' or a == '--jsonl' then
       fmt = a:sub(3)
+    elseif a == '--output' or a:match('^%-%-output=') then
+      local v = a:match('^%-%-output=(.*)')
+      if not v then
+        i = i + 1
+        v = argv[i]
+      end
+      output = v and v:match('^%d+$') and tonumber(v)
+      if not output or output < 1 then
+        return usage_error("option '--output' needs a pset index (1, 2, ...), got %s",
+          v and ("'" .. v .. "'") or 'nothing')
+      end
     elseif a:sub(1, 1) == '-' then
       return usage_error("unknown option '%s' to 'results'", a)
     elseif file == nil then
@@ -150,8 +162,10 @@ local function results_command(argv)
     say('results: %s', err)
     return 3
   end
+  if fmt and output then return usage_error('results: --%s and --output do not go together', fmt) end
   if not tbl then
     if fmt then return usage_error('results: --%s needs --table NAME', fmt) end
+    if output then return usage_error('results: --output needs --table NAME') end
     local rows = store:stages()
     for _, r in ipairs(rows) do r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0)) end
     local i2 = 0
@@ -162,6 +176,14 @@ local function results_command(argv)
   local ok, e = pcall(function()
     if fmt then
       store:export(tbl, fmt)
+    elseif output then
+      local stage = store:stage_info(tbl)
+      if not stage then error(("no table '%s'"):format(tbl), 0) end
+      local row = store:cursor(stage.name, 'all', output):next()
+      if not row then error(("table '%s' has no pset #%d"):format(stage.name, output), 0) end
+      local out, errout = store:output(stage.name, output, row._attempt or 1)
+      io.stdout:write(out or '')
+      io.stderr:write(errout or '')
     else
       local cursor = store:cursor(tbl, 'all')
       local cols = cursor:columns()

@@ -357,9 +357,9 @@ function M.map(worker, list, opts)
     errors.raise(("option 'name': a table name of %d bytes is too long (at most %d)"):format(#name, core.name_max), 2)
   end
   local lower = name:lower()
-  if lower:match('^_') or lower:match('^sqlite_') or lower:match('_attempts$') then
+  if lower:match('^_') or lower:match('^sqlite_') or lower:match('_attempts$') or lower:match('_output$') then
     errors.raise(("option 'name': '%s' is reserved (names starting with '_' or 'sqlite_', or ending with "
-      .. "'_attempts')"):format(name), 2)
+      .. "'_attempts' or '_output')"):format(name), 2)
   end
   -- A name used again in this run (a loop with a fixed name) gets the
   -- first free of name_2, name_3, ...: every round runs and keeps its rows,
@@ -420,6 +420,7 @@ function M.map(worker, list, opts)
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
     halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
     halt_text = values.halt, workdir = values.workdir,
+    output = values.output == 'full' and 1 or values.output == 'none' and 2 or 0,
   })
   if not res then
     if partial and partial.interrupted ~= 0 then
@@ -480,9 +481,12 @@ function M._replay(db, name, index)
     name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = code, user = user,
     options_text = 'replay', timeout = last.limit_timeout or stage.timeout or 0,
     memory = last.limit_memory or stage.memory or 0, retries = 0,
-    sandbox = stage.sandbox == 'strict' and 1 or 0, seed = stage.seed or 0,
+    sandbox = stage.sandbox == 'strict' and 1 or 0, seed = stage.seed or 0, output = 1,
   })
   if not res then error('replay: ' .. why, 0) end
+  -- What it wrote, kept whole, comes to this terminal, both streams on stderr.
+  local wrote, errout = scratch:output('replay', 1, 1)
+  io.stderr:write(wrote or '', errout or '')
   local out = scratch:cursor('replay', 'all'):next()
   out._index = index
   return out, pset

@@ -353,6 +353,14 @@ M.specs = {
       if #v > 3000 then return nil, ('a directory name of %d bytes is too long'):format(#v) end
       return v
     end },
+  { name = 'output', default = 'tail', arg = 'MODE',
+    help = "what psets print: 'tail' keeps the last 64 KiB of stdout and stderr with each row, 'full' all of"
+      .. " it, 'none' keeps nothing and passes it to stderr, each line tagged [#index]",
+    check = function(v)
+      if v == 'tail' or v == 'full' or v == 'none' then return v end
+      return nil, ("expected 'tail', 'full' or 'none', got %s"):format(type(v) == 'string' and ("'" .. v .. "'")
+        or type(v))
+    end },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
     help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path] [gpus=ID,ID]' },
   { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,

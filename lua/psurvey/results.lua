@@ -8,6 +8,8 @@
 ---   results:column(name)     one column as an array (nil where absent; .n is the count)
 ---   results.missing          the psets that failed, same interface; rows carry _exception, _traceback
 ---   results:attempts()       every failed attempt (retried or final): kind, message, worker, cpu...
+---   results:output(index)    what pset #index wrote: stdout, stderr (strings, '' for none), of
+---                            its last attempt (or of attempt n: results:output(index, n))
 ---   results.progress         total, active, finished (psets with a result), failures (psets that
 ---                            failed), exceptions, on_result_errors; tostring as paramsurvey's
 ---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it)
@@ -66,6 +68,28 @@ function View:attempts()
   return self._store:attempts(self.name)
 end
 
+--- What pset `index` wrote to stdout and to stderr, as kept (option
+--- output): two strings, '' when it wrote nothing. Its last attempt's,
+--- or attempt `attempt`'s (a failed attempt that was retried).
+---@param index integer
+---@param attempt? integer
+---@return string stdout
+---@return string stderr
+function View:output(index, attempt)
+  if math.type(index) ~= 'integer' then
+    error(("bad argument #1 to 'output' (integer expected, got %s)"):format(math.type(index) or type(index)), 2)
+  end
+  if attempt == nil then
+    local row = self._store:cursor(self.name, 'all', index):next()
+    if not row then error(("no pset #%d in %s"):format(index, self.name), 2) end
+    attempt = row._attempt or 1
+  elseif math.type(attempt) ~= 'integer' then
+    error(("bad argument #2 to 'output' (integer expected, got %s)"):format(math.type(attempt) or type(attempt)), 2)
+  end
+  local out, err = self._store:output(self.name, index, attempt)
+  return out or '', err or ''
+end
+
 function View:__len()
   return self._count
 end
@@ -108,6 +132,7 @@ local nothing = {
     return { next = function() return nil end, columns = function() return {} end }
   end,
   attempts = function() return {} end,
+  output = function() return nil end,
 }
 
 --- What a dry run's map() returns: no rows, and progress.total = total.

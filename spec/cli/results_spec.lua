@@ -150,3 +150,54 @@ describe('the results database', function()
     assert.equal('grid', names[2].name)
   end)
 end)
+
+describe('psurvey results --output INDEX', function()
+  local dir
+  setup(function()
+    dir = H.tmpdir()
+    local r = H.survey(dir, [[
+local psurvey = require('psurvey')
+psurvey.map(function(p)
+  print('out of #' .. p.n)
+  io.stderr:write('err of #' .. p.n .. '\n')
+  if p.n == 2 then error('two') end
+end, psurvey.product({ n = psurvey.range(1, 3) }), { name = 'talk' })
+]])
+    assert.equal(1, r.code, r.err)
+  end)
+  teardown(H.cleanup)
+
+  it('prints what a pset wrote: its stdout to stdout, its stderr to stderr', function()
+    local r = H.run(dir, 'results .psurvey/survey.db --table talk --output 3')
+    assert.equal(0, r.code, r.err)
+    assert.equal('out of #3\n', r.out)
+    assert.equal('err of #3\n', r.err)
+    r = H.run(dir, 'results .psurvey/survey.db --table TALK --output=2') -- a failed one too
+    assert.same({ 0, 'out of #2\n', 'err of #2\n' }, { r.code, r.out, r.err })
+  end)
+
+  it('keeps it in a table the sqlite3 shell reads, one row per attempt that wrote anything', function()
+    assert.same({ { _index = 1, _attempt = 1, stdout = 'out of #1\n', stderr = 'err of #1\n' } },
+      H.sql(dir .. '/.psurvey/survey.db', 'select * from talk_output where _index = 1'))
+  end)
+
+  it('reads it back with psurvey.open', function()
+    local r = H.survey(dir, [[
+local out, err = require('psurvey').open('.psurvey/survey.db', 'talk'):output(1)
+io.write(out, err)
+]])
+    assert.equal('out of #1\nerr of #1\n', r.out)
+  end)
+
+  it('says what is wrong with a missing pset, table or index', function()
+    local r = H.run(dir, 'results .psurvey/survey.db --table talk --output 9')
+    assert.same({ 3, '', "psurvey: results: table 'talk' has no pset #9\n" }, { r.code, r.out, r.err })
+    r = H.run(dir, 'results .psurvey/survey.db --table nope --output 1')
+    assert.same({ 3, "psurvey: results: no table 'nope'\n" }, { r.code, r.err })
+    r = H.run(dir, 'results .psurvey/survey.db --table talk --output x')
+    assert.equal(2, r.code)
+    assert.matches("^psurvey: option '%-%-output' needs a pset index %(1, 2, ...%), got 'x'\n", r.err)
+    r = H.run(dir, 'results .psurvey/survey.db --output 1')
+    assert.same({ 2, 'psurvey: results: --output needs --table NAME\n(see psurvey --help)\n' }, { r.code, r.err })
+  end)
+end)

@@ -23,7 +23,7 @@ local TAG_TABLE, TAG_FUNC, TAG_BACKREF, TAG_ENV = '\6', '\7', '\9', '\10'
 
 local function code_frame(fn, sandbox)
   return frame(CODE, varint(1) .. varint(0) .. bytes('stage1') .. bytes(fn) .. bytes(core.encode(nil))
-    .. varint(sandbox or 0) .. varint(0) .. bytes(''))
+    .. varint(sandbox or 0) .. varint(0) .. bytes('') .. varint(0))
 end
 
 -- Frames the worker wrote, as { kind, payload } pairs.

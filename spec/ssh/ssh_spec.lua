@@ -116,6 +116,16 @@ describe('the ssh backend #ssh', function()
     assert.equal(100, r.stats.timers.b.count)
   end)
 
+  it('keeps what each pset on a host wrote with its row, the frames passing through its agent', function()
+    local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
+    local r = psurvey.map(function(p)
+      print('out ' .. p.value)
+      os.execute('echo err ' .. p.value .. ' >&2')
+    end, psurvey.range(1, 50), options({ hosts = { host }, name = 'talk' }))
+    assert.equal(50, #r)
+    for i = 1, 50 do assert.same({ 'out ' .. i .. '\n', 'err ' .. i .. '\n' }, { r:output(i) }) end
+  end)
+
   it('runs each pset in its own workdir on the host that ran it, and system.run there', function()
     local host = ('127.0.0.1:%d slots=2 psurvey=%s'):format(port, H.bin)
     local base = H.tmpdir() .. '/remote-runs'
@@ -216,7 +226,7 @@ sleep 5
       hosts = { addrs[1] .. ' psurvey=' .. old, addrs[2] .. ' psurvey=' .. H.bin } }))
     assert.equal(500, #r)
     assert.matches('host 10%.200%.0%.11: cannot connect: psurvey there is version 0%.0%.1 %(protocol 1%), this one '
-      .. 'is 0%.1%.0 %(protocol 4%): install the same version on both', H.slurp(r.log))
+      .. 'is 0%.1%.0 %(protocol 5%): install the same version on both', H.slurp(r.log))
   end)
 
   it('finishes when an agent is killed with SIGKILL', function()
