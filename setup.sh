@@ -12,11 +12,13 @@ cd "$(dirname "$0")"
 root=$PWD
 
 # Build: compiler, CMake, Lua 5.4, libuv and SQLite (shared and static).
-# Test: busted, cjson (used by the specs), the sqlite3 shell, and OpenSSH
-# and iproute2 for the ssh backend's specs (a real sshd on loopback and in
-# network namespaces).
+# Test: busted, cjson (used by the specs), the sqlite3 shell, OpenSSH and
+# iproute2 for the ssh backend's specs (a real sshd on loopback and in
+# network namespaces), and Graphite's carbon-cache and whisper for the
+# carbon specs (a private carbon on loopback; no service is started).
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
-          lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2)
+          lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2
+          graphite-carbon python3-whisper)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,6 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
   export DEBIAN_FRONTEND=noninteractive
+  # graphite-carbon asks whether a purge deletes its data: no.
+  echo "graphite-carbon graphite-carbon/postrm_remove_databases boolean false" |
+    "${sudo[@]}" debconf-set-selections
   "${sudo[@]}" apt-get update -q
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -36,6 +36,12 @@
    what is left is given up (ps_pool_drain). */
 #define STOP_GRACE_MS 1000
 #define STOP_LIMIT_MS 2000
+/* How long the end of a stage waits for its last points to reach carbon. */
+#define CARBON_END_WAIT_US 200000
+/* How long an engine's close waits for its last points to reach carbon. */
+#define CARBON_CLOSE_WAIT_US 500000
+/* Loop turns an engine's close gives its handles and requests to finish. */
+#define CLOSE_TURNS 100
 /* The encodings a worker's psets in flight keep are compacted past this. */
 #define ENC_COMPACT_BYTES (1 << 20)
 /* The signals that interrupt a stage. */
@@ -682,8 +688,17 @@ static void count_handle(uv_handle_t *h, void *arg) {
 }
 
 void ps_engine_close(ps_engine_t *e) {
+  /* The last stage's last points: a moment to go out, never more. */
+  int64_t until = ps_mono_us() + CARBON_CLOSE_WAIT_US;
+  while (e->carbon && !ps_carbon_idle(e->carbon) && ps_mono_us() < until) {
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  ps_carbon_close(e->carbon);
+  e->carbon = NULL;
   ps_pool_close(&e->pool);
-  uv_run(&e->loop, UV_RUN_NOWAIT);
+  /* Closing handles and a cancelled address lookup finish in a few turns. */
+  for (int k = 0; k < CLOSE_TURNS && uv_loop_alive(&e->loop); k++) uv_run(&e->loop, UV_RUN_NOWAIT);
   if (uv_loop_close(&e->loop) == UV_EBUSY) {
     /* A handle left open: said in the log (and seen in the census); the
        loop is left as it is rather than freed under it. */
@@ -725,9 +740,62 @@ static void hosts_text(ps_run_t *r) {
   }
 }
 
+/* The stage's progress to carbon: counts, rate, run-time percentiles, and
+   the busy workers of each node, under <prefix>.<script>.<stage>. */
+static void send_carbon(ps_run_t *r) {
+  if (r->e->carbon == NULL || r->o->carbon_path == NULL) return;
+  ps_pool_t *p = &r->e->pool;
+  enum { FIXED = 7 };
+  int n = FIXED + p->nnodes;
+  ps_metric_t *m = calloc((size_t)n, sizeof *m);
+  char(*paths)[PS_CARBON_PATH_MAX] = calloc((size_t)n, sizeof *paths);
+  if (m == NULL || paths == NULL) {
+    free(m);
+    free(paths);
+    return;
+  }
+  double secs = (double)(ps_mono_us() - r->start_us) / 1e6;
+  int64_t done = r->c.ok + r->c.failed - r->c.resumed;
+  const char *names[FIXED] = {"total", "active",      "finished",   "failures",
+                              "rate",  "runtime_p50", "runtime_p90"};
+  double values[FIXED] = {(double)r->c.total,
+                          (double)r->c.active,
+                          (double)r->c.ok,
+                          (double)r->c.failed,
+                          secs > 0 ? (double)done / secs : 0,
+                          r->hist.count ? ps_hist_quantile(&r->hist, 0.5) / 1e6 : 0,
+                          r->hist.count ? ps_hist_quantile(&r->hist, 0.9) / 1e6 : 0};
+  int k = 0;
+  for (int i = 0; i < FIXED; i++) {
+    if (i >= 5 && r->hist.count == 0) continue; /* no run time measured yet */
+    snprintf(paths[k], sizeof paths[k], "%s.%s", r->o->carbon_path, names[i]);
+    m[k].path = paths[k];
+    m[k].value = values[i];
+    k++;
+  }
+  for (int j = 0; j < p->nnodes; j++) {
+    const ps_node_t *node = p->nodes[j];
+    int busy = 0;
+    for (int s = 0; s < r->sched.nslots; s++)
+      busy += r->sched.slots[s]->node == node && r->sched.slots[s]->len > 0;
+    char host[128];
+    ps_carbon_component(host, sizeof host, node->name);
+    snprintf(paths[k], sizeof paths[k], "%s.hosts.%s.active", r->o->carbon_path, host);
+    m[k].path = paths[k];
+    m[k].value = busy;
+    k++;
+  }
+  ps_carbon_send(r->e->carbon, m, (size_t)k, ps_now_us() / 1000000);
+  r->carbon_last = ps_mono_us();
+  free(m);
+  free(paths);
+}
+
 static void on_tick(uv_timer_t *t) {
   ps_run_t *r = t->data;
   ps_pool_t *p = &r->e->pool;
+  if (r->e->carbon && ps_mono_us() - r->carbon_last >= (int64_t)PS_CARBON_EVERY_S * 1000000)
+    send_carbon(r);
   if (has_hosts(p)) hosts_text(r);
   r->c.running = 0;
   for (int k = 0; k < r->sched.nslots; k++) r->c.running += r->sched.slots[k]->len > 0;
@@ -981,6 +1049,22 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .ud = r};
   ps_sched_init(&r->sched, &so);
   uint64_t every = ps_progress_interval(&r->progress);
+  /* The engine's carbon client, kept from stage to stage while its address
+     stays the same. */
+  if (o->carbon_host && e->carbon &&
+      !ps_carbon_same(e->carbon, o->carbon_host, o->carbon_port, o->carbon_protocol)) {
+    ps_carbon_close(e->carbon);
+    e->carbon = NULL;
+  }
+  if (o->carbon_host && e->carbon == NULL) {
+    ps_err_t cerr;
+    e->carbon =
+        ps_carbon_new(&e->loop, o->carbon_host, o->carbon_port, o->carbon_protocol, &e->log, &cerr);
+    if (e->carbon == NULL) ps_log_printf(&e->log, "stage %s: %s", o->name, cerr.msg);
+  }
+  r->carbon_last = ps_mono_us();
+  /* Carbon gets a point every PS_CARBON_EVERY_S: a tick a second at most. */
+  if (r->e->carbon && (every == 0 || every > 1000)) every = 1000;
   if (every) uv_timer_start(&r->timer, on_tick, every, every);
 
   ps__run_check_done(r);
@@ -1022,6 +1106,14 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                     : r->halted    ? "halted"
                                    : "done";
   if (r->stage) end_stage(r, how);
+  send_carbon(r);
+  /* The stage's last points go out now: between maps the loop does not
+     run. A connection being made gets a moment, never more. */
+  int64_t until = ps_mono_us() + CARBON_END_WAIT_US;
+  while (e->carbon && !ps_carbon_idle(e->carbon) && ps_mono_us() < until) {
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
   char failures[600];
   ps_tally_text(&r->failures, failures, sizeof failures);
   ps_progress_end(&r->progress, &r->c, &r->hist, how, failures);

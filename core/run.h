@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "carbon.h"
 #include "log.h"
 #include "pool.h"
 #include "progress.h"
@@ -30,6 +31,7 @@ typedef struct ps_engine_s {
   ps_pool_t pool;
   ps_log_t log;
   struct ps_run_s *run; /* the stage running now, or NULL */
+  ps_carbon_t *carbon;  /* the carbon the last stage sent its progress to, or NULL */
 } ps_engine_t;
 
 /* A failed attempt, as the retry callback sees it. */
@@ -73,8 +75,12 @@ typedef struct ps_run_opts_s {
   const char *options_text; /* for the log and the database */
   const char *workdir;      /* each pset runs in <workdir>/<name>/<index>; NULL: none */
   int output;               /* PS_OUTPUT_* (frame.h): what becomes of what psets write */
-  ps_limits_t limits;       /* the map's per-pset options, every field set */
-  int sandbox;              /* 0 default, 1 strict */
+  /* Progress to carbon (carbon.h) every PS_CARBON_EVERY_S and at the end,
+     under carbon_path (prefix.script.stage); carbon_host NULL: none. */
+  const char *carbon_host, *carbon_path;
+  int carbon_port, carbon_protocol;
+  ps_limits_t limits; /* the map's per-pset options, every field set */
+  int sandbox;        /* 0 default, 1 strict */
   uint64_t seed;
   ps_retry_cb retry; /* NULL: the numeric retries decide */
   void *retry_ud;
@@ -97,6 +103,9 @@ typedef struct ps_run_result_s {
   int interrupted; /* by SIGINT, SIGTERM or SIGHUP: the signal number */
   int halted;      /* PS_HALT_SOON or PS_HALT_NOW when the halt option stopped it */
 } ps_run_result_t;
+
+/* How often a running stage sends its progress to carbon. */
+#define PS_CARBON_EVERY_S 10
 
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err);
 void ps_engine_close(ps_engine_t *e);

@@ -61,7 +61,8 @@ struct ps_run_s {
   int open_handles;
   ps_buf_t scratch;
   int64_t start_us;
-  uint8_t *skip; /* resuming: skip[i] when pset i needs no new run */
+  int64_t carbon_last; /* when progress last went to carbon (mono us) */
+  uint8_t *skip;       /* resuming: skip[i] when pset i needs no new run */
   override_t *over;
   size_t nover, capover;
   int64_t

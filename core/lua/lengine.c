@@ -362,6 +362,19 @@ static int engine_run(lua_State *L) {
   o.output = (int)int_field(L, 4, "output", PS_OUTPUT_TAIL);
   if (o.output < PS_OUTPUT_TAIL || o.output > PS_OUTPUT_NONE)
     return luaL_error(L, "engine:run: bad output mode %d", o.output);
+  /* carbon = { host =, port =, protocol = 'pickle' | 'plaintext', path = } */
+  if (lua_getfield(L, 4, "carbon") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    o.carbon_host = str_field(L, t, "host", &n);
+    o.carbon_path = str_field(L, t, "path", &n);
+    o.carbon_port = (int)int_field(L, t, "port", 2004);
+    const char *proto = str_field(L, t, "protocol", &n);
+    o.carbon_protocol =
+        proto && strcmp(proto, "plaintext") == 0 ? PS_CARBON_PLAINTEXT : PS_CARBON_PICKLE;
+    if (o.carbon_host == NULL || o.carbon_path == NULL)
+      return luaL_error(L, "engine:run: carbon needs host and path");
+  }
+  lua_pop(L, 1); /* the strings stay alive in opts, which stays on the stack */
   if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");
   if (o.ncores < 1) o.ncores = 1;
   ps_limits_unset(&o.limits);

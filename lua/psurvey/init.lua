@@ -311,9 +311,32 @@ local function print_plan(name, source, total, values, from, ncores)
   io.stderr:write(table.concat(out, '\n'), '\n')
 end
 
+--- What the engine needs to send a stage's progress to carbon, with
+--- paramsurvey's defaults: <prefix>.<script>.<stage>, each part made of
+--- letters, digits, '_' and '-'.
+local function carbon_of(c, name)
+  if c == nil then return nil end
+  local function part(s) return (s:gsub('[^%w_-]', '_')) end
+  return { host = c.server or '127.0.0.1', port = c.port or 2004, protocol = c.protocol or 'pickle',
+    path = (c.prefix or 'psurvey') .. '.' .. part(script_name()) .. '.' .. part(name) }
+end
+
 --- Sets options for every later map().
 ---@param opts table|nil
 function M.init(opts)
+  -- paramsurvey's carbon_server, carbon_port and carbon_prefix, the one
+  -- set of aliases taken (README, "Coming from paramsurvey").
+  if type(opts) == 'table' and (opts.carbon_server ~= nil or opts.carbon_port ~= nil or opts.carbon_prefix ~= nil) then
+    local copy, carbon = {}, {}
+    for k, v in pairs(opts) do copy[k] = v end
+    for k, v in pairs(opts.carbon or {}) do carbon[k] = v end
+    carbon.server = opts.carbon_server or carbon.server
+    carbon.port = opts.carbon_port or carbon.port
+    carbon.prefix = opts.carbon_prefix or carbon.prefix
+    copy.carbon_server, copy.carbon_port, copy.carbon_prefix = nil, nil, nil
+    copy.carbon = carbon
+    opts = copy
+  end
   local checked = options.check_table(opts, 'init', 2)
   -- Bad environment variables and unavailable backends fail here, early.
   local values, from = options.resolve(layers({}, checked))
@@ -419,7 +442,7 @@ function M.map(worker, list, opts)
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
     halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
-    halt_text = values.halt, workdir = values.workdir,
+    halt_text = values.halt, workdir = values.workdir, carbon = carbon_of(values.carbon, name),
     output = values.output == 'full' and 1 or values.output == 'none' and 2 or 0,
   })
   if not res then

@@ -361,6 +361,12 @@ M.specs = {
       return nil, ("expected 'tail', 'full' or 'none', got %s"):format(type(v) == 'string' and ("'" .. v .. "'")
         or type(v))
     end },
+  { name = 'carbon', default = nil, arg = 'TABLE', parse = parse_literal,
+    help = "send progress to Graphite's carbon every 10 s: { server = '127.0.0.1', port = 2004, prefix = 'psurvey',"
+      .. " protocol = 'pickle' | 'plaintext' }; also PSURVEY_CARBON_SERVER, _PORT, _PREFIX, _PROTOCOL",
+    check = function(v) return M.check_carbon(v) end,
+    -- Its keys come from every layer: PSURVEY_CARBON_PORT completes init's table.
+    merge = true },
   { name = 'hosts', default = nil, arg = 'FILE', check = check_string,
     help = 'ssh backend: a file of hosts, one per line: [user@]host[:port] [slots=N] [psurvey=/path] [gpus=ID,ID]' },
   { name = 'ssh', default = nil, arg = 'TABLE', parse = parse_literal,
@@ -407,6 +413,44 @@ M.specs = {
   { name = 'user', scope = 'map', arg = 'VALUE', parse = parse_literal,
     help = 'any plain Lua value, passed to every worker call as its third argument',
     check = function(v) return v end },
+}
+
+--- The carbon option's table, checked: server (a host name or address),
+--- port (1 to 65535), prefix (dotted words), protocol ('pickle' or
+--- 'plaintext'); what is left out takes paramsurvey's defaults when used.
+function M.check_carbon(v)
+  if type(v) ~= 'table' then return nil, 'expected a table, got ' .. type(v) end
+  local known = { server = 'string', port = 'number', prefix = 'string', protocol = 'string' }
+  for k, x in pairs(v) do
+    if known[k] == nil then
+      return nil, ("unknown key '%s' (known: server, port, prefix, protocol)"):format(tostring(k))
+    end
+    if type(x) ~= known[k] then return nil, ("key '%s' must be a %s, got %s"):format(k, known[k], type(x)) end
+  end
+  if v.server and (v.server == '' or v.server:find('[%s/]')) then
+    return nil, ("key 'server' must be a host name or address, got '%s'"):format(v.server)
+  end
+  if v.port and (math.type(v.port) ~= 'integer' or v.port < 1 or v.port > 65535) then
+    return nil, ("key 'port' must be an integer from 1 to 65535, got %s"):format(tostring(v.port))
+  end
+  if v.prefix and not v.prefix:match('^[%w_-]+$') and not v.prefix:match('^[%w_-][%w_.-]*[%w_-]$') then
+    return nil, ("key 'prefix' must be dotted words (letters, digits, '_', '-'), got '%s'"):format(v.prefix)
+  end
+  if v.prefix and v.prefix:find('..', 1, true) then
+    return nil, ("key 'prefix' must be dotted words (letters, digits, '_', '-'), got '%s'"):format(v.prefix)
+  end
+  if v.protocol and v.protocol ~= 'pickle' and v.protocol ~= 'plaintext' then
+    return nil, ("key 'protocol' must be 'pickle' or 'plaintext', got '%s'"):format(v.protocol)
+  end
+  return v
+end
+
+-- PSURVEY_CARBON_<KEY>: one key of the carbon option each, as text.
+local carbon_parts = {
+  PSURVEY_CARBON_SERVER = { 'server', function(s) return s end },
+  PSURVEY_CARBON_PORT = { 'port', function(s) return math.tointeger(tonumber(s)) or s end },
+  PSURVEY_CARBON_PREFIX = { 'prefix', function(s) return s end },
+  PSURVEY_CARBON_PROTOCOL = { 'protocol', function(s) return s end },
 }
 
 M.by_name = {}
@@ -481,7 +525,14 @@ function M.from_env(getenv, env_names, level)
   for _, var in ipairs(env_names) do
     local name = var:sub(#'PSURVEY_' + 1):lower()
     local spec = M.by_name[name]
-    if spec == nil and not M.other_variables[var] then
+    local part = carbon_parts[var]
+    if part then
+      local text = getenv(var)
+      if text ~= nil and text ~= '' then
+        out.carbon_parts = out.carbon_parts or {}
+        out.carbon_parts[part[1]] = part[2](text)
+      end
+    elseif spec == nil and not M.other_variables[var] then
       local vars = {}
       for _, s in ipairs(M.specs) do vars[#vars + 1] = s.env end
       errors.raise(('unknown environment variable %s%s'):format(var, M.suggest(var, vars)), level + 1)
@@ -500,6 +551,20 @@ function M.from_env(getenv, env_names, level)
       out[name] = value
     end
   end
+  if out.carbon_parts then
+    -- The parts complete (and win over) a PSURVEY_CARBON table.
+    local carbon = {}
+    for k, v in pairs(out.carbon or {}) do carbon[k] = v end
+    for k, v in pairs(out.carbon_parts) do carbon[k] = v end
+    out.carbon_parts = nil
+    local value, why = M.check_carbon(carbon)
+    if why then
+      errors.raise(('environment variables PSURVEY_CARBON_*: %s'):format(why:gsub("key '(%w+)'", function(k)
+        return 'PSURVEY_CARBON_' .. k:upper()
+      end)), level + 1)
+    end
+    out.carbon = value
+  end
   return out
 end
 
@@ -510,7 +575,14 @@ function M.resolve(layers)
     values[spec.name], from[spec.name] = spec.default, 'default'
     for _, layer in ipairs(layers) do
       local v = layer.values[spec.name]
-      if v ~= nil then values[spec.name], from[spec.name] = v, layer.name end
+      if v ~= nil and spec.merge and type(values[spec.name]) == 'table' then
+        local merged = {}
+        for k, x in pairs(values[spec.name]) do merged[k] = x end
+        for k, x in pairs(v) do merged[k] = x end
+        values[spec.name], from[spec.name] = merged, from[spec.name] .. ', ' .. layer.name
+      elseif v ~= nil then
+        values[spec.name], from[spec.name] = v, layer.name
+      end
     end
   end
   return values, from
