@@ -141,7 +141,8 @@ static void call_on_row(ps_run_t *r, const ps_row_t *row) {
    HALT_PCT_AFTER have finished. */
 static void check_halt(ps_run_t *r) {
   const ps_run_opts_t *o = r->o;
-  if (o->halt == PS_HALT_NEVER || r->halted) return;
+  /* Nothing is left to stop once every pset is finished. */
+  if (o->halt == PS_HALT_NEVER || r->halted || r->c.ok + r->c.failed >= r->total) return;
   int64_t failed = r->failures.total;
   int64_t finished = r->c.ok + r->c.failed - r->c.resumed;
   int trip = o->halt_fail > 0 ? failed >= o->halt_fail

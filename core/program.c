@@ -141,12 +141,16 @@ int ps_program_run(const ps_program_t *p, ps_program_out_t *o, ps_err_t *err) {
     }
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t waited;
+  while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
+  if (waited < 0 && rc == 0)
+    rc = ps_err_set(err, PS_EWORKER, "cannot wait for '%s': %s", p->argv[0], strerror(errno));
   o->exited = WIFEXITED(status);
   o->code = o->exited ? WEXITSTATUS(status) : 0;
   o->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  if (rc) rc = ps_err_set(err, PS_ENOMEM, "out of memory reading the output of '%s'", p->argv[0]);
+  if (rc == PS_ENOMEM)
+    ps_err_set(err, PS_ENOMEM, "out of memory reading the output of '%s'", p->argv[0]);
 done:
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);

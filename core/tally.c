@@ -36,7 +36,24 @@ static long long number_after(const char *msg, size_t len, const char *word) {
   return -1;
 }
 
+/* The length of a "worker 3 (pid 123) " prefix at the start of msg, or 0:
+   which worker failed is not what went wrong. */
+static size_t worker_len(const char *msg, size_t len) {
+  size_t k = 0;
+  if (len < 7 || memcmp(msg, "worker ", 7) != 0) return 0;
+  k = 7;
+  while (k < len && msg[k] >= '0' && msg[k] <= '9') k++;
+  if (k + 6 > len || memcmp(msg + k, " (pid ", 6) != 0) return 0;
+  k += 6;
+  while (k < len && msg[k] >= '0' && msg[k] <= '9') k++;
+  if (k + 2 > len || msg[k] != ')' || msg[k + 1] != ' ') return 0;
+  return k + 2;
+}
+
 static void key_of(const char *kind, const char *msg, size_t len, char *key) {
+  size_t who = worker_len(msg, len);
+  msg += who;
+  len -= who;
   if (strcmp(kind, "error") == 0) {
     size_t skip = where_len(msg, len);
     const char *m = msg + skip;

@@ -237,21 +237,38 @@ static int push_row(lua_State *L, const ps_row_t *row, char *msg, size_t msgsz) 
 /* The callback runs in a coroutine of its own, so that its traceback is
    its own (not the engine's and map()'s frames under it); the coroutine
    is used again after a normal return, and replaced after an error. */
-static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *msg, size_t msgsz) {
-  row_ctx_t *x = ud;
-  lua_State *L = x->L;
-  lua_State *co = lua_tothread(L, x->thread);
+/* One call of the callback, with what it needs, and how it went. */
+typedef struct row_call_s {
+  row_ctx_t *x;
+  const ps_row_t *row;
+  const ps_counts_t *c;
+  char *msg;
+  size_t msgsz;
+  int rc; /* 0, or -1 with msg */
+} row_call_t;
+
+/* The body of on_row_cb, under lua_pcall: a Lua error while the row is made
+   (out of memory) never unwinds through libuv's frames. Its arguments are
+   the call's record, the coroutine and the function (this frame cannot
+   reach engine:run's); it returns a new coroutine when the one it was
+   given is done with, else nothing. */
+static int row_call(lua_State *L) {
+  row_call_t *a = lua_touserdata(L, 1);
+  row_ctx_t *x = a->x;
+  lua_State *co = lua_tothread(L, 2);
+  a->rc = -1;
   if (!lua_checkstack(co, 20)) {
-    snprintf(msg, msgsz, "Lua stack overflow");
-    return -1;
+    snprintf(a->msg, a->msgsz, "Lua stack overflow");
+    return 0;
   }
   lua_settop(co, 0);
-  lua_pushvalue(L, x->fn);
+  lua_pushvalue(L, 3);
   lua_xmove(L, co, 1);
-  if (push_row(co, row, msg, msgsz) != 0) {
+  if (push_row(co, a->row, a->msg, a->msgsz) != 0) {
     lua_settop(co, 0);
-    return -1;
+    return 0;
   }
+  const ps_counts_t *c = a->c;
   lua_createtable(co, 0, 2);
   lua_pushstring(co, x->name);
   lua_setfield(co, -2, "name");
@@ -260,27 +277,52 @@ static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *
   set_int(co, "active", c->active);
   set_int(co, "finished", c->ok);
   set_int(co, "failures", c->failed);
-  set_int(co, "exceptions", c->exceptions);
+  set_int(co, "exceptions", c->exceptions + c->on_row_errors); /* as results.progress counts */
   set_int(co, "on_result_errors", c->on_row_errors);
   lua_setfield(co, -2, "progress");
   int nres = 0;
   int rc = lua_resume(co, L, 2, &nres);
   if (rc == LUA_OK) {
     lua_settop(co, 0);
+    a->rc = 0;
     return 0;
   }
   if (rc == LUA_YIELD) {
-    snprintf(msg, msgsz, "on_result yielded (a coroutine.yield outside a coroutine of its own)");
+    snprintf(a->msg, a->msgsz,
+             "on_result yielded (a coroutine.yield outside a coroutine of its own)");
   } else {
     const char *m = lua_tostring(co, -1);
     luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-    snprintf(msg, msgsz, "%s", lua_tostring(L, -1));
+    snprintf(a->msg, a->msgsz, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   /* A coroutine that failed or yielded is done: the next call gets a new one. */
   lua_newthread(L);
-  lua_replace(L, x->thread);
-  return -1;
+  return 1;
+}
+
+static int on_row_cb(void *ud, const ps_row_t *row, const ps_counts_t *c, char *msg, size_t msgsz) {
+  row_ctx_t *x = ud;
+  lua_State *L = x->L;
+  row_call_t a = {x, row, c, msg, msgsz, -1};
+  if (!lua_checkstack(L, 4)) {
+    snprintf(msg, msgsz, "Lua stack overflow");
+    return -1;
+  }
+  lua_pushcfunction(L, row_call);
+  lua_pushlightuserdata(L, &a);
+  lua_pushvalue(L, x->thread);
+  lua_pushvalue(L, x->fn);
+  if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    snprintf(msg, msgsz, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "out of memory");
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (lua_isthread(L, -1))
+    lua_replace(L, x->thread);
+  else
+    lua_pop(L, 1);
+  return a.rc;
 }
 
 /* Pushes { count, mean, min, max, p25 .. p99 } of one named timer. */

@@ -90,7 +90,10 @@ static const char **check_env(lua_State *L, int opts) {
     /* A number value is written as Lua writes it, on a copy: lua_next
        needs the key untouched, and the value is only read. */
     lua_pushvalue(L, -1);
-    const char *value = lua_tostring(L, -1);
+    size_t vl;
+    const char *value = lua_tolstring(L, -1, &vl);
+    if (strlen(value) != vl)
+      luaL_argerror(L, 2, lua_pushfstring(L, "opts.env.%s holds a NUL byte", name));
     lua_pushfstring(L, "%s=%s", name, value);
     env[k++] = lua_tostring(L, -1);
     lua_rawseti(L, anchor, k);

@@ -52,6 +52,7 @@
 #include "lsandbox.h"
 #include "lship.h"
 #include "msg.h"
+#include "stage.h" /* PS_NAME_MAX: a stage's name, as the driver checks it */
 #include "value.h"
 
 /* Results are sent when a batch ends, once FLUSH_AFTER_US has passed, or
@@ -81,7 +82,7 @@ typedef struct worker_s {
   uint64_t seed;
   ps_threads_t threads; /* OMP_NUM_THREADS and the like, per pset (cpus.h) */
   char host[256];
-  char stage[128];
+  char stage[PS_NAME_MAX + 1];
   size_t mem, peak; /* bytes the Lua state holds, and the most it held */
   /* The pset running now: its limits, and which one it tripped. */
   size_t mem_base, mem_limit;   /* limit: bytes above mem_base, 0: none */
@@ -100,7 +101,8 @@ typedef struct worker_s {
      own directory, then the worker goes back home. */
   char workdir[PATH_MAX];  /* "" for none */
   char pset_dir[PATH_MAX]; /* the running pset's, absolute, or "" */
-  int home;                /* the directory the worker started in (a descriptor) */
+  int home;                /* the directory the worker started in (a descriptor), or -1 */
+  int home_errno;          /* why it could not be opened */
   ps_capture_t cap;        /* stdout and stderr, caught */
   int output;              /* PS_OUTPUT_*, the stage's */
 } worker_t;
@@ -570,8 +572,10 @@ static int finish_time(lua_State *L, int status, lua_KContext ctx) {
    traceback taken where it leaves system.time, as after any pcall and
    error); fn may yield. */
 static int system_time(lua_State *L) {
-  check_timer(L, 1);
+  size_t len;
+  check_timer_name(L, 1, &len); /* every argument checked before a name is taken */
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  check_timer(L, 1);
   lua_pushinteger(L, (lua_Integer)mono_ns());
   lua_insert(L, 1);
   int status = lua_pcallk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, 0, finish_time);
@@ -679,6 +683,11 @@ static int make_dirs(char *path) {
 
 /* Enters the pset's own directory, made for it: 0, or -1 with why in err. */
 static int enter_pset_dir(worker_t *W, int64_t index, char *err, size_t errsz) {
+  if (W->home < 0) {
+    ps_textf(err, errsz, "workdir: the worker cannot keep its own directory to come back to: %s",
+             strerror(W->home_errno));
+    return -1;
+  }
   char path[PATH_MAX];
   int n = snprintf(path, sizeof path, "%s/%s/%lld", W->workdir, W->stage, (long long)index + 1);
   if (n < 0 || (size_t)n >= sizeof path) {
@@ -859,7 +868,11 @@ static void run_pset(worker_t *W, int64_t index, int64_t attempt, uint64_t timeo
   lua_settop(L, base);
   if (W->pset_dir[0]) {
     /* Home again, whatever directory the pset changed to. */
-    if (fchdir(W->home) != 0) fatal(W, "cannot go back to the worker's directory");
+    if (fchdir(W->home) != 0) {
+      char msg[300];
+      ps_textf(msg, sizeof msg, "cannot go back to the worker's directory: %s", strerror(errno));
+      fatal(W, msg);
+    }
     W->pset_dir[0] = '\0';
   }
 }
@@ -1070,7 +1083,9 @@ int psL_worker_main(int argc, char **argv) {
   W.last_flush = ps_mono_us();
   W.cpu_mark = -1;
   W.pid = (int)getpid();
-  W.home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  /* O_PATH: a directory it may enter but not list (mode 711) will do. */
+  W.home = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (W.home < 0) W.home_errno = errno;
   if (ps_threads_init(&W.threads) != 0) {
     ps_capture_say(&W.cap, "psurvey worker: out of memory\n");
     return 2;

@@ -84,6 +84,18 @@ static void groups_failures(void) {
         0);
 }
 
+static void groups_a_workers_failures_by_what_went_wrong(void) {
+  ps_tally_t t;
+  char out[300];
+  ps_tally_init(&t);
+  const char *a = "worker 2 (pid 4730) sent a malformed frame: frame too long";
+  const char *b = "worker 13 (pid 4731) sent a malformed frame: frame too long";
+  ps_tally_add(&t, "error", a, strlen(a));
+  ps_tally_add(&t, "error", b, strlen(b));
+  ps_tally_text(&t, out, sizeof out);
+  CHECK(strcmp(out, "2 failed: 2 x \"sent a malformed frame: frame too long\"") == 0);
+}
+
 static void keeps_a_bounded_number_of_groups(void) {
   ps_tally_t t;
   char out[1000], msg[32];
@@ -112,6 +124,8 @@ static const tc_case_t cases[] = {
     {"shows a pset it cannot read as ?", trusts_no_encoding},
     {"groups failures by kind and message, largest first", groups_failures},
     {"keeps a bounded number of groups", keeps_a_bounded_number_of_groups},
+    {"groups the failures of workers by what went wrong, not by worker",
+     groups_a_workers_failures_by_what_went_wrong},
 };
 int main(int argc, char **argv) {
   return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -37,6 +37,7 @@ local state = {
   backend = nil,   -- the first map()'s backend, and for ssh its hosts: one per run
   backend_names = nil, -- and its names ({ 'process', 'ssh' })
   failed = false,  -- some pset of some map() failed
+  running = false, -- a map() runs now (its callbacks cannot start another)
 }
 
 --- The psurvey program, which workers run as `psurvey worker`.
@@ -350,6 +351,9 @@ end
 ---@param list table|userdata a psurvey.product, psurvey.range or an array of pset tables
 ---@param opts table|nil
 function M.map(worker, list, opts)
+  -- From on_result or a retry function: refused before anything is named,
+  -- opened or counted.
+  if state.running then error('map() cannot be called while a map() runs', 2) end
   if type(worker) ~= 'function' then
     error(("bad argument #1 to 'map' (function expected, got %s)"):format(type(worker)), 2)
   end
@@ -433,7 +437,8 @@ function M.map(worker, list, opts)
   use_backend(values, from)
   say_workers(name, values, ncores, cpus_text, #source)
   local halt_when, halt_fail, halt_pct = options.parse_halt(values.halt)
-  local res, err, partial = state.engine:run(source, store, {
+  state.running = true
+  local ran, res, err, partial = pcall(state.engine.run, state.engine, source, store, {
     name = name, limit = values.limit, ncores = ncores, group_size = values.group_size,
     max_tasks_per_child = values.max_tasks_per_child, verbose = values.verbose,
     vstats = values.vstats, code = code, user = user, options_text = text,
@@ -445,6 +450,8 @@ function M.map(worker, list, opts)
     halt_text = values.halt, workdir = values.workdir, carbon = carbon_of(values.carbon, name),
     output = values.output == 'full' and 1 or values.output == 'none' and 2 or 0,
   })
+  state.running = false
+  if not ran then error(res, 0) end
   if not res then
     if partial and partial.interrupted ~= 0 then
       error(setmetatable({

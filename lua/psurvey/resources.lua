@@ -22,7 +22,9 @@ end
 -- The indexes `nvidia-smi -L` lists ("GPU 0: NVIDIA A100 (UUID: GPU-...)"),
 -- or nil when it is not on the PATH or fails.
 local function from_nvidia_smi()
-  local found = io.popen('command -v nvidia-smi 2>/dev/null'):read('a')
+  local which = io.popen('command -v nvidia-smi 2>/dev/null')
+  local found = which:read('a')
+  which:close()
   if found == '' then return nil end
   local pipe = io.popen('nvidia-smi -L 2>/dev/null')
   local text = pipe:read('a')

@@ -22,6 +22,8 @@ describe('map option on_result', function()
         -- The store holds the row already: another reader sees it.
         during[row._index] = { finished = system.progress.finished, failures = system.progress.failures,
           total = system.progress.total, name = system.name }
+        if row._index == 4 then error('callback error', 0) end
+        if row._index == 5 then during.exceptions = system.progress.exceptions end
       end,
     }))
     assert.equal(4, #r)
@@ -36,6 +38,9 @@ describe('map option on_result', function()
     -- Counts include the row itself; they grow as the map runs.
     local last = during[5]
     assert.same({ finished = 4, failures = 1, total = 5, name = 'called' }, last)
+    -- The worker's error and the callback's own, as results.progress counts them.
+    assert.equal(2, during.exceptions)
+    assert.equal(2, r.progress.exceptions)
     assert.is_true(during[1].finished + during[1].failures <= during[5].finished + during[5].failures)
   end)
 
@@ -61,15 +66,20 @@ print(#r, r.progress.exceptions, r.progress.on_result_errors, r.progress.failure
     assert.same({ { n = 4 } }, H.sql(dir .. '/.psurvey/survey.db', 'select count(*) as n from cb'))
   end)
 
-  it('cannot start another map() while one runs', function()
+  it('cannot start another map() while one runs, and the refused one leaves no trace', function()
     local err
-    psurvey.map(function() return {} end, { {} }, H.options({
+    local db = H.tmpdir() .. '/nested.db'
+    local first = psurvey.map(function() return {} end, { {} }, H.options({
+      db = db,
       on_result = function()
-        local ok, e = pcall(psurvey.map, function() end, { {} }, H.options())
+        local ok, e = pcall(psurvey.map, function() end, { {} }, H.options({ db = db }))
         err = not ok and e
       end,
     }))
     assert.matches('map%(%) cannot be called while a map%(%) runs', err)
+    -- Default names go on from the first: the refused map took none.
+    local second = psurvey.map(function() return {} end, { {} }, H.options({ db = db }))
+    assert.equal(tonumber(first.name:match('%d+$')) + 1, tonumber(second.name:match('%d+$')))
   end)
 
   it('is a function given to map(), never a flag or a variable', function()

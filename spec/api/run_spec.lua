@@ -103,6 +103,7 @@ describe('system.run', function()
         "unknown option 'stdn' %(known: stdin, env, cwd, check%)" },
       { function(s) return s.run({ 'ls' }, { env = { ['A=B'] = 1 } }) end,
         "opts%.env's names must be non%-empty strings without '=' or NUL" },
+      { function(s) return s.run({ 'ls' }, { env = { X = 'a\0b' } }) end, 'opts%.env%.X holds a NUL byte' },
       { function(s) return s.run({ 'no-such-program-here' }) end,
         "system%.run: cannot run 'no%-such%-program%-here': No such file or directory" },
       { function(s) return s.run({ 'ls' }, { cwd = '/no/such/dir' }) end,

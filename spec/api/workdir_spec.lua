@@ -63,6 +63,16 @@ print(r:column('d')[2])
     assert.matches("workdir: cannot make or enter '" .. where .. "[^']*': Not a directory", row._exception)
   end)
 
+  it('keeps maps with long names that share their first 127 bytes apart', function()
+    local base = H.tmpdir() .. '/w'
+    local long = ('a'):rep(130)
+    for _, suffix in ipairs({ '_x', '_y' }) do
+      local r = psurvey.map(function(_, system) return { d = system.workdir } end, { {} },
+        H.options({ workdir = base, name = long .. suffix }))
+      assert.equal(base .. '/' .. long .. suffix .. '/1', r:column('d')[1])
+    end
+  end)
+
   it('rejects a bad value, naming the option', function()
     local ok, err = pcall(psurvey.map, function() end, {}, { workdir = '' })
     assert.is_false(ok)

@@ -80,6 +80,18 @@ end, psurvey.range(1, 20), { name = 'h', ncores = 1, group_size = 1 })
       "select count(*) as n, sum(_status <> 'ok') as failed from h"))
   end)
 
+  it('does not halt a map whose last pset trips it: everything ran', function()
+    local dir = H.tmpdir()
+    local r = H.survey(dir, [[
+local psurvey = require('psurvey')
+psurvey.map(function(p) if p.value == 5 then error('last') end return {} end, psurvey.range(1, 5),
+  { name = 'h', ncores = 1 })
+]], '--halt now,fail=1')
+    assert.equal(1, r.code, r.err) -- a failed pset, not a halt
+    assert.same({ { status = 'done' } }, H.sql(dir .. '/.psurvey/survey.db',
+      "select status from _psurvey_tables where name = 'h'"))
+  end)
+
   it('rejects what GNU parallel would not take, naming it', function()
     local cases = {
       { 'later,fail=1', "expected 'now,fail=N', 'soon,fail=N', 'now,fail=P%%', 'soon,fail=P%%' or 'never' %(GNU "
