@@ -21,12 +21,22 @@ end
 
 -- The indexes `nvidia-smi -L` lists ("GPU 0: NVIDIA A100 (UUID: GPU-...)"),
 -- or nil when it is not on the PATH or fails.
+-- Looked for on the PATH without a shell: a map() that finds none costs a
+-- few file lookups, not two processes.
+local function on_path(name)
+  for dir in (os.getenv('PATH') or ''):gmatch('[^:]+') do
+    local f = io.open(dir .. '/' .. name, 'rb')
+    if f then
+      f:close()
+      return dir .. '/' .. name
+    end
+  end
+end
+
 local function from_nvidia_smi()
-  local which = io.popen('command -v nvidia-smi 2>/dev/null')
-  local found = which:read('a')
-  which:close()
-  if found == '' then return nil end
-  local pipe = io.popen('nvidia-smi -L 2>/dev/null')
+  local found = on_path('nvidia-smi')
+  if not found then return nil end
+  local pipe = io.popen("'" .. found:gsub("'", "'\\''") .. "' -L 2>/dev/null")
   local text = pipe:read('a')
   if not pipe:close() then return nil end
   local ids = {}
