@@ -5,10 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "ps.h"
 
+/* The live bar's cells, at most and at least (fewer: no bar, the counts only). */
+#define BAR_MAX 40
+#define BAR_MIN 5
 /* Failures printed one by one before the rest are only counted. */
 #define SHOW_FAILURES 10
 /* How often the stage's timer ticks (ms): the live bar on a terminal, the
@@ -28,7 +32,10 @@ void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstat
   memset(p, 0, sizeof *p);
   p->verbose = verbose;
   p->vstats = vstats;
-  p->tty = isatty(2);
+  /* A bar needs a terminal that understands it: not TERM=dumb (Emacs'
+     shell, some CI logs), which gets the periodic lines instead. */
+  const char *term = getenv("TERM");
+  p->tty = isatty(2) && !(term && strcmp(term, "dumb") == 0);
   const char *lang = getenv("LC_ALL");
   if (!lang || !*lang) lang = getenv("LANG");
   p->utf8 = lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
@@ -131,12 +138,33 @@ static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_
            (long long)c->running, (long long)c->failed, r, done == c->total ? "0s" : eta);
 }
 
+/* The terminal's columns now (it may have been resized), or 80. */
+static int term_columns(void) {
+  struct winsize ws;
+  if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+
+/* The live bar, on one line of the terminal as wide as it is now: the
+   name, the bar (BAR_MIN to BAR_MAX cells, left out when there is no room)
+   and the counts, cut to fit; never the last column, which would wrap. */
 static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
   char text[200];
   status_text(p, c, text, sizeof text);
   int64_t done = c->ok + c->failed;
-  int width = 24, fill = c->total ? (int)(width * done / c->total) : width;
-  char bar[24 * 3 + 1];
+  int pct = c->total ? (int)(100 * done / c->total) : 100;
+  int cols = term_columns() - 1;
+  int name_len = (int)strlen(p->name);
+  int text_len = (int)strlen(text);
+  /* name, ' ', bar, ' ', "100%", ' ', text */
+  int width = cols - name_len - text_len - 7;
+  if (width > BAR_MAX) width = BAR_MAX;
+  if (width < BAR_MIN) width = 0;
+  int room = cols - name_len - (width ? width + 1 : 0) - 6;
+  if (room < 0) room = 0;
+  if (text_len > room) text[room] = '\0';
+  int fill = c->total ? (int)(width * done / c->total) : width;
+  char bar[BAR_MAX * 3 + 2];
   size_t o = 0;
   for (int k = 0; k < width; k++) {
     const char *cell =
@@ -145,9 +173,9 @@ static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
     memcpy(bar + o, cell, l);
     o += l;
   }
+  if (width) bar[o++] = ' ';
   bar[o] = '\0';
-  int pct = c->total ? (int)(100 * done / c->total) : 100;
-  fprintf(stderr, "\r\033[K%s %s %3d%% %s", p->name, bar, pct, text);
+  fprintf(stderr, "\r\033[K%.*s %s%3d%% %s", cols > 0 ? cols : 0, p->name, bar, pct, text);
   fflush(stderr);
   p->bar_shown = 1;
 }

@@ -2,10 +2,11 @@
 ---
 ---   psurvey survey.lua [options] [-- args for the script]
 ---   psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]
----   psurvey --help | --version
+---   psurvey -h | --help | -V | --version
 ---
 --- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
---- script failed, 4 a map halted (its halt option), 130 interrupted.
+--- script failed, 4 a map halted (its halt option), 128 + the signal that
+--- stopped it (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
 local core = require('psurvey.core')
 local options = require('psurvey.options')
 local format = require('psurvey.format')
@@ -29,29 +30,86 @@ local function usage_error(fmt, ...)
   return 2
 end
 
-local function help()
-  local out = { USAGE, '', 'Run a parameter survey: the script calls psurvey.map(worker, psets).', '',
-    'options (each also an environment variable; the command line wins over it):' }
-  for _, spec in ipairs(options.specs) do
-    if spec.name ~= 'user' and spec.name ~= 'name' and spec.flag then
-      out[#out + 1] = ('  %-28s %s'):format(spec.flag .. ' ' .. spec.arg, spec.env)
-      out[#out + 1] = ('  %-28s %s'):format('', spec.help)
+-- Text wrapped to `width` columns, continuation lines indented by `indent`.
+local function wrap(text, width, indent)
+  local lines, line = {}, ''
+  for word in text:gmatch('%S+') do
+    if line ~= '' and #line + 1 + #word > width then
+      lines[#lines + 1] = line
+      line = (' '):rep(indent) .. word
+    else
+      line = line == '' and word or (line .. ' ' .. word)
     end
   end
-  out[#out + 1] = ('  %-28s %s'):format('-q, --quiet', 'no progress and no statistics (--verbose 0 --vstats 0);'
-    .. ' failures still end with one line')
-  out[#out + 1] = ('  %-28s %s'):format('', '')
-  out[#out + 1] = 'map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal),'
-    .. ' on_result (a function)'
-  out[#out + 1] = 'precedence: command line, then environment, then map(), then init(), then defaults'
+  lines[#lines + 1] = line
+  return table.concat(lines, '\n')
+end
+
+local HELP_EXAMPLES = {
+  { 'psurvey sweep.lua', 'run sweep.lua; results go to .psurvey/sweep.db' },
+  { 'psurvey sweep.lua --ncores 8 --resume', 'run on 8 workers, skipping the psets already stored' },
+  { 'psurvey sweep.lua --dry-run', 'show what each map() would run, and run nothing' },
+  { 'psurvey sweep.lua --halt now,fail=5 -q', 'stop a map at its 5th failure; print only failures' },
+  { 'psurvey results .psurvey/sweep.db', 'list the tables, one per map()' },
+  { 'psurvey results .psurvey/sweep.db --table stage1 --csv', 'export a table exactly' },
+}
+
+local function help()
+  local out = {
+    'Usage: psurvey SCRIPT.lua [OPTION]... [-- ARG...]',
+    '  or:  psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]',
+    '  or:  psurvey replay FILE TABLE INDEX',
+    wrap('Run a parameter survey: SCRIPT.lua calls psurvey.map(worker, psets), which runs the worker once per'
+      .. ' parameter set, in parallel, on this machine or ssh hosts, and keeps every result and every failure in'
+      .. ' SQLite.', 80, 0),
+    '',
+    'Options (each also a variable PSURVEY_<NAME>; the command line wins over it):',
+  }
+  local function add(flag, text)
+    local head = ('  %-26s'):format(flag)
+    if #head > 28 then
+      out[#out + 1] = head
+      head = (' '):rep(28)
+    end
+    local body = wrap(text, 80 - 30, 0)
+    local first = true
+    for line in (body .. '\n'):gmatch('(.-)\n') do
+      out[#out + 1] = (first and (head .. '  ') or (' '):rep(30)) .. line
+      first = false
+    end
+  end
+  for _, spec in ipairs(options.specs) do
+    if spec.name ~= 'user' and spec.name ~= 'name' and spec.flag then
+      add(spec.flag .. (spec.arg ~= '' and (' ' .. spec.arg) or ''), spec.help)
+    end
+  end
+  add('-q, --quiet', 'no progress and no statistics (--verbose 0 --vstats 0); a map with failures still ends'
+    .. ' with one line')
+  add('-h, --help', 'display this help and exit')
+  add('-V, --version', 'output version information and exit')
   out[#out + 1] = ''
-  out[#out + 1] = 'psurvey results FILE                lists the tables (one per map() call)'
-  out[#out + 1] = 'psurvey results FILE --table NAME   prints one; --csv or --jsonl export it exactly'
-  out[#out + 1] = '  --output INDEX                     what pset INDEX wrote: its stdout to stdout, stderr to stderr'
-  out[#out + 1] = 'psurvey replay FILE TABLE INDEX     runs pset INDEX of TABLE again, in the foreground'
+  out[#out + 1] = wrap('map() options without a flag: name (PSURVEY_NAME), user (PSURVEY_USER, a Lua literal),'
+    .. ' on_result (a function). Precedence: the command line, the environment, map(), init(), the default.', 80, 0)
   out[#out + 1] = ''
-  out[#out + 1] = 'exit status: 0 all psets succeeded, 1 some failed, 2 usage, 3 the script failed, 4 a map halted'
-    .. ' (halt), 130 interrupted'
+  out[#out + 1] = 'Commands:'
+  add('results FILE', 'list the tables of a database, one per map()')
+  add('results FILE --table NAME', 'print one; --csv or --jsonl export it exactly; --output INDEX prints what'
+    .. ' pset INDEX wrote (its stdout to stdout, its stderr to stderr)')
+  add('replay FILE TABLE INDEX', 'run pset INDEX of TABLE again, in the foreground')
+  out[#out + 1] = ''
+  out[#out + 1] = 'Examples:'
+  for _, e in ipairs(HELP_EXAMPLES) do
+    out[#out + 1] = '  ' .. e[1]
+    out[#out + 1] = (' '):rep(6) .. e[2]
+  end
+  out[#out + 1] = ''
+  out[#out + 1] = 'Exit status:'
+  for _, st in ipairs({ { '0', 'every pset succeeded' }, { '1', 'some psets failed' },
+    { '2', 'a usage error or another mistake of the user\'s (a bad option value...)' },
+    { '3', 'the survey script raised an error' }, { '4', 'a map halted (its halt option)' },
+    { '129, 130, 143', 'stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; what finished is stored' } }) do
+    add(st[1], st[2])
+  end
   io.stdout:write(table.concat(out, '\n'), '\n')
   return 0
 end
@@ -75,6 +133,10 @@ local function parse(argv)
       -- No progress and no statistics; a map's one-line summary of its
       -- failures still shows.
       values.verbose, values.vstats = 0, 0
+    elseif script == nil and a:match('^%-.') and a:sub(1, 2) ~= '--' then
+      -- A short option psurvey does not have, before the script: not a
+      -- script's name.
+      return nil, usage_error("unknown option '%s'", a)
     elseif a:sub(1, 2) == '--' then
       local flag, value = a:match('^(%-%-[^=]+)=(.*)$')
       flag = flag or a
@@ -249,7 +311,7 @@ function M.main(argv)
     return 2
   end
   if first == '--help' or first == '-h' then return help() end
-  if first == '--version' or first == '-v' then return version() end
+  if first == '--version' or first == '-V' then return version() end
   if first == 'results' then return results_command(argv) end
   if first == 'replay' then return replay_command(argv) end
   local values, script, rest = parse(argv)
@@ -272,7 +334,8 @@ function M.main(argv)
       code, status = 2, 'error'
     elseif type(e) == 'table' and e.interrupted then
       say('%s', e.message)
-      code, status = 130, 'interrupted'
+      -- 128 + the signal, as a shell reports it: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
+      code, status = 128 + (math.tointeger(e.interrupted) or 2), 'interrupted'
     elseif type(e) == 'table' and e.halted then
       say('%s', e.message)
       code, status = 4, 'halted'

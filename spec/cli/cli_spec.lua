@@ -10,21 +10,37 @@ print(#r, r.progress.total)
 describe('psurvey (the program)', function()
   teardown(H.cleanup)
 
-  it('prints its version', function()
-    local r = H.run(H.tmpdir(), '--version')
-    assert.equal(0, r.code)
-    assert.matches('^psurvey 0%.1%.0 %(Lua 5%.4, libuv 1%.%d+%.%d+, SQLite 3%.%d+%.%d+%)\n$', r.out)
+  it('prints its version with -V and --version', function()
+    for _, flag in ipairs({ '-V', '--version' }) do
+      local r = H.run(H.tmpdir(), flag)
+      assert.equal(0, r.code)
+      assert.matches('^psurvey 0%.1%.0 %(Lua 5%.4, libuv 1%.%d+%.%d+, SQLite 3%.%d+%.%d+%)\n$', r.out)
+    end
   end)
 
-  it('lists every option with its environment variable in --help', function()
-    local r = H.run(H.tmpdir(), '--help')
-    assert.equal(0, r.code)
-    for _, pair in ipairs({ { '--backend', 'PSURVEY_BACKEND' }, { '--ncores', 'PSURVEY_NCORES' },
-      { '--limit', 'PSURVEY_LIMIT' }, { '--verbose', 'PSURVEY_VERBOSE' }, { '--vstats', 'PSURVEY_VSTATS' },
-      { '--max-tasks-per-child', 'PSURVEY_MAX_TASKS_PER_CHILD' }, { '--group-size', 'PSURVEY_GROUP_SIZE' },
-      { '--db', 'PSURVEY_DB' } }) do
-      assert.matches(pair[1]:gsub('%-', '%%-') .. ' [^\n]* ' .. pair[2], r.out)
+  it('lists every option, examples and exit statuses in --help, within 80 columns', function()
+    for _, flag in ipairs({ '-h', '--help' }) do
+      local r = H.run(H.tmpdir(), flag)
+      assert.equal(0, r.code)
+      for line in r.out:gmatch('[^\n]*') do assert.is_true(#line <= 80, ('%d columns: %s'):format(#line, line)) end
+      for _, spec in ipairs(require('psurvey.options').specs) do
+        if spec.flag and spec.name ~= 'name' and spec.name ~= 'user' then
+          assert.matches('\n  ' .. spec.flag:gsub('%-', '%%-') .. '[ \n]', r.out)
+        end
+      end
+      assert.matches('each also a variable PSURVEY_<NAME>', r.out, 1, true)
+      assert.matches('\nExamples:\n  psurvey sweep%.lua\n', r.out)
+      assert.matches('\nExit status:\n', r.out)
+      assert.matches('129, 130, 143', r.out, 1, true)
     end
+  end)
+
+  it('takes an unknown flag before the script as a usage error, not as a script name', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', NOOP)
+    local r = H.run(dir, '-x survey.lua')
+    assert.equal(2, r.code)
+    assert.equal("psurvey: unknown option '-x'\n(see psurvey --help)\n", r.err)
   end)
 
   it('runs a survey script and stores it in .psurvey/<script>.db', function()

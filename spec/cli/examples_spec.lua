@@ -40,6 +40,43 @@ psurvey.map(function() os.execute('sleep 0.05') return {} end, psurvey.range(1, 
     assert.matches('psurvey: bar: done: 20 ok, 0 failed in ', out)
   end)
 
+  -- The bar lines a run drew on a terminal of `cols` columns, escape codes
+  -- taken out, and their widths in characters.
+  local function bar_lines(cols, env)
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', [[
+local psurvey = require('psurvey')
+psurvey.map(function() os.execute('sleep 0.05') return {} end, psurvey.range(1, 20), { name = 'bar' })
+]])
+    local out = H.shell(('cd %s && %s LANG=C.UTF-8 script -qec "stty cols %d; %s survey.lua --verbose 1 --vstats 0 '
+      .. '--ncores 2" /dev/null'):format(H.quote(dir), env or '', cols, H.bin))
+    local lines, widest = {}, 0
+    for line in out:gsub('\27%[K', ''):gmatch('[^\r\n]+') do
+      if line:find('%d+%% %d+/20 done') then
+        lines[#lines + 1] = line
+        widest = math.max(widest, utf8.len(line))
+      end
+    end
+    return lines, widest, out
+  end
+
+  it('fits the bar to the terminal\'s width: 40 and 200 columns', function()
+    local lines, widest = bar_lines(40)
+    assert.is_true(#lines > 0)
+    assert.is_true(widest <= 39, widest .. ' columns')
+    lines, widest = bar_lines(200)
+    assert.is_true(#lines > 0)
+    assert.is_true(widest <= 199, widest .. ' columns')
+    assert.matches('^bar [\u{2588}\u{2591}]+ +%d+%% %d+/20 done, %d+ running, 0 failed', lines[#lines])
+  end)
+
+  it('draws no bar and no escape codes under TERM=dumb', function()
+    local lines, _, out = bar_lines(80, 'TERM=dumb')
+    assert.same({}, lines)
+    assert.is_nil(out:find('\27[', 1, true))
+    assert.matches('psurvey: bar: done: 20 ok, 0 failed in ', out)
+  end)
+
   it('prints a progress line every second at verbose 2 when not on a terminal', function()
     local dir = H.tmpdir()
     local r = H.survey(dir, [[
