@@ -11,14 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
 
-# Build: compiler, CMake, Lua 5.4, libuv and SQLite (shared and static).
+# Build: compiler, CMake, Lua 5.4, libuv and SQLite (shared and static),
+# and help2man for the man page (made from --help).
 # Test: busted, cjson (used by the specs), the sqlite3 shell, OpenSSH and
 # iproute2 for the ssh backend's specs (a real sshd on loopback and in
 # network namespaces), and Graphite's carbon-cache and whisper for the
-# carbon specs (a private carbon on loopback; no service is started).
+# carbon specs (a private carbon on loopback; no service is started), and
+# man, which renders the man page in its spec.
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
           lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2
-          graphite-carbon python3-whisper)
+          graphite-carbon python3-whisper help2man man-db)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -61,9 +61,10 @@ local function help()
     '  or:  psurvey replay FILE TABLE INDEX',
     wrap('Run a parameter survey: SCRIPT.lua calls psurvey.map(worker, psets), which runs the worker once per'
       .. ' parameter set, in parallel, on this machine or ssh hosts, and keeps every result and every failure in'
-      .. ' SQLite.', 80, 0),
+      .. ' SQLite. Each option is also an environment variable, PSURVEY_<NAME>; the command line wins over it.',
+      80, 0),
     '',
-    'Options (each also a variable PSURVEY_<NAME>; the command line wins over it):',
+    'Options:',
   }
   local function add(flag, text)
     local head = ('  %-26s'):format(flag)

@@ -28,7 +28,7 @@ describe('psurvey (the program)', function()
           assert.matches('\n  ' .. spec.flag:gsub('%-', '%%-') .. '[ \n]', r.out)
         end
       end
-      assert.matches('each also a variable PSURVEY_<NAME>', r.out, 1, true)
+      assert.matches('Each option is also an%s+environment variable, PSURVEY_<NAME>', r.out)
       assert.matches('\nExamples:\n  psurvey sweep%.lua\n', r.out)
       assert.matches('\nExit status:\n', r.out)
       assert.matches('129, 130, 143', r.out, 1, true)

@@ -23,6 +23,27 @@ print(#r, table.concat(r:column('y'), ','))
     assert.equal(0, code)
     assert.is_not_nil(io.open(dir .. '/.psurvey/survey.db'))
     assert.is_not_nil(io.open(prefix .. '/share/psurvey/examples/readme.lua'))
+    assert.is_not_nil(io.open(prefix .. '/share/man/man1/psurvey.1'))
+    assert.is_not_nil(io.open(prefix .. '/share/doc/psurvey/LICENSE'))
+    assert.is_not_nil(io.open(prefix .. '/share/doc/psurvey/README.md'))
+  end)
+
+  it('has a man page, made from --help by help2man, that man renders', function()
+    local build = H.bin:match('^(.*)/bin/psurvey$')
+    local page = build .. '/psurvey.1'
+    assert.is_not_nil(io.open(page), 'no ' .. page .. ' (is help2man installed?)')
+    local out, code = H.shell(('MANWIDTH=80 man -l %s 2>/dev/null'):format(H.quote(page)))
+    assert.equal(0, code)
+    for _, section in ipairs({ 'NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'EXAMPLES' }) do
+      assert.matches('\n' .. section .. '\n', out)
+    end
+    assert.matches('psurvey%s+%-%s+run a Lua worker once per parameter set', out)
+    -- Every option of --help is in it (man may hyphenate a long word at a line's end).
+    for _, spec in ipairs(require('psurvey.options').specs) do
+      if spec.flag and spec.name ~= 'name' and spec.name ~= 'user' then
+        assert.matches('\n%s+' .. spec.flag:gsub('%-', '%%-'), out)
+      end
+    end
   end)
 
   it('names the worker program it cannot start, and why', function()
