@@ -38,6 +38,8 @@ local state = {
   backend_names = nil, -- and its names ({ 'process', 'ssh' })
   failed = false,  -- some pset of some map() failed
   running = false, -- a map() runs now (its callbacks cannot start another)
+  halted = false,  -- some map() halted (its halt option)
+  finalisers = {}, -- sentinels that end the run when the Lua state closes
 }
 
 --- The psurvey program, which workers run as `psurvey worker`.
@@ -117,6 +119,15 @@ local function file_hash(path)
   return core.hash(text)
 end
 
+--- A program that never calls shutdown() still ends its run: when its Lua
+--- state closes (plain lua5.4 closes it at the end of the program), a
+--- sentinel's __gc calls shutdown(). Finalisers run newest first, so a new
+--- sentinel is made after each store and engine: it runs while they are
+--- still open. All are kept, so that none runs before the state closes.
+local function keep_finaliser()
+  state.finalisers[#state.finalisers + 1] = setmetatable({}, { __gc = function() M.shutdown() end })
+end
+
 --- This run's row in the database's runs table, made at its first map().
 local function run_id(store, dbpath, text, verbose)
   if state.runs[dbpath] then return state.runs[dbpath] end
@@ -128,6 +139,7 @@ local function run_id(store, dbpath, text, verbose)
     psurvey = core.version, lua = _VERSION, libuv = core.libuv_version, sqlite = core.sqlite_version,
     options = text,
   })
+  keep_finaliser()
   return state.runs[dbpath]
 end
 
@@ -424,7 +436,10 @@ function M.map(worker, list, opts)
   local text = describe(values, from)
   local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
-  state.engine = state.engine or core.engine(find_exe())
+  if not state.engine then
+    state.engine = core.engine(find_exe())
+    keep_finaliser()
+  end
   if renamed then
     state.engine:log(renamed)
     if values.verbose >= 2 then io.stderr:write('psurvey: ', renamed, '\n') end
@@ -463,7 +478,7 @@ function M.map(worker, list, opts)
     end
     if partial and partial.error == 'hosts' then errors.raise('map: ' .. err, 2) end
     if partial and partial.error == 'halted' then
-      state.failed = true
+      state.failed, state.halted = true, true
       error(setmetatable({
         halted = true,
         message = ("map: %s %s: %d psets are stored in %s (%d ok, %d failed); fix what fails and run it again with "
@@ -565,6 +580,17 @@ function M._failed()
   return state.failed
 end
 
+--- Ends the run, as shutdown() does, and gives the exit status the psurvey
+--- program would: 0 every pset succeeded, 1 some failed (or an on_result
+--- raised), 4 a map halted. For a plain Lua program:
+--- os.exit(psurvey.exit_status()), as os.exit does not close the state.
+function M.exit_status()
+  M.shutdown()
+  if state.halted then return 4 end
+  if state.failed then return 1 end
+  return 0
+end
+
 --- Stops the workers and closes the databases; status ('done', 'failed',
 --- 'interrupted', 'error') goes to each database's runs table.
 function M.shutdown(status)
@@ -575,7 +601,7 @@ function M.shutdown(status)
   local wait = status == 'interrupted' and 1 or math.huge
   for path, id in pairs(state.runs) do
     pcall(patiently_for, 1, wait, state.stores[path].end_run, state.stores[path], id,
-      status or (state.failed and 'failed' or 'done'))
+      status or (state.halted and 'halted' or state.failed and 'failed' or 'done'))
     state.runs[path] = nil
   end
   for path, store in pairs(state.stores) do
