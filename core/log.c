@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 /* Runs started in one second in one directory, each with its own file. */
 #define LOG_SAME_SECOND_MAX 1000
+#define LOG_DIR ".psurvey/logs"
 
 void ps_log_open(ps_log_t *log) {
   time_t t = time(NULL);
@@ -21,13 +23,22 @@ void ps_log_open(ps_log_t *log) {
   char stamp[32];
   localtime_r(&t, &tm);
   strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  /* In .psurvey/logs of the working directory, whatever database the run
+     writes: made when missing (a directory that cannot be made leaves the
+     run without a log, not without results). */
+  if ((mkdir(".psurvey", 0777) != 0 && errno != EEXIST) ||
+      (mkdir(LOG_DIR, 0777) != 0 && errno != EEXIST)) {
+    log->fd = -1;
+    snprintf(log->path, sizeof log->path, "%s (cannot be made)", LOG_DIR);
+    return;
+  }
   /* Each run its own file: O_EXCL, so two runs that start in the same
      second never write into one (the second gets -2, then -3...). */
   for (int k = 1; k <= LOG_SAME_SECOND_MAX; k++) {
     if (k == 1)
-      snprintf(log->path, sizeof log->path, ".psurvey-%s.log", stamp);
+      snprintf(log->path, sizeof log->path, LOG_DIR "/%s.log", stamp);
     else
-      snprintf(log->path, sizeof log->path, ".psurvey-%s-%d.log", stamp, k);
+      snprintf(log->path, sizeof log->path, LOG_DIR "/%s-%d.log", stamp, k);
     log->fd = open(log->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (log->fd >= 0 || errno != EEXIST) return;
   }

@@ -1,5 +1,5 @@
 /*
- * log.h: the hidden log file .psurvey-YYYYMMDD-HHMMSS.log in the working
+ * log.h: the hidden log file .psurvey/logs/YYYYMMDD-HHMMSS.log in the working
  * directory, one per run (-2, -3... for runs started in the same second). It always records the
  * run's options, every exception with its traceback, worker deaths and stage summaries, whatever
  * the verbosity, so a failure can be studied after the fact.

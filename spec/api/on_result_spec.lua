@@ -57,10 +57,7 @@ print(#r, r.progress.exceptions, r.progress.on_result_errors, r.progress.failure
     assert.equal('4\t1\t1\t0\t4\n', r.out)
     assert.matches('psurvey: cb: on_result failed on pset #2 %(value=2%): survey%.lua:2: cannot file pset 2\n', r.err)
     assert.matches("\n    [^\n]*in upvalue 'check'", r.err) -- verbose 2: the traceback
-    local log
-    for name in io.popen('ls -a ' .. H.quote(dir)):lines() do
-      if name:match('^%.psurvey%-.*%.log$') then log = H.slurp(dir .. '/' .. name) end
-    end
+    local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
     assert.matches('stage cb: on_result failed on pset #2: survey%.lua:2: cannot file pset 2\n', log)
     assert.matches("in upvalue 'check'", log)
     assert.same({ { n = 4 } }, H.sql(dir .. '/.psurvey/survey.db', 'select count(*) as n from cb'))

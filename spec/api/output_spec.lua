@@ -176,7 +176,7 @@ end, { { n = 1 }, { n = 2 }, { n = 1000 } }, %s)
       local r = H.survey(H.tmpdir(), script('{ ncores = 2 }'))
       assert.equal(1, r.code)
       assert.equal('', r.out)
-      assert.matches('^psurvey: stage1: 1 failed: 1 x "failing" %(tracebacks: %.psurvey%-[%d-]+%.log, '
+      assert.matches('^psurvey: stage1: 1 failed: 1 x "failing" %(tracebacks: %.psurvey/logs/[%d-]+%.log, '
         .. 'results%.missing%)\n$', r.err)
       assert.is_nil(r.err:find('line', 1, true))
       r = H.survey(H.tmpdir(), script('{ ncores = 2 }'):gsub("if p.n == 2 then error%('failing'%) end", ''))

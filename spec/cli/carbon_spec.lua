@@ -17,9 +17,7 @@ end, psurvey.range(1, 40), { name = 'grid', ncores = 2 })
 ]]
 
 local function hidden_log(dir)
-  for name in io.popen('ls -a ' .. H.quote(dir)):lines() do
-    if name:match('^%.psurvey%-.*%.log$') then return H.slurp(dir .. '/' .. name) end
-  end
+  return H.slurp(dir .. '/' .. H.logs(dir)[1])
 end
 
 describe('carbon #carbon', function()

@@ -12,14 +12,7 @@ psurvey.map(function(p)
 end, psurvey.range(1, 6), { name = 'six', ncores = 1 })
 ]]
 
-local function logs(dir)
-  local out = {}
-  for name in io.popen('ls -a ' .. H.quote(dir)):lines() do
-    if name:match('^%.psurvey%-.*%.log$') then out[#out + 1] = name end
-  end
-  table.sort(out)
-  return out
-end
+local logs = H.logs
 
 describe('coming from paramsurvey, failures', function()
   teardown(H.cleanup)
@@ -140,7 +133,7 @@ end, psurvey.range(1, 8), { name = 'mixed', timeout = 0.5, retries = 0 })
 ]], '', { PSURVEY_VERBOSE = '0' })
     assert.equal(1, r.code)
     assert.matches('^psurvey: mixed: 6 failed: 3 x "bad parameter r", 2 x exit 3, 1 x timeout %(tracebacks: '
-      .. '%.psurvey%-[%d-]+%.log, results%.missing%)\n$', r.err)
+      .. '%.psurvey/logs/[%d-]+%.log, results%.missing%)\n$', r.err)
   end)
 
   it('keeps that line with -q, which silences progress and statistics', function()

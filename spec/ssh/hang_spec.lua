@@ -128,7 +128,7 @@ exec ssh "$@"
     assert.is_not_nil(r, 'still running 40 s after host 1 was lost')
     assert.equal(0, r.code, r.err)
     assert.same({ { n = 300 } }, H.sql(db, "select count(*) n from stage1 where _status = 'ok'"))
-    local log = H.slurp(io.popen(('ls %s/.psurvey-*.log'):format(H.quote(dir))):read('l'))
+    local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
     assert.matches('host 10%.200%.0%.11: lost: ssh failed', log)
   end)
 

@@ -82,6 +82,17 @@ function H.run(dir, args, env, stdin, wrap)
   }
 end
 
+--- The hidden logs a run in dir wrote, as paths relative to dir
+--- (.psurvey/logs/YYYYMMDD-HHMMSS.log), oldest first.
+function H.logs(dir)
+  local out = {}
+  for name in io.popen('ls -A ' .. sh_quote(dir .. '/.psurvey/logs') .. ' 2>/dev/null'):lines() do
+    if name:match('%.log$') then out[#out + 1] = '.psurvey/logs/' .. name end
+  end
+  table.sort(out)
+  return out
+end
+
 --- Writes a survey script and runs it.
 function H.survey(dir, source, args, env)
   H.write(dir, 'survey.lua', source)
