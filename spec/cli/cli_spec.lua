@@ -54,6 +54,11 @@ describe('psurvey (the program)', function()
     local logs = H.logs(dir)
     assert.equal(1, #logs)
     assert.matches('^%.psurvey/logs/%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%.log$', logs[1])
+    -- Nothing else is left behind: no lock file, no SQLite journal.
+    local left = {}
+    for name in io.popen('cd ' .. H.quote(dir) .. ' && find . -mindepth 1 | sort'):lines() do left[#left + 1] = name end
+    assert.same({ './.err', './.out', './.psurvey', './.psurvey/logs', './' .. logs[1], './.psurvey/survey.db',
+      './.rc', './survey.lua' }, left)
   end)
 
   it('passes arguments after -- to the script', function()
