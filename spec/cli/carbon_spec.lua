@@ -81,6 +81,7 @@ describe('carbon #carbon', function()
 
   it('goes on when carbon is killed mid-run', function()
     local other = C.start()
+    finally(function() C.stop(other) end) -- should the survey not kill it
     local dir = H.tmpdir()
     -- A first map's points reach carbon; then carbon is killed, and a second
     -- map runs with the connection gone.
@@ -106,7 +107,6 @@ print('done')
     local log = hidden_log(dir)
     local _, said = log:gsub('; progress points are dropped until it is back', '')
     assert.equal(1, said, log)
-    other.pid = nil
   end)
 
   it('rejects a bad carbon option, naming it', function()
