@@ -687,13 +687,19 @@ static void count_handle(uv_handle_t *h, void *arg) {
   ++*(int *)arg;
 }
 
-void ps_engine_close(ps_engine_t *e) {
-  /* The last stage's last points: a moment to go out, never more. */
-  int64_t until = ps_mono_us() + CARBON_CLOSE_WAIT_US;
+/* Gives carbon's waiting points up to `us` to go out: between maps the
+   loop does not run, and a connection being made gets a moment, never
+   more. */
+static void settle_carbon(ps_engine_t *e, int64_t us) {
+  int64_t until = ps_mono_us() + us;
   while (e->carbon && !ps_carbon_idle(e->carbon) && ps_mono_us() < until) {
     uv_run(&e->loop, UV_RUN_NOWAIT);
     usleep(1000);
   }
+}
+
+void ps_engine_close(ps_engine_t *e) {
+  settle_carbon(e, CARBON_CLOSE_WAIT_US); /* the last stage's last points */
   ps_carbon_close(e->carbon);
   e->carbon = NULL;
   ps_pool_close(&e->pool);
@@ -1107,13 +1113,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                                    : "done";
   if (r->stage) end_stage(r, how);
   send_carbon(r);
-  /* The stage's last points go out now: between maps the loop does not
-     run. A connection being made gets a moment, never more. */
-  int64_t until = ps_mono_us() + CARBON_END_WAIT_US;
-  while (e->carbon && !ps_carbon_idle(e->carbon) && ps_mono_us() < until) {
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    usleep(1000);
-  }
+  settle_carbon(e, CARBON_END_WAIT_US); /* the stage's last points go out now */
   char failures[600];
   ps_tally_text(&r->failures, failures, sizeof failures);
   ps_progress_end(&r->progress, &r->c, &r->hist, how, failures);
