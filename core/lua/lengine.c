@@ -404,17 +404,28 @@ static int engine_run(lua_State *L) {
   o.output = (int)int_field(L, 4, "output", PS_OUTPUT_TAIL);
   if (o.output < PS_OUTPUT_TAIL || o.output > PS_OUTPUT_NONE)
     return luaL_error(L, "engine:run: bad output mode %d", o.output);
-  /* carbon = { host =, port =, protocol = 'pickle' | 'plaintext', path = } */
+  /* carbon = { host =, port =, protocol = 'pickle' | 'plaintext', prefix =,
+     script = }: its points go under prefix.script.stage, each of the last
+     two made a path part (carbon.h). */
+  char carbon_path[PS_CARBON_PATH_MAX];
   if (lua_getfield(L, 4, "carbon") == LUA_TTABLE) {
     int t = lua_gettop(L);
     o.carbon_host = str_field(L, t, "host", &n);
-    o.carbon_path = str_field(L, t, "path", &n);
+    const char *prefix = str_field(L, t, "prefix", &n);
+    const char *script = str_field(L, t, "script", &n);
+    if (prefix && script) {
+      char s[PS_CARBON_PATH_MAX], stage[PS_CARBON_PATH_MAX];
+      ps_carbon_component(s, sizeof s, script);
+      ps_carbon_component(stage, sizeof stage, o.name);
+      ps_textf(carbon_path, sizeof carbon_path, "%s.%s.%s", prefix, s, stage);
+      o.carbon_path = carbon_path;
+    }
     o.carbon_port = (int)int_field(L, t, "port", 2004);
     const char *proto = str_field(L, t, "protocol", &n);
     o.carbon_protocol =
         proto && strcmp(proto, "plaintext") == 0 ? PS_CARBON_PLAINTEXT : PS_CARBON_PICKLE;
     if (o.carbon_host == NULL || o.carbon_path == NULL)
-      return luaL_error(L, "engine:run: carbon needs host and path");
+      return luaL_error(L, "engine:run: carbon needs host, prefix and script");
   }
   lua_pop(L, 1); /* the strings stay alive in opts, which stays on the stack */
   if (o.code == NULL || o.user == NULL) return luaL_error(L, "engine:run needs code and user");

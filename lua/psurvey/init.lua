@@ -325,13 +325,12 @@ local function print_plan(name, source, total, values, from, ncores)
 end
 
 --- What the engine needs to send a stage's progress to carbon, with
---- paramsurvey's defaults: <prefix>.<script>.<stage>, each part made of
---- letters, digits, '_' and '-'.
-local function carbon_of(c, name)
+--- paramsurvey's defaults; the engine names the points
+--- <prefix>.<script>.<stage> (ps_carbon_component makes the parts).
+local function carbon_of(c)
   if c == nil then return nil end
-  local function part(s) return (s:gsub('[^%w_-]', '_')) end
   return { host = c.server or '127.0.0.1', port = c.port or 2004, protocol = c.protocol or 'pickle',
-    path = (c.prefix or 'psurvey') .. '.' .. part(script_name()) .. '.' .. part(name) }
+    prefix = c.prefix or 'psurvey', script = script_name() }
 end
 
 --- Sets options for every later map().
@@ -422,10 +421,10 @@ function M.map(worker, list, opts)
   end
   state.names[db_key .. lower] = name
   local ncores, cpus_text = workers_of(values.ncores)
+  local total = #source -- what this map runs, with the limit
+  if values.limit > 0 and values.limit < total then total = values.limit end
 
   if values.dry_run then
-    local total = #source
-    if values.limit > 0 and values.limit < total then total = values.limit end
     print_plan(name, source, total, values, from, ncores)
     return results.planned(name, total)
   end
@@ -445,8 +444,6 @@ function M.map(worker, list, opts)
     if values.verbose >= 2 then io.stderr:write('psurvey: ', renamed, '\n') end
   end
   if not values.resume then
-    local total = #source
-    if values.limit > 0 and values.limit < total then total = values.limit end
     note_start_over(store, name, code_hash, user_hash, total, values.verbose)
   end
   use_backend(values, from)
@@ -462,7 +459,7 @@ function M.map(worker, list, opts)
     resume = values.resume and 1 or 0, resume_keep_failed = values.resume == 'done-and-failed' and 1 or 0,
     run = run, code_hash = code_hash, user_hash = user_hash, on_result = values.on_result,
     halt = halt_when == 'now' and 2 or halt_when == 'soon' and 1 or 0, halt_fail = halt_fail, halt_pct = halt_pct,
-    halt_text = values.halt, workdir = values.workdir, carbon = carbon_of(values.carbon, name),
+    halt_text = values.halt, workdir = values.workdir, carbon = carbon_of(values.carbon),
     output = values.output == 'full' and 1 or values.output == 'none' and 2 or 0,
   })
   state.running = false
