@@ -46,16 +46,75 @@ static int add_shown(ps_cursor_t *c, const char *name, int role) {
   return 0;
 }
 
+/* A column the view could show: its name, its role and its position in
+   _psurvey_columns (-1: psurvey's, or another table's). */
+typedef struct candidate_s {
+  char *name;
+  int role, pos;
+} candidate_t;
+
+static int add_candidate(candidate_t **cs, int *n, int *cap, const char *name, int role, int pos) {
+  if (*n == *cap) {
+    int more = *cap ? *cap * 2 : 32;
+    candidate_t *c = realloc(*cs, sizeof **cs * (size_t)more);
+    if (c == NULL) return PS_ENOMEM;
+    *cs = c;
+    *cap = more;
+  }
+  if (((*cs)[*n].name = strdup(name)) == NULL) return PS_ENOMEM;
+  (*cs)[*n].role = role;
+  (*cs)[(*n)++].pos = pos;
+  return 0;
+}
+
+/* Shows the candidates: all of them, or those q->columns names, in its
+   order (an unknown name is an error that lists the columns there are). */
+static int show(ps_cursor_t *c, candidate_t *cs, int n, const ps_query_t *q, const char *table,
+                ps_err_t *err) {
+  if (q == NULL || q->ncolumns == 0) {
+    for (int k = 0; k < n; k++) {
+      if (cs[k].pos >= 0) c->shown[cs[k].pos] = c->ncols;
+      if (add_shown(c, cs[k].name, cs[k].role) != 0)
+        return ps_err_set(err, PS_ENOMEM, "out of memory");
+    }
+    return 0;
+  }
+  for (int j = 0; j < q->ncolumns; j++) {
+    int found = -1;
+    for (int k = 0; k < n && found < 0; k++)
+      if (strcmp(cs[k].name, q->columns[j]) == 0) found = k;
+    if (found < 0) {
+      ps_buf_t names;
+      ps_buf_init(&names);
+      for (int k = 0; k < n; k++) ps_buf_printf(&names, "%s%s", k ? ", " : "", cs[k].name);
+      int rc = ps_err_set(err, PS_EVALUE, "no column '%s' in table '%s' (it has %s)", q->columns[j],
+                          table, names.failed || names.len == 0 ? "none" : ps__sql_of(&names));
+      ps_buf_free(&names);
+      return rc;
+    }
+    if (cs[found].pos >= 0) c->shown[cs[found].pos] = c->ncols;
+    if (add_shown(c, cs[found].name, cs[found].role) != 0)
+      return ps_err_set(err, PS_ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+static void free_candidates(candidate_t *cs, int n) {
+  for (int k = 0; k < n; k++) free(cs[k].name);
+  free(cs);
+}
+
 /* The user's columns of a stage, in the order they appeared (the missing
    view: those that have held a pset key), then psurvey's for the view. */
 static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int view,
-                         ps_err_t *err) {
+                         const ps_query_t *q, ps_err_t *err) {
   sqlite3_stmt *cols;
   if (ps__prepare(s->db, PS_SQL_COLUMNS, NULL, &cols) != SQLITE_OK)
     return ps__db_fail(s->db, err, "reading columns");
   sqlite3_bind_text(cols, 1, table, -1, SQLITE_STATIC);
-  int rc = 0, npos = 0, cappos = 0;
+  int rc = 0, npos = 0, cappos = 0, n = 0, cap = 0;
   int *shown = NULL;
+  candidate_t *cs = NULL;
   while (rc == 0 && sqlite3_step(cols) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(cols, 0);
     const char *role = (const char *)sqlite3_column_text(cols, 1);
@@ -66,53 +125,60 @@ static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int v
       break;
     }
     if (pos >= cappos) {
-      int cap = pos + 64;
-      int *more = realloc(shown, sizeof(int) * (size_t)cap);
-      if (more == NULL) {
+      int more = pos + 64;
+      int *grown = realloc(shown, sizeof(int) * (size_t)more);
+      if (grown == NULL) {
         rc = ps_err_set(err, PS_ENOMEM, "out of memory");
         break;
       }
-      for (int k = cappos; k < cap; k++) more[k] = -1;
-      shown = more;
-      cappos = cap;
+      for (int k = cappos; k < more; k++) grown[k] = -1;
+      shown = grown;
+      cappos = more;
     }
     if (pos >= npos) npos = pos + 1;
     if (view == PS_VIEW_MISSING && is_result && !(types & PS_M_BOTH_ROLES)) continue;
-    shown[pos] = c->ncols;
-    if (add_shown(c, name, is_result) != 0) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+    if (add_candidate(&cs, &n, &cap, name, is_result, pos) != 0)
+      rc = ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   sqlite3_finalize(cols);
   c->shown = shown;
   c->npos = npos;
-  if (rc != 0) return rc;
   static const int missing_meta[] = {PS_META_INDEX, PS_META_STATUS, PS_META_EXCEPTION,
                                      PS_META_TRACEBACK};
-  if (view == PS_VIEW_MISSING)
-    for (int k = 0; k < 4 && rc == 0; k++)
-      rc = add_shown(c, ps_meta_columns[missing_meta[k]], PS_ROLE_META);
-  if (view == PS_VIEW_ALL)
+  if (view == PS_VIEW_ALL || (q && q->meta))
     for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++)
-      rc = add_shown(c, ps_meta_columns[k], PS_ROLE_META);
-  return rc ? ps_err_set(err, PS_ENOMEM, "out of memory") : 0;
+      rc = add_candidate(&cs, &n, &cap, ps_meta_columns[k], PS_ROLE_META, -1);
+  else if (view == PS_VIEW_MISSING)
+    for (int k = 0; k < 4 && rc == 0; k++)
+      rc = add_candidate(&cs, &n, &cap, ps_meta_columns[missing_meta[k]], PS_ROLE_META, -1);
+  if (rc == PS_ENOMEM) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (rc == 0) rc = show(c, cs, n, q, table, err);
+  free_candidates(cs, n);
+  return rc;
 }
 
 /* Another table: its columns as SQLite has them. */
-static int plain_columns(ps_store_t *s, ps_cursor_t *c, const char *table, ps_err_t *err) {
-  ps_buf_t q;
+static int plain_columns(ps_store_t *s, ps_cursor_t *c, const char *table, const ps_query_t *q,
+                         ps_err_t *err) {
+  ps_buf_t b;
   sqlite3_stmt *st;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "SELECT * FROM ");
-  ps__put_ident(&q, table, strlen(table));
-  const char *sql = ps__sql_of(&q);
+  ps_buf_init(&b);
+  ps_buf_puts(&b, "SELECT * FROM ");
+  ps__put_ident(&b, table, strlen(table));
+  const char *sql = ps__sql_of(&b);
   int rc = sql && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK
                ? 0
                : ps__db_fail(s->db, err, "reading");
-  ps_buf_free(&q);
+  ps_buf_free(&b);
   if (rc != 0) return rc;
+  int n = 0, cap = 0;
+  candidate_t *cs = NULL;
   for (int k = 0; k < sqlite3_column_count(st) && rc == 0; k++)
-    if (add_shown(c, sqlite3_column_name(st, k), PS_ROLE_META) != 0)
+    if (add_candidate(&cs, &n, &cap, sqlite3_column_name(st, k), PS_ROLE_META, -1) != 0)
       rc = ps_err_set(err, PS_ENOMEM, "out of memory");
   sqlite3_finalize(st);
+  if (rc == 0) rc = show(c, cs, n, q, table, err);
+  free_candidates(cs, n);
   return rc;
 }
 
@@ -152,13 +218,47 @@ static int is_stage(ps_store_t *s, const char *table) {
   return found;
 }
 
-int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
-                   ps_err_t *err) {
+/* The rest of a reading's statement: its filter, order and count. */
+static int put_shape(ps_buf_t *b, int stage, int view, const ps_query_t *q, ps_err_t *err) {
+  const char *where = stage ? ps__view_where(view) : "";
+  ps_buf_puts(b, where);
+  const char *and = where[0] ? " AND" : " WHERE";
+  if (q && q->only > 0) {
+    ps_buf_printf(b, "%s _index = %lld", and, (long long)q->only);
+    and = " AND";
+  }
+  if (q && q->where) {
+    int rc = ps__where_check(q->where, err);
+    if (rc != 0) return rc;
+    /* On lines of its own, inside parentheses it cannot close. */
+    ps_buf_printf(b, "%s (\n%s\n)", and, q->where);
+  }
+  ps_buf_puts(b, " ORDER BY ");
+  for (int k = 0; q && k < q->norder; k++) {
+    const char *col = q->order[k];
+    int desc = col[0] == '-';
+    ps__put_ident(b, col + desc, strlen(col + desc));
+    ps_buf_puts(b, desc ? " DESC, " : ", ");
+  }
+  ps_buf_puts(b, stage ? "_index" : "rowid");
+  if (q && q->limit > 0) ps_buf_printf(b, " LIMIT %lld", (long long)q->limit);
+  return 0;
+}
+
+int ps_cursor_open(ps_store_t *s, const char *table, int view, const ps_query_t *q,
+                   ps_cursor_t **out, ps_err_t *err) {
   ps_memstage_t *m = ps__store_memstage(s, table);
   ps_cursor_t *c = cursor_new();
   if (c == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   if (m) {
-    if (ps_memcursor_open(m, view, only, &c->mem, err) != 0) {
+    if (q && (q->where || q->norder || q->ncolumns || q->limit || q->meta)) {
+      ps_cursor_close(c);
+      return ps_err_set(err, PS_EVALUE,
+                        "table '%s' is kept in memory: filtering, sorting and choosing columns "
+                        "need a database file (option db)",
+                        table);
+    }
+    if (ps_memcursor_open(m, view, q ? q->only : 0, &c->mem, err) != 0) {
       ps_cursor_close(c);
       return PS_ENOMEM;
     }
@@ -171,38 +271,45 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_
     return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
   }
   c->stage = is_stage(s, name);
-  int rc = c->stage ? stage_columns(s, c, name, view, err) : plain_columns(s, c, name, err);
+  int rc = c->stage ? stage_columns(s, c, name, view, q, err) : plain_columns(s, c, name, q, err);
   if (rc == 0 && c->ncols > 0) {
     c->ntype = calloc((size_t)c->ncols, 1);
     c->nrole = calloc((size_t)c->ncols, 1);
     c->touched = malloc(sizeof(int) * (size_t)c->ncols);
     if (!c->ntype || !c->nrole || !c->touched) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
   }
-  ps_buf_t q;
-  ps_buf_init(&q);
-  ps_buf_puts(&q, "SELECT ");
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_buf_puts(&b, "SELECT ");
   for (int k = 0; k < c->ncols; k++) {
-    if (k) ps_buf_putc(&q, ',');
-    ps__put_ident(&q, c->names[k], strlen(c->names[k]));
+    if (k) ps_buf_putc(&b, ',');
+    ps__put_ident(&b, c->names[k], strlen(c->names[k]));
   }
-  if (c->stage) ps_buf_printf(&q, "%s_types", c->ncols ? "," : "");
-  if (c->ncols == 0 && !c->stage) ps_buf_puts(&q, "NULL");
-  ps_buf_puts(&q, " FROM ");
-  ps__put_ident(&q, name, strlen(name));
-  if (c->stage) {
-    ps_buf_puts(&q, ps__view_where(view));
-    if (only > 0)
-      ps_buf_printf(&q, "%s _index = %lld", view == PS_VIEW_ALL ? " WHERE" : " AND",
-                    (long long)only);
-    ps_buf_puts(&q, " ORDER BY _index");
+  if (c->stage) ps_buf_printf(&b, "%s_types", c->ncols ? "," : "");
+  if (c->ncols == 0 && !c->stage) ps_buf_puts(&b, "NULL");
+  ps_buf_puts(&b, " FROM ");
+  ps__put_ident(&b, name, strlen(name));
+  if (rc == 0) rc = put_shape(&b, c->stage, view, q, err);
+  const char *sql = ps__sql_of(&b);
+  int filtered = q && q->where;
+  if (rc == 0 && sql == NULL) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (rc == 0) {
+    int prc = filtered ? ps__prepare_filtered(s, sql, name, &c->st)
+                       : sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL);
+    if (prc == SQLITE_AUTH)
+      rc = ps_err_set(err, PS_EVALUE,
+                      "the expression may read the columns of '%s' and call functions, nothing "
+                      "else",
+                      name);
+    else if (prc != SQLITE_OK && (filtered || (q && (q->norder || q->ncolumns))))
+      rc = ps_err_set(err, PS_EVALUE, "%s", sqlite3_errmsg(s->db));
+    else if (prc != SQLITE_OK)
+      rc = c->stage ? ps_err_set(err, PS_EDB,
+                                 "cannot read table '%s': %s (was it written by an older psurvey?)",
+                                 name, sqlite3_errmsg(s->db))
+                    : ps__db_fail(s->db, err, "reading results");
   }
-  const char *sql = ps__sql_of(&q);
-  if (rc == 0 && (sql == NULL || sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL) != SQLITE_OK))
-    rc = c->stage ? ps_err_set(err, PS_EDB,
-                               "cannot read table '%s': %s (was it written by an older psurvey?)",
-                               name, sqlite3_errmsg(s->db))
-                  : ps__db_fail(s->db, err, "reading results");
-  ps_buf_free(&q);
+  ps_buf_free(&b);
   if (rc != 0) {
     ps_cursor_close(c);
     return rc;

@@ -70,9 +70,10 @@ static int drain(ps_buf_t *b, FILE *out, ps_err_t *err) {
   return 0;
 }
 
-int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t *err) {
+int ps_export(ps_store_t *s, const char *table, const ps_query_t *q, int format, FILE *out,
+              ps_err_t *err) {
   ps_cursor_t *c;
-  int rc = ps_cursor_open(s, table, PS_VIEW_ALL, 0, &c, err);
+  int rc = ps_cursor_open(s, table, PS_VIEW_ALL, q, &c, err);
   if (rc != 0) return rc;
   int n = ps_cursor_ncols(c);
   ps_buf_t b, tmp;

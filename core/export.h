@@ -17,7 +17,9 @@ enum { PS_EXPORT_CSV, PS_EXPORT_JSONL };
 
 /* Writes the table to out and flushes it. Every write is checked: a failed
    one is an error naming why ("cannot write the export: No space left on
-   device", a negative errno), as is a table that cannot be read. */
-int ps_export(ps_store_t *s, const char *table, int format, FILE *out, ps_err_t *err);
+   device", a negative errno), as is a table that cannot be read. q (may
+   be NULL) filters, orders and chooses the rows and columns. */
+int ps_export(ps_store_t *s, const char *table, const ps_query_t *q, int format, FILE *out,
+              ps_err_t *err);
 
 #endif

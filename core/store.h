@@ -99,9 +99,24 @@ void ps_stage_free(ps_stage_t *st);
    columns that hold pset keys and _index, _status, _exception and
    _traceback. Any other table of the database (an attempts table,
    _psurvey_runs) reads as its columns are. Views: PS_VIEW_* (stage.h). */
-/* only > 0: just the row whose _index is `only`. */
-int ps_cursor_open(ps_store_t *s, const char *table, int view, int64_t only, ps_cursor_t **out,
-                   ps_err_t *err);
+/* How a reading is shaped; all zero: every row and column of the view. */
+typedef struct ps_query_s {
+  int64_t only; /* > 0: just the row whose _index is `only` */
+  /* The user's SQL expression over the table's columns: rows where it is
+     true. Checked (query.c): it reads this table alone and writes
+     nothing; an error says what is wrong with it. */
+  const char *where;
+  const char *const *order; /* column names, '-' before one for descending; then _index */
+  int norder;
+  const char *const *columns; /* these columns alone, in this order */
+  int ncolumns;
+  int64_t limit; /* > 0: at most this many rows */
+  int meta;      /* a stage's table: psurvey's columns too (_index, _duration...), in any view */
+} ps_query_t;
+
+/* q may be NULL. A stage kept in memory takes q->only alone. */
+int ps_cursor_open(ps_store_t *s, const char *table, int view, const ps_query_t *q,
+                   ps_cursor_t **out, ps_err_t *err);
 int ps_cursor_ncols(const ps_cursor_t *c);
 const char *ps_cursor_colname(const ps_cursor_t *c, int i);
 /* 1 with a row, 0 at the end, PS_EDB on error. */
@@ -154,5 +169,11 @@ int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_curs
    at most one row: stdout, stderr (none when it wrote nothing). */
 int ps_store_output(ps_store_t *s, const char *name, int64_t index, int64_t attempt,
                     ps_cursor_t **out, ps_err_t *err);
+
+/* A statement of psurvey's own that reads (a summary's, a report's
+   aggregates): one SELECT, refused when it would write. Parameters ?1..
+   are bound from params (nil, booleans, integers, floats, strings). */
+int ps_store_query(ps_store_t *s, const char *sql, const ps_item_t *params, int nparams,
+                   ps_cursor_t **out, ps_err_t *err);
 
 #endif

@@ -131,6 +131,12 @@ int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
    from now on, even when it fails: columns as the statement names them,
    values as SQLite has them. */
 int ps__cursor_of(sqlite3_stmt *st, ps_cursor_t **out, ps_err_t *err);
+/* query.c: checks the text of a filter (ps_query_t.where): one
+   expression that cannot close the parentheses it is put in. */
+int ps__where_check(const char *expr, ps_err_t *err);
+/* Prepares a statement that filters `table` by the user's expression:
+   it may read that table and call functions, nothing else (SQLITE_AUTH). */
+int ps__prepare_filtered(ps_store_t *s, const char *sql, const char *table, sqlite3_stmt **st);
 /* Writes one failed attempt at a pset of `stage` to its attempts table at
    once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
    again. */

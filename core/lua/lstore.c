@@ -80,17 +80,76 @@ static int store_count(lua_State *L) {
   return 1;
 }
 
-/* store:cursor(table, view [, index [, 'psets']]) -> cursor (index: that
-   row alone, 0 for all; 'psets': each row as the pset that ran, its pset
-   keys and nothing else) */
+/* The strings of array field k of the query table at idx, in an array
+   pushed as a userdata; the table keeps the strings alive. */
+static const char *const *query_names(lua_State *L, int idx, const char *k, int *n) {
+  *n = 0;
+  int t = lua_getfield(L, idx, k);
+  if (t == LUA_TNIL) return NULL; /* the nil stays: one slot pushed either way */
+  if (t != LUA_TTABLE) luaL_error(L, "query field '%s': an array of column names expected", k);
+  int len = (int)luaL_len(L, -1);
+  const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(len > 0 ? len : 1), 0);
+  for (int j = 1; j <= len; j++) {
+    if (lua_rawgeti(L, -2, j) != LUA_TSTRING)
+      luaL_error(L, "query field '%s': #%d is not a column name", k, j);
+    names[j - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, -2);
+  *n = len;
+  return names;
+}
+
+/* Reads a query (store.h's ps_query_t) from the value at idx: nil, an
+   _index, or { only, where, order = {...}, columns = {...}, limit, meta }.
+   Pushes two values that must stay on the stack while q is used. */
+static void read_query(lua_State *L, int idx, ps_query_t *q) {
+  memset(q, 0, sizeof *q);
+  if (lua_isinteger(L, idx) || lua_isnoneornil(L, idx)) {
+    q->only = (int64_t)luaL_optinteger(L, idx, 0);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "only");
+  q->only = (int64_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, idx, "limit");
+  q->limit = (int64_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, idx, "meta");
+  q->meta = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "where");
+  q->where = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1); /* the table keeps it */
+  lua_pop(L, 4);
+  q->order = query_names(L, idx, "order", &q->norder);
+  q->columns = query_names(L, idx, "columns", &q->ncolumns);
+}
+
+/* Gives the cursor userdata on top its column names (user value 2). */
+static int with_names(lua_State *L, lcursor_t *c) {
+  int n = ps_cursor_ncols(c->c);
+  lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    lua_pushstring(L, ps_cursor_colname(c->c, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setiuservalue(L, -2, 2);
+  return 1;
+}
+
+/* store:cursor(table, view [, query [, 'psets']]) -> cursor (query: an
+   _index for that row alone, 0 for all, or a table as read_query reads;
+   'psets': each row as the pset that ran, its pset keys and nothing
+   else) */
 static int store_cursor(lua_State *L) {
   lstore_t *u = check_store(L, 1);
   const char *table = luaL_checkstring(L, 2);
   int view = view_of(L, 3);
-  lua_Integer only = luaL_optinteger(L, 4, 0);
   static const char *const shapes[] = {"rows", "psets", NULL};
   int psets_only = luaL_checkoption(L, 5, "rows", shapes) == 1;
   lua_settop(L, 4);
+  ps_query_t q;
+  read_query(L, 4, &q);
   /* User values: the store (kept open while the cursor is), and the
      column names as Lua strings, made once: cursor_next stores every cell
      with one, where a C string would be looked up in Lua's string table
@@ -102,16 +161,52 @@ static int store_cursor(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   ps_err_t err;
-  if (ps_cursor_open(u->s, table, view, (int64_t)only, &c->c, &err) != 0)
-    return luaL_error(L, "%s", err.msg);
-  int n = ps_cursor_ncols(c->c);
-  lua_createtable(L, n, 0);
+  if (ps_cursor_open(u->s, table, view, &q, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
+  return with_names(L, c);
+}
+
+/* store:query(sql, ...) -> cursor: a statement of psurvey's own that
+   reads, its parameters ?1.. the values after it (nil, booleans, numbers,
+   strings). Its rows as SQLite has them. */
+static int store_query(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *sql = luaL_checkstring(L, 2);
+  int n = lua_gettop(L) - 2;
+  ps_item_t *params = lua_newuserdatauv(L, sizeof(ps_item_t) * (size_t)(n > 0 ? n : 1), 0);
   for (int k = 0; k < n; k++) {
-    lua_pushstring(L, ps_cursor_colname(c->c, k));
-    lua_rawseti(L, -2, k + 1);
+    int i = k + 3;
+    ps_item_t *it = &params[k];
+    switch (lua_type(L, i)) {
+      case LUA_TNIL: it->type = PS_V_NIL; break;
+      case LUA_TBOOLEAN:
+        it->type = PS_V_BOOL;
+        it->i = lua_toboolean(L, i);
+        break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, i)) {
+          it->type = PS_V_INT;
+          it->i = (int64_t)lua_tointeger(L, i);
+        } else {
+          it->type = PS_V_FLOAT;
+          it->d = (double)lua_tonumber(L, i);
+        }
+        break;
+      case LUA_TSTRING:
+        it->type = PS_V_STR;
+        it->s = lua_tolstring(L, i, &it->len);
+        break;
+      default: return luaL_typeerror(L, i, "nil, boolean, number or string");
+    }
   }
-  lua_setiuservalue(L, -2, 2);
-  return 1;
+  lcursor_t *c = lua_newuserdatauv(L, sizeof *c, 2);
+  c->c = NULL;
+  c->psets_only = 0;
+  luaL_setmetatable(L, CURSOR);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  ps_err_t err;
+  if (ps_store_query(u->s, sql, params, n, &c->c, &err) != 0) return luaL_error(L, "%s", err.msg);
+  return with_names(L, c);
 }
 
 /* The failure of a write: fail, message, 'busy' when another program
@@ -279,7 +374,8 @@ static int store_output(lua_State *L) {
   return 2;
 }
 
-/* store:export(table, 'csv' | 'jsonl' [, path]) writes to path or stdout;
+/* store:export(table, 'csv' | 'jsonl' [, path [, query]]) writes to path
+   (nil: stdout), the rows and columns the query (as store:cursor's) picks;
    raises naming what failed, a write included */
 static int store_export(lua_State *L) {
   lstore_t *u = check_store(L, 1);
@@ -287,10 +383,13 @@ static int store_export(lua_State *L) {
   static const char *const formats[] = {"csv", "jsonl", NULL};
   int format = luaL_checkoption(L, 3, NULL, formats) == 0 ? PS_EXPORT_CSV : PS_EXPORT_JSONL;
   const char *path = luaL_optstring(L, 4, NULL);
+  lua_settop(L, 5);
+  ps_query_t q;
+  read_query(L, 5, &q);
   FILE *f = path ? fopen(path, "w") : stdout;
   if (f == NULL) return luaL_fileresult(L, 0, path);
   ps_err_t err;
-  int rc = ps_export(u->s, table, format, f, &err);
+  int rc = ps_export(u->s, table, &q, format, f, &err);
   if (path && fclose(f) != 0 && rc == 0) {
     luaL_fileresult(L, 0, NULL); /* nil, strerror(errno), errno */
     return luaL_error(L, "%s: cannot write the export: %s", path, lua_tostring(L, -2));
@@ -376,6 +475,7 @@ static const luaL_Reg store_methods[] = {{"lock", store_lock},
                                          {"last_limits", store_last_limits},
                                          {"output", store_output},
                                          {"export", store_export},
+                                         {"query", store_query},
                                          {"__gc", store_close},
                                          {"__close", store_close},
                                          {NULL, NULL}};

@@ -1,7 +1,7 @@
 --- psurvey.cli: the psurvey program's command line.
 ---
 ---   psurvey survey.lua [options] [-- args for the script]
----   psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]
+---   psurvey COMMAND ...   (COMMANDS below; each is psurvey.commands.<name>)
 ---   psurvey -h | --help | -V | --version
 ---
 --- Exit status: 0 all psets succeeded, 1 some failed, 2 bad usage, 3 the
@@ -9,25 +9,31 @@
 --- stopped it (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
 local core = require('psurvey.core')
 local options = require('psurvey.options')
-local format = require('psurvey.format')
 local errors = require('psurvey.errors')
+local common = require('psurvey.commands.common')
+
+local say, usage_error = common.say, common.usage_error
 
 local M = {}
 
-local USAGE = [[
-usage: psurvey survey.lua [options] [-- args for the script]
-       psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]
-       psurvey replay FILE TABLE INDEX
-       psurvey --help | --version]]
+-- The commands, in the order the help lists them: each is a module
+-- psurvey.commands.<name> with usage (lines), help ({ flag, text } pairs)
+-- and run(argv) -> exit status.
+local COMMANDS = { 'results', 'replay' }
 
-local function say(fmt, ...)
-  io.stderr:write('psurvey: ', fmt:format(...), '\n')
+local function command(name)
+  for _, c in ipairs(COMMANDS) do
+    if c == name then return require('psurvey.commands.' .. name) end
+  end
 end
 
-local function usage_error(fmt, ...)
-  say(fmt, ...)
-  io.stderr:write('(see psurvey --help)\n')
-  return 2
+local function usage()
+  local lines = { 'usage: psurvey survey.lua [options] [-- args for the script]' }
+  for _, name in ipairs(COMMANDS) do
+    for _, u in ipairs(command(name).usage) do lines[#lines + 1] = '       psurvey ' .. u end
+  end
+  lines[#lines + 1] = '       psurvey --help | --version'
+  return table.concat(lines, '\n')
 end
 
 -- Text wrapped to `width` columns, continuation lines indented by `indent`.
@@ -57,15 +63,16 @@ local HELP_EXAMPLES = {
 local function help()
   local out = {
     'Usage: psurvey SCRIPT.lua [OPTION]... [-- ARG...]',
-    '  or:  psurvey results FILE [--table NAME] [--csv | --jsonl | --output INDEX]',
-    '  or:  psurvey replay FILE TABLE INDEX',
     wrap('Run a parameter survey: SCRIPT.lua calls psurvey.map(worker, psets), which runs the worker once per'
       .. ' parameter set, in parallel, on this machine or ssh hosts, and keeps every result and every failure in'
       .. ' SQLite. Each option is also an environment variable, PSURVEY_<NAME>; the command line wins over it.',
       80, 0),
     '',
-    'Options:',
   }
+  for _, name in ipairs(COMMANDS) do
+    for _, u in ipairs(command(name).usage) do table.insert(out, #out - 1, '  or:  psurvey ' .. u) end
+  end
+  out[#out + 1] = 'Options:'
   local function add(flag, text)
     local head = ('  %-26s'):format(flag)
     if #head > 28 then
@@ -93,10 +100,9 @@ local function help()
     .. ' on_result (a function). Precedence: the command line, the environment, map(), init(), the default.', 80, 0)
   out[#out + 1] = ''
   out[#out + 1] = 'Commands:'
-  add('results FILE', 'list the tables of a database, one per map()')
-  add('results FILE --table NAME', 'print one; --csv or --jsonl export it exactly; --output INDEX prints what'
-    .. ' pset INDEX wrote (its stdout to stdout, its stderr to stderr)')
-  add('replay FILE TABLE INDEX', 'run pset INDEX of TABLE again, in the foreground')
+  for _, name in ipairs(COMMANDS) do
+    for _, h in ipairs(command(name).help) do add(h[1], h[2]) end
+  end
   out[#out + 1] = ''
   out[#out + 1] = 'Examples:'
   for _, e in ipairs(HELP_EXAMPLES) do
@@ -180,124 +186,6 @@ local function parse(argv)
   return values, script, rest
 end
 
-local function results_command(argv)
-  local file, tbl, fmt, output = nil, nil, nil, nil
-  local i = 2
-  while i <= #argv do
-    local a = argv[i]
-    if a == '--table' then
-      i = i + 1
-      tbl = argv[i]
-      if not tbl then return usage_error("option '--table' needs a table name") end
-    elseif a:match('^%-%-table=') then
-      tbl = a:sub(9)
-    elseif a == '--csv' or a == '--jsonl' then
-      fmt = a:sub(3)
-    elseif a == '--output' or a:match('^%-%-output=') then
-      local v = a:match('^%-%-output=(.*)')
-      if not v then
-        i = i + 1
-        v = argv[i]
-      end
-      output = v and v:match('^%d+$') and tonumber(v)
-      if not output or output < 1 then
-        return usage_error("option '--output' needs a pset index (1, 2, ...), got %s",
-          v and ("'" .. v .. "'") or 'nothing')
-      end
-    elseif a:sub(1, 1) == '-' then
-      return usage_error("unknown option '%s' to 'results'", a)
-    elseif file == nil then
-      file = a
-    else
-      return usage_error("'results' takes one database file")
-    end
-    i = i + 1
-  end
-  if not file then return usage_error('results: which database? psurvey results FILE') end
-  local f = io.open(file, 'rb')
-  if not f then
-    say("results: cannot open '%s'", file)
-    return 3
-  end
-  f:close()
-  local store, err = core.store(file)
-  if not store then
-    say('results: %s', err)
-    return 3
-  end
-  if fmt and output then return usage_error('results: --%s and --output do not go together', fmt) end
-  if not tbl then
-    if fmt then return usage_error('results: --%s needs --table NAME', fmt) end
-    if output then return usage_error('results: --output needs --table NAME') end
-    local rows = store:stages()
-    for _, r in ipairs(rows) do r.created = os.date('%Y-%m-%d %H:%M:%S', math.floor(r.created or 0)) end
-    local i2 = 0
-    io.stdout:write(format.table({ 'name', 'status', 'total', 'ok', 'failed', 'created' },
-      function() i2 = i2 + 1 return rows[i2] end), '\n')
-    return 0
-  end
-  local ok, e = pcall(function()
-    if fmt then
-      store:export(tbl, fmt)
-    elseif output then
-      local stage = store:stage_info(tbl)
-      if not stage then error(("no table '%s'"):format(tbl), 0) end
-      local row = store:cursor(stage.name, 'all', output):next()
-      if not row then error(("table '%s' has no pset #%d"):format(stage.name, output), 0) end
-      local out, errout = store:output(stage.name, output, row._attempt or 1)
-      io.stdout:write(out or '')
-      io.stderr:write(errout or '')
-    else
-      local cursor = store:cursor(tbl, 'all')
-      local cols = cursor:columns()
-      -- A stage shows its keys and how each pset ended; another table
-      -- (an attempts table, _psurvey_runs) every column it has.
-      local stage = store:stage_info(tbl)
-      local keep = {}
-      for _, c in ipairs(cols) do
-        if not stage or c:sub(1, 1) ~= '_' or c == '_status' or c == '_exception' then keep[#keep + 1] = c end
-      end
-      io.stdout:write(format.table(keep, function() return cursor:next() end), '\n')
-    end
-  end)
-  if not ok then
-    say('results: %s', tostring(e):gsub('^[^:]*:%d+: ', ''))
-    return 3
-  end
-  return 0
-end
-
-local function replay_command(argv)
-  local file, tbl, index = argv[2], argv[3], math.tointeger(tonumber(argv[4] or ''))
-  if not (file and tbl and index) or index < 1 or argv[5] then
-    return usage_error('usage: psurvey replay FILE TABLE INDEX (INDEX as in the _index column)')
-  end
-  local psurvey = require('psurvey')
-  local ok, row, pset = pcall(psurvey._replay, file, tbl, index)
-  psurvey.shutdown()
-  if not ok then
-    say('replay: %s', tostring(row))
-    return 3
-  end
-  local shown = {}
-  for k, v in pairs(pset) do shown[#shown + 1] = ('%s=%s'):format(k, format.value(v)) end
-  table.sort(shown)
-  io.stdout:write(('pset #%d of %s: %s\n'):format(index, tbl, table.concat(shown, ', ')))
-  if row._status == 'ok' then
-    local keys = {}
-    for k in pairs(row) do
-      if pset[k] == nil and k:sub(1, 1) ~= '_' then keys[#keys + 1] = k end
-    end
-    table.sort(keys)
-    io.stdout:write(('ok in %s\n'):format(format.seconds(row._duration or 0)))
-    for _, k in ipairs(keys) do io.stdout:write(('  %s = %s\n'):format(k, format.value(row[k]))) end
-    return 0
-  end
-  io.stdout:write(('%s: %s\n'):format(row._status, row._exception or ''))
-  if row._traceback and row._traceback ~= '' then io.stdout:write(row._traceback, '\n') end
-  return 1
-end
-
 local function traceback(e)
   if type(e) == 'table' then return e end
   -- The user's mistake (a bad option, a busy database): the message alone.
@@ -308,13 +196,13 @@ end
 function M.main(argv)
   local first = argv[1]
   if first == nil then
-    io.stderr:write(USAGE, '\n')
+    io.stderr:write(usage(), '\n')
     return 2
   end
   if first == '--help' or first == '-h' then return help() end
   if first == '--version' or first == '-V' then return version() end
-  if first == 'results' then return results_command(argv) end
-  if first == 'replay' then return replay_command(argv) end
+  local cmd = command(first)
+  if cmd then return cmd.run(argv) end
   local values, script, rest = parse(argv)
   if not values then return script end
   if script == nil then return usage_error('no survey script given') end

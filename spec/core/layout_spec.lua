@@ -11,7 +11,7 @@ local floors = {
   frame = 3, link = 3, child = 3, program = 3, capture = 3, carbon = 3,
   msg = 4,
   node = 5, pool = 5, ['local'] = 5, relay = 5, ssh = 5, agent = 5,
-  store = 5, store_private = 5, schema = 5, catalog = 5, stage = 5, sqlstage = 5, memstage = 5,
+  store = 5, store_private = 5, schema = 5, catalog = 5, query = 5, stage = 5, sqlstage = 5, memstage = 5,
   resume = 5, cursor = 5, celltypes = 5, export = 5,
   scheduler = 6, outcome = 6,
   run = 7, run_private = 7, finish = 7, progress = 7,
