@@ -218,8 +218,10 @@ static int is_stage(ps_store_t *s, const char *table) {
   return found;
 }
 
-/* The rest of a reading's statement: its filter, order and count. */
-static int put_shape(ps_buf_t *b, int stage, int view, const ps_query_t *q, ps_err_t *err) {
+/* The rest of a reading's statement: its filter, then (unless counting)
+   its order and limit. */
+static int put_shape(ps_buf_t *b, int stage, int view, const ps_query_t *q, int counting,
+                     ps_err_t *err) {
   const char *where = stage ? ps__view_where(view) : "";
   ps_buf_puts(b, where);
   const char *and = where[0] ? " AND" : " WHERE";
@@ -233,6 +235,7 @@ static int put_shape(ps_buf_t *b, int stage, int view, const ps_query_t *q, ps_e
     /* On lines of its own, inside parentheses it cannot close. */
     ps_buf_printf(b, "%s (\n%s\n)", and, q->where);
   }
+  if (counting) return 0;
   ps_buf_puts(b, " ORDER BY ");
   for (int k = 0; q && k < q->norder; k++) {
     const char *col = q->order[k];
@@ -289,7 +292,7 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, const ps_query_t 
   if (c->ncols == 0 && !c->stage) ps_buf_puts(&b, "NULL");
   ps_buf_puts(&b, " FROM ");
   ps__put_ident(&b, name, strlen(name));
-  if (rc == 0) rc = put_shape(&b, c->stage, view, q, err);
+  if (rc == 0) rc = put_shape(&b, c->stage, view, q, 0, err);
   const char *sql = ps__sql_of(&b);
   int filtered = q && q->where;
   if (rc == 0 && sql == NULL) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
@@ -316,6 +319,31 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, const ps_query_t 
   }
   *out = c;
   return 0;
+}
+
+int64_t ps_cursor_count(ps_store_t *s, const char *table, int view, const ps_query_t *q,
+                        ps_err_t *err) {
+  if (ps__store_memstage(s, table) || q == NULL || q->where == NULL)
+    return ps_store_count(s, table, view, err);
+  char name[PS_NAME_MAX + 200];
+  if (!ps__table_name(s->db, table, name, sizeof name))
+    return ps_err_set(err, PS_EDB, "no table '%s' in '%s'", table, s->path);
+  ps_buf_t b;
+  ps_buf_init(&b);
+  ps_buf_puts(&b, "SELECT count(*) FROM ");
+  ps__put_ident(&b, name, strlen(name));
+  int rc = put_shape(&b, is_stage(s, name), view, q, 1, err);
+  const char *sql = rc == 0 ? ps__sql_of(&b) : NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t n = -1;
+  if (rc == 0 && sql == NULL) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (rc == 0 && ps__prepare_filtered(s, sql, name, &st) != SQLITE_OK)
+    rc = ps_err_set(err, PS_EVALUE, "%s", sqlite3_errmsg(s->db));
+  if (rc == 0 && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  if (rc == 0 && n < 0) rc = ps__db_fail(s->db, err, "counting rows");
+  sqlite3_finalize(st);
+  ps_buf_free(&b);
+  return rc != 0 ? rc : n;
 }
 
 int ps_cursor_ncols(const ps_cursor_t *c) { return c->mem ? ps_memcursor_ncols(c->mem) : c->ncols; }

@@ -130,6 +130,10 @@ void ps_cursor_close(ps_cursor_t *c);
 
 /* Rows of a stage in a view. */
 int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err);
+/* Rows of a table in a view that q's filter keeps (its order, columns and
+   limit play no part); q may be NULL. A negative error code on failure. */
+int64_t ps_cursor_count(ps_store_t *s, const char *table, int view, const ps_query_t *q,
+                        ps_err_t *err);
 
 /*
  * The records psurvey keeps of a database's runs and stages (catalog.c).

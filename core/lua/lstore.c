@@ -70,16 +70,6 @@ static int view_of(lua_State *L, int idx) {
   return views[luaL_checkoption(L, idx, "ok", names)];
 }
 
-/* store:count(table, view) -> rows */
-static int store_count(lua_State *L) {
-  lstore_t *u = check_store(L, 1);
-  ps_err_t err;
-  int64_t n = ps_store_count(u->s, luaL_checkstring(L, 2), view_of(L, 3), &err);
-  if (n < 0) return luaL_error(L, "%s", err.msg);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
-
 /* The strings of array field k of the query table at idx, in an array
    pushed as a userdata; the table keeps the strings alive. */
 static const char *const *query_names(lua_State *L, int idx, const char *k, int *n) {
@@ -123,6 +113,22 @@ static void read_query(lua_State *L, int idx, ps_query_t *q) {
   lua_pop(L, 4);
   q->order = query_names(L, idx, "order", &q->norder);
   q->columns = query_names(L, idx, "columns", &q->ncolumns);
+}
+
+/* store:count(table, view [, query]) -> rows (query as store:cursor's:
+   its filter counts) */
+static int store_count(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  const char *table = luaL_checkstring(L, 2);
+  int view = view_of(L, 3);
+  lua_settop(L, 4);
+  ps_query_t q;
+  read_query(L, 4, &q);
+  ps_err_t err;
+  int64_t n = ps_cursor_count(u->s, table, view, &q, &err);
+  if (n < 0) return luaL_error(L, "%s", err.msg);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
 }
 
 /* Gives the cursor userdata on top its column names (user value 2). */

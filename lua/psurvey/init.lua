@@ -495,8 +495,7 @@ function M.open(db, name)
   if not store then error(err, 2) end
   local found = store:stage_info(name)
   if not found then error(("no table '%s' in '%s'"):format(name, db), 2) end
-  return results.new(store, found.name, { total = found.total, ok = found.ok or 0, failed = found.failed or 0,
-    exceptions = 0, stats = { count = 0 } }, db, nil)
+  return results.stored(store, found, db)
 end
 
 --- Runs pset `index` of stage `name` again, alone, in the same sandbox
