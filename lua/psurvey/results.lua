@@ -99,7 +99,23 @@ function View:column(name)
     error(("no column '%s' in %s"):format(tostring(name), self.name), 2)
   end
   local out, n = {}, 0
-  local cursor = self._store:cursor(self.name, self._view, query(self, { meta = META[name], columns = { name } }))
+  local cursor
+  if self._store:path() == ':memory:' then
+    -- A stage in memory reads whole rows: psurvey's columns are in the
+    -- 'all' view, whose rows this view's status picks.
+    local all = self._store:cursor(self.name, META[name] and 'all' or self._view)
+    local want = self._view
+    cursor = { next = function()
+      while true do
+        local row = all:next()
+        if row == nil or not META[name] or want == 'all' or (row._status == 'ok') == (want == 'ok') then
+          return row
+        end
+      end
+    end }
+  else
+    cursor = self._store:cursor(self.name, self._view, query(self, { meta = META[name], columns = { name } }))
+  end
   for row in function() return cursor:next() end do
     n = n + 1
     out[n] = row[name]
@@ -154,8 +170,9 @@ end
 function View:group(key)
   check_column(self, key, 'group', 2)
   in_file(self, 'group', 2)
-  local means, names = {}, {}
+  local means, names, boolean = {}, {}, false
   for _, c in ipairs(summary.columns(self._store, self.name)) do
+    if c.name == key then boolean = c.types == 'boolean' end
     if c.role == 'result' and c.numeric and c.name ~= key then
       means[#means + 1] = ('avg(%s) AS %s'):format(summary.ident(c.name), summary.ident('mean.' .. c.name))
       names[#names + 1] = c.name
@@ -169,7 +186,9 @@ function View:group(key)
   local out = {}
   local cursor = self._store:query(sql)
   for r in function() return cursor:next() end do
-    local g = { [key] = r.group, count = r.count, mean = {} }
+    local value = r.group
+    if boolean and value ~= nil then value = value == 1 end -- stored 0 or 1 (celltypes.h)
+    local g = { [key] = value, count = r.count, mean = {} }
     for _, n in ipairs(names) do g.mean[n] = r['mean.' .. n] end
     out[#out + 1] = g
   end
@@ -253,6 +272,7 @@ end
 
 -- A store with no rows, for the results of a dry run (nothing ran).
 local nothing = {
+  path = function() return nil end,
   cursor = function()
     return { next = function() return nil end, columns = function() return {} end }
   end,

@@ -64,7 +64,9 @@ end
 -- What changed between two rows of the same pset: lines 'col: a -> b'.
 local function changes(a, b)
   local out = {}
-  if a.status ~= b.status or (a.status ~= 'ok' and a.exception ~= b.exception) then out[#out + 1] = ('outcome: %s -> %s'):format(outcome(a), outcome(b)) end
+  if a.status ~= b.status or (a.status ~= 'ok' and a.exception ~= b.exception) then
+    out[#out + 1] = ('outcome: %s -> %s'):format(outcome(a), outcome(b))
+  end
   local keys, seen = {}, {}
   for k in pairs(a.results) do keys[#keys + 1], seen[k] = k, true end
   for k in pairs(b.results) do

@@ -84,6 +84,7 @@ local function parse(argv)
       return nil, usage_error("results: option '--output' needs a pset index (1, 2, ...), got '%s'", o.output)
     end
     if o.mode then return nil, usage_error('results: --%s and --output do not go together', o.mode) end
+    if not o.table then return nil, usage_error('results: --output needs --table NAME') end
   end
   if o.limit then
     o.limit = o.limit:match('^%d+$') and math.tointeger(tonumber(o.limit))
@@ -272,7 +273,6 @@ local function run(store, file, o)
     check_query(store, name, o)
     store:export(name, o.mode, nil, o.query)
   elseif o.index then
-    if not name then error('--output needs --table NAME', 0) end
     local row = store:cursor(name, 'all', o.index):next()
     if not row then error(("table '%s' has no pset #%d"):format(name, o.index), 0) end
     local out, errout = store:output(name, o.index, row._attempt or 1)
