@@ -88,9 +88,19 @@ static int find_col(const ps_memstage_t *m, const char *s, size_t n) {
 }
 
 /* Adds the columns of one encoded table's keys. */
+/* Whether column a's name sorts before b's (bytes, then length). */
+static int col_before(const memcol_t *a, const memcol_t *b) {
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->name, b->name, n);
+  return c < 0 || (c == 0 && a->len < b->len);
+}
+
+/* Adds the columns of the keys of v not seen before, in the order of their
+   names (as sqlstage.c does: a Lua table's order changes from run to run). */
 static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
   ps_reader_t r;
   ps_item_t it, key;
+  int first = m->ncols;
   if (n == 0) return 0;
   ps_reader_init(&r, v, n);
   if (ps_read_item(&r, &it) != 0 || it.type != PS_V_TABLE) return PS_EPROTO;
@@ -118,6 +128,12 @@ static int add_cols(ps_memstage_t *m, const char *v, size_t n, int role) {
     c->roles = 1 << role;
     m->ncols++;
   }
+  for (int k = first + 1; k < m->ncols; k++)
+    for (int j = k; j > first && col_before(&m->cols[j], &m->cols[j - 1]); j--) {
+      memcol_t t = m->cols[j];
+      m->cols[j] = m->cols[j - 1];
+      m->cols[j - 1] = t;
+    }
   return 0;
 }
 

@@ -416,6 +416,31 @@ static void remember_columns(ps_sqlstage_t *g, const ps_rowkey_t *keys, int nkey
   for (int k = 0; k < nkeys && k < g->capcols; k++) g->lastmap[g->nlast++] = keys[k].col;
 }
 
+/* Whether key a's name sorts before b's (bytes, then length). */
+static int name_before(const ps_rowkey_t *a, const ps_rowkey_t *b) {
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->s, b->s, n);
+  return c < 0 || (c == 0 && a->len < b->len);
+}
+
+/* Makes the row's new columns in the order of their names, its pset keys'
+   first: a row's keys come in the order of its Lua table, which changes
+   from run to run, and a table's columns should not. */
+static int add_new_columns(ps_sqlstage_t *g, ps_rowkey_t *keys, int nkeys) {
+  for (int role = 0; role <= 1; role++)
+    for (;;) {
+      ps_rowkey_t *next = NULL;
+      for (int k = 0; k < nkeys; k++) {
+        ps_rowkey_t *a = &keys[k];
+        if (a->col < 0 && !a->skip && a->role == role && (next == NULL || name_before(a, next)))
+          next = a;
+      }
+      if (next == NULL) break;
+      if (add_column(g, next) != 0) return PS_ENOMEM;
+    }
+  return 0;
+}
+
 static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   ps_sqlstage_t *g = (ps_sqlstage_t *)st;
   /* The keys, checked: a row SQLite cannot take changes nothing. */
@@ -425,9 +450,8 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   ps_rowkey_t *keys = g->keys;
   if (rc == 0) rc = check_keys(g, keys, nkeys, &nnew, err);
   if (rc != 0) return rc;
-  for (int k = 0; k < nkeys && nnew > 0; k++)
-    if (keys[k].col < 0 && !keys[k].skip && add_column(g, &keys[k]) != 0)
-      return ps_err_set(err, PS_ENOMEM, "out of memory");
+  if (nnew > 0 && add_new_columns(g, keys, nkeys) != 0)
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
   remember_columns(g, keys, nkeys);
 
   /* The row's parameters, in the order of the insert: psurvey's, then the user's. */

@@ -27,10 +27,17 @@ local function command(name)
   end
 end
 
+-- A command's usage line after `lead`; a line that starts with blanks
+-- goes on with the one before it, under it.
+local function usage_line(lead, u)
+  if u:match('^%s') then return (' '):rep(#lead) .. u end
+  return lead .. u
+end
+
 local function usage()
   local lines = { 'usage: psurvey survey.lua [options] [-- args for the script]' }
   for _, name in ipairs(COMMANDS) do
-    for _, u in ipairs(command(name).usage) do lines[#lines + 1] = '       psurvey ' .. u end
+    for _, u in ipairs(command(name).usage) do lines[#lines + 1] = usage_line('       psurvey ', u) end
   end
   lines[#lines + 1] = '       psurvey --help | --version'
   return table.concat(lines, '\n')
@@ -70,7 +77,7 @@ local function help()
     '',
   }
   for _, name in ipairs(COMMANDS) do
-    for _, u in ipairs(command(name).usage) do table.insert(out, #out - 1, '  or:  psurvey ' .. u) end
+    for _, u in ipairs(command(name).usage) do table.insert(out, #out - 1, usage_line('  or:  psurvey ', u)) end
   end
   out[#out + 1] = 'Options:'
   local function add(flag, text)

@@ -20,7 +20,10 @@ end, psurvey.product({ k = { 0, 10 }, x = { 1, 2, 3, 4, 5 } }), { name = 'grid' 
     assert.equal(1, r.code, r.err)
     res = psurvey.open(dir .. '/.psurvey/survey.db', 'grid')
   end)
-  teardown(H.cleanup)
+  teardown(function()
+    res = nil -- its store closes when collected: H.shutdown's census counts it
+    H.cleanup()
+  end)
 
   local function list(view, key)
     local out = {}
@@ -55,7 +58,7 @@ end, psurvey.product({ k = { 0, 10 }, x = { 1, 2, 3, 4, 5 } }), { name = 'grid' 
     for row in res:sorted('even'):sorted('k', true):rows() do rows[#rows + 1] = row.k .. ':' .. row.x end
     assert.same({ '10:1', '10:3', '10:2', '10:4', '0:1', '0:3', '0:2', '0:4' }, rows)
     assert.has_error(function() res:sorted('nope') end,
-      "sorted: no column 'nope' in grid (columns: k, x, y, even)")
+      "sorted: no column 'nope' in grid (columns: k, x, even, y)")
   end)
 
   it('finds the best row with best(col [, min|max]), psurvey\'s columns included', function()

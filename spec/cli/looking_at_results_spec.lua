@@ -164,3 +164,47 @@ psurvey.map(function(p) return { y = p.x } end, psurvey.product({ x = { 2, 3, 4 
       .. 'only in b: 1\n  #3  x=4\nchanged: 0\n' }, { r.code, r.out })
   end)
 end)
+
+-- Every command the README's "Looking at results" shows, run on a copy of
+-- examples/spring.lua, prints what the README says it prints (but for run
+-- times and the date in a kept table's name).
+describe('the README\'s "Looking at results"', function()
+  teardown(H.cleanup)
+
+  local function normal(text)
+    return (text:gsub('spring_%d+_%d+', 'spring_OLD'):gsub('%-?[%d.]+ [mun]?s', 'T')
+      :gsub('\n  T [^\n]* T\n', '\n  T HISTOGRAM T\n'))
+  end
+
+  it('shows what the commands print', function()
+    local readme = H.slurp(H.root .. '/README.md')
+    local section = assert(readme:match('\n## Looking at results\n(.-)\n## '))
+    local dir = H.tmpdir()
+    os.execute(('mkdir -p %s/examples && cp %s/examples/spring.lua %s/examples/'):format(H.quote(dir),
+      H.quote(H.root), H.quote(dir)))
+    local shown = 0
+    for block in section:gmatch('\n```\n(.-)\n```') do
+      for command, expected in (block .. '\n'):gmatch('%$ ([^\n]+)\n(.-)%f[$\0]') do
+        if command:find('spring_%d+_%d+') then
+          local old = H.sql(dir .. '/.psurvey/spring.db', "select name from _psurvey_tables where name <> 'spring'")
+          command = command:gsub('spring_%d+_%d+', old[1].name)
+        end
+        local args = assert(command:match('^psurvey (.*)$'), command)
+        -- `| head -N` shows the first lines of what it prints.
+        local head
+        args = args:gsub(' | head %-(%d+)$', function(n) head = tonumber(n) return '' end)
+        local out = H.run(dir, args).out
+        if head then
+          local lines = {}
+          for line in out:gmatch('[^\n]*\n') do
+            if #lines < head then lines[#lines + 1] = line end
+          end
+          out = table.concat(lines)
+        end
+        assert.equal(normal(expected), normal(out), command)
+        shown = shown + 1
+      end
+    end
+    assert.equal(6, shown)
+  end)
+end)

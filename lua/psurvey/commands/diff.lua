@@ -9,7 +9,7 @@ local common = require('psurvey.commands.common')
 local say, usage_error = common.say, common.usage_error
 
 local M = {
-  usage = { 'diff FILE|SCRIPT.lua TABLE_A TABLE_B [--all]' },
+  usage = { 'diff FILE TABLE_A TABLE_B [--all]' },
   help = { { 'diff FILE TABLE_A TABLE_B', 'compare two runs of a stage, pset by pset: psets only in one, and'
     .. ' results that changed, column by column (exit 1 when they differ); --all lists every difference,'
     .. ' not the first 20 of each kind' } },

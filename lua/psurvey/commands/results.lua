@@ -11,8 +11,9 @@ local say, usage_error = common.say, common.usage_error
 
 local M = {
   usage = {
-    'results FILE|SCRIPT.lua [--table NAME] [--summary | --failed [--full] | --csv | --jsonl]'
-      .. ' [--where EXPR] [--sort COL,-COL] [--columns A,B] [--limit N]',
+    'results FILE [--table NAME] [--summary | --failed [--full]]',
+    '        [--csv | --jsonl] [--where EXPR] [--sort COL,-COL]',
+    '        [--columns A,B] [--limit N]',
     'results FILE --table NAME --output INDEX',
   },
   help = {
