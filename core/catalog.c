@@ -2,8 +2,8 @@
  * catalog.c: psurvey's records of a database's runs and stages, as the
  * bindings write and read them (store.h): a run's beginning and end, a
  * stage's record and worker, the list of stages, a stage's failed
- * attempts and the limits of the last one at a pset, what a pset wrote. Their statements are
- * schema.c's; the records of a stage being written are store.c's.
+ * attempts and the limits of the last one at a pset, what a pset wrote. Their
+ * statements are schema.c's; the records of a stage being written are store.c's.
  */
 #include <stdio.h>
 #include <time.h>
@@ -39,6 +39,12 @@ int ps_store_begin_run(ps_store_t *s, const ps_run_record_t *run, int64_t *id, p
   bind_text(st, 8, run->libuv);
   bind_text(st, 9, run->sqlite);
   bind_text(st, 10, run->options);
+  bind_text(st, 11, run->argv);
+  bind_text(st, 12, run->cwd);
+  bind_text(st, 13, run->git_commit);
+  if (run->git_commit && run->git_dirty >= 0) sqlite3_bind_int(st, 14, run->git_dirty != 0);
+  bind_text(st, 15, run->note);
+  bind_text(st, 16, run->tags);
   int rc = run_write(s, st, "recording the run", err);
   if (rc == 0) *id = sqlite3_last_insert_rowid(s->db);
   return rc;

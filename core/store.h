@@ -139,10 +139,16 @@ int64_t ps_store_count(ps_store_t *s, const char *table, int view, ps_err_t *err
  * stage names are compared without regard to ASCII case.
  */
 
-/* A run of psurvey, for _psurvey_runs. */
+/* A run of psurvey, for _psurvey_runs. What can cite it: argv (its
+   command line, a JSON array), cwd, the git commit of its script (NULL
+   outside a git work tree) and git_dirty (1: tracked files changed, 0:
+   not, -1: unknown), its note and its tags (a JSON object). NULL fields
+   are stored as NULL. */
 typedef struct ps_run_record_s {
   const char *script, *script_hash, *host, *psurvey, *lua, *libuv, *sqlite, *options;
   int64_t pid;
+  const char *argv, *cwd, *git_commit, *note, *tags;
+  int git_dirty;
 } ps_run_record_t;
 
 /* Records a run starting now (status 'running'); *id is its record's. */

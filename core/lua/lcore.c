@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,6 +143,14 @@ static int core_mkdir(lua_State *L) {
   return luaL_fileresult(L, 0, path);
 }
 
+/* core.cwd() -> the working directory | fail, message */
+static int core_cwd(lua_State *L) {
+  char dir[PATH_MAX];
+  if (getcwd(dir, sizeof dir) == NULL) return luaL_fileresult(L, 0, ".");
+  lua_pushstring(L, dir);
+  return 1;
+}
+
 /* core.env_names(prefix) -> names of the environment variables with prefix */
 static int core_env_names(lua_State *L) {
   extern char **environ;
@@ -197,14 +206,23 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},         {"census", core_census},
-                                      {"encode", core_encode},       {"brief", core_brief},
-                                      {"decode", core_decode},       {"ship", core_ship},
-                                      {"hash", core_hash},           {"pid", core_pid},
-                                      {"hostname", core_hostname},   {"vmem", core_vmem},
-                                      {"isatty", core_isatty},       {"cpus", core_cpus},
-                                      {"memory", core_memory},       {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names}, {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
+                                      {"census", core_census},
+                                      {"encode", core_encode},
+                                      {"brief", core_brief},
+                                      {"decode", core_decode},
+                                      {"ship", core_ship},
+                                      {"hash", core_hash},
+                                      {"pid", core_pid},
+                                      {"hostname", core_hostname},
+                                      {"vmem", core_vmem},
+                                      {"isatty", core_isatty},
+                                      {"cpus", core_cpus},
+                                      {"memory", core_memory},
+                                      {"mkdir", core_mkdir},
+                                      {"env_names", core_env_names},
+                                      {"cwd", core_cwd},
+                                      {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);
