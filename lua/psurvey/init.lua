@@ -29,6 +29,8 @@ local state = {
   init = {},       -- options given to init()
   cli = {},        -- options from the command line (psurvey survey.lua --ncores 2)
   script = nil,    -- the survey script, for the default database name
+  argv = nil,      -- the psurvey program's command line, for the runs' records
+  provenance = nil, -- what cites this run (argv, cwd, git): found once, at its first record
   engine = nil,    -- core.engine: loop, workers, hidden log
   stores = {},     -- path -> core.store
   stages = 0,      -- map() calls so far, for default names
@@ -128,16 +130,66 @@ local function keep_finaliser()
   state.finalisers[#state.finalisers + 1] = setmetatable({}, { __gc = function() M.shutdown() end })
 end
 
+--- Whether a program is on the PATH, found without starting anything.
+local function on_path(name)
+  for dir in (os.getenv('PATH') or ''):gmatch('[^:]+') do
+    local f = io.open(dir .. '/' .. name, 'rb')
+    if f then
+      f:close()
+      return true
+    end
+  end
+  return false
+end
+
+--- The git commit of the work tree that holds the script (the full hash),
+--- and whether tracked files differ from it (as `git describe --dirty`
+--- says: untracked files do not count, so .psurvey/ and a run's outputs do
+--- not make the next run dirty). Nothing without git or outside a work
+--- tree, and git's complaints never reach the terminal.
+local function git_of(script)
+  if not on_path('git') then return nil end
+  local dir = script and script:match('^(.*)/[^/]*$') or '.'
+  if dir == '' then dir = '/' end
+  local q = "'" .. dir:gsub("'", "'\\''") .. "'"
+  local p = io.popen(('exec 2>/dev/null </dev/null; git -C %s rev-parse --verify -q HEAD &&'
+    .. ' git -C %s status --porcelain --untracked-files=no && echo end'):format(q, q))
+  if not p then return nil end
+  local out = p:read('a') or ''
+  p:close()
+  local commit, rest = out:match('^(%x+)\n(.*)$')
+  if not commit or #commit < 40 then return nil end
+  local changes = rest:match('^(.-)end\n$')
+  if changes == nil then return commit, nil end
+  return commit, changes ~= ''
+end
+
+--- The command line: the psurvey program's, or the Lua interpreter's (arg).
+local function command_line()
+  if state.argv then return state.argv end
+  local out, lo = {}, 0
+  if type(arg) ~= 'table' then return out end
+  while arg[lo - 1] ~= nil do lo = lo - 1 end
+  for i = lo, #arg do out[#out + 1] = tostring(arg[i]) end
+  return out
+end
+
 --- This run's row in the database's runs table, made at its first map().
-local function run_id(store, dbpath, text, verbose)
+local function run_id(store, dbpath, values, text, verbose)
   if state.runs[dbpath] then return state.runs[dbpath] end
   local ok, err = store:lock()
   if not ok then errors.raise(err, 0) end
   local script = state.script or (arg and arg[0])
+  if not state.provenance then
+    local commit, dirty = git_of(script)
+    state.provenance = { argv = command_line(), cwd = core.cwd(), git_commit = commit, git_dirty = dirty }
+  end
+  local p = state.provenance
   state.runs[dbpath] = patiently(verbose, store.begin_run, store, {
     script = script or '', script_hash = file_hash(script) or '', host = core.hostname(), pid = core.pid(),
     psurvey = core.version, lua = _VERSION, libuv = core.libuv_version, sqlite = core.sqlite_version,
-    options = text,
+    options = text, argv = p.argv, cwd = p.cwd, git_commit = p.git_commit, git_dirty = p.git_dirty,
+    note = values.note, tags = values.tag,
   })
   keep_finaliser()
   return state.runs[dbpath]
@@ -433,7 +485,8 @@ function M.map(worker, list, opts)
   local user_hash = core.hash(core.encode(values.user, true))
   local store, dbpath = open_store(values.db, values.verbose)
   local text = describe(values, from)
-  local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
+  local run_values, run_from = options.resolve(layers({}))
+  local run = run_id(store, dbpath, run_values, describe(run_values, run_from), values.verbose)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
   if not state.engine then
     state.engine = core.engine(find_exe())
@@ -567,9 +620,10 @@ function M.vmem()
   return core.vmem()
 end
 
---- Used by the psurvey program: command-line options and the script's name.
-function M._set_cli(values, script)
-  state.cli, state.script = values, script
+--- Used by the psurvey program: command-line options, the script's name
+--- and the program's whole command line (argv[0] first).
+function M._set_cli(values, script, argv)
+  state.cli, state.script, state.argv = values, script, argv
 end
 
 --- Whether some pset of some map() failed (the program's exit status).

@@ -15,6 +15,9 @@ local M = {
 }
 
 function M.run(argv)
+  for i = 2, #argv do
+    if argv[i] == '--runs' then return require('psurvey.commands.runs').run(argv) end
+  end
   local file, tbl, fmt, output = nil, nil, nil, nil
   local i = 2
   while i <= #argv do
