@@ -97,6 +97,12 @@ enum {
   PS_SQL_OUTPUT,          /* what one attempt at a pset wrote (%O) */
   PS_SQL_NO_OUTPUT,       /* the same columns, no row: a stage without output table */
   PS_SQL_HAS_COLUMN,      /* whether a table has a column */
+  PS_SQL_DROP_TABLE,      /* drops a stage's table (%T) */
+  PS_SQL_DROP_ATTEMPTS,   /* drops its attempts table (%A) */
+  PS_SQL_DROP_OUTPUT,     /* drops its output table (%O) */
+  PS_SQL_STAGE_FORGET,    /* removes a stage's record */
+  PS_SQL_COLUMNS_FORGET,  /* removes its columns' records */
+  PS_SQL_COMPACT,         /* gives the free pages back to the file system */
   PS_NSQL
 };
 

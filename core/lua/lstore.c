@@ -308,7 +308,7 @@ static const char *json_object(lua_State *L, int idx, const char *k, ps_buf_t *b
 
 /* store:begin_run({ script, script_hash, host, pid, psurvey, lua, libuv,
    sqlite, options, argv = {...}, cwd, git_commit, git_dirty, note,
-   tags = { key = value } }) -> id | fail, message, 'busy': records a run
+   tags = { key = value }, log }) -> id | fail, message, 'busy': records a run
    that starts now (argv and tags as JSON text) */
 static int store_begin_run(lua_State *L) {
   lstore_t *u = check_store(L, 1);
@@ -331,6 +331,7 @@ static int store_begin_run(lua_State *L) {
   run.cwd = opt_field(L, 2, "cwd");
   run.git_commit = opt_field(L, 2, "git_commit");
   run.note = opt_field(L, 2, "note");
+  run.log = opt_field(L, 2, "log");
   /* The JSON texts live in buffers held by a userdata, freed by its
      __gc should anything below raise: two buffers, one userdata. */
   ps_buf_t *texts = lua_newuserdatauv(L, sizeof(ps_buf_t) * 2, 0);
@@ -357,6 +358,36 @@ static int store_end_run(lua_State *L) {
   const char *status = luaL_checkstring(L, 3);
   ps_err_t err;
   if (ps_store_end_run(u->s, (int64_t)id, status, &err) != 0) return write_failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* store:drop_stages({ name, ... }) -> true | fail, message, 'busy': removes
+   those stages (names as stored), their tables and records, all or none;
+   raises for a name that is not a stage's */
+static int store_drop_stages(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n > 0 ? n : 1), 0);
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    names[k] = lua_tostring(L, -1); /* the table keeps it alive */
+    if (names[k] == NULL) return luaL_argerror(L, 2, "an array of table names expected");
+    lua_pop(L, 1);
+  }
+  ps_err_t err;
+  if (ps_store_drop_stages(u->s, names, n, &err) != 0) return write_failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* store:compact() -> true | fail, message, 'busy': gives free pages back
+   to the file system */
+static int store_compact(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  ps_err_t err;
+  if (ps_store_compact(u->s, &err) != 0) return write_failed(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -567,6 +598,8 @@ static const luaL_Reg store_methods[] = {{"lock", store_lock},
                                          {"cursor", store_cursor},
                                          {"begin_run", store_begin_run},
                                          {"end_run", store_end_run},
+                                         {"drop_stages", store_drop_stages},
+                                         {"compact", store_compact},
                                          {"stage_info", store_stage_info},
                                          {"stage_worker", store_stage_worker},
                                          {"stages", store_stages},

@@ -44,8 +44,9 @@ local state = {
   finalisers = {}, -- sentinels that end the run when the Lua state closes
 }
 
---- The psurvey program, which workers run as `psurvey worker`.
-local function find_exe()
+--- The psurvey program, which workers run as `psurvey worker`; raises at
+--- level when there is none.
+local function find_exe(level)
   if core.exe_path then return core.exe_path end
   local env = os.getenv('PSURVEY_BIN')
   if env and env ~= '' then return env end
@@ -64,7 +65,7 @@ local function find_exe()
       return path
     end
   end
-  error('cannot find the psurvey program to start workers: install psurvey or set PSURVEY_BIN', 3)
+  error('cannot find the psurvey program to start workers: install psurvey or set PSURVEY_BIN', level)
 end
 
 local function script_name()
@@ -174,11 +175,23 @@ local function command_line()
   return out
 end
 
---- This run's row in the database's runs table, made at its first map().
-local function run_id(store, dbpath, values, text, verbose)
+--- The engine of this run, started at its first map(): its loop, its
+--- workers and its hidden log. Raises at level when it cannot start.
+local function start_engine(level)
+  if not state.engine then
+    state.engine = core.engine(find_exe(level + 1))
+    keep_finaliser()
+  end
+  return state.engine
+end
+
+--- This run's row in the database's runs table, made at its first map(),
+--- once the database is this run's (its lock) and the engine has its log.
+local function run_id(store, dbpath, values, text, verbose, level)
   if state.runs[dbpath] then return state.runs[dbpath] end
   local ok, err = store:lock()
   if not ok then errors.raise(err, 0) end
+  local log = start_engine(level + 1):log_path()
   local script = state.script or (arg and arg[0])
   if not state.provenance then
     local commit, dirty = git_of(script)
@@ -189,7 +202,7 @@ local function run_id(store, dbpath, values, text, verbose)
     script = script or '', script_hash = file_hash(script) or '', host = core.hostname(), pid = core.pid(),
     psurvey = core.version, lua = _VERSION, libuv = core.libuv_version, sqlite = core.sqlite_version,
     options = text, argv = p.argv, cwd = p.cwd, git_commit = p.git_commit, git_dirty = p.git_dirty,
-    note = values.note, tags = values.tag,
+    note = values.note, tags = values.tag, log = log,
   })
   keep_finaliser()
   return state.runs[dbpath]
@@ -486,12 +499,8 @@ function M.map(worker, list, opts)
   local store, dbpath = open_store(values.db, values.verbose)
   local text = describe(values, from)
   local run_values, run_from = options.resolve(layers({}))
-  local run = run_id(store, dbpath, run_values, describe(run_values, run_from), values.verbose)
+  local run = run_id(store, dbpath, run_values, describe(run_values, run_from), values.verbose, 3)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
-  if not state.engine then
-    state.engine = core.engine(find_exe())
-    keep_finaliser()
-  end
   if renamed then
     state.engine:log(renamed)
     if values.verbose >= 2 then io.stderr:write('psurvey: ', renamed, '\n') end
@@ -570,7 +579,7 @@ function M._replay(db, name, index)
   if not pset then error(("table '%s' has no pset #%d"):format(name, index), 0) end
   local last = store:last_limits(name, index) or {}
   local scratch = core.store(nil)
-  state.engine = state.engine or core.engine(find_exe())
+  state.engine = state.engine or core.engine(find_exe(3))
   state.engine:backend('process', {})
   local res, why = state.engine:run(core.array({ pset }), scratch, {
     name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = code, user = user,

@@ -56,6 +56,13 @@ describe('provenance of runs', function()
       { id = 3, status = 'done', cwd = cwd, git_commit = head, git_dirty = 1, note = '', tags = '',
         argv = ('["%s","survey.lua","--resume"]'):format(H.bin) },
     }, runs(dir))
+    -- And the hidden log each run wrote.
+    local logs = {}
+    for _, row in ipairs(H.sql(db(dir), 'SELECT log FROM _psurvey_runs ORDER BY id')) do logs[#logs + 1] = row.log end
+    table.sort(logs)
+    local written = H.logs(dir)
+    assert.equal(3, #written)
+    assert.same(written, logs)
   end)
 
   it('lists the runs with results --runs', function()
@@ -184,6 +191,7 @@ ALTER TABLE stage1 DROP COLUMN _run;
 ALTER TABLE _psurvey_runs DROP COLUMN argv; ALTER TABLE _psurvey_runs DROP COLUMN cwd;
 ALTER TABLE _psurvey_runs DROP COLUMN git_commit; ALTER TABLE _psurvey_runs DROP COLUMN git_dirty;
 ALTER TABLE _psurvey_runs DROP COLUMN note; ALTER TABLE _psurvey_runs DROP COLUMN tags;
+ALTER TABLE _psurvey_runs DROP COLUMN log;
 PRAGMA user_version = 2;]])))
     assert.equal(0, rc)
     -- Read as it is, without _run.

@@ -131,7 +131,7 @@ describe('the results database', function()
     r = H.run(dir, 'results .psurvey/survey.db --table _psurvey_runs --csv')
     assert.equal(0, r.code, r.err)
     assert.matches('^id,started,finished,status,script,script_hash,host,pid,psurvey,lua,libuv,sqlite,options,'
-      .. 'argv,cwd,git_commit,git_dirty,note,tags\r\n1,', r.out)
+      .. 'argv,cwd,git_commit,git_dirty,note,tags,log\r\n1,', r.out)
   end)
 
   it('says a column is missing instead of reading its name as text', function()
