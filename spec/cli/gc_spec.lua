@@ -66,6 +66,12 @@ local function size(n)
   return ('%.1f KiB'):format(n / 1024)
 end
 
+-- The bytes of the pages the database file holds free.
+local function free_bytes(dir)
+  return H.sql(db(dir), 'SELECT (SELECT freelist_count FROM pragma_freelist_count()) *'
+    .. ' (SELECT page_size FROM pragma_page_size()) AS n')[1].n
+end
+
 -- s as a pattern that matches s alone.
 local function esc(s) return (s:gsub('%p', '%%%0')) end
 
@@ -91,6 +97,8 @@ describe('psurvey gc', function()
       '^%.psurvey/survey%.db: 2 tables set aside by resumes, the 1 newest kept\n',
       '  keep ', esc(newer), ' +5 rows  set aside [-%d: ]+ +', esc(size(bytes_of(dir, newer))), '\n',
       '  gc   ', esc(older), ' +3 rows  set aside [-%d: ]+ +', esc(size(bytes_of(dir, older))), '\n',
+      free_bytes(dir) > 0 and ('  and ' .. esc(size(free_bytes(dir))) .. ' of free pages in the file, given back'
+        .. ' when it is compacted\n') or '',
       '%.psurvey/logs: 3 logs, the 1 newest kept\n',
       esc(log_line('keep', logs[3])),
       esc(log_line('gc  ', logs[2])),
@@ -127,7 +135,7 @@ describe('psurvey gc', function()
     local size_before = #H.slurp(db(dir))
     local r = H.run(dir, 'gc --yes')
     assert.equal(0, r.code, r.err)
-    assert.matches('\n%.psurvey/survey%.db: removed 1 table; the file is [%d.]+ KiB smaller\n', r.out)
+    assert.matches('\n%.psurvey/survey%.db: removed 1 table and compacted it: [%d.]+ KiB, was [%d.]+ KiB\n', r.out)
     assert.matches('\n%.psurvey/logs: removed 2 logs, ', r.out)
     assert.same({ { name = newer, total = 5 } }, aside(dir))
     assert.same({}, H.sql(db(dir), ('SELECT * FROM _psurvey_columns WHERE tbl = %s'):format(H.quote(older))))

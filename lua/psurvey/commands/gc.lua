@@ -160,6 +160,11 @@ local function survey_db(target, keep, live)
   local db = { path = path, store = store, remove = {}, bytes = 0, running = running[1] }
   io.stdout:write(('%s: %d table%s set aside by resumes%s\n'):format(path, #tables, #tables == 1 and '' or 's',
     #tables > 0 and keep > 0 and (', the %d newest kept'):format(math.min(keep, #tables)) or ''))
+  -- Pages the file holds but no table uses (rows resumes moved or a stage
+  -- deleted): compacting gives them back too.
+  local free = rows_of(store, 'SELECT (SELECT freelist_count FROM pragma_freelist_count()) *'
+    .. ' (SELECT page_size FROM pragma_page_size()) AS bytes')[1].bytes or 0
+  db.free = free
   for i, t in ipairs(tables) do
     local kept = i <= keep
     io.stdout:write(('  %s %-40s %6d rows  set aside %s  %10s%s\n'):format(kept and 'keep' or 'gc  ', t.name, t.rows,
@@ -170,6 +175,9 @@ local function survey_db(target, keep, live)
       db.bytes = db.bytes + (t.bytes or 0)
       db.unknown = db.unknown or t.bytes == nil
     end
+  end
+  if free > 0 then
+    io.stdout:write(('  and %s of free pages in the file, given back when it is compacted\n'):format(size(free)))
   end
   return db
 end
@@ -204,7 +212,7 @@ local function old_logs(keep, live)
 end
 
 --- Removes a database's set-aside tables and compacts it; returns the
---- bytes its files gave back, or nil and why.
+--- bytes of its files (with the WAL) before and after, or nil and why.
 local function collect_db(db)
   local ok, err = db.store:lock()
   if not ok then return nil, err end
@@ -213,7 +221,7 @@ local function collect_db(db)
   if not ok then return nil, err end
   ok, err = db.store:compact()
   if not ok then return nil, err end
-  return before - file_size(db.path) - file_size(db.path .. '-wal')
+  return before, file_size(db.path) + file_size(db.path .. '-wal')
 end
 
 function M.run(argv)
@@ -242,8 +250,10 @@ function M.run(argv)
   end
   local logs_gone, log_bytes = old_logs(o.keep, live)
   local ntables, bytes, unknown = 0, log_bytes, false
+  local free = 0
   for _, db in ipairs(dbs) do
     ntables, bytes, unknown = ntables + #db.remove, bytes + db.bytes, unknown or db.unknown
+    free = free + db.free
   end
   io.stdout:write(('to remove: %d table%s and %d log%s, %s%s\n'):format(ntables, ntables == 1 and '' or 's',
     #logs_gone, #logs_gone == 1 and '' or 's', size(bytes),
@@ -257,19 +267,20 @@ function M.run(argv)
   end
   if not o.yes then
     for _, db in ipairs(dbs) do db.store:close() end
-    if ntables + #logs_gone > 0 and status == 0 then
+    if (ntables + #logs_gone > 0 or free > 0) and status == 0 then
       io.stdout:write(('nothing removed: psurvey gc%s --yes removes them (--keep N keeps the N newest of each'
         .. ' kind)\n'):format(o.file and (' ' .. o.file) or ''))
     end
     return status
   end
   for _, db in ipairs(dbs) do
-    if not db.running and #db.remove > 0 then
-      local freed, why = collect_db(db)
-      if freed then
-        io.stdout:write(('%s: removed %d table%s; the file is %s smaller\n'):format(db.path, #db.remove,
-          #db.remove == 1 and '' or 's', size(math.max(freed, 0))))
+    if not db.running and (#db.remove > 0 or db.free > 0) then
+      local before, after = collect_db(db)
+      if before then
+        io.stdout:write(('%s: removed %d table%s and compacted it: %s, was %s\n'):format(db.path, #db.remove,
+          #db.remove == 1 and '' or 's', size(after), size(before)))
       else
+        local why = after
         say("gc: '%s': %s", db.path, common.message(why))
         status = 3
       end
