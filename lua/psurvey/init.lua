@@ -143,15 +143,36 @@ local function on_path(name)
   return false
 end
 
+--- Whether dir or a directory above it has a .git (a directory, or the
+--- file of a linked work tree), looked for without starting anything.
+local function in_git_tree(dir)
+  if os.getenv('GIT_DIR') then return true end
+  if dir:sub(1, 1) ~= '/' then dir = (core.cwd() or '.') .. '/' .. dir end
+  while true do
+    local f = io.open(dir .. '/.git', 'rb')
+    if f then
+      f:close()
+      return true
+    end
+    local parent = dir:match('^(.*)/[^/]*$')
+    if parent == nil or parent == dir then return false end
+    if parent == '' then
+      if dir == '/' then return false end
+      parent = '/'
+    end
+    dir = parent
+  end
+end
+
 --- The git commit of the work tree that holds the script (the full hash),
 --- and whether tracked files differ from it (as `git describe --dirty`
 --- says: untracked files do not count, so .psurvey/ and a run's outputs do
---- not make the next run dirty). Nothing without git or outside a work
---- tree, and git's complaints never reach the terminal.
+--- not make the next run dirty). Without git on the PATH or outside a work
+--- tree nothing is started; git's complaints never reach the terminal.
 local function git_of(script)
-  if not on_path('git') then return nil end
   local dir = script and script:match('^(.*)/[^/]*$') or '.'
   if dir == '' then dir = '/' end
+  if not on_path('git') or not in_git_tree(dir) then return nil end
   local q = "'" .. dir:gsub("'", "'\\''") .. "'"
   local p = io.popen(('exec 2>/dev/null </dev/null; git -C %s rev-parse --verify -q HEAD &&'
     .. ' git -C %s status --porcelain --untracked-files=no && echo end'):format(q, q))
