@@ -475,6 +475,7 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   if (row->name) put_bytes(&g->bytes, &v[PS_META_NAME], SQLITE_TEXT, row->name, strlen(row->name));
   put_int(&v[PS_META_HASH],
           (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
+  if (g->run > 0) put_int(&v[PS_META_RUN], g->run);
   g->notes.len = 0;
   int pos = 0;
   rc = put_table(g, v, row->pset, row->pset_len, keys, &pos);
@@ -875,11 +876,12 @@ static const ps_stage_ops_t sql_ops = {
 };
 
 int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
-                     ps_stage_t **out, ps_err_t *err) {
+                     int64_t run, ps_stage_t **out, ps_err_t *err) {
   ps_sqlstage_t *g = calloc(1, sizeof *g);
   if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   g->base.ops = &sql_ops;
   g->store = s;
+  g->run = run;
   g->prepared = -1;
   g->max_cols = user_columns_max(s->db);
   g->name = strdup(name);

@@ -68,8 +68,10 @@ enum { PS_ROLE_META = -1, PS_ROLE_PSET = 0, PS_ROLE_RESULT = 1 };
 
 /* psurvey's columns of a stage's rows, in the order a row binds them; the
    names (ps_meta_columns, stage.c) all start with '_'. A stage in memory
-   reads back those up to _name: it has no _hash (nothing resumes it) and
-   no _types (its values keep their encoding). */
+   reads back those up to _name: it has no _hash (nothing resumes it), no
+   _run (one run writes it) and no _types (its values keep their
+   encoding). _run, the row's run in _psurvey_runs, came later: a table of
+   an older psurvey has it once a run resumes the table. */
 enum {
   PS_META_INDEX,
   PS_META_STATUS,
@@ -85,6 +87,7 @@ enum {
   PS_META_MEMORY,
   PS_META_NAME,
   PS_META_HASH,
+  PS_META_RUN,
   PS_META_TYPES,
   PS_NMETA
 };

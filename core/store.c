@@ -401,8 +401,11 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   ps_stage_t *st = NULL;
   /* The columns first: keys no table can hold stop the stage before the
      database records anything of it. */
-  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, &st, err);
+  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, info->run, &st, err);
   if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
+  /* A table an older psurvey made gets the columns it lacks (_run): the
+     rows it holds keep NULL there, the rows of this run say so. */
+  if (rc == 0 && resume) rc = ps__stage_upgrade(s->db, recorded, err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
   if (rc == 0) rc = ps__exec_on(s->db, PS_SQL_ATTEMPTS_CREATE, recorded, err);
   if (rc == 0) rc = record_stage(s, recorded, info, resume, err);

@@ -143,10 +143,16 @@ int64_t ps_cursor_count(ps_store_t *s, const char *table, int view, const ps_que
  * stage names are compared without regard to ASCII case.
  */
 
-/* A run of psurvey, for _psurvey_runs. */
+/* A run of psurvey, for _psurvey_runs. What can cite it: argv (its
+   command line, a JSON array), cwd, the git commit of its script (NULL
+   outside a git work tree) and git_dirty (1: tracked files changed, 0:
+   not, -1: unknown), its note, its tags (a JSON object) and its hidden
+   log (a path relative to cwd). NULL fields are stored as NULL. */
 typedef struct ps_run_record_s {
   const char *script, *script_hash, *host, *psurvey, *lua, *libuv, *sqlite, *options;
   int64_t pid;
+  const char *argv, *cwd, *git_commit, *note, *tags, *log;
+  int git_dirty;
 } ps_run_record_t;
 
 /* Records a run starting now (status 'running'); *id is its record's. */
@@ -173,6 +179,15 @@ int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_curs
    at most one row: stdout, stderr (none when it wrote nothing). */
 int ps_store_output(ps_store_t *s, const char *name, int64_t index, int64_t attempt,
                     ps_cursor_t **out, ps_err_t *err);
+
+/* Removes stages (names as stored) in one transaction, all or none:
+   their tables, attempts and output tables, and their records in
+   _psurvey_tables and _psurvey_columns. PS_EVALUE: a name is not a
+   stage's; PS_EBUSY: the database is locked, nothing was removed. */
+int ps_store_drop_stages(ps_store_t *s, const char *const *names, int n, ps_err_t *err);
+/* Gives the pages free in the database back to the file system (VACUUM,
+   then the WAL folded in and emptied). PS_EBUSY: try later. */
+int ps_store_compact(ps_store_t *s, ps_err_t *err);
 
 /* A statement of psurvey's own that reads (a summary's, a report's
    aggregates): one SELECT, refused when it would write. Parameters ?1..

@@ -63,6 +63,7 @@ typedef struct ps_sqlstage_s {
   ps_store_t *store;
   char *name;  /* as the table is spelled; base.name too */
   int created; /* the table exists (committed, or in the commit under way) */
+  int64_t run; /* the run whose rows these are, for their _run (0: NULL) */
   ps_col_t *cols;
   int ncols, capcols;
   int ncols_db;       /* the first ncols_db columns are in the table (columns only grow) */
@@ -121,9 +122,10 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
 /* A stage in SQLite, for table `name` (as the database spells it, when
    resume: its rows are kept and its columns read back). The columns of
    the keys of psets (may be NULL) are made at once, so that keys no table
-   can hold are an error before anything is recorded of the stage. */
+   can hold are an error before anything is recorded of the stage. Its rows
+   get `run` in _run. */
 int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
-                     ps_stage_t **out, ps_err_t *err);
+                     int64_t run, ps_stage_t **out, ps_err_t *err);
 /* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
 int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
