@@ -1134,7 +1134,6 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .ud = r};
   ps_sched_init(&r->sched, &so);
   if (gethostname(r->hostname, sizeof r->hostname - 1) != 0) strcpy(r->hostname, "localhost");
-  beat_now(r);
   uint64_t every = ps_progress_interval(&r->progress);
   /* The engine's carbon client, kept from stage to stage while its address
      stays the same. */
@@ -1182,6 +1181,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     fill_workers(r);
     dispatch_all(r);
   }
+  beat_now(r); /* the first, with the workers started */
   while (!r->done && !r->fatal && !r->interrupted && !halt_settled(r))
     uv_run(&e->loop, UV_RUN_ONCE);
 
