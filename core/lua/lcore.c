@@ -175,6 +175,12 @@ static int core_memory(lua_State *L) {
 
 /* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
    reaches the Lua hook that raises "interrupted"). */
+/* core.now() -> the time of day, Unix seconds with their fraction */
+static int core_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ps_now_us() / 1e6);
+  return 1;
+}
+
 static int core_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   if (s > 0) {
@@ -197,14 +203,23 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},         {"census", core_census},
-                                      {"encode", core_encode},       {"brief", core_brief},
-                                      {"decode", core_decode},       {"ship", core_ship},
-                                      {"hash", core_hash},           {"pid", core_pid},
-                                      {"hostname", core_hostname},   {"vmem", core_vmem},
-                                      {"isatty", core_isatty},       {"cpus", core_cpus},
-                                      {"memory", core_memory},       {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names}, {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
+                                      {"census", core_census},
+                                      {"encode", core_encode},
+                                      {"brief", core_brief},
+                                      {"decode", core_decode},
+                                      {"ship", core_ship},
+                                      {"hash", core_hash},
+                                      {"pid", core_pid},
+                                      {"hostname", core_hostname},
+                                      {"vmem", core_vmem},
+                                      {"isatty", core_isatty},
+                                      {"cpus", core_cpus},
+                                      {"memory", core_memory},
+                                      {"mkdir", core_mkdir},
+                                      {"env_names", core_env_names},
+                                      {"now", core_now},
+                                      {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);
