@@ -129,6 +129,21 @@ describe('psurvey status', function()
     assert.equal(steady(r.out), steady(w.out))
   end)
 
+  it('says a driver that still runs has not beaten for 5 s (stopped with SIGSTOP)', function()
+    local dir
+    dir, proc = start(100)
+    os.execute(('kill -STOP %d'):format(proc.pid))
+    os.execute('sleep 5.5')
+    local r = status(dir, 'survey.lua')
+    os.execute(('kill -CONT %d'):format(proc.pid))
+    assert.equal(0, r.code, r.err)
+    assert.matches('\ndriver pid ' .. proc.pid .. ' on [^\n]+ has not beaten for %d+s but still runs %(the '
+      .. 'database locked by another program%? the process stopped%?%)\nstage slow: running for ', r.out)
+    -- Going again, it beats again.
+    assert.is_true(B.wait_for(('%s status %s | grep -q "has not beaten" && exit 1 || exit 0')
+      :format(H.quote(H.bin), H.quote(dir .. '/.psurvey/survey.db')), 5))
+  end)
+
   it('says what is wrong with its command line, and when there is no database', function()
     local dir = H.tmpdir()
     local r = status(dir, '--bogus')

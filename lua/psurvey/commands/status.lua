@@ -150,8 +150,8 @@ local function look(store, path)
   local gone = here and not alive(run.pid)
   if gone or (age > STALE_S and #running > 0) then
     if not gone and here then
-      out[#out + 1] = ('driver pid %d on %s stopped beating %s ago (it still runs: stopped, or stuck?)')
-        :format(run.pid, run.host, ago(age))
+      out[#out + 1] = ('driver pid %d on %s has not beaten for %s but still runs (the database locked by'
+        .. ' another program? the process stopped?)'):format(run.pid, run.host, ago(age))
       state = 'stalled'
     else
       out[#out + 1] = ('driver pid %d on %s stopped beating %s ago (killed?)'):format(run.pid, run.host or '?',
