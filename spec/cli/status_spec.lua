@@ -129,6 +129,27 @@ describe('psurvey status', function()
     assert.equal(steady(r.out), steady(w.out))
   end)
 
+  it('skips beats while another program holds the write lock, and the survey goes on', function()
+    local dir
+    dir, proc = start(60)
+    local db = H.quote(dir .. '/.psurvey/survey.db')
+    local function last_beat()
+      return (H.shell(('sqlite3 %s "SELECT beat FROM _psurvey_heartbeat"'):format(db)))
+    end
+    -- Another program holds the write lock for 2.5 s; readers still read.
+    os.execute(('(echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 2.5; echo "COMMIT;") | sqlite3 %s &')
+      :format(db))
+    os.execute('sleep 0.8')
+    local during = last_beat()
+    os.execute('sleep 1.2')
+    assert.equal(during, last_beat())
+    local r = B.finish(proc, 20)
+    assert.equal(1, r.code, r.err)
+    assert.same({ { ok = 48, failed = 12 } }, H.sql(dir .. '/.psurvey/survey.db',
+      'SELECT ok, failed FROM _psurvey_tables'))
+    assert.is_true(tonumber(last_beat()) > tonumber(during))
+  end)
+
   it('says a driver that still runs has not beaten for 5 s (stopped with SIGSTOP)', function()
     local dir
     dir, proc = start(100)
