@@ -165,6 +165,28 @@ describe('psurvey status', function()
       :format(H.quote(H.bin), H.quote(dir .. '/.psurvey/survey.db')), 5))
   end)
 
+  it('shows how each stage of the last run ended, with its last failures', function()
+    local dir = H.tmpdir()
+    local r = H.survey(dir, [[
+local psurvey = require('psurvey')
+psurvey.map(function(p) return { y = p.value } end, psurvey.range(1, 4), { name = 'first' })
+psurvey.map(function(p) if p.value > 1 then error('no ' .. p.value) end end, psurvey.range(1, 3),
+  { name = 'second' })
+psurvey.map(function(p) error('stop ' .. p.value) end, psurvey.range(1, 50),
+  { name = 'third', halt = 'now,fail=1', ncores = 1 })
+]], '--ncores 2')
+    assert.equal(4, r.code, r.err)
+    local s = status(dir, 'survey.lua')
+    assert.equal(0, s.code, s.err)
+    assert.matches('^psurvey status: %.psurvey/survey%.db\nrun 1 of survey%.lua: halted, started [%d: -]+, took '
+      .. '[%d.]+ %a+\n'
+      .. 'stage first: done: 4 ok, 0 failed of 4 in [%d.]+ %a+\n'
+      .. 'stage second: done: 1 ok, 2 failed of 3 in [%d.]+ %a+\n  last failures:\n'
+      .. '    #%d error: survey%.lua:3: no %d\n    #%d error: survey%.lua:3: no %d\n'
+      .. 'stage third: halted: 0 ok, %d+ failed of 50 in [%d.]+ %a+\n  last failures:\n'
+      .. '    #%d+ error: survey%.lua:5: stop %d+\n', s.out)
+  end)
+
   it('says what is wrong with its command line, and when there is no database', function()
     local dir = H.tmpdir()
     local r = status(dir, '--bogus')
