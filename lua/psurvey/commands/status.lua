@@ -210,7 +210,7 @@ function M.run(argv)
   local target, watch
   for i = 2, #argv do
     local a = argv[i]
-    if a == '--watch' or a == '-w' then
+    if a == '--watch' then
       watch = true
     elseif a:sub(1, 1) == '-' then
       return usage_error("unknown option '%s' to 'status'", a)
