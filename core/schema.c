@@ -63,6 +63,18 @@ static const step_t steps[] = {
     {3, "_psurvey_runs", "note", "ALTER TABLE _psurvey_runs ADD COLUMN note TEXT"},
     {3, "_psurvey_runs", "tags", "ALTER TABLE _psurvey_runs ADD COLUMN tags TEXT"},
     {3, "_psurvey_runs", "log", "ALTER TABLE _psurvey_runs ADD COLUMN log TEXT"},
+    /* 4: the driver's heartbeat, one row per run, replaced about once a
+       second while a stage runs (run.c), for `psurvey status`: the stage,
+       when it began and when the row was written (Unix seconds), its
+       counts, workers, rate (psets/s over the last seconds), busy workers
+       per host (JSON: {"host": {"busy": b, "workers": w}}), run-time
+       percentiles (seconds), the time left with its band (seconds, NULL
+       when unknown), and the driver's pid and host. */
+    {4, "_psurvey_heartbeat", NULL,
+     "CREATE TABLE IF NOT EXISTS _psurvey_heartbeat(run INTEGER PRIMARY KEY, stage TEXT, beat REAL,"
+     " started REAL, total INTEGER, ok INTEGER, failed INTEGER, active INTEGER, workers INTEGER,"
+     " rate REAL, hosts TEXT, p25 REAL, p50 REAL, p75 REAL, p90 REAL, eta REAL, eta_lo REAL,"
+     " eta_hi REAL, pid INTEGER, host TEXT)"},
 };
 #define NSTEPS ((int)(sizeof steps / sizeof steps[0]))
 
@@ -187,6 +199,12 @@ static const char *const statements[PS_NSQL] = {
     /* no parameters: the space stages dropped left, given back to the
        file system (the WAL folded into the file, and emptied) */
     [PS_SQL_COMPACT] = "VACUUM; PRAGMA wal_checkpoint(TRUNCATE)",
+    /* ?1 .. ?20: the columns of _psurvey_heartbeat, in order */
+    [PS_SQL_HEARTBEAT] =
+        "INSERT OR REPLACE INTO _psurvey_heartbeat(run, stage, beat, started, total, ok, failed,"
+        " active, workers, rate, hosts, p25, p50, p75, p90, eta, eta_lo, eta_hi, pid, host)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+        " ?19, ?20)",
 };
 
 /* psurvey's columns of a stage's table that came after such tables were

@@ -3,8 +3,8 @@
  * psurvey's own tables and the numbered steps that make them, recorded in
  * the database's user_version; the columns psurvey gives a stage's table
  * and its attempts table; and every statement on psurvey's own tables
- * (_psurvey_tables, _psurvey_columns, _psurvey_runs, the attempts and
- * output tables),
+ * (_psurvey_tables, _psurvey_columns, _psurvey_runs, _psurvey_heartbeat,
+ * the attempts and output tables),
  * by name. The store's files run these statements and spell no SQL of
  * psurvey's tables themselves. Private to the store's files.
  */
@@ -18,7 +18,7 @@
 
 /* The version of psurvey's tables this psurvey writes: the number of the
    last step of the schema (schema.c). */
-#define PS_SCHEMA_VERSION 3
+#define PS_SCHEMA_VERSION 4
 
 /*
  * Brings the database to PS_SCHEMA_VERSION: runs, in one transaction,
@@ -103,6 +103,7 @@ enum {
   PS_SQL_STAGE_FORGET,    /* removes a stage's record */
   PS_SQL_COLUMNS_FORGET,  /* removes its columns' records */
   PS_SQL_COMPACT,         /* gives the free pages back to the file system */
+  PS_SQL_HEARTBEAT,       /* the driver's heartbeat: its run's row, replaced */
   PS_NSQL
 };
 

@@ -95,6 +95,8 @@ extern const char *const ps_meta_columns[PS_NMETA];
 
 typedef struct ps_stage_s ps_stage_t;
 
+struct ps_beat_s; /* the driver's heartbeat (store.h) */
+
 /* What a kind of stage does; store.h's ps_stage_* say the contracts. */
 typedef struct ps_stage_ops_s {
   int (*add)(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
@@ -102,7 +104,8 @@ typedef struct ps_stage_ops_s {
   int (*output)(ps_stage_t *st, const ps_output_t *o, ps_err_t *err);
   int (*resume)(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
                 int64_t *ok, int64_t *failed, ps_err_t *err);
-  int (*commit)(ps_stage_t *st, ps_err_t *err);
+  /* beat: a heartbeat to write with the rows (store.h), or NULL. */
+  int (*commit)(ps_stage_t *st, const struct ps_beat_s *beat, ps_err_t *err);
   int64_t (*pending)(const ps_stage_t *st, int64_t *ok, int64_t *failed);
   /* The stage's rows as written so far, ok and failed. */
   void (*count)(const ps_stage_t *st, int64_t *ok, int64_t *failed);

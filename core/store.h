@@ -85,6 +85,33 @@ int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
    one transaction. PS_EBUSY: another program holds the database's write
    lock; everything is kept for the next commit. */
 int ps_stage_commit(ps_stage_t *st, ps_err_t *err);
+
+/* The driver's heartbeat (_psurvey_heartbeat: one row per run, replaced
+   at each beat), for `psurvey status`. Times are Unix seconds; a double
+   below 0 is unknown (NULL). Strings are borrowed for the call. */
+typedef struct ps_beat_s {
+  int64_t run; /* its row in _psurvey_runs */
+  const char *stage;
+  double beat, started;
+  int64_t total, ok, failed, active, workers;
+  double rate;                /* psets/s over the last seconds */
+  const char *hosts;          /* JSON: {"host": {"busy": b, "workers": w}, ...} */
+  double p25, p50, p75, p90;  /* run time, seconds */
+  double eta, eta_lo, eta_hi; /* seconds left, and the band around it */
+  int64_t pid;
+  const char *host;
+} ps_beat_t;
+
+/* As ps_stage_commit, with a heartbeat (may be NULL): in the same
+   transaction when there is anything to write (a beat costs no commit
+   of its own), else alone. A beat never waits: when another program
+   holds the write lock it is skipped (the rows wait as ever), and a beat
+   that cannot be written is not an error of the stage's. */
+int ps_stage_commit_beat(ps_stage_t *st, const ps_beat_t *beat, ps_err_t *err);
+/* Writes a heartbeat alone, at once, without waiting for a lock another
+   program holds: 0, PS_EBUSY (skipped), PS_EDB. A store in memory keeps
+   none: 0. */
+int ps_store_beat(ps_store_t *s, const ps_beat_t *b, ps_err_t *err);
 /* Rows waiting for a commit, and how many of them are ok and failed. */
 int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed);
 /* Commits and records how the stage ended ("done", "failed",

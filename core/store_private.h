@@ -17,6 +17,12 @@
 #include "schema.h"
 #include "store.h"
 
+/* How long a statement waits for a lock another connection holds before
+   SQLITE_BUSY. Short: the engine must not stop its loop while it waits; it
+   keeps what it could not write and tries again (PS_EBUSY). A heartbeat
+   waits not at all (catalog.c). */
+#define PS_BUSY_WAIT_MS 50
+
 struct ps_store_s {
   sqlite3 *db;
   char *path;
@@ -143,6 +149,9 @@ int ps__prepare_filtered(ps_store_t *s, const char *sql, const char *table, sqli
    once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
    again. */
 int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
+/* Writes the heartbeat inside the transaction under way (catalog.c):
+   0, or what SQLite said. */
+int ps__write_beat(ps_store_t *s, const ps_beat_t *b, ps_err_t *err);
 /* Writes what an attempt wrote to the stage's output table at once, made
    if need be (sqlstage.c): the output of a stage in memory. */
 int ps__write_output(ps_store_t *s, const char *stage, const ps_output_t *o, ps_err_t *err);

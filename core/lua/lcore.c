@@ -215,6 +215,12 @@ static int core_memory(lua_State *L) {
 
 /* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
    reaches the Lua hook that raises "interrupted"). */
+/* core.now() -> the time of day, Unix seconds with their fraction */
+static int core_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ps_now_us() / 1e6);
+  return 1;
+}
+
 static int core_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   if (s > 0) {
@@ -255,6 +261,7 @@ static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
                                       {"cwd", core_cwd},
                                       {"alive", core_alive},
                                       {"listdir", core_listdir},
+                                      {"now", core_now},
                                       {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
