@@ -139,8 +139,8 @@ describe('psurvey gc', function()
     assert.matches('\n%.psurvey/logs: removed 2 logs, ', r.out)
     assert.same({ { name = newer, total = 5 } }, aside(dir))
     assert.same({}, H.sql(db(dir), ('SELECT * FROM _psurvey_columns WHERE tbl = %s'):format(H.quote(older))))
-    assert.same({ '_psurvey_columns', '_psurvey_runs', '_psurvey_tables', 'stage1', 'stage1_attempts', 'stage1_output',
-      newer }, tables(dir))
+    assert.same({ '_psurvey_columns', '_psurvey_heartbeat', '_psurvey_runs', '_psurvey_tables', 'stage1',
+      'stage1_attempts', 'stage1_output', newer }, tables(dir))
     assert.same({ logs[3] }, logs_of(dir))
     assert.is_true(#H.slurp(db(dir)) < size_before)
     -- Still read and resumed.

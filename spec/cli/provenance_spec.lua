@@ -211,7 +211,7 @@ for row in psurvey.open('.psurvey/survey.db', 'stage1'):rows() do io.write(row.v
     assert.equal(0, r.code, r.err)
     assert.same({ { _index = 1, r = 0 }, { _index = 2, r = 0 }, { _index = 3, r = 0 }, { _index = 4, r = 2 },
       { _index = 5, r = 2 } }, H.sql(db(dir), 'SELECT _index, coalesce(_run, 0) r FROM stage1 ORDER BY _index'))
-    assert.same({ { user_version = 3 } }, H.sql(db(dir), 'PRAGMA user_version'))
+    assert.same({ { user_version = 4 } }, H.sql(db(dir), 'PRAGMA user_version'))
     assert.same({ { id = 1, note = '' }, { id = 2, note = 'later' } },
       H.sql(db(dir), "SELECT id, coalesce(note, '') note FROM _psurvey_runs"))
   end)
