@@ -19,7 +19,7 @@ local M = {}
 -- The commands, in the order the help lists them: each is a module
 -- psurvey.commands.<name> with usage (lines), help ({ flag, text } pairs)
 -- and run(argv) -> exit status.
-local COMMANDS = { 'results', 'replay' }
+local COMMANDS = { 'results', 'replay', 'report' }
 
 local function command(name)
   for _, c in ipairs(COMMANDS) do

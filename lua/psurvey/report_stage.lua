@@ -1,0 +1,538 @@
+--- psurvey.report_stage: the section of a report on one stage (one map()):
+--- its counts and hosts, throughput over time, busy slots per worker, the
+--- run-time histogram, failures, the slowest psets, and its results over
+--- its pset keys. Every aggregate is one SQL statement (store:query) that
+--- buckets or samples in SQLite, so a stage of a million psets gives a
+--- few thousand rows to Lua at most. Not here: the page, provenance and
+--- the choice of keys (psurvey.report).
+local svg = require('psurvey.svg')
+local html = require('psurvey.html')
+
+local esc = html.esc
+local M = {}
+
+-- Buckets of the time charts and bins of the histogram, at most; fewer
+-- for few psets (about twice the square root of their number).
+local TIME_BUCKETS, BUSY_BUCKETS, HIST_BINS = 60, 80, 40
+
+local function buckets(most, n)
+  return math.max(5, math.min(most, math.ceil(2 * math.sqrt(n))))
+end
+-- Lanes of the busy chart, one per worker up to this many (else one per host).
+local MAX_LANES = 40
+-- Points of the scatter, sampled above this.
+local MAX_POINTS = 2000
+-- Bands of a heatmap axis: its distinct values up to this many, else bins.
+local MAX_BANDS = 40
+
+--- A table or column name quoted for SQL.
+function M.quote(name)
+  return '"' .. name:gsub('"', '""') .. '"'
+end
+local quote = M.quote
+
+--- All rows of a query (small by construction), and its columns.
+function M.rows(store, sql, ...)
+  local c = store:query(sql, ...)
+  local cols = c:columns()
+  local out = {}
+  while true do
+    local r = c:next()
+    if not r then break end
+    out[#out + 1] = r
+  end
+  c:close()
+  return out, cols
+end
+local rows = M.rows
+
+local function one(store, sql, ...)
+  return rows(store, sql, ...)[1] or {}
+end
+
+-- The unit of a time axis that spans `span` seconds: its divisor and name.
+local function time_unit(span)
+  if span >= 3 * 3600 then return 3600, 'h' end
+  if span >= 300 then return 60, 'min' end
+  if span < 0.5 then return 1e-3, 'ms' end
+  return 1, 's'
+end
+
+local function section(id, title, body)
+  return ('<section id="%s"><h3>%s</h3>%s</section>\n'):format(id, esc(title), body)
+end
+
+local function note(text)
+  return '<p class="note">' .. esc(text) .. '</p>'
+end
+
+local function figure(svgtext, caption)
+  return '<figure>' .. svgtext .. '<figcaption>' .. esc(caption) .. '</figcaption></figure>'
+end
+
+-- Counts, times and hosts of the stage.
+local function summary(s)
+  local o = s.overview
+  local items = {
+    { tostring(s.info.total or o.n), 'psets' },
+    { tostring(o.ok), 'succeeded' },
+    { tostring(o.n - o.ok), 'failed', bad = o.n > o.ok },
+  }
+  if o.t0 and o.t1 then items[#items + 1] = { html.duration(o.t1 - o.t0), 'from first start to last end' } end
+  if o.busy and o.n > 0 then items[#items + 1] = { html.duration(o.busy / o.n), 'mean run time' } end
+  local out = { html.stats(items) }
+  local hosts = rows(s.store, ('SELECT _host AS host, count(*) AS psets, coalesce(sum(_status = \'ok\'), 0) AS ok,'
+    .. ' count(DISTINCT _worker) AS workers, sum(_duration) AS busy FROM %s WHERE _status IS NOT NULL'
+    .. ' GROUP BY _host ORDER BY psets DESC LIMIT 50'):format(s.T))
+  if #hosts > 0 then
+    for _, h in ipairs(hosts) do h.busy = h.busy and html.duration(h.busy) end
+    out[#out + 1] = html.table({ 'host', 'workers', 'psets', 'ok', 'busy' }, hosts,
+      { busy = 'busy (sum of run times)', workers = 'worker ids' })
+  end
+  return section(s.id .. '-summary', 'Summary', table.concat(out))
+end
+
+-- Psets finished per second, in buckets of the stage's time, the failed
+-- stacked over the succeeded.
+local function throughput(s)
+  local o = s.overview
+  if not (o.t0 and o.t1) or o.ended == 0 then
+    return section(s.id .. '-throughput', 'Throughput', note('No pset has finished in this stage.'))
+  end
+  local span = math.max(o.t1 - o.t0, 1e-6)
+  local nb = buckets(TIME_BUCKETS, o.ended)
+  local w = span / nb
+  local data = rows(s.store, ('SELECT min(CAST((_end - ?1) / ?2 AS INTEGER), ?3 - 1) AS b, count(*) AS n,'
+    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _end IS NOT NULL GROUP BY b'):format(s.T),
+    o.t0, w, nb)
+  local div, unit = time_unit(span)
+  local top = 0
+  for _, d in ipairs(data) do top = math.max(top, d.n / w) end
+  local p = svg.plot({ id = s.id .. '-throughput-chart', label = 'psets finished per second over time',
+    x = { 0, span / div, title = ('time since the first start (%s)'):format(unit) },
+    y = { 0, top * 1.08, title = 'psets finished per second' } })
+  for _, d in ipairs(data) do
+    local b = math.max(0, d.b)
+    local x0, x1 = b * w / div, (b + 1) * w / div
+    local text = ('%s–%s %s: %d finished (%d failed), %s/s'):format(svg.num(x0), svg.num(x1), unit, d.n,
+      d.n - d.ok, svg.num(d.n / w))
+    if d.ok > 0 then p:rect(x0, x1, 0, d.ok / w, svg.ok_colour, text) end
+    if d.n > d.ok then p:rect(x0, x1, d.ok / w, d.n / w, svg.fail_colour, text) end
+  end
+  return section(s.id .. '-throughput', 'Throughput over time', html.legend({ { svg.ok_colour, 'succeeded' },
+    { svg.fail_colour, 'failed' } }) .. figure(p:svg(), ('%d psets finished over %s, in %d buckets of %s.'):format(
+    o.ended, html.duration(span), nb, html.duration(w))))
+end
+
+-- How busy each worker (or each host, when workers are many) was, in
+-- buckets of time: a pset's run time is split over the buckets it spans.
+local function busy(s)
+  local o = s.overview
+  if not (o.t0 and o.t1) or o.ended == 0 then
+    return section(s.id .. '-busy', 'Busy slots', note('No pset has run in this stage.'))
+  end
+  local nworkers = one(s.store, ('SELECT count(*) AS n FROM (SELECT DISTINCT _host, _worker FROM %s'
+    .. ' WHERE _start IS NOT NULL)'):format(s.T)).n or 0
+  local per_worker = nworkers <= MAX_LANES
+  local span = math.max(o.t1 - o.t0, 1e-6)
+  local nb = buckets(BUSY_BUCKETS, o.ended)
+  local w = span / nb
+  local data = rows(s.store, ([[
+WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < ?3 - 1),
+r AS (SELECT _host AS h, %s AS w, _start AS s, _end AS e,
+        min(CAST((_start - ?1) / ?2 AS INTEGER), ?3 - 1) AS b0, min(CAST((_end - ?1) / ?2 AS INTEGER), ?3 - 1) AS b1
+      FROM %s WHERE _start IS NOT NULL AND _end IS NOT NULL AND _end >= _start)
+SELECT b, h, w, sum(busy) AS busy FROM (
+  SELECT b0 AS b, h, w, e - s AS busy FROM r WHERE b0 = b1
+  UNION ALL
+  SELECT k.i, h, w, min(e, ?1 + (k.i + 1) * ?2) - max(s, ?1 + k.i * ?2) FROM r JOIN k ON k.i BETWEEN r.b0 AND r.b1
+  WHERE r.b0 < r.b1)
+GROUP BY b, h, w ORDER BY h, w, b]]):format(per_worker and '_worker' or 'NULL', s.T), o.t0, w, nb)
+  -- The lanes, in order of host then worker, and their capacity in slots.
+  local lanes, index, hosts, host_colour = {}, {}, {}, {}
+  for _, d in ipairs(data) do
+    local key = tostring(d.h) .. '\0' .. tostring(d.w)
+    if not index[key] then
+      lanes[#lanes + 1] = { h = d.h, w = d.w, peak = 0 }
+      index[key] = #lanes
+      if not host_colour[tostring(d.h)] then
+        hosts[#hosts + 1] = tostring(d.h)
+        host_colour[tostring(d.h)] = svg.colours[(#hosts - 1) % #svg.colours + 1]
+      end
+    end
+    local lane = lanes[index[key]]
+    lane.peak = math.max(lane.peak, d.busy / w)
+  end
+  local bands = {}
+  for i, lane in ipairs(lanes) do
+    lane.cap = per_worker and 1 or math.max(1, math.ceil(lane.peak - 1e-9))
+    bands[i] = per_worker and ('%s · %s'):format(lane.h or '?', lane.w or '?')
+      or ('%s (%d slots)'):format(lane.h or '?', lane.cap)
+  end
+  local div, unit = time_unit(span)
+  local p = svg.plot({ id = s.id .. '-busy-chart', label = 'busy slots per worker over time',
+    h = 70 + 18 * math.max(#lanes, 1), left = 130,
+    x = { 0, span / div, title = ('time since the first start (%s)'):format(unit) },
+    y = { bands = bands, title = per_worker and 'host · worker' or 'host' } })
+  for _, d in ipairs(data) do
+    local i = index[tostring(d.h) .. '\0' .. tostring(d.w)]
+    local lane = lanes[i]
+    local frac = math.min(1, d.busy / (w * lane.cap))
+    if frac > 0.005 then
+      local x0, x1 = d.b * w / div, (d.b + 1) * w / div
+      local text = ('%s: %s–%s %s, %s'):format(bands[i], svg.num(x0), svg.num(x1), unit,
+        per_worker and ('%d%% busy'):format(math.floor(frac * 100 + 0.5))
+        or ('%s busy slots'):format(svg.num(d.busy / w)))
+      p:rect(x0, x1, i - 0.4, i + 0.4, host_colour[tostring(d.h)], text,
+        (' fill-opacity="%.2f"'):format(0.15 + 0.85 * frac))
+    end
+  end
+  local legend = {}
+  for _, h in ipairs(hosts) do legend[#legend + 1] = { host_colour[h], h } end
+  local caption = per_worker
+    and ('One lane per worker (%d); the darker, the busier: the share of each bucket of %s spent running psets.')
+      :format(#lanes, html.duration(w))
+    or ('%d workers, shown as one lane per host; the darker, the more of its slots were busy in each bucket of %s.')
+      :format(nworkers, html.duration(w))
+  return section(s.id .. '-busy', 'Busy slots per worker and host', html.legend(legend)
+    .. figure(p:svg(), caption))
+end
+
+-- The percentiles of a column, exactly, from one sort: { [p] = value }.
+local function percentiles(s, col, where, n, ps)
+  local ranks, want = {}, {}
+  for _, q in ipairs(ps) do
+    local r = math.max(1, math.ceil(q / 100 * n))
+    ranks[#ranks + 1] = r
+    want[r] = want[r] or {}
+    table.insert(want[r], q)
+  end
+  local marks = {}
+  for i in ipairs(ranks) do marks[i] = '?' .. i end
+  local data = rows(s.store, ('SELECT rn, v FROM (SELECT %s AS v, row_number() OVER (ORDER BY %s) AS rn FROM %s'
+    .. ' WHERE %s) WHERE rn IN (%s)'):format(col, col, s.T, where, table.concat(marks, ', ')), table.unpack(ranks))
+  local out = {}
+  for _, d in ipairs(data) do
+    for _, q in ipairs(want[d.rn] or {}) do out[q] = d.v end
+  end
+  return out
+end
+
+-- The histogram of run times, on a log scale when they span more than
+-- two decades, with p50, p90 and p99 marked.
+local function runtime(s)
+  local id = s.id .. '-runtime'
+  local r = one(s.store, ('SELECT count(*) AS n, min(_duration) AS lo, max(_duration) AS hi FROM %s'
+    .. ' WHERE _duration IS NOT NULL'):format(s.T))
+  if (r.n or 0) == 0 then return section(id, 'Run time', note('No pset has a run time in this stage.')) end
+  local log = r.lo > 0 and r.hi / r.lo > 100
+  local nb = buckets(HIST_BINS, r.n)
+  local lo, hi = r.lo, r.hi
+  if log then lo, hi = math.log(lo, 10), math.log(hi, 10) end
+  if hi <= lo then hi = lo + (log and 0.1 or math.max(lo * 0.1, 1e-6)) end
+  local w = (hi - lo) / nb
+  local v = log and 'log(_duration) / log(10)' or '_duration'
+  local data = rows(s.store, ('SELECT min(max(CAST((%s - ?1) / ?2 AS INTEGER), 0), ?3 - 1) AS b, count(*) AS n,'
+    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _duration IS NOT NULL%s GROUP BY b'):format(v, s.T,
+    log and ' AND _duration > 0' or ''), lo, w, nb)
+  local top = 0
+  for _, d in ipairs(data) do top = math.max(top, d.n) end
+  local pct = percentiles(s, '_duration', '_duration IS NOT NULL', r.n, { 50, 90, 99 })
+  local function fmt(x) return html.duration(log and 10 ^ x or x) end
+  local ticks
+  if log then
+    ticks = {}
+    for k = math.floor(lo), math.ceil(hi) do ticks[#ticks + 1] = k end
+  end
+  local p = svg.plot({ id = id .. '-chart', label = 'histogram of pset run times',
+    x = { lo, hi, title = log and 'run time (log scale)' or 'run time', ticks = ticks, format = fmt },
+    y = { 0, top * 1.15, title = 'psets' } })
+  for _, d in ipairs(data) do
+    local x0, x1 = lo + d.b * w, lo + (d.b + 1) * w
+    local text = ('%s to %s: %d psets (%d failed)'):format(fmt(x0), fmt(x1), d.n, d.n - d.ok)
+    if d.ok > 0 then p:rect(x0, x1, 0, d.ok, svg.ok_colour, text) end
+    if d.n > d.ok then p:rect(x0, x1, d.ok, d.n, svg.fail_colour, text) end
+  end
+  local items = {}
+  for _, q in ipairs({ 50, 90, 99 }) do
+    if pct[q] then
+      local x = log and (pct[q] > 0 and math.log(pct[q], 10) or lo) or pct[q]
+      p:vline(x, '#1a1a1a', ('p%d'):format(q))
+      items[#items + 1] = { html.duration(pct[q]), ('p%d'):format(q) }
+    end
+  end
+  table.insert(items, 1, { html.duration(r.lo), 'min' })
+  items[#items + 1] = { html.duration(r.hi), 'max' }
+  return section(id, 'Run time', html.stats(items) .. html.legend({ { svg.ok_colour, 'succeeded' },
+    { svg.fail_colour, 'failed' } }) .. figure(p:svg(), ('Run time (_duration) of %d psets in %d bins%s;'
+    .. ' dashed lines at the 50th, 90th and 99th percentiles.'):format(r.n, nb, log and ' of equal ratio' or '')))
+end
+
+-- A pset as "key=value, ..." from a row holding its keys.
+local function pset_text(s, row)
+  local parts = {}
+  for _, k in ipairs(s.pset_keys) do
+    if row[k] ~= nil then parts[#parts + 1] = k .. '=' .. html.value(row[k], 40) end
+  end
+  return table.concat(parts, ', ')
+end
+
+local function examples_html(s, list)
+  local out = {}
+  for _, r in ipairs(list) do
+    out[#out + 1] = ('<div class="mono">#%s %s</div>'):format(esc(r._index), esc(pset_text(s, r)))
+  end
+  return table.concat(out)
+end
+
+-- Failed psets grouped by status and message, with a few examples each;
+-- then the failed attempts of the stage's attempts table, grouped alike.
+local function failures(s)
+  local id = s.id .. '-failures'
+  local msg = "substr(coalesce(_exception, ''), 1, 300)"
+  local groups = rows(s.store, ('SELECT _status AS kind, %s AS msg, count(*) AS n, min(_index) AS first FROM %s'
+    .. " WHERE _status <> 'ok' GROUP BY 1, 2 ORDER BY n DESC, first LIMIT 30"):format(msg, s.T))
+  local out = {}
+  if #groups == 0 then
+    out[#out + 1] = note('No pset failed.')
+  else
+    local keys = {}
+    for _, k in ipairs(s.pset_keys) do keys[#keys + 1] = quote(k) end
+    local ex = rows(s.store, ('SELECT * FROM (SELECT _status AS kind, %s AS msg, _index%s, row_number() OVER'
+      .. ' (PARTITION BY _status, %s ORDER BY _index) AS rn FROM %s WHERE _status <> \'ok\') WHERE rn <= 3')
+      :format(msg, #keys > 0 and (', ' .. table.concat(keys, ', ')) or '', msg, s.T))
+    local by = {}
+    for _, e in ipairs(ex) do
+      local k = tostring(e.kind) .. '\0' .. tostring(e.msg)
+      by[k] = by[k] or {}
+      table.insert(by[k], e)
+    end
+    for _, g in ipairs(groups) do
+      g.examples = { html = examples_html(s, by[tostring(g.kind) .. '\0' .. tostring(g.msg)] or {}) }
+      g.msg = { html = '<pre>' .. esc(html.value(g.msg, 300)) .. '</pre>' }
+    end
+    local total = one(s.store, ('SELECT count(*) AS n FROM (SELECT 1 FROM %s WHERE _status <> \'ok\''
+      .. ' GROUP BY _status, %s)'):format(s.T, msg)).n
+    out[#out + 1] = html.table({ 'n', 'kind', 'msg', 'examples' }, groups,
+      { n = 'psets', kind = 'status', msg = 'message', examples = 'first psets' })
+    if total > #groups then out[#out + 1] = note(('%d more groups not shown.'):format(total - #groups)) end
+  end
+  if s.attempts then
+    local A = quote(s.attempts)
+    local amsg = "substr(coalesce(message, ''), 1, 300)"
+    local att = rows(s.store, ('SELECT kind, %s AS msg, count(*) AS n, count(DISTINCT _index) AS psets,'
+      .. ' min(_index) AS first FROM %s GROUP BY 1, 2 ORDER BY n DESC, first LIMIT 30'):format(amsg, A))
+    out[#out + 1] = '<h4>Failed attempts</h4>'
+    if #att == 0 then
+      out[#out + 1] = note('No attempt failed.')
+    else
+      local ex = rows(s.store, ('SELECT kind, msg, _index, attempt FROM (SELECT kind, %s AS msg, _index, attempt,'
+        .. ' row_number() OVER (PARTITION BY kind, %s ORDER BY _index, attempt) AS rn FROM %s) WHERE rn <= 3')
+        :format(amsg, amsg, A))
+      local by = {}
+      for _, e in ipairs(ex) do
+        local k = tostring(e.kind) .. '\0' .. tostring(e.msg)
+        by[k] = by[k] or {}
+        table.insert(by[k], ('#%s (attempt %s)'):format(html.value(e._index), html.value(e.attempt)))
+      end
+      for _, g in ipairs(att) do
+        g.examples = table.concat(by[tostring(g.kind) .. '\0' .. tostring(g.msg)] or {}, ', ')
+        g.msg = { html = '<pre>' .. esc(html.value(g.msg, 300)) .. '</pre>' }
+      end
+      out[#out + 1] = html.table({ 'n', 'psets', 'kind', 'msg', 'examples' }, att,
+        { n = 'attempts', kind = 'kind', msg = 'message', examples = 'first attempts' })
+      out[#out + 1] = note(('From the table %s: every attempt that failed, retried or not.'):format(s.attempts))
+    end
+  end
+  return section(id, 'Failures', table.concat(out))
+end
+
+-- The ten psets that ran longest.
+local function slowest(s)
+  local id = s.id .. '-slowest'
+  local data = rows(s.store, ('SELECT * FROM %s WHERE _duration IS NOT NULL ORDER BY _duration DESC, _index'
+    .. ' LIMIT 10'):format(s.T))
+  if #data == 0 then return section(id, 'Slowest psets', note('No pset has a run time in this stage.')) end
+  local cols = { '_index' }
+  for _, k in ipairs(s.pset_keys) do cols[#cols + 1] = k end
+  for _, k in ipairs({ '_status', '_duration', '_cpu', '_host', '_worker', '_attempt' }) do cols[#cols + 1] = k end
+  for _, d in ipairs(data) do
+    d._duration = html.duration(d._duration)
+    d._cpu = d._cpu and html.duration(d._cpu)
+  end
+  local heads = { _index = 'pset', _status = 'status', _duration = 'run time', _cpu = 'CPU', _host = 'host',
+    _worker = 'worker', _attempt = 'attempts' }
+  return section(id, 'Slowest psets', html.table(cols, data, heads))
+end
+
+-- An axis of the result charts for column c: numbers from lo to hi, or
+-- bands of its distinct values when they are few or not numbers.
+local function axis(s, c)
+  local C = quote(c.name)
+  local d = rows(s.store, ('SELECT DISTINCT %s AS v FROM %s WHERE %s IS NOT NULL ORDER BY 1 LIMIT %d'):format(C,
+    s.T, C, MAX_BANDS + 1))
+  local a = { name = c.name, C = C, numeric = c.numeric }
+  if #d <= MAX_BANDS then
+    a.values, a.pos = {}, {}
+    for i, r in ipairs(d) do
+      a.values[i] = html.value(r.v, 14)
+      a.pos[r.v] = i
+    end
+  end
+  if c.numeric then
+    local m = one(s.store, ('SELECT min(%s) AS lo, max(%s) AS hi FROM %s'):format(C, C, s.T))
+    a.lo, a.hi = m.lo, m.hi
+  end
+  return a
+end
+
+-- The bucket expression of an axis in SQL: its values, or bins of 30,
+-- whose two parameters are appended to params.
+local function bucket(a, params)
+  if a.values then return a.C end
+  local w = (a.hi - a.lo) / 30
+  if w <= 0 then w = 1 end
+  a.bin = w
+  local k = #params
+  params[k + 1], params[k + 2] = a.lo, w
+  return ('min(max(CAST((%s - ?%d) / ?%d AS INTEGER), 0), 29)'):format(a.C, k + 1, k + 2)
+end
+
+-- The z result against the x pset key: a sample of points and the mean
+-- of z per value (or bin) of x.
+local function scatter(s, x, z)
+  local id = s.id .. '-scatter'
+  local Z = quote(z.name)
+  local n = one(s.store, ('SELECT count(*) AS n, min(%s) AS lo, max(%s) AS hi FROM %s WHERE %s IS NOT NULL AND'
+    .. ' %s IS NOT NULL'):format(Z, Z, s.T, Z, x.C)) or {}
+  if (n.n or 0) == 0 then
+    return section(id, ('%s against %s'):format(z.name, x.name), note(('No pset has both %s and %s.'):format(
+      x.name, z.name)))
+  end
+  local step = math.max(1, math.ceil(n.n / MAX_POINTS))
+  local pts = rows(s.store, ('SELECT %s AS x, %s AS z, _index FROM %s WHERE %s IS NOT NULL AND %s IS NOT NULL'
+    .. ' AND abs(coalesce(_hash, _index)) %% ?1 = 0 LIMIT %d'):format(x.C, Z, s.T, Z, x.C, MAX_POINTS * 2), step)
+  local xa
+  if x.numeric then
+    local pad = (x.hi - x.lo) * 0.03
+    xa = { x.lo - pad, x.hi + pad, title = x.name }
+  else
+    xa = { bands = x.values, title = x.name }
+  end
+  local pad = (n.hi - n.lo) * 0.05
+  local p = svg.plot({ id = id .. '-chart', label = ('%s against %s'):format(z.name, x.name), x = xa,
+    y = { n.lo - pad, n.hi + pad, title = z.name } })
+  local function xpos(v) return xa.bands and x.pos[v] or v end
+  for _, q in ipairs(pts) do
+    local X = xpos(q.x)
+    if type(X) == 'number' and type(q.z) == 'number' then
+      p:point(X, q.z, 3, svg.ok_colour, ('#%d: %s=%s, %s=%s'):format(q._index, x.name, html.value(q.x, 30), z.name,
+        html.value(q.z)))
+    end
+  end
+  -- The mean of z per value or bin of x.
+  local params = {}
+  local xe = bucket(x, params)
+  local means = rows(s.store, ('SELECT %s AS b, avg(%s) AS x, avg(%s) AS m, count(*) AS n FROM %s WHERE %s IS'
+    .. ' NOT NULL AND %s IS NOT NULL GROUP BY b ORDER BY b'):format(xe, x.numeric and x.C or 'NULL', Z, s.T, Z, x.C),
+    table.unpack(params))
+  local line = {}
+  for _, m in ipairs(means) do
+    local X = xa.bands and x.pos[m.b] or m.x
+    if type(X) == 'number' and type(m.m) == 'number' then line[#line + 1] = { X, m.m } end
+  end
+  if #line > 1 then p:line(line, svg.colours[2], 2, ('mean of %s per %s'):format(z.name, x.values and 'value' or
+    'bin')) end
+  return section(id, ('%s against %s'):format(z.name, x.name), html.legend({ { svg.ok_colour, 'a pset' },
+    { svg.colours[2], ('mean of %s per %s of %s'):format(z.name, x.values and 'value' or 'bin', x.name) } })
+    .. figure(p:svg(), ('%d of %d psets with %s%s.'):format(#pts, n.n, z.name, step > 1 and
+    (', a sample of about one in %d'):format(step) or '')))
+end
+
+-- The mean of z over the x and y pset keys, one cell per pair of values
+-- (or bins); cells where every pset failed are hatched.
+local function heatmap(s, x, y, z)
+  local id = s.id .. '-heatmap'
+  local title = ('%s over %s and %s'):format(z.name, x.name, y.name)
+  local Z = quote(z.name)
+  local params = {}
+  local xe = bucket(x, params)
+  local ye = bucket(y, params)
+  local cells = rows(s.store, ('SELECT %s AS bx, %s AS by, avg(%s) AS m, count(%s) AS n, count(*) AS total FROM %s'
+    .. ' WHERE %s IS NOT NULL AND %s IS NOT NULL GROUP BY bx, by'):format(xe, ye, Z, Z, s.T, x.C, y.C),
+    table.unpack(params))
+  local function bands(a)
+    if a.values then return a.values end
+    local out = {}
+    for i = 0, 29 do out[i + 1] = svg.num(a.lo + (i + 0.5) * a.bin) end
+    return out
+  end
+  local function pos(a, b)
+    if a.values then return a.pos[b] end
+    return type(b) == 'number' and b + 1 or nil
+  end
+  local lo, hi = math.huge, -math.huge
+  for _, c in ipairs(cells) do
+    if type(c.m) == 'number' then lo, hi = math.min(lo, c.m), math.max(hi, c.m) end
+  end
+  if lo > hi then return section(id, title, note(('No pset has %s.'):format(z.name))) end
+  local xb, yb = bands(x), bands(y)
+  local p = svg.plot({ id = id .. '-chart', label = ('heatmap of %s'):format(title), left = 80,
+    h = math.max(240, math.min(620, 60 + 22 * #yb)),
+    x = { bands = xb, title = x.name .. (x.values and '' or ' (bins)') },
+    y = { bands = yb, title = y.name .. (y.values and '' or ' (bins)') } })
+  for _, c in ipairs(cells) do
+    local i, j = pos(x, c.bx), pos(y, c.by)
+    if i and j then
+      local text = ('%s=%s, %s=%s: '):format(x.name, xb[i], y.name, yb[j])
+      if type(c.m) == 'number' then
+        local t = hi > lo and (c.m - lo) / (hi - lo) or 0.5
+        p:rect(i - 0.5, i + 0.5, j - 0.5, j + 0.5, svg.viridis(t), text .. ('mean %s %s of %d psets%s'):format(
+          z.name, svg.num(c.m), c.n, c.total > c.n and (', %d without it'):format(c.total - c.n) or ''))
+      else
+        p:rect(i - 0.5, i + 0.5, j - 0.5, j + 0.5, '#bbbbbb', text .. ('%d psets, none with %s'):format(c.total,
+          z.name), ' stroke="#fff" stroke-width="1"')
+      end
+    end
+  end
+  return section(id, 'Heatmap: ' .. title, figure(p:svg(), ('Mean of %s in each cell; grey: psets without %s'
+    .. ' (failed).'):format(z.name, z.name)) .. svg.colour_scale(id .. '-scale', lo, hi, 'mean ' .. z.name))
+end
+
+-- The results section: the scatter and the heatmap of the picked keys.
+local function results(s)
+  local id = s.id .. '-results'
+  local pick = s.pick
+  if not pick.z then
+    return section(id, 'Results', note(pick.why or 'This stage has no numeric result to plot.'))
+  end
+  if not pick.x then
+    return section(id, 'Results', note(pick.why or 'This stage has no pset key to plot against.'))
+  end
+  local out = {}
+  local x, z = axis(s, pick.x), pick.z
+  out[#out + 1] = scatter(s, x, z)
+  if pick.y then
+    out[#out + 1] = heatmap(s, x, axis(s, pick.y), z)
+  else
+    out[#out + 1] = section(id .. '-heatmap-none', 'Heatmap', note('A heatmap needs two pset keys with several'
+      .. ' values; this stage has one.'))
+  end
+  return ('<section id="%s"><h3>Results</h3><p class="note">%s</p>%s</section>\n'):format(id,
+    esc(('%s against %s%s (choose with --x, --y, --z).'):format(z.name, pick.x.name, pick.y and (' and ' ..
+    pick.y.name) or '')), table.concat(out))
+end
+
+--- The section of one stage: s holds store, info (its _psurvey_tables
+--- row), id (the section's id), T (its quoted table), pset_keys,
+--- attempts (the attempts table's name or nil) and pick ({ x, y, z }
+--- columns, or why not).
+function M.html(s)
+  s.overview = one(s.store, ('SELECT count(*) AS n, coalesce(sum(_status = \'ok\'), 0) AS ok, min(_start) AS t0,'
+    .. ' max(_end) AS t1, count(_end) AS ended, sum(_duration) AS busy FROM %s WHERE _status IS NOT NULL')
+    :format(s.T))
+  local parts = { summary(s), throughput(s), busy(s), runtime(s), failures(s), slowest(s), results(s) }
+  return table.concat(parts)
+end
+
+return M
