@@ -1,6 +1,10 @@
 -- Every example in examples/ runs and exits 0: examples are tests.
 local H = require('support.helpers')
 
+-- Examples whose psets fail on purpose: they exit 1, and stderr holds the
+-- one line of each map that groups its failures.
+local FAILING = { ['sweep2d.lua'] = '^psurvey: sweep: 19 failed: 18 x "[^\n]*, 1 x "[^\n]*\n$' }
+
 describe('examples', function()
   teardown(H.cleanup)
   for name in io.popen('ls ' .. H.root .. '/examples/*.lua'):lines() do
@@ -8,8 +12,13 @@ describe('examples', function()
     it('runs ' .. short, function()
       local dir = H.tmpdir()
       local r = H.run(dir, H.quote(name), { PSURVEY_NCORES = '2' })
-      assert.equal('', r.err)
-      assert.equal(0, r.code)
+      if FAILING[short] then
+        assert.matches(FAILING[short], r.err)
+        assert.equal(1, r.code)
+      else
+        assert.equal('', r.err)
+        assert.equal(0, r.code)
+      end
       assert.is_true(#r.out > 0)
       assert.is_not_nil(io.open(dir .. '/.psurvey/' .. short:gsub('%.lua$', '.db')))
     end)
