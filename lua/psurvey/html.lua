@@ -4,6 +4,7 @@
 --- Not here: what the sections hold (psurvey.report) or the charts
 --- (psurvey.svg).
 local svg = require('psurvey.svg')
+local format = require('psurvey.format')
 
 local esc = svg.esc
 local M = { esc = esc }
@@ -75,16 +76,13 @@ function M.duration(s)
   return ('%d d %d h'):format(s // 86400, math.floor(s % 86400 / 3600))
 end
 
---- A stored value as text: numbers as Lua writes them (floats to 6
+--- A stored value as text: numbers as psurvey prints them (floats to 6
 --- significant digits), text cut to `width` characters, bytes that are not
 --- UTF-8 as their count.
 function M.value(v, width)
   local t = type(v)
   if v == nil then return '' end
-  if t == 'number' then
-    if math.type(v) == 'integer' then return tostring(v) end
-    return svg.num(v) == tostring(v) and tostring(v) or ('%.6g'):format(v)
-  end
+  if t == 'number' then return format.value(v) end
   if t == 'boolean' then return tostring(v) end
   v = tostring(v)
   local n = utf8.len(v)
@@ -127,7 +125,8 @@ function M.kv(pairs_)
   for _, p in ipairs(pairs_) do
     local v = p[2]
     out[#out + 1] = '<tr><th>' .. esc(p[1]) .. '</th>'
-      .. (type(v) == 'table' and ('<td class="wrap">' .. v.html .. '</td>') or M.cell(v, 400)) .. '</tr>'
+      .. (type(v) == 'table' and ('<td class="wrap">' .. v.html .. '</td>')
+        or type(v) == 'number' and ('<td>' .. esc(M.value(v)) .. '</td>') or M.cell(v, 400)) .. '</tr>'
   end
   out[#out + 1] = '</tbody></table>'
   return table.concat(out)

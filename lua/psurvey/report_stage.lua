@@ -83,7 +83,7 @@ local function summary(s)
   local out = { html.stats(items) }
   local hosts = rows(s.store, ('SELECT _host AS host, count(*) AS psets, coalesce(sum(_status = \'ok\'), 0) AS ok,'
     .. ' count(DISTINCT _worker) AS workers, sum(_duration) AS busy FROM %s WHERE _status IS NOT NULL'
-    .. ' GROUP BY _host ORDER BY psets DESC LIMIT 50'):format(s.T))
+    .. ' GROUP BY 1 ORDER BY 2 DESC LIMIT 50'):format(s.T))
   if #hosts > 0 then
     for _, h in ipairs(hosts) do h.busy = h.busy and html.duration(h.busy) end
     out[#out + 1] = html.table({ 'host', 'workers', 'psets', 'ok', 'busy' }, hosts,
@@ -103,7 +103,7 @@ local function throughput(s)
   local nb = buckets(TIME_BUCKETS, o.ended)
   local w = span / nb
   local data = rows(s.store, ('SELECT min(CAST((_end - ?1) / ?2 AS INTEGER), ?3 - 1) AS b, count(*) AS n,'
-    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _end IS NOT NULL GROUP BY b'):format(s.T),
+    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _end IS NOT NULL GROUP BY 1'):format(s.T),
     o.t0, w, nb)
   local div, unit = time_unit(span)
   local top = 0
@@ -222,19 +222,21 @@ end
 -- two decades, with p50, p90 and p99 marked.
 local function runtime(s)
   local id = s.id .. '-runtime'
-  local r = one(s.store, ('SELECT count(*) AS n, min(_duration) AS lo, max(_duration) AS hi FROM %s'
-    .. ' WHERE _duration IS NOT NULL'):format(s.T))
+  local r = one(s.store, ('SELECT count(*) AS n, min(_duration) AS lo, max(_duration) AS hi,'
+    .. ' min(CASE WHEN _duration > 0 THEN _duration END) AS pos FROM %s WHERE _duration IS NOT NULL'):format(s.T))
   if (r.n or 0) == 0 then return section(id, 'Run time', note('No pset has a run time in this stage.')) end
-  local log = r.lo > 0 and r.hi / r.lo > 100
+  -- A log scale when the run times above zero span two decades; a run
+  -- time of zero (too short for the clock) goes in the first bin.
+  local log = r.pos and r.hi / r.pos > 100
   local nb = buckets(HIST_BINS, r.n)
   local lo, hi = r.lo, r.hi
-  if log then lo, hi = math.log(lo, 10), math.log(hi, 10) end
+  if log then lo, hi = math.log(r.pos, 10), math.log(hi, 10) end
   if hi <= lo then hi = lo + (log and 0.1 or math.max(lo * 0.1, 1e-6)) end
   local w = (hi - lo) / nb
-  local v = log and 'log(_duration) / log(10)' or '_duration'
+  local v = log and 'CASE WHEN _duration > 0 THEN log(_duration) / log(10) ELSE ?1 END' or '_duration'
   local data = rows(s.store, ('SELECT min(max(CAST((%s - ?1) / ?2 AS INTEGER), 0), ?3 - 1) AS b, count(*) AS n,'
-    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _duration IS NOT NULL%s GROUP BY b'):format(v, s.T,
-    log and ' AND _duration > 0' or ''), lo, w, nb)
+    .. ' coalesce(sum(_status = \'ok\'), 0) AS ok FROM %s WHERE _duration IS NOT NULL GROUP BY 1'):format(v, s.T),
+    lo, w, nb)
   local top = 0
   for _, d in ipairs(data) do top = math.max(top, d.n) end
   local pct = percentiles(s, '_duration', '_duration IS NOT NULL', r.n, { 50, 90, 99 })
@@ -262,6 +264,7 @@ local function runtime(s)
     end
   end
   table.insert(items, 1, { html.duration(r.lo), 'min' })
+  if log and r.lo == 0 then items[#items + 1] = { html.duration(r.pos), 'least above 0' } end
   items[#items + 1] = { html.duration(r.hi), 'max' }
   return section(id, 'Run time', html.stats(items) .. html.legend({ { svg.ok_colour, 'succeeded' },
     { svg.fail_colour, 'failed' } }) .. figure(p:svg(), ('Run time (_duration) of %d psets in %d bins%s;'
@@ -291,19 +294,20 @@ local function failures(s)
   local id = s.id .. '-failures'
   local msg = "substr(coalesce(_exception, ''), 1, 300)"
   local groups = rows(s.store, ('SELECT _status AS kind, %s AS msg, count(*) AS n, min(_index) AS first FROM %s'
-    .. " WHERE _status <> 'ok' GROUP BY 1, 2 ORDER BY n DESC, first LIMIT 30"):format(msg, s.T))
+    .. " WHERE _status <> 'ok' GROUP BY 1, 2 ORDER BY 3 DESC, 4 LIMIT 30"):format(msg, s.T))
   local out = {}
   if #groups == 0 then
     out[#out + 1] = note('No pset failed.')
   else
     local keys = {}
     for _, k in ipairs(s.pset_keys) do keys[#keys + 1] = quote(k) end
-    local ex = rows(s.store, ('SELECT * FROM (SELECT _status AS kind, %s AS msg, _index%s, row_number() OVER'
-      .. ' (PARTITION BY _status, %s ORDER BY _index) AS rn FROM %s WHERE _status <> \'ok\') WHERE rn <= 3')
+    -- Aliases start with '_', as no pset key does.
+    local ex = rows(s.store, ('SELECT * FROM (SELECT _status AS _kind, %s AS _msg, _index%s, row_number() OVER'
+      .. ' (PARTITION BY _status, %s ORDER BY _index) AS _rn FROM %s WHERE _status <> \'ok\') WHERE _rn <= 3')
       :format(msg, #keys > 0 and (', ' .. table.concat(keys, ', ')) or '', msg, s.T))
     local by = {}
     for _, e in ipairs(ex) do
-      local k = tostring(e.kind) .. '\0' .. tostring(e.msg)
+      local k = tostring(e._kind) .. '\0' .. tostring(e._msg)
       by[k] = by[k] or {}
       table.insert(by[k], e)
     end
@@ -321,7 +325,7 @@ local function failures(s)
     local A = quote(s.attempts)
     local amsg = "substr(coalesce(message, ''), 1, 300)"
     local att = rows(s.store, ('SELECT kind, %s AS msg, count(*) AS n, count(DISTINCT _index) AS psets,'
-      .. ' min(_index) AS first FROM %s GROUP BY 1, 2 ORDER BY n DESC, first LIMIT 30'):format(amsg, A))
+      .. ' min(_index) AS first FROM %s GROUP BY 1, 2 ORDER BY 3 DESC, 5 LIMIT 30'):format(amsg, A))
     out[#out + 1] = '<h4>Failed attempts</h4>'
     if #att == 0 then
       out[#out + 1] = note('No attempt failed.')
@@ -434,7 +438,7 @@ local function scatter(s, x, z)
   local params = {}
   local xe = bucket(x, params)
   local means = rows(s.store, ('SELECT %s AS b, avg(%s) AS x, avg(%s) AS m, count(*) AS n FROM %s WHERE %s IS'
-    .. ' NOT NULL AND %s IS NOT NULL GROUP BY b ORDER BY b'):format(xe, x.numeric and x.C or 'NULL', Z, s.T, Z, x.C),
+    .. ' NOT NULL AND %s IS NOT NULL GROUP BY 1 ORDER BY 1'):format(xe, x.numeric and x.C or 'NULL', Z, s.T, Z, x.C),
     table.unpack(params))
   local line = {}
   for _, m in ipairs(means) do
@@ -459,7 +463,7 @@ local function heatmap(s, x, y, z)
   local xe = bucket(x, params)
   local ye = bucket(y, params)
   local cells = rows(s.store, ('SELECT %s AS bx, %s AS by, avg(%s) AS m, count(%s) AS n, count(*) AS total FROM %s'
-    .. ' WHERE %s IS NOT NULL AND %s IS NOT NULL GROUP BY bx, by'):format(xe, ye, Z, Z, s.T, x.C, y.C),
+    .. ' WHERE %s IS NOT NULL AND %s IS NOT NULL GROUP BY 1, 2'):format(xe, ye, Z, Z, s.T, x.C, y.C),
     table.unpack(params))
   local function bands(a)
     if a.values then return a.values end

@@ -5,12 +5,16 @@
 --- fonts, no external references. Not here: what is drawn (psurvey.report).
 local M = {}
 
---- Text escaped for HTML and XML, attributes included.
+local ENTITIES = { ['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['"'] = '&quot;', ["'"] = '&#39;' }
+
+--- Text escaped for HTML and XML, attributes included. Control
+--- characters, which neither may hold, are shown as \ddd.
 ---@param s any
 ---@return string
 function M.esc(s)
-  return (tostring(s):gsub('[&<>"\']', { ['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['"'] = '&quot;',
-    ["'"] = '&#39;' }))
+  return (tostring(s):gsub('[&<>"\'%z\1-\8\11\12\14-\31\127]', function(c)
+    return ENTITIES[c] or ('\\' .. c:byte())
+  end))
 end
 local esc = M.esc
 
@@ -26,11 +30,17 @@ end
 ---@return string
 function M.num(v)
   if type(v) ~= 'number' then return tostring(v) end
+  if math.abs(v) >= 1e4 and math.abs(v) < 1e15 then
+    -- 48000 -> 48k, 1500000 -> 1.5M
+    for _, u in ipairs({ { 1e12, 'T' }, { 1e9, 'G' }, { 1e6, 'M' }, { 1e3, 'k' } }) do
+      if math.abs(v) >= u[1] then return ('%.4g'):format(v / u[1]) .. u[2] end
+    end
+  end
   if math.type(v) == 'integer' then return tostring(v) end
   if v ~= v then return 'NaN' end
   if v == math.huge or v == -math.huge then return v > 0 and 'inf' or '-inf' end
   local a = math.abs(v)
-  if a ~= 0 and (a >= 1e6 or a < 1e-3) then return ('%.3g'):format(v) end
+  if a ~= 0 and (a >= 1e15 or a < 1e-3) then return ('%.3g'):format(v) end
   local s = ('%.4g'):format(v)
   if s:find('e') then s = ('%.4f'):format(v):gsub('0+$', ''):gsub('%.$', '') end
   return s
