@@ -121,11 +121,13 @@ local function describe(store, st)
   st.attempts = a and a.name
 end
 
+-- The names of the columns of list (the numeric ones), sorted.
 local function names(list, numeric_only)
   local out = {}
   for _, c in ipairs(list) do
     if not numeric_only or c.numeric then out[#out + 1] = c.name end
   end
+  table.sort(out)
   return out
 end
 
@@ -206,7 +208,9 @@ local function pick(store, st, want)
     end
   end
   if not p.z then
-    p.why = #st.results == 0 and 'This stage stored no results.' or 'This stage has no numeric result with a value.'
+    local ok = rows(store, ('SELECT 1 AS y FROM %s WHERE _status = \'ok\' LIMIT 1'):format(st.T))[1]
+    p.why = not ok and 'No pset of this stage succeeded: there is no result to plot.'
+      or #st.results == 0 and 'This stage stored no results.' or 'This stage has no numeric result with a value.'
   elseif not p.x then
     p.why = 'This stage has no numeric pset key with more than one value to plot against.'
   end
