@@ -173,7 +173,7 @@ GROUP BY b, h, w ORDER BY h, w, b]]):format(per_worker and '_worker' or 'NULL', 
   local p = svg.plot({ id = s.id .. '-busy-chart', label = 'busy slots per worker over time',
     h = 70 + 18 * math.max(#lanes, 1), left = 130,
     x = { 0, span / div, title = ('time since the first start (%s)'):format(unit) },
-    y = { bands = bands, title = per_worker and 'host · worker' or 'host' } })
+    y = { bands = bands, title = per_worker and 'worker' or 'host' } })
   for _, d in ipairs(data) do
     local i = index[tostring(d.h) .. '\0' .. tostring(d.w)]
     local lane = lanes[i]

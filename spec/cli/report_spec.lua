@@ -56,7 +56,7 @@ describe('psurvey report', function()
     end
     local t = text(page)
     assert.matches('time since the first start %(m?s%)', t)
-    for _, label in ipairs({ 'psets finished per second', 'host · worker',
+    for _, label in ipairs({ 'psets finished per second', 'vm · 1', 'vm · 2',
       'run time', 'p50', 'p90', 'p99', 'amplitude against frequency', 'Heatmap: amplitude over frequency and damping',
       'mean amplitude' }) do
       assert.truthy(t:find(label, 1, true), label)

@@ -7,7 +7,7 @@ local common = require('psurvey.commands.common')
 local say, usage_error = common.say, common.usage_error
 
 local M = {
-  usage = { 'report FILE [--table NAME] [-o OUT.html] [--x KEY] [--y KEY] [--z RESULT]' },
+  usage = { 'report FILE [--table NAME] [-o OUT] [--x KEY --y KEY --z RESULT]' },
   help = {
     { 'report FILE', 'write one self-contained HTML page (no scripts, nothing loaded from elsewhere) on every'
       .. ' stage of FILE (a database, or SCRIPT.lua for .psurvey/SCRIPT.db): provenance, throughput, busy'
