@@ -139,8 +139,8 @@ end
 
 -- The keys of the result charts: those asked for (an error value when one
 -- is not there), else the two numeric pset keys with the most values
--- (at least two) and the first numeric result that has a value, floats
--- before integers, by name.
+-- (at least two; keys of up to 40 other values next) and the first
+-- numeric result that has a value, floats before integers, by name.
 local function pick(store, st, want)
   local by = {}
   for _, c in ipairs(st.columns) do by[c.name] = c end
@@ -175,16 +175,18 @@ local function pick(store, st, want)
     end
     p.z = c
   end
-  -- The numeric pset keys with several values, the most varied first
-  -- (counted up to 41; ties in column order).
+  -- The pset keys with several values: numeric ones first, then others
+  -- with at most 40 (shown as bands), the most varied first (counted up
+  -- to 41; ties in column order).
   local varied = {}
   for i, c in ipairs(keys) do
-    if c.numeric and c ~= p.x and c ~= p.y then
+    if c ~= p.x and c ~= p.y then
       local n = distinct(store, st, c)
-      if n >= 2 then varied[#varied + 1] = { c = c, n = n, i = i } end
+      if n >= 2 and (c.numeric or n <= 40) then varied[#varied + 1] = { c = c, n = n, i = i } end
     end
   end
   table.sort(varied, function(a, b)
+    if a.c.numeric ~= b.c.numeric then return a.c.numeric end
     if a.n ~= b.n then return a.n > b.n end
     return a.i < b.i
   end)
@@ -212,7 +214,7 @@ local function pick(store, st, want)
     p.why = not ok and 'No pset of this stage succeeded: there is no result to plot.'
       or #st.results == 0 and 'This stage stored no results.' or 'This stage has no numeric result with a value.'
   elseif not p.x then
-    p.why = 'This stage has no numeric pset key with more than one value to plot against.'
+    p.why = 'This stage has no pset key with more than one value to plot against.'
   end
   return p
 end

@@ -369,6 +369,17 @@ local function slowest(s)
   return section(id, 'Slowest psets', html.table(cols, data, heads))
 end
 
+-- SQL that holds where column C (quoted) has a finite number: NULL, NaN
+-- (stored NULL) and infinities are left out of the charts.
+local function finite(C)
+  return ('abs(%s) < 9e999'):format(C)
+end
+
+-- SQL that holds where axis a has a value to plot.
+local function has(a)
+  return a.numeric and finite(a.C) or (a.C .. ' IS NOT NULL')
+end
+
 -- An axis of the result charts for column c: numbers from lo to hi, or
 -- bands of its distinct values when they are few or not numbers.
 local function axis(s, c)
@@ -384,7 +395,7 @@ local function axis(s, c)
     end
   end
   if c.numeric then
-    local m = one(s.store, ('SELECT min(%s) AS lo, max(%s) AS hi FROM %s'):format(C, C, s.T))
+    local m = one(s.store, ('SELECT min(%s) AS lo, max(%s) AS hi FROM %s WHERE %s'):format(C, C, s.T, finite(C)))
     a.lo, a.hi = m.lo, m.hi
   end
   return a
@@ -407,15 +418,16 @@ end
 local function scatter(s, x, z)
   local id = s.id .. '-scatter'
   local Z = quote(z.name)
-  local n = one(s.store, ('SELECT count(*) AS n, min(%s) AS lo, max(%s) AS hi FROM %s WHERE %s IS NOT NULL AND'
-    .. ' %s IS NOT NULL'):format(Z, Z, s.T, Z, x.C)) or {}
+  local n = one(s.store, ('SELECT count(*) AS n, min(%s) AS lo, max(%s) AS hi FROM %s WHERE %s AND %s'):format(Z,
+    Z, s.T, finite(Z), has(x)))
   if (n.n or 0) == 0 then
     return section(id, ('%s against %s'):format(z.name, x.name), note(('No pset has both %s and %s.'):format(
       x.name, z.name)))
   end
   local step = math.max(1, math.ceil(n.n / MAX_POINTS))
-  local pts = rows(s.store, ('SELECT %s AS x, %s AS z, _index FROM %s WHERE %s IS NOT NULL AND %s IS NOT NULL'
-    .. ' AND abs(coalesce(_hash, _index)) %% ?1 = 0 LIMIT %d'):format(x.C, Z, s.T, Z, x.C, MAX_POINTS * 2), step)
+  local pts = rows(s.store, ('SELECT %s AS x, %s AS z, _index FROM %s WHERE %s AND %s'
+    .. ' AND abs(coalesce(_hash, _index)) %% ?1 = 0 LIMIT %d'):format(x.C, Z, s.T, finite(Z), has(x), MAX_POINTS * 2),
+    step)
   local xa
   if x.numeric then
     local pad = (x.hi - x.lo) * 0.03
@@ -437,8 +449,8 @@ local function scatter(s, x, z)
   -- The mean of z per value or bin of x.
   local params = {}
   local xe = bucket(x, params)
-  local means = rows(s.store, ('SELECT %s AS b, avg(%s) AS x, avg(%s) AS m, count(*) AS n FROM %s WHERE %s IS'
-    .. ' NOT NULL AND %s IS NOT NULL GROUP BY 1 ORDER BY 1'):format(xe, x.numeric and x.C or 'NULL', Z, s.T, Z, x.C),
+  local means = rows(s.store, ('SELECT %s AS b, avg(%s) AS x, avg(%s) AS m, count(*) AS n FROM %s WHERE %s AND %s'
+    .. ' GROUP BY 1 ORDER BY 1'):format(xe, x.numeric and x.C or 'NULL', Z, s.T, finite(Z), has(x)),
     table.unpack(params))
   local line = {}
   for _, m in ipairs(means) do
@@ -462,9 +474,10 @@ local function heatmap(s, x, y, z)
   local params = {}
   local xe = bucket(x, params)
   local ye = bucket(y, params)
-  local cells = rows(s.store, ('SELECT %s AS bx, %s AS by, avg(%s) AS m, count(%s) AS n, count(*) AS total FROM %s'
-    .. ' WHERE %s IS NOT NULL AND %s IS NOT NULL GROUP BY 1, 2'):format(xe, ye, Z, Z, s.T, x.C, y.C),
-    table.unpack(params))
+  local ok = finite(Z)
+  local cells = rows(s.store, ('SELECT %s AS bx, %s AS by, avg(CASE WHEN %s THEN %s END) AS m, count(CASE WHEN %s'
+    .. ' THEN 1 END) AS n, count(*) AS total FROM %s WHERE %s AND %s GROUP BY 1, 2'):format(xe, ye, ok, Z, ok, s.T,
+    has(x), has(y)), table.unpack(params))
   local function bands(a)
     if a.values then return a.values end
     local out = {}
