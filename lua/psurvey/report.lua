@@ -63,8 +63,8 @@ end
 
 -- A row of _psurvey_runs or _psurvey_tables as label-value pairs, in its
 -- columns' order: every column there is, times as dates, blobs as sizes,
--- the options as a table.
-local function record(row, columns, skip)
+-- the options as a table; then the pairs of extra.
+local function record(row, columns, skip, extra)
   local pairs_ = {}
   for _, c in ipairs(columns) do
     local v = row[c]
@@ -79,12 +79,14 @@ local function record(row, columns, skip)
       pairs_[#pairs_ + 1] = { c, v }
     end
   end
+  for _, p in ipairs(extra or {}) do pairs_[#pairs_ + 1] = p end
   return html.kv(pairs_)
 end
 
 -- The runs that wrote the stages shown (all runs when none did).
-local function provenance(store, stages)
-  local runs, cols = rows(store, 'SELECT * FROM _psurvey_runs ORDER BY id')
+local function provenance(store, stages, has)
+  local runs, cols = {}, {}
+  if has._psurvey_runs then runs, cols = rows(store, 'SELECT * FROM _psurvey_runs ORDER BY id') end
   local wanted = {}
   for _, st in ipairs(stages) do
     if st.info.run then wanted[st.info.run] = true end
@@ -99,7 +101,7 @@ local function provenance(store, stages)
       if type(r.started) == 'number' and type(r.finished) == 'number' then
         extra = { { 'took', html.duration(r.finished - r.started) } }
       end
-      out[#out + 1] = record(r, cols, { id = true }) .. (#extra > 0 and html.kv(extra) or '')
+      out[#out + 1] = record(r, cols, { id = true }, extra)
     end
   end
   if shown == 0 then out[#out + 1] = '<p class="note">No run is recorded in this database.</p>' end
@@ -226,7 +228,9 @@ end
 function M.html(store, file, opts)
   local has = {}
   for _, r in ipairs(rows(store, "SELECT name FROM sqlite_master WHERE type = 'table'")) do has[r.name] = true end
-  if not has._psurvey_tables then return nil, ("'%s' is not a psurvey results database"):format(file) end
+  if not (has._psurvey_tables and has._psurvey_columns) then
+    return nil, ("'%s' is not a psurvey results database"):format(file)
+  end
   local infos, cols = rows(store, 'SELECT * FROM _psurvey_tables ORDER BY created, name')
   local stages = {}
   if opts.table then
@@ -263,7 +267,7 @@ function M.html(store, file, opts)
       esc(html.value(st.info.total)), esc(html.value(st.info.status)))
   end
   out[#out + 1] = '</ul></nav></header>\n'
-  out[#out + 1] = provenance(store, stages)
+  out[#out + 1] = provenance(store, stages, has)
   if #stages == 0 then out[#out + 1] = '<p class="note">This database holds no stage.</p>' end
   for _, st in ipairs(stages) do
     out[#out + 1] = ('<section id="%s" class="stage"><h2>Stage %s</h2>'):format(st.id, esc(st.info.name))

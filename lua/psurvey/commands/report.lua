@@ -56,13 +56,16 @@ function M.run(argv)
     return 3
   end
   if not text then return usage_error('report: %s', why) end
-  local f, err = io.open(out, 'wb')
-  if not f then
+  -- Written beside it, then renamed: a report is never seen half written.
+  local tmp = out .. '.tmp'
+  local f, err = io.open(tmp, 'wb')
+  local ok2 = f and f:write(text) and f:close()
+  if ok2 then ok2, err = os.rename(tmp, out) end
+  if not ok2 then
+    if f then os.remove(tmp) end
     say('report: cannot write the report: %s', err)
     return 3
   end
-  f:write(text)
-  f:close()
   io.stderr:write(('psurvey: report: wrote %s (%d KiB)\n'):format(out, (#text + 1023) // 1024))
   return 0
 end
