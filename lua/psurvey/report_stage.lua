@@ -288,63 +288,75 @@ local function examples_html(s, list)
   return table.concat(out)
 end
 
+-- The 30 largest groups of the rows of T where `where` holds, by kind
+-- (SQL) and message (SQL: its first 300 bytes): { kind, msg, n, first
+-- (the least _index), groups (how many there are in all), ... (more, SQL
+-- aggregates) }; and the first three rows of each (the columns cols, in
+-- the order `order`) by kind .. '\0' .. msg. The examples are read from
+-- the rows of those groups alone: however many failures differ, one sort
+-- of a few rows.
+local function grouped(s, T, kind, message, where, more, cols, order)
+  local msg = ("substr(coalesce(%s, ''), 1, 300)"):format(message)
+  local groups = rows(s.store, ('SELECT %s AS kind, %s AS msg, count(*) AS n, min(_index) AS first%s,'
+    .. ' count(*) OVER () AS groups FROM %s WHERE %s GROUP BY 1, 2 ORDER BY 3 DESC, 4 LIMIT 30'):format(kind, msg,
+    more, T, where))
+  local by = {}
+  if #groups == 0 then return groups, by end
+  local marks, params = {}, {}
+  for i, g in ipairs(groups) do
+    marks[i], params[i] = '?' .. i, g.msg
+  end
+  -- Aliases start with '_', as no pset key does.
+  local ex = rows(s.store, ('SELECT * FROM (SELECT %s AS _kind, %s AS _msg, %s, row_number() OVER (PARTITION BY'
+    .. ' %s, %s ORDER BY %s) AS _rn FROM %s WHERE %s AND %s IN (%s)) WHERE _rn <= 3'):format(kind, msg, cols, kind,
+    msg, order, T, where, msg, table.concat(marks, ', ')), table.unpack(params))
+  for _, e in ipairs(ex) do
+    local k = tostring(e._kind) .. '\0' .. tostring(e._msg)
+    by[k] = by[k] or {}
+    table.insert(by[k], e)
+  end
+  return groups, by
+end
+
 -- Failed psets grouped by status and message, with a few examples each;
 -- then the failed attempts of the stage's attempts table, grouped alike.
 local function failures(s)
   local id = s.id .. '-failures'
-  local msg = "substr(coalesce(_exception, ''), 1, 300)"
-  local groups = rows(s.store, ('SELECT _status AS kind, %s AS msg, count(*) AS n, min(_index) AS first FROM %s'
-    .. " WHERE _status <> 'ok' GROUP BY 1, 2 ORDER BY 3 DESC, 4 LIMIT 30"):format(msg, s.T))
+  local cols = { '_index' }
+  for _, k in ipairs(s.pset_keys) do cols[#cols + 1] = quote(k) end
+  local groups, by = grouped(s, s.T, '_status', '_exception', "_status <> 'ok'", '', table.concat(cols, ', '),
+    '_index')
   local out = {}
   if #groups == 0 then
     out[#out + 1] = note('No pset failed.')
   else
-    local keys = {}
-    for _, k in ipairs(s.pset_keys) do keys[#keys + 1] = quote(k) end
-    -- Aliases start with '_', as no pset key does.
-    local ex = rows(s.store, ('SELECT * FROM (SELECT _status AS _kind, %s AS _msg, _index%s, row_number() OVER'
-      .. ' (PARTITION BY _status, %s ORDER BY _index) AS _rn FROM %s WHERE _status <> \'ok\') WHERE _rn <= 3')
-      :format(msg, #keys > 0 and (', ' .. table.concat(keys, ', ')) or '', msg, s.T))
-    local by = {}
-    for _, e in ipairs(ex) do
-      local k = tostring(e._kind) .. '\0' .. tostring(e._msg)
-      by[k] = by[k] or {}
-      table.insert(by[k], e)
-    end
     for _, g in ipairs(groups) do
       g.examples = { html = examples_html(s, by[tostring(g.kind) .. '\0' .. tostring(g.msg)] or {}) }
       g.msg = { html = '<pre>' .. esc(html.value(g.msg, 300)) .. '</pre>' }
     end
-    local total = one(s.store, ('SELECT count(*) AS n FROM (SELECT 1 FROM %s WHERE _status <> \'ok\''
-      .. ' GROUP BY _status, %s)'):format(s.T, msg)).n
     out[#out + 1] = html.table({ 'n', 'kind', 'msg', 'examples' }, groups,
       { n = 'psets', kind = 'status', msg = 'message', examples = 'first psets' })
+    local total = groups[1].groups
     if total > #groups then out[#out + 1] = note(('%d more groups not shown.'):format(total - #groups)) end
   end
   if s.attempts then
-    local A = quote(s.attempts)
-    local amsg = "substr(coalesce(message, ''), 1, 300)"
-    local att = rows(s.store, ('SELECT kind, %s AS msg, count(*) AS n, count(DISTINCT _index) AS psets,'
-      .. ' min(_index) AS first FROM %s GROUP BY 1, 2 ORDER BY 3 DESC, 5 LIMIT 30'):format(amsg, A))
+    local att, aby = grouped(s, quote(s.attempts), 'kind', 'message', '1', ', count(DISTINCT _index) AS psets',
+      '_index, attempt', '_index, attempt')
     out[#out + 1] = '<h4>Failed attempts</h4>'
     if #att == 0 then
       out[#out + 1] = note('No attempt failed.')
     else
-      local ex = rows(s.store, ('SELECT kind, msg, _index, attempt FROM (SELECT kind, %s AS msg, _index, attempt,'
-        .. ' row_number() OVER (PARTITION BY kind, %s ORDER BY _index, attempt) AS rn FROM %s) WHERE rn <= 3')
-        :format(amsg, amsg, A))
-      local by = {}
-      for _, e in ipairs(ex) do
-        local k = tostring(e.kind) .. '\0' .. tostring(e.msg)
-        by[k] = by[k] or {}
-        table.insert(by[k], ('#%s (attempt %s)'):format(html.value(e._index), html.value(e.attempt)))
-      end
       for _, g in ipairs(att) do
-        g.examples = table.concat(by[tostring(g.kind) .. '\0' .. tostring(g.msg)] or {}, ', ')
+        local list = {}
+        for _, e in ipairs(aby[tostring(g.kind) .. '\0' .. tostring(g.msg)] or {}) do
+          list[#list + 1] = ('#%s (attempt %s)'):format(html.value(e._index), html.value(e.attempt))
+        end
+        g.examples = table.concat(list, ', ')
         g.msg = { html = '<pre>' .. esc(html.value(g.msg, 300)) .. '</pre>' }
       end
       out[#out + 1] = html.table({ 'n', 'psets', 'kind', 'msg', 'examples' }, att,
         { n = 'attempts', kind = 'kind', msg = 'message', examples = 'first attempts' })
+      if att[1].groups > #att then out[#out + 1] = note(('%d more groups not shown.'):format(att[1].groups - #att)) end
       out[#out + 1] = note(('From the table %s: every attempt that failed, retried or not.'):format(s.attempts))
     end
   end
