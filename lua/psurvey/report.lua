@@ -48,16 +48,25 @@ function M.options(text)
   return out
 end
 
+-- The options of a run or a stage: those set somewhere in a table, those
+-- at their default in a second one, folded.
 local function options_table(text)
   local opts = M.options(text)
   if not opts then return { html = '<pre>' .. esc(html.value(text, 4000)) .. '</pre>' } end
-  local out = { '<table><thead><tr><th>option</th><th>value</th><th>from</th></tr></thead><tbody>' }
+  local set, default = {}, {}
   for _, o in ipairs(opts) do
-    local faint = o.source == 'default' and ' class="null"' or ''
-    out[#out + 1] = ('<tr%s><td>%s</td><td class="wrap"><code>%s</code></td><td>%s</td></tr>'):format(faint,
-      esc(o.name), esc(html.value(o.value, 300)), esc(o.source))
+    local list = o.source == 'default' and default or set
+    list[#list + 1] = ('<tr><td>%s</td><td class="wrap"><code>%s</code></td><td>%s</td></tr>'):format(esc(o.name),
+      esc(html.value(o.value, 300)), esc(o.source))
   end
-  out[#out + 1] = '</tbody></table>'
+  local head = '<table><thead><tr><th>option</th><th>value</th><th>from</th></tr></thead><tbody>'
+  local out = {}
+  if #set > 0 then out[#out + 1] = head .. table.concat(set) .. '</tbody></table>' end
+  if #default > 0 then
+    out[#out + 1] = ('<details><summary>%d %s at %s default</summary>%s%s</tbody></table></details>'):format(
+      #default, #default == 1 and 'option' or 'options', #default == 1 and 'its' or 'their', head,
+      table.concat(default))
+  end
   return { html = table.concat(out) }
 end
 
