@@ -1,11 +1,13 @@
 --- psurvey.report: a results database as one self-contained HTML page:
 --- provenance (the runs and stages as _psurvey_runs and _psurvey_tables
---- hold them, whatever columns they have), then a section per stage
---- (psurvey.report_stage). Here: which stages, which keys the result
+--- hold them, whatever columns they have), then a section per stage: how
+--- it ran (psurvey.report_stage) and what it found
+--- (psurvey.report_results). Here: which stages, which keys the result
 --- charts use (--x, --y, --z, or a default pick), and the page. Misuse of
 --- the command (an unknown table or key) is an error value, not a raise.
 local html = require('psurvey.html')
 local stage = require('psurvey.report_stage')
+local results = require('psurvey.report_results')
 local options = require('psurvey.options')
 
 local esc, rows, quote = html.esc, stage.rows, stage.quote
@@ -283,6 +285,7 @@ function M.html(store, file, opts)
     out[#out + 1] = '<details><summary>How this stage ran</summary>'
       .. record(st.info, cols, { name = true }) .. '</details>'
     out[#out + 1] = stage.html(st)
+    out[#out + 1] = results.html(st)
     out[#out + 1] = '</section>\n'
   end
   out[#out + 1] = ('<footer>Written by psurvey report from %s. Charts are SVG: hover a mark for its numbers.'
