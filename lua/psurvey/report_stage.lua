@@ -230,9 +230,10 @@ local function runtime(s)
   local r = one(s.store, ('SELECT count(*) AS n, min(_duration) AS lo, max(_duration) AS hi,'
     .. ' min(CASE WHEN _duration > 0 THEN _duration END) AS pos FROM %s WHERE _duration IS NOT NULL'):format(s.T))
   if (r.n or 0) == 0 then return section(id, 'Run time', note('No pset has a run time in this stage.')) end
-  -- A log scale when the run times above zero span two decades; a run
+  -- A log scale when the run times above zero span two decades (and
+  -- SQLite has its math functions, SQLITE_ENABLE_MATH_FUNCTIONS); a run
   -- time of zero (too short for the clock) goes in the first bin.
-  local log = r.pos and r.hi / r.pos > 100
+  local log = r.pos and r.hi / r.pos > 100 and pcall(one, s.store, 'SELECT log(10) AS v')
   local nb = buckets(HIST_BINS, r.n)
   local lo, hi = r.lo, r.hi
   if log then lo, hi = math.log(r.pos, 10), math.log(hi, 10) end
