@@ -370,6 +370,17 @@ end, psets, { name = 'million' })
       assert.same({}, shot.requests)
     end)
 
+    it('would see an error and a request: a copy of the page with both', function()
+      local dir = H.tmpdir()
+      local bad = e.page:gsub('</h1>', '</h1><img src="https://cdn.example.com/logo.png" alt="">', 1)
+        :gsub('</body>', '<script>undefinedFn();</script></body>', 1)
+      local seen = C.open(H.write(dir, 'bad.html', bad), dir, 800, 600)
+      assert.equal(1, #seen.console)
+      assert.matches('Uncaught ReferenceError: undefinedFn is not defined', seen.console[1])
+      assert.same({ 'https://cdn.example.com/logo.png' }, seen.requests)
+      assert.same({ 'src=https://cdn.example.com/logo.png' }, C.static_refs(bad))
+    end)
+
     it('writes the README screenshot with PSURVEY_UPDATE_SCREENSHOT=1', function()
       if os.getenv('PSURVEY_UPDATE_SCREENSHOT') ~= '1' then return end
       -- The stage's charts, from its throughput to its heatmap.
