@@ -19,7 +19,7 @@ local M = {}
 -- The commands, in the order the help lists them: each is a module
 -- psurvey.commands.<name> with usage (lines), help ({ flag, text } pairs)
 -- and run(argv) -> exit status.
-local COMMANDS = { 'results', 'diff', 'status', 'replay', 'gc' }
+local COMMANDS = { 'results', 'diff', 'report', 'status', 'replay', 'gc' }
 
 local function command(name)
   for _, c in ipairs(COMMANDS) do
