@@ -117,15 +117,17 @@ describe('psurvey report', function()
     local e = sweep2d()
     local dir = H.tmpdir()
     os.execute(('cp %s %s/copy.db'):format(H.quote(e.db), H.quote(dir)))
-    H.sql(dir .. '/copy.db', [[ALTER TABLE _psurvey_runs ADD COLUMN note TEXT;
-      ALTER TABLE _psurvey_runs ADD COLUMN git_dirty INTEGER;
-      UPDATE _psurvey_runs SET note = '<b>calibration</b> & "run" 2', git_dirty = 1]])
+    -- A column a later psurvey might add, and one an earlier lacked.
+    H.sql(dir .. '/copy.db', [[ALTER TABLE _psurvey_runs ADD COLUMN future TEXT;
+      ALTER TABLE _psurvey_runs DROP COLUMN git_commit;
+      UPDATE _psurvey_runs SET note = '<b>calibration</b> & "run" 2', git_dirty = 1, future = 'x<y']])
     local r = H.run(dir, 'report copy.db -o out.html')
     assert.equal(0, r.code, r.err)
     local page = H.slurp(dir .. '/out.html')
     assert.truthy(page:find('<th>note</th><td class="wrap">&lt;b&gt;calibration&lt;/b&gt; &amp; &quot;run&quot; 2</td>',
       1, true))
     assert.truthy(page:find('<th>git_dirty</th><td>1</td>', 1, true))
+    assert.truthy(page:find('<th>future</th><td class="wrap">x&lt;y</td>', 1, true))
     assert.falsy(page:find('<b>calibration', 1, true))
     assert.falsy(page:find('git_commit', 1, true))
   end)
