@@ -305,7 +305,7 @@ int ps_cursor_open(ps_store_t *s, const char *table, int view, const ps_query_t 
   if (rc == 0) {
     int prc = filtered ? ps__prepare_filtered(s, sql, name, &c->st)
                        : sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL);
-    if (prc == SQLITE_AUTH)
+    if (prc == SQLITE_AUTH || (filtered && strstr(sqlite3_errmsg(s->db), "not authorized")))
       rc = ps_err_set(err, PS_EVALUE,
                       "the expression may read the columns of '%s' and call functions, nothing "
                       "else",

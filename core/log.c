@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,9 @@ void ps_log_open(ps_log_t *log) {
     else
       snprintf(log->path, sizeof log->path, LOG_DIR "/%s-%d.log", stamp, k);
     log->fd = open(log->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    /* Held while the run writes it: `psurvey gc` leaves a locked log alone,
+       whatever database its run uses. */
+    if (log->fd >= 0) flock(log->fd, LOCK_SH | LOCK_NB);
     if (log->fd >= 0 || errno != EEXIST) return;
   }
 }

@@ -2,7 +2,8 @@
  * log.h: the hidden log file .psurvey/logs/YYYYMMDD-HHMMSS.log in the working
  * directory, one per run (-2, -3... for runs started in the same second). It always records the
  * run's options, every exception with its traceback, worker deaths and stage summaries, whatever
- * the verbosity, so a failure can be studied after the fact.
+ * the verbosity, so a failure can be studied after the fact. The run holds a shared lock (flock)
+ * on its log while it writes it, which `psurvey gc` tests (core.in_use).
  */
 #ifndef PS_LOG_H
 #define PS_LOG_H

@@ -87,7 +87,6 @@ static int find_col(const ps_memstage_t *m, const char *s, size_t n) {
   return -1;
 }
 
-/* Adds the columns of one encoded table's keys. */
 /* Whether column a's name sorts before b's (bytes, then length). */
 static int col_before(const memcol_t *a, const memcol_t *b) {
   size_t n = a->len < b->len ? a->len : b->len;

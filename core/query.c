@@ -9,6 +9,7 @@
  * read-only.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "store_private.h"
 
@@ -43,10 +44,16 @@ int ps__where_check(const char *expr, ps_err_t *err) {
    statement's preparation. */
 static int filter_authorizer(void *table, int action, const char *a, const char *b, const char *db,
                              const char *trigger) {
-  (void)b, (void)db, (void)trigger;
+  (void)db, (void)trigger;
   switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_FUNCTION: return SQLITE_OK;
+    case SQLITE_SELECT: return SQLITE_OK;
+    case SQLITE_FUNCTION:
+      /* Functions compute; those that reach outside the database do not. */
+      return b && (strcmp(b, "load_extension") == 0 || strcmp(b, "fts3_tokenizer") == 0 ||
+                   strcmp(b, "readfile") == 0 || strcmp(b, "writefile") == 0 ||
+                   strcmp(b, "edit") == 0)
+                 ? SQLITE_DENY
+                 : SQLITE_OK;
     case SQLITE_READ:
       return a && ps__same_name(a, strlen(a), table, strlen(table)) ? SQLITE_OK : SQLITE_DENY;
     default: return SQLITE_DENY;
@@ -71,7 +78,12 @@ int ps_store_query(ps_store_t *s, const char *sql, const ps_item_t *params, int 
   const char *tail = NULL;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, &tail) != SQLITE_OK)
     return ps__db_fail(s->db, err, "reading");
-  if (st == NULL || !sqlite3_stmt_readonly(st) || tail[strspn(tail, " \t\r\n")] != '\0') {
+  /* sqlite3_stmt_readonly is also true of BEGIN, ATTACH and EXPLAIN:
+     only a query will do. */
+  const char *head = sql + strspn(sql, " \t\r\n(");
+  int query = strncasecmp(head, "SELECT", 6) == 0 || strncasecmp(head, "WITH", 4) == 0;
+  if (st == NULL || !query || sqlite3_stmt_isexplain(st) || !sqlite3_stmt_readonly(st) ||
+      tail[strspn(tail, " \t\r\n")] != '\0') {
     sqlite3_finalize(st);
     return ps_err_set(err, PS_EVALUE, "a query must be one statement that only reads");
   }

@@ -4,12 +4,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -160,6 +162,19 @@ static int core_alive(lua_State *L) {
   return 1;
 }
 
+/* core.in_use(path) -> whether a process holds a lock on the file (a
+   run writing its log, log.c): an exclusive lock cannot be had now. */
+static int core_in_use(lua_State *L) {
+  int fd = open(luaL_checkstring(L, 1), O_RDONLY | O_CLOEXEC);
+  int busy = 0;
+  if (fd >= 0) {
+    busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+  }
+  lua_pushboolean(L, busy);
+  return 1;
+}
+
 /* core.listdir(path) -> array of its entries' names (not . and ..),
    sorted | fail, message */
 static int core_listdir(lua_State *L) {
@@ -243,26 +258,14 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
-                                      {"census", core_census},
-                                      {"encode", core_encode},
-                                      {"brief", core_brief},
-                                      {"decode", core_decode},
-                                      {"ship", core_ship},
-                                      {"hash", core_hash},
-                                      {"pid", core_pid},
-                                      {"hostname", core_hostname},
-                                      {"vmem", core_vmem},
-                                      {"isatty", core_isatty},
-                                      {"cpus", core_cpus},
-                                      {"memory", core_memory},
-                                      {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names},
-                                      {"cwd", core_cwd},
-                                      {"alive", core_alive},
-                                      {"listdir", core_listdir},
-                                      {"now", core_now},
-                                      {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {
+    {"sleep", core_sleep},   {"census", core_census}, {"encode", core_encode},
+    {"brief", core_brief},   {"decode", core_decode}, {"ship", core_ship},
+    {"hash", core_hash},     {"pid", core_pid},       {"hostname", core_hostname},
+    {"vmem", core_vmem},     {"isatty", core_isatty}, {"cpus", core_cpus},
+    {"memory", core_memory}, {"mkdir", core_mkdir},   {"env_names", core_env_names},
+    {"cwd", core_cwd},       {"alive", core_alive},   {"listdir", core_listdir},
+    {"in_use", core_in_use}, {"now", core_now},       {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

@@ -110,8 +110,11 @@ static void read_query(lua_State *L, int idx, ps_query_t *q) {
   q->limit = (int64_t)luaL_optinteger(L, -1, 0);
   lua_getfield(L, idx, "meta");
   q->meta = lua_toboolean(L, -1);
-  lua_getfield(L, idx, "where");
-  q->where = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1); /* the table keeps it */
+  /* A string the table keeps (a number would be converted in place, and
+     its string kept by nothing). */
+  if (lua_getfield(L, idx, "where") != LUA_TNIL && lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "query field 'where': an SQL expression (a string) expected");
+  q->where = lua_tostring(L, -1);
   lua_pop(L, 4);
   q->order = query_names(L, idx, "order", &q->norder);
   q->columns = query_names(L, idx, "columns", &q->ncolumns);

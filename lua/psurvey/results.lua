@@ -17,8 +17,8 @@
 ---   results:group(key)       per value of key: { [key] = value, count = rows, mean = { col = mean
 ---                            of each numeric result column } }, in key order
 ---                            (where, sorted, best and group run in SQLite: a database file)
----   psurvey's columns _index, _duration, _cpu, _memory, _worker, _host, _start, _end and
----   _attempt can be read with column(), sorted by, filtered on and are in best()'s row
+---   psurvey's columns _index, _duration, _cpu, _memory, _worker, _host, _start, _end, _attempt
+---   and _run can be read with column(), sorted by, filtered on and are in best()'s row
 ---   results.progress         total, active, finished (psets with a result), failures (psets that
 ---                            failed), exceptions, on_result_errors; tostring as paramsurvey's
 ---   results.stats            count, mean, min, max, p25 .. p99 of pset run time (tostring prints it);
@@ -52,7 +52,7 @@ end
 -- psurvey's columns a user may read beside the keys (stage.h's meta columns).
 local META = { _index = true, _status = true, _exception = true, _traceback = true, _attempt = true,
   _worker = true, _host = true, _start = true, _end = true, _duration = true, _cpu = true, _memory = true,
-  _name = true, _hash = true }
+  _name = true, _hash = true, _run = true }
 
 local function has_column(self, name)
   if META[name] then return true end

@@ -82,7 +82,7 @@ end, psurvey.product({ k = { 0, 10 }, x = { 1, 2, 3, 4, 5 } }), { name = 'grid' 
   end)
 
   it('reads psurvey\'s columns as columns', function()
-    for _, c in ipairs({ '_duration', '_cpu', '_worker', '_host', '_start', '_end', '_index', '_attempt' }) do
+    for _, c in ipairs({ '_duration', '_cpu', '_worker', '_host', '_start', '_end', '_index', '_attempt', '_run' }) do
       local col = res:column(c)
       assert.equal(8, col.n, c)
       assert.is_not_nil(col[1], c)
@@ -90,6 +90,18 @@ end, psurvey.product({ k = { 0, 10 }, x = { 1, 2, 3, 4, 5 } }), { name = 'grid' 
     assert.same({ 1, 2, 3, 4, 6, 7, 8, 9 }, { table.unpack(res:column('_index'), 1, 8) })
     assert.equal(8, #res:where('_duration >= 0 AND _worker > 0'))
     assert.equal(H.shell('hostname'):gsub('%s+$', ''), res:column('_host')[1])
+  end)
+
+  it('runs psurvey\'s own reading statements, and nothing else, through store:query', function()
+    local store = require('psurvey.core').store(dir .. '/.psurvey/survey.db')
+    finally(function() store:close() end)
+    assert.same({ n = 10 }, store:query('SELECT count(*) AS n FROM grid WHERE k >= ?1', 0):next())
+    for _, sql in ipairs({ "ATTACH 'x.db' AS x", 'BEGIN EXCLUSIVE', 'EXPLAIN SELECT 1', 'SELECT 1; SELECT 2',
+      'DELETE FROM grid', 'PRAGMA user_version = 9' }) do
+      local ok, err = pcall(store.query, store, sql)
+      assert.is_false(ok, sql)
+      assert.matches('a query must be one statement that only reads', err)
+    end
   end)
 
   it('gives a stored stage\'s run-time statistics', function()

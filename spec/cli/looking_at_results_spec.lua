@@ -81,6 +81,9 @@ describe('psurvey results', function()
     assert.matches('\n    stdout:\n      working on 3 b\n', r.out)
     r = run('results survey.lua --full')
     assert.same({ 2, 'psurvey: results: --full goes with --failed\n(see psurvey --help)\n' }, { r.code, r.err })
+    -- Filtered, the count says so.
+    r = run([[results survey.lua --failed --where "kind = 'a'"]])
+    assert.equal("sweep: 0 failed psets where kind = 'a' (of 1 failed, 8 psets)\n", r.out)
   end)
 
   it('filters, sorts, chooses columns and cuts listings', function()
@@ -129,6 +132,19 @@ describe('psurvey results', function()
     assert.matches("no column 'nope' in table 'sweep' %(it has kind, x, [a-z, ]+, _index, _status", r.err)
     r = run('results survey.lua --limit 0')
     assert.equal(2, r.code)
+    -- The error names the option at fault, whatever else is given.
+    r = run('results survey.lua --where "x > 1" --csv --columns x,nope')
+    assert.equal(2, r.code)
+    assert.matches("^psurvey: results: %-%-columns: no column 'nope'", r.err)
+    r = run('results survey.lua --summary --where "x > 1"')
+    assert.same({ 2, 'psurvey: results: --summary describes whole stages: it takes no --where, --sort, --columns or'
+      .. ' --limit\n(see psurvey --help)\n' }, { r.code, r.err })
+    -- Functions that reach outside the database are refused before a row is read.
+    for _, bad in ipairs({ "load_extension('/tmp/nothing') IS NULL", 'EXISTS (SELECT 1 FROM pragma_table_list)' }) do
+      r = run('results survey.lua --where ' .. H.quote(bad))
+      assert.equal(2, r.code, bad)
+      assert.matches("^psurvey: results: %-%-where: the expression may read the columns of 'sweep' and call", r.err)
+    end
     r = run([[results survey.lua --where '']])
     assert.same({ 2, "psurvey: results: option '--where' needs a value\n(see psurvey --help)\n" }, { r.code, r.err })
   end)

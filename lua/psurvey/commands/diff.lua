@@ -31,9 +31,10 @@ local function same(a, b)
 end
 
 -- The stage's rows, each with its pset keys (psets), its outcome (status,
--- exception) and its result keys, by _hash.
+-- exception) and its result keys, by _hash; a pset listed twice is
+-- matched in order (its second row with the other's second).
 local function read(store, name)
-  local rows, order = {}, {}
+  local rows, order, seen = {}, {}, {}
   local cursor = store:cursor(name, 'all')
   local psets = store:cursor(name, 'all', 0, 'psets')
   for row in function() return cursor:next() end do
@@ -42,8 +43,9 @@ local function read(store, name)
     for k, v in pairs(row) do
       if k:sub(1, 1) ~= '_' and pset[k] == nil then results[k] = v end
     end
-    local r = { index = row._index, hash = row._hash, pset = pset, results = results, status = row._status,
-      exception = row._exception }
+    seen[row._hash] = (seen[row._hash] or 0) + 1
+    local r = { index = row._index, hash = row._hash .. '#' .. seen[row._hash], pset = pset, results = results,
+      status = row._status, exception = row._exception }
     rows[r.hash] = r
     order[#order + 1] = r
   end

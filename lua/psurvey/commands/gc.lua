@@ -183,8 +183,9 @@ local function survey_db(target, keep, live)
 end
 
 --- The logs gc would remove: all but the `keep` newest, and never one a
---- running survey writes: its run records its log (a run of a psurvey
---- that did not, keeps every log from a second before its start on).
+--- running survey writes: its run holds a lock on it (whatever database
+--- it uses) and records it (a run of a psurvey that did neither keeps
+--- every log from a second before its start on).
 local function old_logs(keep, live)
   local list, remove, bytes = logs(), {}, 0
   local here, written, first_live = core.cwd(), {}, nil
@@ -200,6 +201,7 @@ local function old_logs(keep, live)
     #list > 0 and keep > 0 and (', the %d newest kept'):format(math.min(keep, #list)) or ''))
   for i, l in ipairs(list) do
     local running = written[here .. '/' .. l.path] or (first_live and l.stamp >= first_live)
+      or core.in_use(l.path)
     local kept = i <= keep or running
     io.stdout:write(('  %s %-40s %10s%s\n'):format(kept and 'keep' or 'gc  ', l.path, size(l.bytes),
       running and '  (a survey that runs now writes it)' or ''))

@@ -59,7 +59,15 @@ function M.run(argv)
   -- Written beside it, then renamed: a report is never seen half written.
   local tmp = out .. '.tmp'
   local f, err = io.open(tmp, 'wb')
-  local ok2 = f and f:write(text) and f:close()
+  local ok2 = f ~= nil
+  if f then
+    ok2, err = f:write(text)
+    if ok2 then
+      ok2, err = f:close()
+    else
+      f:close()
+    end
+  end
   if ok2 then ok2, err = os.rename(tmp, out) end
   if not ok2 then
     if f then os.remove(tmp) end

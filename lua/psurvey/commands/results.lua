@@ -97,6 +97,10 @@ local function parse(argv)
     end
   end
   if o.full and o.mode ~= 'failed' then return nil, usage_error('results: --full goes with --failed') end
+  if o.mode == 'summary' and (o.where or o.sort or o.columns or o.limit) then
+    return nil, usage_error('results: --summary describes whole stages: it takes no --where, --sort, --columns'
+      .. ' or --limit')
+  end
   o.query = { where = o.where, order = o.sort and list_of(o.sort), columns = o.columns and list_of(o.columns),
     limit = o.limit }
   for _, c in ipairs(o.query.columns or {}) do
@@ -215,7 +219,12 @@ local function print_failed(store, name, o)
   for _, c in ipairs(cursor:columns()) do
     if c:sub(1, 1) ~= '_' then keys[#keys + 1] = c end
   end
-  io.stdout:write(('%s: %d of %d psets failed\n'):format(name, info.failed or 0, info.total or 0))
+  if o.where then
+    io.stdout:write(('%s: %d failed psets where %s (of %d failed, %d psets)\n'):format(name,
+      store:count(name, 'missing', { where = o.where }), o.where, info.failed or 0, info.total or 0))
+  else
+    io.stdout:write(('%s: %d of %d psets failed\n'):format(name, info.failed or 0, info.total or 0))
+  end
   for row in function() return cursor:next() end do
     local values = {}
     for _, k in ipairs(keys) do
@@ -257,14 +266,13 @@ end
 -- The query's mistakes (a bad expression, an unknown column) are the
 -- user's: found before anything is printed, and reported as a usage error.
 local function check_query(store, name, o)
-  if not (o.where or o.sort or o.columns) then return end
-  local q = {}
-  for k, v in pairs(o.query) do q[k] = v end
-  q.limit = 1
-  local ok, e = pcall(store.cursor, store, name, 'all', q)
-  if not ok then
-    error({ usage = ('%s: %s'):format(o.where and '--where' or o.sort and '--sort' or '--columns',
-      common.message(e)) }, 0)
+  -- One part at a time, so that the error names the option at fault.
+  for _, part in ipairs({ { '--where', 'where' }, { '--sort', 'order' }, { '--columns', 'columns' } }) do
+    local value = o.query[part[2]]
+    if value ~= nil then
+      local ok, e = pcall(store.cursor, store, name, 'all', { [part[2]] = value, meta = o.query.meta, limit = 1 })
+      if not ok then error({ usage = ('%s: %s'):format(part[1], common.message(e)) }, 0) end
+    end
   end
 end
 

@@ -2,9 +2,11 @@
 --- from its database while it runs (the driver's heartbeat, written about
 --- once a second: _psurvey_heartbeat) and after: the running stages, their
 --- counts, rate and ETA, busy workers per host, the last failures; or the
---- last run's stages and how they ended. It only reads.
+--- last run's stages and how they ended. It writes nothing (but, as every
+--- command, brings the tables of an older psurvey's database up to date).
 local core = require('psurvey.core')
 local format = require('psurvey.format')
+local summary = require('psurvey.summary')
 local common = require('psurvey.commands.common')
 
 local say, usage_error = common.say, common.usage_error
@@ -68,21 +70,24 @@ local function cut(s, width)
   return s:sub(1, utf8.offset(s, width - 2) - 1) .. '...'
 end
 
+-- The rows of a reading statement; none when a table it reads is not
+-- there (a stage dropped meanwhile); any other failure is said.
 local function rows(store, sql, ...)
   local ok, c = pcall(store.query, store, sql, ...)
   local out = {}
-  if not ok then return out end
+  if not ok then
+    if tostring(c):find('no such table', 1, true) then return out end
+    error(c, 0)
+  end
   for row in c.next, c do out[#out + 1] = row end
   return out
 end
 
-local function quote_ident(name)
-  return '"' .. name:gsub('"', '""') .. '"'
-end
+local quote_ident = summary.ident
 
---- Whether process pid runs on this machine.
+--- Whether process pid runs on this machine (another user's counts).
 local function alive(pid)
-  return os.execute(('kill -0 %d 2>/dev/null'):format(math.tointeger(pid) or 0)) == true
+  return core.alive(math.tointeger(pid) or 0)
 end
 
 --- "vm 2/2, lab-pc1 0/8" from the heartbeat's JSON.
