@@ -27,6 +27,8 @@ typedef struct ps_pool_cb_s {
   /* A node came up (up = 1) or was lost (up = 0: its workers were already
      buried, with w->lost set). */
   void (*on_node)(ps_node_t *n, int up);
+  /* A backend's remark for the log (an agent refused...). May be NULL. */
+  void (*on_note)(ps_pool_t *p, const char *text);
 } ps_pool_cb_t;
 
 struct ps_worker_s {

@@ -658,6 +658,12 @@ static void on_node(ps_node_t *n, int up) {
                       n->why);
   }
 }
+/* A backend's remark: the log keeps it. */
+static void on_note(ps_pool_t *p, const char *text) {
+  ps_engine_t *e = p->owner;
+  ps_log_printf(&e->log, "%s", text);
+}
+
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   memset(e, 0, sizeof *e);
   /* A worker that dies while we write to it must not kill the driver. */
@@ -672,6 +678,7 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   e->pool.cb.on_frame = on_frame;
   e->pool.cb.on_dead = on_dead;
   e->pool.cb.on_node = on_node;
+  e->pool.cb.on_note = on_note;
   e->pool.owner = e;
   e->log.fd = -1;
   ps_log_open(&e->log);

@@ -14,6 +14,7 @@
 #include "lpsurvey.h"
 #include "run.h"
 #include "source.h"
+#include "slurm.h"
 #include "ssh.h"
 #include "store.h"
 
@@ -552,11 +553,24 @@ static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   return ps_ssh_setup(p, specs, n, &o, err);
 }
 
+/* The Slurm backend, inside an allocation, with opts = { listen =
+   address, port = n, srun = program, heartbeat = s }. */
+static int backend_slurm(lua_State *L, ps_pool_t *p, ps_err_t *err) {
+  ps_slurm_opts_t o;
+  size_t len;
+  memset(&o, 0, sizeof o);
+  o.listen = str_field(L, 3, "listen", &len);
+  o.srun = str_field(L, 3, "srun", &len);
+  o.port = (int)int_field(L, 3, "port", 0);
+  o.heartbeat = num_field(L, 3, "heartbeat", 30);
+  return ps_slurm_setup(p, &o, err);
+}
+
 /* The backends, by name: adding one is a file in core/ and a line here. */
 static const struct {
   const char *name;
   int (*setup)(lua_State *L, ps_pool_t *p, ps_err_t *err);
-} backends[] = {{"process", backend_process}, {"ssh", backend_ssh}};
+} backends[] = {{"process", backend_process}, {"ssh", backend_ssh}, {"slurm", backend_slurm}};
 
 /* engine:backend(name, opts): adds the nodes of a backend to the pool
    ('process': this machine; 'ssh': opts as backend_ssh reads them). */

@@ -204,13 +204,27 @@ local backends = {
         reconnect = ssh.reconnect == false and 0 or 1, ssh = ssh.program })
     end,
   },
+  slurm = {
+    prepare = function(values, from, level)
+      if (os.getenv('SLURM_JOB_ID') or '') == '' then
+        errors.raise(("option 'backend' (from %s): 'slurm' runs inside a Slurm allocation (an sbatch script or"
+          .. ' salloc), and SLURM_JOB_ID is not set here'):format(from.backend), level + 1)
+      end
+      return values.slurm or {}, 'slurm job ' .. os.getenv('SLURM_JOB_ID')
+    end,
+    setup = function(engine, slurm)
+      engine:backend('slurm', { listen = slurm.listen, port = slurm.port or 0, srun = slurm.srun,
+        heartbeat = slurm.heartbeat or 30 })
+    end,
+  },
 }
 
 --- Raises at level when a chosen backend is not available here.
 local function check_backends(values, from, level)
   for _, backend in ipairs(values.backend) do
     if not backends[backend] then
-      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process' or 'ssh'")
+      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process', 'ssh' or"
+        .. " 'slurm'")
         :format(from.backend, backend), level + 1)
     end
   end

@@ -247,8 +247,8 @@ M.parse_literal = parse_literal
 ---@class psurvey.OptionSpec
 M.specs = {
   { name = 'backend', default = { 'process' }, arg = 'NAME[,NAME]',
-    help = 'where workers run: process (this machine), ssh (the hosts of --hosts), or both (process,ssh) as one'
-      .. ' pool; slurm is not available yet',
+    help = 'where workers run: process (this machine), ssh (the hosts of --hosts), slurm (the nodes of the Slurm'
+      .. ' allocation it runs in), or several as one pool (process,ssh)',
     check = function(v)
       -- One name, names separated by commas, or a list of names: a list.
       local list = {}
@@ -388,6 +388,26 @@ M.specs = {
       end
       for i, o in ipairs(v.options or {}) do
         if type(o) ~= 'string' then return nil, ('options[%d] must be a string, got %s'):format(i, type(o)) end
+      end
+      return v
+    end },
+  { name = 'slurm', default = nil, arg = 'TABLE', parse = parse_literal,
+    help = "slurm backend: { listen = 'ADDRESS' (where agents reach the driver; default: this host's name's"
+      .. " address), port = 0, srun = 'srun', heartbeat = 30 }",
+    check = function(v)
+      if type(v) ~= 'table' then return nil, 'expected a table, got ' .. type(v) end
+      local known = { listen = 'string', port = 'number', srun = 'string', heartbeat = 'number' }
+      for k, x in pairs(v) do
+        if known[k] == nil then
+          return nil, ("unknown key '%s' (known: listen, port, srun, heartbeat)"):format(tostring(k))
+        end
+        if type(x) ~= known[k] then return nil, ("key '%s' must be a %s, got %s"):format(k, known[k], type(x)) end
+      end
+      if v.port and (math.type(v.port) ~= 'integer' or v.port < 0 or v.port > 65535) then
+        return nil, "key 'port' must be an integer from 0 to 65535"
+      end
+      if v.heartbeat and (v.heartbeat ~= v.heartbeat or v.heartbeat <= 0) then
+        return nil, "key 'heartbeat' must be > 0 seconds"
       end
       return v
     end },
