@@ -13,8 +13,8 @@
 #include "local.h"
 #include "lpsurvey.h"
 #include "run.h"
-#include "source.h"
 #include "slurm.h"
+#include "source.h"
 #include "ssh.h"
 #include "store.h"
 

@@ -23,14 +23,14 @@ local results = psurvey.map(function(p)
   if p.sleep then os.execute('sleep ' .. p.sleep) end
   return { y = p.x * p.x, token = os.getenv('PSURVEY_AGENT_TOKEN') or 'unseen',
     job = os.getenv('SLURM_JOB_ID') }
-end, psurvey.product({ x = psurvey.range(1, tonumber(arg[1] or '2000')), sleep = arg[2] and { tonumber(arg[2]) } or nil }),
-  { name = 'squares' })
+end, psurvey.product({ x = psurvey.range(1, tonumber(arg[1] or '2000')),
+  sleep = arg[2] and { tonumber(arg[2]) } or nil }), { name = 'squares' })
 print(#results, #results.missing)
 ]]
 
-  local function job(dir, args, extra)
-    return ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --output=job.out --error=job.err\n%s%s survey.lua --backend slurm %s\n')
-      :format(extra or '', H.bin, args or '')
+  local function job(dir, args)
+    return ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --output=job.out --error=job.err\n'
+      .. '%s survey.lua --backend slurm %s\n'):format(H.bin, args or '')
   end
 
   it('runs 2,000 psets on the allocation\'s agents, each stored exactly once', function()
