@@ -188,6 +188,10 @@ int ps_agent_main(const char *exe, int conn) {
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
   host[sizeof host - 1] = '\0';
+  /* In a Slurm job: its id, and the GPUs Slurm gave the step (as the
+     workers will name them in CUDA_VISIBLE_DEVICES). */
+  const char *job = getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "";
+  const char *gpus = job[0] && getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "";
   /* The CPUs the agent (and the workers it starts) may run on there. */
   int cores = ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
@@ -199,7 +203,10 @@ int ps_agent_main(const char *exe, int conn) {
       (uint64_t)cores,
       (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
       {host, strlen(host)},
-      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
+      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)},
+      {gpus, strlen(gpus)},
+      {job, strlen(job)},
+      0};
   ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 

@@ -70,6 +70,8 @@ struct ps_node_s {
   int ngpus;               /* GPUs its workers may be bound to */
   char gpus[PS_GPUS_TEXT]; /* their ids, comma-separated, as configured */
   char host[256];          /* the host's own name */
+  char job[32];            /* the Slurm job its agent runs in, or "" */
+  int64_t ends;            /* when that job's time runs out (Unix seconds), or 0 */
   int workers;             /* alive there */
   int failures;            /* connection attempts failed in a row */
   int ever_up;
