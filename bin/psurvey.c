@@ -195,7 +195,7 @@ static int agent_main(int argc, char **argv) {
   if (agent_token(token_file, token, sizeof token) == NULL) return 2;
   int fd;
   ps_err_t err;
-  if (ps_dial_driver(connect, token, 30000, &fd, &err) != 0) {
+  if (ps_dial_driver(connect, token, 10000, &fd, &err) != 0) {
     fprintf(stderr, "psurvey agent: %s\n", err.msg);
     return 1;
   }

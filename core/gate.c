@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -53,13 +54,8 @@ struct agent_s {
   ps_node_t *node;
   ps_relay_t relay;
   int64_t last_ping;
+  int bye; /* told to end */
 };
-
-static void note(ps_gate_t *g, const char *fmt, const char *peer, const char *why) {
-  char text[300];
-  snprintf(text, sizeof text, fmt, peer, why);
-  if (g->pool->cb.on_note) g->pool->cb.on_note(g->pool, text);
-}
 
 /* One of the gate's handles (its own two, and each connection's in the
    exchange) is closed: the gate is freed with the last. */
@@ -89,7 +85,7 @@ static void pending_closed(uv_handle_t *h) {
 /* Ends a connection in the exchange, saying why in the log. */
 static void refuse(agent_t *a, const char *why) {
   ps_gate_t *g = a->gate;
-  note(g, "refused an agent from %s: %s", a->peer, why);
+  ps_pool_note(g->pool, "refused an agent from %s: %s", a->peer, why);
   unlink_pending(a);
   g->connecting--;
   uv_poll_stop(&a->poll);
@@ -118,6 +114,7 @@ static void on_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
 static void on_end(ps_link_t *l, const char *why) {
   agent_t *a = l->data;
   char text[400];
+  if (a->bye && why == NULL) return node_lost(a->node, "it ended as asked (BYE)");
   snprintf(text, sizeof text, "%s%s", why ? "its agent sent " : "its agent's connection ended",
            why ? why : "");
   node_lost(a->node, text);
@@ -145,6 +142,7 @@ static void gate_kill(ps_worker_t *w, int sig) {
 
 static void gate_bye(ps_node_t *n) {
   agent_t *a = agent_of(n);
+  a->bye = 1;
   if (a->relay.link && n->state == PS_NODE_UP) ps_relay_bye(&a->relay);
   if (a->relay.link) ps_link_shutdown(a->relay.link);
 }
@@ -396,4 +394,20 @@ void ps_gate_counts(const ps_gate_t *g, int *connecting, int *up, int *lost) {
   *connecting = c;
   *up = u;
   *lost = g->lost;
+}
+
+int ps_gate_own_address(char *out, size_t size, ps_err_t *err) {
+  char host[256];
+  if (gethostname(host, sizeof host - 1) != 0) return ps_err_set(err, PS_EVALUE, "no host name");
+  host[sizeof host - 1] = '\0';
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
+    return ps_err_set(err, PS_EVALUE,
+                      "this host's name '%s' resolves to no address for the agents: give "
+                      "slurm.listen",
+                      host);
+  int rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+  freeaddrinfo(ai);
+  return rc == 0 ? 0 : ps_err_set(err, PS_EVALUE, "cannot write the address of '%s'", host);
 }

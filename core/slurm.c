@@ -1,7 +1,6 @@
 /* slurm.c: the agents of a Slurm allocation (slurm.h). */
 #include "slurm.h"
 
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,23 +152,6 @@ static const ps_backend_ops_t step_ops = {
     .free = step_free,
 };
 
-/* The address this host's name resolves to, where the agents reach it. */
-static int own_address(char *out, size_t size, ps_err_t *err) {
-  char host[256];
-  if (gethostname(host, sizeof host - 1) != 0) return ps_err_set(err, PS_EVALUE, "no host name");
-  host[sizeof host - 1] = '\0';
-  struct addrinfo hints = {0}, *ai = NULL;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
-    return ps_err_set(err, PS_EVALUE,
-                      "this host's name '%s' resolves to no address for the agents: give "
-                      "slurm.listen",
-                      host);
-  int rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
-  freeaddrinfo(ai);
-  return rc == 0 ? 0 : ps_err_set(err, PS_EVALUE, "cannot write the address of '%s'", host);
-}
-
 int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   const char *job = getenv("SLURM_JOB_ID");
   if (job == NULL || job[0] == '\0')
@@ -181,7 +163,7 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   char address[128], token[PS_AUTH_TOKEN_HEX + 1];
   if (o->listen)
     snprintf(address, sizeof address, "%s", o->listen);
-  else if (own_address(address, sizeof address, err) != 0)
+  else if (ps_gate_own_address(address, sizeof address, err) != 0)
     return err->code;
   if (ps_auth_new_token(token) != 0)
     return ps_err_set(err, PS_EWORKER, "no randomness for the run's token");
@@ -189,12 +171,7 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   ps_gate_opts_t go = {address, o->port, token, o->heartbeat, "slurm", "Slurm node"};
   int rc = ps_gate_open(p, &go, &gate, err);
   if (rc != 0) return rc;
-  if (p->cb.on_note) {
-    char text[300];
-    snprintf(text, sizeof text, "slurm job %s: agents connect to %s port %d", job, address,
-             ps_gate_port(gate));
-    p->cb.on_note(p, text);
-  }
+  ps_pool_note(p, "slurm job %s: agents connect to %s port %d", job, address, ps_gate_port(gate));
   ps_node_t *n = calloc(1, sizeof *n);
   step_t *s = calloc(1, sizeof *s);
   if (n == NULL || s == NULL || ps_pool_add_node(p, n) != 0) {

@@ -99,6 +99,17 @@ print(#results, #results.missing)
     assert.matches('refused an agent from 127%.0%.0%.1:%d+: a wrong token', log)
   end)
 
+  it('runs the README\'s sbatch script as written', function()
+    local readme = H.slurp(H.root .. '/README.md')
+    local script = assert(readme:match('\n## Slurm\n.-\n```\n(#!/bin/bash\n.-)```\n'))
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local id, state = S.batch(cluster, dir, script:gsub('\npsurvey ', '\n' .. H.bin .. ' '), 60)
+    assert.equal('COMPLETED', state, (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or ''))
+    assert.equal('2000\t0\n', H.slurp(dir .. '/job.out'))
+    assert.same({ { job = id, n = 2000 } }, H.sql(dir .. '/.psurvey/survey.db', 'select job, count(*) n from squares'))
+  end)
+
   it('is an error at init() outside an allocation, naming what is missing', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', SURVEY)
@@ -106,5 +117,124 @@ print(#results, #results.missing)
     assert.equal(2, r.code)
     assert.matches("'slurm' runs inside a Slurm allocation %(an sbatch script or salloc%), and SLURM_JOB_ID is not"
       .. ' set here', r.err)
+  end)
+end)
+
+describe('#slurm the Slurm backend asking for allocations itself', function()
+  local cluster
+  setup(function()
+    local why
+    cluster, why = S.start()
+    assert(cluster, why)
+  end)
+  teardown(function()
+    S.stop(cluster)
+    H.cleanup()
+  end)
+
+  local SURVEY = [[
+local psurvey = require('psurvey')
+local n, sleep, slurm = tonumber(arg[1]), tonumber(arg[2]), load('return ' .. arg[3])()
+local results = psurvey.map(function(p)
+  os.execute('sleep ' .. sleep)
+  return { y = p.x * p.x, job = os.getenv('SLURM_JOB_ID') }
+end, psurvey.product({ x = psurvey.range(1, n) }), { name = 'squares', backend = 'slurm', slurm = slurm,
+  retries = 0 })
+print(#results, #results.missing)
+]]
+
+  local function run(dir, args)
+    return H.run(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
+  end
+
+  local function log_of(dir) return H.slurp(dir .. '/' .. H.logs(dir)[1]) end
+
+  local function jobs_left()
+    return S.run(cluster, "squeue -h -t PENDING,RUNNING -o '%i %j %T' | grep psurvey- || true")
+  end
+
+  it('submits agent jobs, uses their agents, and cancels what is left at the end', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local r = run(dir, "200 0 '{ nodes = 1, cpus_per_task = 2, time = \"5:00\", poll = 0.5 }'")
+    assert.equal(0, r.code, r.err)
+    assert.equal('200\t0\n', r.out)
+    local db = dir .. '/.psurvey/survey.db'
+    local rows = H.sql(db, 'select job, count(*) n, count(distinct _index) d from squares group by job')
+    assert.equal(1, #rows)
+    assert.same({ 200, 200 }, { rows[1].n, rows[1].d })
+    local log = log_of(dir)
+    local id = rows[1].job
+    assert.matches('submitted slurm job ' .. id .. ' %(1 queued or running%)', log)
+    assert.matches('cancelled slurm jobs ' .. id, log)
+    assert.equal('', jobs_left())
+    -- The agent's output went to a log beside the run's.
+    assert.is_not_nil(io.open(dir .. '/.psurvey/logs/agent-' .. id .. '.log'))
+  end)
+
+  it('keeps at most max_jobs queued or running', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local r = run(dir, "20 0.1 '{ nodes = 4, max_jobs = 2, cpus_per_task = 1, poll = 0.5 }'")
+    assert.equal(0, r.code, r.err)
+    local log = log_of(dir)
+    local submitted = 0
+    for n in log:gmatch('submitted slurm job %d+ %((%d+) queued or running%)') do
+      submitted = submitted + 1
+      assert.is_true(tonumber(n) <= 2, log)
+    end
+    assert.equal(2, submitted, log)
+    assert.equal('', jobs_left())
+  end)
+
+  it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local proc = require('support.background').start(dir, "survey.lua -- 40 0.2 '{ nodes = 1, cpus_per_task = 2,"
+      .. " poll = 0.3 }'", { SLURM_CONF = cluster.conf })
+    local B = require('support.background')
+    finally(function() B.kill(proc) end)
+    local first
+    for _ = 1, 200 do
+      local logs = H.logs(dir)
+      local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
+      first = log:match('slurm job (%d+) started')
+      if first and log:find('connected', 1, true) then break end
+      os.execute('sleep 0.1')
+    end
+    assert(first, 'no job started')
+    os.execute('sleep 1')
+    S.run(cluster, 'scancel ' .. first)
+    local done = B.finish(proc, 60)
+    assert.equal(0, done.code, done.err)
+    assert.matches('^40\t0\n', done.out)
+    local db = dir .. '/.psurvey/survey.db'
+    assert.same({ { n = 40, d = 40 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+    local log = log_of(dir)
+    assert.matches('slurm job ' .. first .. ' ended', log)
+    local second = log:match('submitted slurm job (%d+) %(1 queued or running%)', log:find('ended', 1, true))
+    assert(second and second ~= first, log)
+    local lost = H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'")[1].n
+    assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
+    assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
+  end)
+
+  it('says why when sbatch refuses the jobs', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local r = run(dir, "5 0 '{ nodes = 1, partition = \"nope\", poll = 0.2 }'")
+    assert.equal(2, r.code, r.err)
+    assert.matches('sbatch failed 3 times in a row: sbatch: error: invalid partition specified: nope', r.err)
+  end)
+
+  it('is an error at init() without an allocation, nodes or sbatch, naming what is missing', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', SURVEY)
+    local r = run(dir, "5 0 '{}'")
+    assert.equal(2, r.code)
+    assert.matches("or give slurm = { nodes = N, time = ... } for psurvey to ask for allocations itself", r.err)
+    r = H.run(dir, "survey.lua -- 5 0 '{ nodes = 1 }'", { SLURM_JOB_ID = false, PATH = '/nonexistent' })
+    assert.equal(2, r.code)
+    assert.matches('slurm = { nodes = 1 } asks for allocations with sbatch, which is not on the PATH here', r.err)
   end)
 end)
