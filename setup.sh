@@ -17,10 +17,14 @@ root=$PWD
 # iproute2 for the ssh backend's specs (a real sshd on loopback and in
 # network namespaces), and Graphite's carbon-cache and whisper for the
 # carbon specs (a private carbon on loopback; no service is started), and
-# man, which renders the man page in its spec.
+# man, which renders the man page in its spec. The report's specs open it
+# in headless Chromium (with a font: without one, text vanishes from the
+# screenshots), read the screenshots with python3, and check the HTML with
+# tidy.
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
           lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2
-          graphite-carbon python3-whisper help2man man-db)
+          graphite-carbon python3-whisper help2man man-db
+          chromium fonts-dejavu-core python3 tidy)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -145,12 +145,18 @@ static int stage_columns(ps_store_t *s, ps_cursor_t *c, const char *table, int v
   c->npos = npos;
   static const int missing_meta[] = {PS_META_INDEX, PS_META_STATUS, PS_META_EXCEPTION,
                                      PS_META_TRACEBACK};
-  if (view == PS_VIEW_ALL || (q && q->meta))
+  /* A table of an older psurvey, never resumed since, has no _run. */
+  int has_run = view == PS_VIEW_MISSING && !(q && q->meta)
+                    ? 0
+                    : ps__has_column(s->db, table, ps_meta_columns[PS_META_RUN]);
+  if (view == PS_VIEW_ALL || (q && q->meta)) {
     for (int k = 0; k < PS_NMETA - 1 && rc == 0; k++)
-      rc = add_candidate(&cs, &n, &cap, ps_meta_columns[k], PS_ROLE_META, -1);
-  else if (view == PS_VIEW_MISSING)
+      if (k != PS_META_RUN || has_run)
+        rc = add_candidate(&cs, &n, &cap, ps_meta_columns[k], PS_ROLE_META, -1);
+  } else if (view == PS_VIEW_MISSING) {
     for (int k = 0; k < 4 && rc == 0; k++)
       rc = add_candidate(&cs, &n, &cap, ps_meta_columns[missing_meta[k]], PS_ROLE_META, -1);
+  }
   if (rc == PS_ENOMEM) rc = ps_err_set(err, PS_ENOMEM, "out of memory");
   if (rc == 0) rc = show(c, cs, n, q, table, err);
   free_candidates(cs, n);

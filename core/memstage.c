@@ -275,8 +275,8 @@ static int mem_resume(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_
   return 0;
 }
 
-static int mem_commit(ps_stage_t *st, ps_err_t *err) {
-  (void)st, (void)err;
+static int mem_commit(ps_stage_t *st, const struct ps_beat_s *beat, ps_err_t *err) {
+  (void)st, (void)beat, (void)err; /* nobody reads a heartbeat in memory */
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /* progress.c: progress lines, the live bar and event lines (progress.h). */
 #include "progress.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ static void grouped(char *out, size_t n, int64_t v) {
   out[o] = '\0';
 }
 
-static void eta_text(char *out, size_t n, double secs) {
+void ps_format_eta(char *out, size_t n, double secs) {
   if (secs < 0)
     snprintf(out, n, "?");
   else if (secs < 60)
@@ -84,6 +85,72 @@ static void eta_text(char *out, size_t n, double secs) {
     snprintf(out, n, "%dm%02ds", (int)secs / 60, (int)secs % 60);
   else
     snprintf(out, n, "%dh%02dm", (int)secs / 3600, (int)secs / 60 % 60);
+}
+
+void ps_progress_sample(ps_progress_t *p, int64_t now, int64_t done) {
+  p->sample_us[p->next_sample] = now;
+  p->sample_done[p->next_sample] = done;
+  p->next_sample = (p->next_sample + 1) % (PS_RATE_WINDOW_S + 1);
+  if (p->nsamples < PS_RATE_WINDOW_S + 1) p->nsamples++;
+}
+
+double ps_progress_rate(const ps_progress_t *p, int64_t now, int64_t done, int64_t *counted) {
+  /* The oldest sample within the window (a second of slack: samples come
+     about once a second); without one, since the stage started. */
+  int64_t t0 = p->start_us, d0 = 0, window = (int64_t)(PS_RATE_WINDOW_S + 1) * 1000000;
+  int found = 0;
+  for (int k = 0; k < p->nsamples; k++) {
+    if (now - p->sample_us[k] > window) continue;
+    if (!found || p->sample_us[k] < t0) {
+      t0 = p->sample_us[k];
+      d0 = p->sample_done[k];
+      found = 1;
+    }
+  }
+  int64_t n = done - d0;
+  if (counted) *counted = n > 0 ? n : 0;
+  if (now - t0 < 1000 || n <= 0) return 0;
+  return (double)n / ((double)(now - t0) / 1e6);
+}
+
+/*
+ * The time left, and its band. The middle is left / rate: the rate is
+ * measured end to end over the last seconds, so it holds what the run
+ * times alone do not (how many workers are busy, batching, the driver's
+ * own time). The band is an 80% band (z = 1.28) of a normal
+ * approximation with two sources of doubt, added as variances:
+ *   - the psets left may cost more or less than those seen: their total
+ *     run time is a sum of `left` draws from the run-time distribution,
+ *     whose mean is itself estimated from the k psets measured, so its
+ *     relative spread is cv * sqrt(1/left + 1/k), cv the coefficient of
+ *     variation. The standard deviation is taken from the interquartile
+ *     range, (p75 - p25) / 1.349 as for a normal distribution, which a few
+ *     psets that hang or fail at once do not sway;
+ *   - the rate is a count of the `counted` psets that finished in its
+ *     window: a Poisson count, of relative spread 1 / sqrt(counted).
+ * The band is mid * (1 -+ z * spread), its low end 0 at least. Psets of
+ * the same cost give a band from the rate's noise alone, which narrows as
+ * the window fills.
+ */
+void ps_eta(ps_eta_t *out, int64_t left, double rate, int64_t counted, const ps_hist_t *h) {
+  out->mid = out->lo = out->hi = -1;
+  if (left <= 0) {
+    out->mid = out->lo = out->hi = 0;
+    return;
+  }
+  if (rate <= 0 || counted <= 0) return;
+  out->mid = (double)left / rate;
+  double var = 1.0 / (double)counted;
+  if (h && h->count > 0 && h->sum_us > 0) {
+    double mean = h->sum_us / (double)h->count;
+    double sd = (ps_hist_quantile(h, 0.75) - ps_hist_quantile(h, 0.25)) / 1.349;
+    double cv = sd / mean;
+    var += cv * cv * (1.0 / (double)left + 1.0 / (double)h->count);
+  }
+  double spread = 1.28 * sqrt(var);
+  out->lo = out->mid * (1 - spread);
+  if (out->lo < 0) out->lo = 0;
+  out->hi = out->mid * (1 + spread);
 }
 
 void ps_format_stats(char *out, size_t n, const ps_hist_t *h) {
@@ -122,20 +189,34 @@ static void clear_bar(ps_progress_t *p) {
   }
 }
 
-static void status_text(ps_progress_t *p, const ps_counts_t *c, char *out, size_t n) {
-  double secs = (double)(ps_mono_us() - p->start_us) / 1e6;
+/* The counts, rate and ETA of a progress line or the bar, in out; the
+   ETA's band, " (3m50s-4m40s)", in band (empty when unknown), which the
+   bar shows when it fits. */
+static void status_text(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h, char *out,
+                        size_t n, char *band, size_t bn) {
+  int64_t now = ps_mono_us(), counted;
   int64_t done = c->ok + c->failed;
-  double rate = secs > 0 ? (double)(done - c->resumed) / secs : 0;
-  char d[32], t[32], r[32], eta[32];
+  double rate = ps_progress_rate(p, now, done, &counted);
+  ps_eta_t eta;
+  ps_eta(&eta, c->total - done, rate, counted, h);
+  char d[32], t[32], r[32], mid[32], lo[32], hi[32];
   grouped(d, sizeof d, done);
   grouped(t, sizeof t, c->total);
   if (rate >= 100)
     grouped(r, sizeof r, (int64_t)rate);
   else
     snprintf(r, sizeof r, "%.1f", rate);
-  eta_text(eta, sizeof eta, rate > 0 ? (double)(c->total - done) / rate : -1);
+  ps_format_eta(mid, sizeof mid, eta.mid);
   snprintf(out, n, "%s/%s done, %lld running, %lld failed, %s/s, ETA %s", d, t,
-           (long long)c->running, (long long)c->failed, r, done == c->total ? "0s" : eta);
+           (long long)c->running, (long long)c->failed, r, mid);
+  band[0] = '\0';
+  if (eta.lo >= 0 && done < c->total) {
+    ps_format_eta(lo, sizeof lo, eta.lo);
+    ps_format_eta(hi, sizeof hi, eta.hi);
+    /* A band whose ends read the same says nothing. */
+    if (strcmp(lo, hi) != 0)
+      snprintf(band, bn, " (%s%s%s)", lo, p->utf8 ? "\xe2\x80\x93" : "-", hi);
+  }
 }
 
 /* The terminal's columns now (it may have been resized), or 80. */
@@ -148,21 +229,28 @@ static int term_columns(void) {
 /* The live bar, on one line of the terminal as wide as it is now: the
    name, the bar (BAR_MIN to BAR_MAX cells, left out when there is no room)
    and the counts, cut to fit; never the last column, which would wrap. */
-static void draw_bar(ps_progress_t *p, const ps_counts_t *c) {
-  char text[200];
-  status_text(p, c, text, sizeof text);
+static void draw_bar(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h) {
+  char text[260], band[100];
+  status_text(p, c, h, text, sizeof text - sizeof band, band, sizeof band);
   int64_t done = c->ok + c->failed;
   int pct = c->total ? (int)(100 * done / c->total) : 100;
   int cols = term_columns() - 1;
   int name_len = (int)strlen(p->name);
   int text_len = (int)strlen(text);
+  /* The ETA's band goes first when the line would not hold it beside a
+     bar of BAR_MIN cells (its dash is one column of 3 bytes in UTF-8). */
+  int band_cols = (int)strlen(band) - (p->utf8 && band[0] ? 2 : 0);
+  if (band[0] && cols - name_len - text_len - band_cols - 7 >= BAR_MIN) {
+    strcat(text, band);
+    text_len += band_cols;
+  }
   /* name, ' ', bar, ' ', "100%", ' ', text */
   int width = cols - name_len - text_len - 7;
   if (width > BAR_MAX) width = BAR_MAX;
   if (width < BAR_MIN) width = 0;
   int room = cols - name_len - (width ? width + 1 : 0) - 6;
   if (room < 0) room = 0;
-  if (text_len > room) text[room] = '\0';
+  if (text_len > room) text[room] = '\0'; /* the band is gone by now: text is ASCII */
   int fill = c->total ? (int)(width * done / c->total) : width;
   char bar[BAR_MAX * 3 + 2];
   size_t o = 0;
@@ -207,13 +295,13 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
       fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);
       p->last_hosts_us = now;
     }
-    draw_bar(p, c);
+    draw_bar(p, c, h);
     return;
   }
   int64_t every = p->verbose >= 2 ? FAST_US : p->verbose == 1 ? SLOW_US : 0;
   if (due(now, p->last_line_us, every)) {
-    char text[200];
-    status_text(p, c, text, sizeof text);
+    char text[200], band[100];
+    status_text(p, c, h, text, sizeof text, band, sizeof band);
     fprintf(stderr, "psurvey: %s: %s\n", p->name, text);
     if (p->verbose >= 2 && p->hosts[0])
       fprintf(stderr, "psurvey: %s: hosts: %s\n", p->name, p->hosts);

@@ -25,6 +25,16 @@ typedef struct ps_counts_s {
   int64_t retried;       /* attempts that failed and were tried again */
 } ps_counts_t;
 
+/* The rate is counted over this many seconds, the last ones: a stage
+   whose psets slow down or speed up shows it within as long. */
+#define PS_RATE_WINDOW_S 30
+
+/* The time a stage has left, in seconds, and a band around it (ps_eta);
+   below 0: unknown. */
+typedef struct ps_eta_s {
+  double mid, lo, hi;
+} ps_eta_t;
+
 typedef struct ps_progress_s {
   int verbose, vstats, tty, utf8;
   char name[128];
@@ -34,12 +44,29 @@ typedef struct ps_progress_s {
   char logpath[64]; /* the log holding failures' tracebacks, once one failed */
   char hosts[400];  /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
   int64_t last_hosts_us;
+  /* Psets done (ok and failed) at each of the last seconds, a ring, for
+     the rate over PS_RATE_WINDOW_S (ps_progress_sample). */
+  int64_t sample_us[PS_RATE_WINDOW_S + 1], sample_done[PS_RATE_WINDOW_S + 1];
+  int nsamples, next_sample;
 } ps_progress_t;
 
 void ps_progress_init(ps_progress_t *p, const char *name, int verbose, int vstats);
 /* How often the timer should call ps_progress_tick, in ms (0: never). */
 uint64_t ps_progress_interval(const ps_progress_t *p);
 void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h);
+/* Notes `done` psets (ok and failed, resumed ones too) at `now` (mono
+   us): the caller does it when the stage starts and about once a second. */
+void ps_progress_sample(ps_progress_t *p, int64_t now, int64_t done);
+/* Psets finished per second over the last PS_RATE_WINDOW_S seconds (since
+   the start before that), with `done` now; *counted (may be NULL): how
+   many finished in that window. */
+double ps_progress_rate(const ps_progress_t *p, int64_t now, int64_t done, int64_t *counted);
+/* The time `left` psets take at `rate` psets/s, with a band from the
+   run times measured so far (h) and the `counted` psets the rate was
+   measured on; progress.c says how. */
+void ps_eta(ps_eta_t *out, int64_t left, double rate, int64_t counted, const ps_hist_t *h);
+/* "4m10s"; "?" below 0. */
+void ps_format_eta(char *out, size_t n, double secs);
 /* One event line (verbose 3), kept above the bar. */
 void ps_progress_event(ps_progress_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "census.h"
+#include "json.h"
 #include "msg.h"
 #include "node.h"
 #include "value.h"
@@ -36,6 +37,8 @@
    what is left is given up (ps_pool_drain). */
 #define STOP_GRACE_MS 1000
 #define STOP_LIMIT_MS 2000
+/* How often the driver's heartbeat is written (us). */
+#define BEAT_EVERY_US 1000000
 /* How long the end of a stage waits for its last points to reach carbon. */
 #define CARBON_END_WAIT_US 200000
 /* How long an engine's close waits for its last points to reach carbon. */
@@ -127,12 +130,76 @@ static void note_db_wait(ps_run_t *r, int waiting, const char *why) {
   }
 }
 
-/* Writes the rows stored since the last commit. Another program holding
-   the database's write lock is waited for, not a failure. */
+/* The driver's heartbeat as it is now, for `psurvey status` (store.h);
+   its strings are r's. */
+static void make_beat(ps_run_t *r, ps_beat_t *b) {
+  int64_t now = ps_mono_us(), done = r->c.ok + r->c.failed, counted;
+  double rate = ps_progress_rate(&r->progress, now, done, &counted);
+  ps_eta_t eta;
+  ps_eta(&eta, r->total - done, rate, counted, &r->hist);
+  /* Busy workers and workers of each node: {"host": {"busy": b, "workers": w}}. */
+  ps_pool_t *p = &r->e->pool;
+  ps_buf_t *j = &r->beat_hosts;
+  j->len = 0;
+  ps_buf_putc(j, '{');
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *node = p->nodes[k];
+    int busy = 0, workers = 0;
+    for (int s = 0; s < r->sched.nslots; s++) {
+      if (r->sched.slots[s]->node != node) continue;
+      workers++;
+      busy += r->sched.slots[s]->len > 0;
+    }
+    if (k) ps_buf_putc(j, ',');
+    ps_json_string(j, node->name, strlen(node->name));
+    ps_buf_printf(j, ":{\"busy\":%d,\"workers\":%d}", busy, workers);
+  }
+  ps_buf_putc(j, '}');
+  ps_buf_putc(j, '\0');
+  int known = r->hist.count > 0;
+  *b = (ps_beat_t){
+      .run = r->o->stage.run,
+      .stage = r->o->name,
+      .beat = (double)ps_now_us() / 1e6,
+      .started = r->started,
+      .total = r->total,
+      .ok = r->c.ok,
+      .failed = r->c.failed,
+      .active = r->c.active,
+      .workers = r->sched.nslots,
+      .rate = rate,
+      .hosts = j->failed ? NULL : j->data,
+      .p25 = known ? ps_hist_quantile(&r->hist, 0.25) / 1e6 : -1,
+      .p50 = known ? ps_hist_quantile(&r->hist, 0.5) / 1e6 : -1,
+      .p75 = known ? ps_hist_quantile(&r->hist, 0.75) / 1e6 : -1,
+      .p90 = known ? ps_hist_quantile(&r->hist, 0.9) / 1e6 : -1,
+      .eta = eta.mid,
+      .eta_lo = eta.lo,
+      .eta_hi = eta.hi,
+      .pid = (int64_t)getpid(),
+      .host = r->hostname,
+  };
+}
+
+/* A heartbeat alone (the stage's start and end): skipped when another
+   program holds the database, never waited for. */
+static void beat_now(ps_run_t *r) {
+  if (r->store == NULL) return;
+  ps_beat_t b;
+  make_beat(r, &b);
+  ps_store_beat(r->store, &b, NULL);
+}
+
+/* Writes the rows stored since the last commit, and the heartbeat when
+   one is due. Another program holding the database's write lock is
+   waited for, not a failure (the beat is skipped). */
 static void commit_rows(ps_run_t *r) {
   ps_err_t err;
   if (r->stage == NULL) return;
-  int rc = ps_stage_commit(r->stage, &err);
+  ps_beat_t b;
+  if (r->beat_due) make_beat(r, &b);
+  int rc = ps_stage_commit_beat(r->stage, r->beat_due ? &b : NULL, &err);
+  r->beat_due = 0;
   if (rc == PS_EBUSY) {
     note_db_wait(r, 1, err.msg);
   } else if (rc != 0) {
@@ -843,6 +910,13 @@ static void on_watch(uv_timer_t *h) {
   ps_run_t *r = h->data;
   ps_pool_t *p = &r->e->pool;
   int64_t now = ps_mono_us();
+  if (now - r->second_last >= BEAT_EVERY_US) {
+    /* Once a second: the rate's sample, and a heartbeat for the next
+       commit (on_check's, right after this turn's I/O). */
+    r->second_last = now;
+    ps_progress_sample(&r->progress, now, r->c.ok + r->c.failed);
+    r->beat_due = r->store != NULL;
+  }
   if (r->db_waiting) commit_rows(r);
   check_hosts(r);
   for (int k = 0; k < p->n; k++) {
@@ -1017,6 +1091,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     }
   }
   ps_buf_init(&r->scratch);
+  ps_buf_init(&r->beat_hosts);
   ps_hist_init(&r->hist);
   r->start_us = ps_mono_us();
   ps_log_printf(&e->log, "stage %s: %lld psets, options: %s", o->name, (long long)r->total,
@@ -1046,6 +1121,10 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     return rc;
   }
   r->c.resumed = r->c.ok + r->c.failed;
+  r->store = store;
+  r->started = (double)ps_now_us() / 1e6;
+  r->second_last = ps_mono_us();
+  ps_progress_sample(&r->progress, r->second_last, r->c.resumed);
   if (r->c.resumed)
     ps_log_printf(&e->log,
                   "stage %s: resuming: %lld psets done earlier (%lld ok, %lld failed kept)",
@@ -1061,6 +1140,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .most_gpus = ps_sched_most_gpus(e->pool.nodes, e->pool.nnodes),
                         .ud = r};
   ps_sched_init(&r->sched, &so);
+  if (gethostname(r->hostname, sizeof r->hostname - 1) != 0) strcpy(r->hostname, "localhost");
   uint64_t every = ps_progress_interval(&r->progress);
   /* The engine's carbon client, kept from stage to stage while its address
      stays the same. */
@@ -1108,6 +1188,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
     fill_workers(r);
     dispatch_all(r);
   }
+  beat_now(r); /* the first, with the workers started */
   while (!r->done && !r->fatal && !r->interrupted && !halt_settled(r))
     uv_run(&e->loop, UV_RUN_ONCE);
 
@@ -1119,6 +1200,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                     : r->halted    ? "halted"
                                    : "done";
   if (r->stage) end_stage(r, how);
+  beat_now(r);
   send_carbon(r);
   settle_carbon(e, CARBON_END_WAIT_US); /* the stage's last points go out now */
   char failures[600];
@@ -1149,6 +1231,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
   }
   ps_sched_free(&r->sched);
   ps_buf_free(&r->scratch);
+  ps_buf_free(&r->beat_hosts);
   free(r->skip);
   ps__run_free_overrides(r);
   free(r);

@@ -68,8 +68,14 @@ struct ps_run_s {
   int64_t
       db_waiting;   /* since when (mono us) another program holds the database's write lock, or 0 */
   int stuck_starts; /* workers killed in a row for not loading the code */
-  ps_timers_t timers; /* the samples of the workers' timers (system.record) */
-  int timers_dropped; /* RESULTS timers left out: past PS_TIMERS_MAX names */
+  ps_store_t *store;   /* where the stage's rows go, or NULL */
+  int64_t second_last; /* when the last second's work was done (mono us) */
+  int beat_due;        /* the next commit carries a heartbeat */
+  double started;      /* when the stage began (Unix seconds), for the heartbeat */
+  ps_buf_t beat_hosts; /* the heartbeat's busy workers per host, JSON */
+  char hostname[256];  /* this machine's name, for the heartbeat */
+  ps_timers_t timers;  /* the samples of the workers' timers (system.record) */
+  int timers_dropped;  /* RESULTS timers left out: past PS_TIMERS_MAX names */
 };
 
 static inline worker_state_t *ps__state_of(ps_worker_t *w) { return w->data; }

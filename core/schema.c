@@ -51,6 +51,30 @@ static const step_t steps[] = {
     {2, "_psurvey_tables", "seed", "ALTER TABLE _psurvey_tables ADD COLUMN seed INTEGER"},
     {2, "_psurvey_tables", "timeout", "ALTER TABLE _psurvey_tables ADD COLUMN timeout REAL"},
     {2, "_psurvey_tables", "memory", "ALTER TABLE _psurvey_tables ADD COLUMN memory REAL"},
+    /* 3: what a run can be cited by: its command line (a JSON array), its
+       working directory, the git commit of its script and whether the work
+       tree had changes to tracked files (1, 0; NULL outside git), its note,
+       its tags (a JSON object) and its hidden log (relative to cwd). A
+       stage's table gains _run when a run resumes it (ps__stage_upgrade). */
+    {3, "_psurvey_runs", "argv", "ALTER TABLE _psurvey_runs ADD COLUMN argv TEXT"},
+    {3, "_psurvey_runs", "cwd", "ALTER TABLE _psurvey_runs ADD COLUMN cwd TEXT"},
+    {3, "_psurvey_runs", "git_commit", "ALTER TABLE _psurvey_runs ADD COLUMN git_commit TEXT"},
+    {3, "_psurvey_runs", "git_dirty", "ALTER TABLE _psurvey_runs ADD COLUMN git_dirty INTEGER"},
+    {3, "_psurvey_runs", "note", "ALTER TABLE _psurvey_runs ADD COLUMN note TEXT"},
+    {3, "_psurvey_runs", "tags", "ALTER TABLE _psurvey_runs ADD COLUMN tags TEXT"},
+    {3, "_psurvey_runs", "log", "ALTER TABLE _psurvey_runs ADD COLUMN log TEXT"},
+    /* 4: the driver's heartbeat, one row per run, replaced about once a
+       second while a stage runs (run.c), for `psurvey status`: the stage,
+       when it began and when the row was written (Unix seconds), its
+       counts, workers, rate (psets/s over the last seconds), busy workers
+       per host (JSON: {"host": {"busy": b, "workers": w}}), run-time
+       percentiles (seconds), the time left with its band (seconds, NULL
+       when unknown), and the driver's pid and host. */
+    {4, "_psurvey_heartbeat", NULL,
+     "CREATE TABLE IF NOT EXISTS _psurvey_heartbeat(run INTEGER PRIMARY KEY, stage TEXT, beat REAL,"
+     " started REAL, total INTEGER, ok INTEGER, failed INTEGER, active INTEGER, workers INTEGER,"
+     " rate REAL, hosts TEXT, p25 REAL, p50 REAL, p75 REAL, p90 REAL, eta REAL, eta_lo REAL,"
+     " eta_hi REAL, pid INTEGER, host TEXT)"},
 };
 #define NSTEPS ((int)(sizeof steps / sizeof steps[0]))
 
@@ -123,10 +147,13 @@ static const char *const statements[PS_NSQL] = {
     [PS_SQL_RUN_HOLDER] =
         "SELECT pid, host FROM _psurvey_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
     /* ?1 started, ?2 script, ?3 script_hash, ?4 host, ?5 pid, ?6 psurvey, ?7 lua, ?8 libuv, ?9
-       sqlite, ?10 options */
+       sqlite, ?10 options, ?11 argv, ?12 cwd, ?13 git_commit, ?14 git_dirty, ?15 note, ?16 tags,
+       ?17 log */
     [PS_SQL_RUN_BEGIN] =
         "INSERT INTO _psurvey_runs(started, status, script, script_hash, host, pid, psurvey, lua,"
-        " libuv, sqlite, options) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " libuv, sqlite, options, argv, cwd, git_commit, git_dirty, note, tags, log)"
+        " VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " ?16, ?17)",
     /* ?1 finished, ?2 status, ?3 id */
     [PS_SQL_RUN_END] = "UPDATE _psurvey_runs SET finished = ?1, status = ?2 WHERE id = ?3",
     /* ?1 name */
@@ -159,7 +186,31 @@ static const char *const statements[PS_NSQL] = {
     [PS_SQL_OUTPUT] = "SELECT stdout, stderr FROM %O WHERE _index = ?1 AND _attempt = ?2",
     /* no parameters */
     [PS_SQL_NO_OUTPUT] = "SELECT NULL AS stdout, NULL AS stderr WHERE 0",
+    /* ?1 table, ?2 column */
+    [PS_SQL_HAS_COLUMN] = "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
+    /* no parameters; a stage's table, its attempts and its output table */
+    [PS_SQL_DROP_TABLE] = "DROP TABLE IF EXISTS %T",
+    [PS_SQL_DROP_ATTEMPTS] = "DROP TABLE IF EXISTS %A",
+    [PS_SQL_DROP_OUTPUT] = "DROP TABLE IF EXISTS %O",
+    /* ?1 name, as stored */
+    [PS_SQL_STAGE_FORGET] = "DELETE FROM _psurvey_tables WHERE name = ?1",
+    /* ?1 stage, as stored */
+    [PS_SQL_COLUMNS_FORGET] = "DELETE FROM _psurvey_columns WHERE tbl = ?1",
+    /* no parameters: the space stages dropped left, given back to the
+       file system (the WAL folded into the file, and emptied) */
+    [PS_SQL_COMPACT] = "VACUUM; PRAGMA wal_checkpoint(TRUNCATE)",
+    /* ?1 .. ?20: the columns of _psurvey_heartbeat, in order */
+    [PS_SQL_HEARTBEAT] =
+        "INSERT OR REPLACE INTO _psurvey_heartbeat(run, stage, beat, started, total, ok, failed,"
+        " active, workers, rate, hosts, p25, p50, p75, p90, eta, eta_lo, eta_hi, pid, host)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+        " ?19, ?20)",
 };
+
+/* psurvey's columns of a stage's table that came after such tables were
+   first made: a table of an older psurvey gains them when a run writes
+   to it again (ps__stage_upgrade). */
+static const int later_meta[] = {PS_META_RUN};
 
 const char *const ps__meta_types[PS_NMETA] = {
     [PS_META_INDEX] = "INTEGER PRIMARY KEY",
@@ -176,6 +227,7 @@ const char *const ps__meta_types[PS_NMETA] = {
     [PS_META_MEMORY] = "INTEGER",
     [PS_META_NAME] = "TEXT",
     [PS_META_HASH] = "INTEGER",
+    [PS_META_RUN] = "INTEGER",
     [PS_META_TYPES] = "TEXT",
 };
 
@@ -205,6 +257,34 @@ int ps__create_table(ps_sqlstage_t *g, ps_err_t *err) {
   if (rc != 0) return rc;
   g->created = 1;
   g->ncols_db = g->ncols;
+  return 0;
+}
+
+int ps__has_column(sqlite3 *db, const char *table, const char *column) {
+  sqlite3_stmt *st;
+  int found = 0;
+  if (ps__prepare(db, PS_SQL_HAS_COLUMN, NULL, &st) != SQLITE_OK) return 0;
+  sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+  found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
+int ps__stage_upgrade(sqlite3 *db, const char *table, ps_err_t *err) {
+  for (size_t k = 0; k < sizeof later_meta / sizeof later_meta[0]; k++) {
+    int m = later_meta[k];
+    if (ps__has_column(db, table, ps_meta_columns[m])) continue;
+    ps_buf_t q;
+    ps_buf_init(&q);
+    ps_buf_puts(&q, "ALTER TABLE ");
+    ps__put_ident(&q, table, strlen(table));
+    ps_buf_printf(&q, " ADD COLUMN %s %s", ps_meta_columns[m], ps__meta_types[m]);
+    const char *sql = ps__sql_of(&q);
+    int rc = sql ? ps__exec(db, sql, err) : ps_err_set(err, PS_ENOMEM, "out of memory");
+    ps_buf_free(&q);
+    if (rc != 0) return rc;
+  }
   return 0;
 }
 

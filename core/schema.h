@@ -3,8 +3,8 @@
  * psurvey's own tables and the numbered steps that make them, recorded in
  * the database's user_version; the columns psurvey gives a stage's table
  * and its attempts table; and every statement on psurvey's own tables
- * (_psurvey_tables, _psurvey_columns, _psurvey_runs, the attempts and
- * output tables),
+ * (_psurvey_tables, _psurvey_columns, _psurvey_runs, _psurvey_heartbeat,
+ * the attempts and output tables),
  * by name. The store's files run these statements and spell no SQL of
  * psurvey's tables themselves. Private to the store's files.
  */
@@ -18,7 +18,7 @@
 
 /* The version of psurvey's tables this psurvey writes: the number of the
    last step of the schema (schema.c). */
-#define PS_SCHEMA_VERSION 2
+#define PS_SCHEMA_VERSION 4
 
 /*
  * Brings the database to PS_SCHEMA_VERSION: runs, in one transaction,
@@ -96,6 +96,14 @@ enum {
   PS_SQL_OUTPUT_INSERT,   /* what one attempt wrote (%O) */
   PS_SQL_OUTPUT,          /* what one attempt at a pset wrote (%O) */
   PS_SQL_NO_OUTPUT,       /* the same columns, no row: a stage without output table */
+  PS_SQL_HAS_COLUMN,      /* whether a table has a column */
+  PS_SQL_DROP_TABLE,      /* drops a stage's table (%T) */
+  PS_SQL_DROP_ATTEMPTS,   /* drops its attempts table (%A) */
+  PS_SQL_DROP_OUTPUT,     /* drops its output table (%O) */
+  PS_SQL_STAGE_FORGET,    /* removes a stage's record */
+  PS_SQL_COLUMNS_FORGET,  /* removes its columns' records */
+  PS_SQL_COMPACT,         /* gives the free pages back to the file system */
+  PS_SQL_HEARTBEAT,       /* the driver's heartbeat: its run's row, replaced */
   PS_NSQL
 };
 
@@ -106,6 +114,11 @@ enum {
 /* Prepares statement `which`, naming `table` where it has %T, %A or %O.
    SQLITE_OK, or SQLite's error (in db; SQLITE_NOMEM without memory). */
 int ps__prepare(sqlite3 *db, int which, const char *table, sqlite3_stmt **st);
+/* Whether `table` has `column` (names compared as SQLite does). */
+int ps__has_column(sqlite3 *db, const char *table, const char *column);
+/* Adds to a stage's table the psurvey columns that an older psurvey did
+   not make (_run), inside the caller's transaction; 0 or its error. */
+int ps__stage_upgrade(sqlite3 *db, const char *table, ps_err_t *err);
 /* Runs statement `which` (no parameters) on `table`. */
 int ps__exec_on(sqlite3 *db, int which, const char *table, ps_err_t *err);
 

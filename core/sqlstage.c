@@ -475,6 +475,7 @@ static int sql_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   if (row->name) put_bytes(&g->bytes, &v[PS_META_NAME], SQLITE_TEXT, row->name, strlen(row->name));
   put_int(&v[PS_META_HASH],
           (int64_t)(row->hash ? row->hash : ps_hash(row->pset, row->pset_len, 0)));
+  if (g->run > 0) put_int(&v[PS_META_RUN], g->run);
   g->notes.len = 0;
   int pos = 0;
   rc = put_table(g, v, row->pset, row->pset_len, keys, &pos);
@@ -786,8 +787,11 @@ static int anything_to_write(const ps_sqlstage_t *g, int make_table) {
  * rolls all of it back and keeps it waiting: PS_EBUSY (another program
  * holds the write lock) is tried again by the caller later.
  */
-static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
-  if (!anything_to_write(g, make_table)) return 0;
+static int commit(ps_sqlstage_t *g, int make_table, const ps_beat_t *beat, ps_err_t *err) {
+  if (!anything_to_write(g, make_table)) {
+    if (beat) ps_store_beat(g->store, beat, NULL); /* alone: skipped when busy */
+    return 0;
+  }
   sqlite3 *db = g->store->db;
   int created = g->created, ncols_db = g->ncols_db, output_made = g->output_made;
   int rc = run_cached(g, &g->begin, "BEGIN IMMEDIATE", "storing rows", err);
@@ -798,6 +802,9 @@ static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
   if (rc == 0) rc = insert_attempts(g, err);
   if (rc == 0) rc = insert_outputs(g, err);
   if (rc == 0 && (g->npending || g->pend_ok || g->pend_failed)) rc = save_counts(g, err);
+  /* The beat rides on the rows' transaction; its own failure is not
+     theirs. */
+  if (rc == 0 && beat) ps__write_beat(g->store, beat, NULL);
   if (rc == 0) rc = run_cached(g, &g->commit, "COMMIT", "storing rows", err);
   if (rc != 0) {
     if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -818,7 +825,9 @@ static int commit(ps_sqlstage_t *g, int make_table, ps_err_t *err) {
   return 0;
 }
 
-static int sql_commit(ps_stage_t *st, ps_err_t *err) { return commit((ps_sqlstage_t *)st, 0, err); }
+static int sql_commit(ps_stage_t *st, const ps_beat_t *beat, ps_err_t *err) {
+  return commit((ps_sqlstage_t *)st, 0, beat, err);
+}
 
 static void sql_count(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
   const ps_sqlstage_t *g = (const ps_sqlstage_t *)st;
@@ -828,12 +837,12 @@ static void sql_count(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
 
 static int sql_end(ps_stage_t *st, int done, ps_err_t *err) {
   ps_sqlstage_t *g = (ps_sqlstage_t *)st;
-  int rc = commit(g, done, err);
+  int rc = commit(g, done, NULL, err);
   if (rc == 0 || rc == PS_EBUSY) return rc;
   /* What cannot be written (a full disk) is dropped; a stage that is done
      still gets its table, so it can be listed and read. */
   drop_pending(g);
-  if (done) commit(g, 1, NULL);
+  if (done) commit(g, 1, NULL, NULL);
   return rc;
 }
 
@@ -875,11 +884,12 @@ static const ps_stage_ops_t sql_ops = {
 };
 
 int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
-                     ps_stage_t **out, ps_err_t *err) {
+                     int64_t run, ps_stage_t **out, ps_err_t *err) {
   ps_sqlstage_t *g = calloc(1, sizeof *g);
   if (g == NULL) return ps_err_set(err, PS_ENOMEM, "out of memory");
   g->base.ops = &sql_ops;
   g->store = s;
+  g->run = run;
   g->prepared = -1;
   g->max_cols = user_columns_max(s->db);
   g->name = strdup(name);

@@ -17,5 +17,6 @@ const char *const ps_meta_columns[PS_NMETA] = {
     [PS_META_MEMORY] = "_memory",
     [PS_META_NAME] = "_name",
     [PS_META_HASH] = "_hash",
+    [PS_META_RUN] = "_run",
     [PS_META_TYPES] = "_types",
 };

@@ -68,8 +68,10 @@ enum { PS_ROLE_META = -1, PS_ROLE_PSET = 0, PS_ROLE_RESULT = 1 };
 
 /* psurvey's columns of a stage's rows, in the order a row binds them; the
    names (ps_meta_columns, stage.c) all start with '_'. A stage in memory
-   reads back those up to _name: it has no _hash (nothing resumes it) and
-   no _types (its values keep their encoding). */
+   reads back those up to _name: it has no _hash (nothing resumes it), no
+   _run (one run writes it) and no _types (its values keep their
+   encoding). _run, the row's run in _psurvey_runs, came later: a table of
+   an older psurvey has it once a run resumes the table. */
 enum {
   PS_META_INDEX,
   PS_META_STATUS,
@@ -85,12 +87,15 @@ enum {
   PS_META_MEMORY,
   PS_META_NAME,
   PS_META_HASH,
+  PS_META_RUN,
   PS_META_TYPES,
   PS_NMETA
 };
 extern const char *const ps_meta_columns[PS_NMETA];
 
 typedef struct ps_stage_s ps_stage_t;
+
+struct ps_beat_s; /* the driver's heartbeat (store.h) */
 
 /* What a kind of stage does; store.h's ps_stage_* say the contracts. */
 typedef struct ps_stage_ops_s {
@@ -99,7 +104,8 @@ typedef struct ps_stage_ops_s {
   int (*output)(ps_stage_t *st, const ps_output_t *o, ps_err_t *err);
   int (*resume)(ps_stage_t *st, ps_source_t *src, int64_t total, int keep_failed, uint8_t *done,
                 int64_t *ok, int64_t *failed, ps_err_t *err);
-  int (*commit)(ps_stage_t *st, ps_err_t *err);
+  /* beat: a heartbeat to write with the rows (store.h), or NULL. */
+  int (*commit)(ps_stage_t *st, const struct ps_beat_s *beat, ps_err_t *err);
   int64_t (*pending)(const ps_stage_t *st, int64_t *ok, int64_t *failed);
   /* The stage's rows as written so far, ok and failed. */
   void (*count)(const ps_stage_t *st, int64_t *ok, int64_t *failed);

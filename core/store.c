@@ -22,11 +22,6 @@
    1 GiB and never this one. */
 #define DRIVER_LOCK_BYTE ((off_t)1 << 62)
 
-/* How long a statement waits for a lock another connection holds before
-   SQLITE_BUSY. Short: the engine must not stop its loop while it waits; it
-   keeps what it could not write and tries again (PS_EBUSY). */
-#define BUSY_WAIT_MS 50
-
 static int is_busy(sqlite3 *db) {
   int code = sqlite3_errcode(db);
   return code == SQLITE_BUSY || code == SQLITE_LOCKED;
@@ -108,7 +103,7 @@ int ps_store_open(ps_store_t **out, const char *path, ps_err_t *err) {
     ps_store_close(s);
     return err ? err->code : PS_EDB;
   }
-  sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
+  sqlite3_busy_timeout(s->db, PS_BUSY_WAIT_MS);
   /* A double-quoted name that is not a column is an error, not a string. */
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
@@ -401,8 +396,11 @@ int ps_stage_begin(ps_store_t *s, const ps_stage_info_t *info, ps_stage_t **out,
   ps_stage_t *st = NULL;
   /* The columns first: keys no table can hold stop the stage before the
      database records anything of it. */
-  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, &st, err);
+  int rc = s->memory ? 0 : ps__sqlstage_new(s, recorded, resume, info->psets, info->run, &st, err);
   if (rc == 0) rc = ps__exec(s->db, "BEGIN IMMEDIATE", err);
+  /* A table an older psurvey made gets the columns it lacks (_run): the
+     rows it holds keep NULL there, the rows of this run say so. */
+  if (rc == 0 && resume) rc = ps__stage_upgrade(s->db, recorded, err);
   if (rc == 0 && !resume && has_stage) rc = archive_stage(s, stored, err);
   if (rc == 0) rc = ps__exec_on(s->db, PS_SQL_ATTEMPTS_CREATE, recorded, err);
   if (rc == 0) rc = record_stage(s, recorded, info, resume, err);
@@ -465,7 +463,10 @@ int ps_stage_output(ps_stage_t *st, const ps_output_t *o, ps_err_t *err) {
 int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err) {
   return st->ops->add(st, row, err);
 }
-int ps_stage_commit(ps_stage_t *st, ps_err_t *err) { return st->ops->commit(st, err); }
+int ps_stage_commit(ps_stage_t *st, ps_err_t *err) { return st->ops->commit(st, NULL, err); }
+int ps_stage_commit_beat(ps_stage_t *st, const ps_beat_t *beat, ps_err_t *err) {
+  return st->ops->commit(st, beat, err);
+}
 
 int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed) {
   return st->ops->pending(st, ok, failed);

@@ -85,6 +85,33 @@ int ps_stage_add(ps_stage_t *st, const ps_row_t *row, ps_err_t *err);
    one transaction. PS_EBUSY: another program holds the database's write
    lock; everything is kept for the next commit. */
 int ps_stage_commit(ps_stage_t *st, ps_err_t *err);
+
+/* The driver's heartbeat (_psurvey_heartbeat: one row per run, replaced
+   at each beat), for `psurvey status`. Times are Unix seconds; a double
+   below 0 is unknown (NULL). Strings are borrowed for the call. */
+typedef struct ps_beat_s {
+  int64_t run; /* its row in _psurvey_runs */
+  const char *stage;
+  double beat, started;
+  int64_t total, ok, failed, active, workers;
+  double rate;                /* psets/s over the last seconds */
+  const char *hosts;          /* JSON: {"host": {"busy": b, "workers": w}, ...} */
+  double p25, p50, p75, p90;  /* run time, seconds */
+  double eta, eta_lo, eta_hi; /* seconds left, and the band around it */
+  int64_t pid;
+  const char *host;
+} ps_beat_t;
+
+/* As ps_stage_commit, with a heartbeat (may be NULL): in the same
+   transaction when there is anything to write (a beat costs no commit
+   of its own), else alone. A beat never waits: when another program
+   holds the write lock it is skipped (the rows wait as ever), and a beat
+   that cannot be written is not an error of the stage's. */
+int ps_stage_commit_beat(ps_stage_t *st, const ps_beat_t *beat, ps_err_t *err);
+/* Writes a heartbeat alone, at once, without waiting for a lock another
+   program holds: 0, PS_EBUSY (skipped), PS_EDB. A store in memory keeps
+   none: 0. */
+int ps_store_beat(ps_store_t *s, const ps_beat_t *b, ps_err_t *err);
 /* Rows waiting for a commit, and how many of them are ok and failed. */
 int64_t ps_stage_pending(const ps_stage_t *st, int64_t *ok, int64_t *failed);
 /* Commits and records how the stage ended ("done", "failed",
@@ -143,10 +170,16 @@ int64_t ps_cursor_count(ps_store_t *s, const char *table, int view, const ps_que
  * stage names are compared without regard to ASCII case.
  */
 
-/* A run of psurvey, for _psurvey_runs. */
+/* A run of psurvey, for _psurvey_runs. What can cite it: argv (its
+   command line, a JSON array), cwd, the git commit of its script (NULL
+   outside a git work tree) and git_dirty (1: tracked files changed, 0:
+   not, -1: unknown), its note, its tags (a JSON object) and its hidden
+   log (a path relative to cwd). NULL fields are stored as NULL. */
 typedef struct ps_run_record_s {
   const char *script, *script_hash, *host, *psurvey, *lua, *libuv, *sqlite, *options;
   int64_t pid;
+  const char *argv, *cwd, *git_commit, *note, *tags, *log;
+  int git_dirty;
 } ps_run_record_t;
 
 /* Records a run starting now (status 'running'); *id is its record's. */
@@ -173,6 +206,15 @@ int ps_store_last_limits(ps_store_t *s, const char *name, int64_t index, ps_curs
    at most one row: stdout, stderr (none when it wrote nothing). */
 int ps_store_output(ps_store_t *s, const char *name, int64_t index, int64_t attempt,
                     ps_cursor_t **out, ps_err_t *err);
+
+/* Removes stages (names as stored) in one transaction, all or none:
+   their tables, attempts and output tables, and their records in
+   _psurvey_tables and _psurvey_columns. PS_EVALUE: a name is not a
+   stage's; PS_EBUSY: the database is locked, nothing was removed. */
+int ps_store_drop_stages(ps_store_t *s, const char *const *names, int n, ps_err_t *err);
+/* Gives the pages free in the database back to the file system (VACUUM,
+   then the WAL folded in and emptied). PS_EBUSY: try later. */
+int ps_store_compact(ps_store_t *s, ps_err_t *err);
 
 /* A statement of psurvey's own that reads (a summary's, a report's
    aggregates): one SELECT, refused when it would write. Parameters ?1..

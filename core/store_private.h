@@ -17,6 +17,12 @@
 #include "schema.h"
 #include "store.h"
 
+/* How long a statement waits for a lock another connection holds before
+   SQLITE_BUSY. Short: the engine must not stop its loop while it waits; it
+   keeps what it could not write and tries again (PS_EBUSY). A heartbeat
+   waits not at all (catalog.c). */
+#define PS_BUSY_WAIT_MS 50
+
 struct ps_store_s {
   sqlite3 *db;
   char *path;
@@ -63,6 +69,7 @@ typedef struct ps_sqlstage_s {
   ps_store_t *store;
   char *name;  /* as the table is spelled; base.name too */
   int created; /* the table exists (committed, or in the commit under way) */
+  int64_t run; /* the run whose rows these are, for their _run (0: NULL) */
   ps_col_t *cols;
   int ncols, capcols;
   int ncols_db;       /* the first ncols_db columns are in the table (columns only grow) */
@@ -121,9 +128,10 @@ int ps__free_name(ps_store_t *s, const char *name, const char *tag, char *out, s
 /* A stage in SQLite, for table `name` (as the database spells it, when
    resume: its rows are kept and its columns read back). The columns of
    the keys of psets (may be NULL) are made at once, so that keys no table
-   can hold are an error before anything is recorded of the stage. */
+   can hold are an error before anything is recorded of the stage. Its rows
+   get `run` in _run. */
 int ps__sqlstage_new(ps_store_t *s, const char *name, int resume, const ps_source_t *psets,
-                     ps_stage_t **out, ps_err_t *err);
+                     int64_t run, ps_stage_t **out, ps_err_t *err);
 /* Creates the stage's table with the columns it has (schema.c owns its
    layout); inside the caller's transaction. */
 int ps__create_table(ps_sqlstage_t *g, ps_err_t *err);
@@ -141,6 +149,9 @@ int ps__prepare_filtered(ps_store_t *s, const char *sql, const char *table, sqli
    once (sqlstage.c): the attempts of a stage in memory. PS_EBUSY: try
    again. */
 int ps__write_attempt(ps_store_t *s, const char *stage, const ps_attempt_t *a, ps_err_t *err);
+/* Writes the heartbeat inside the transaction under way (catalog.c):
+   0, or what SQLite said. */
+int ps__write_beat(ps_store_t *s, const ps_beat_t *b, ps_err_t *err);
 /* Writes what an attempt wrote to the stage's output table at once, made
    if need be (sqlstage.c): the output of a stage in memory. */
 int ps__write_output(ps_store_t *s, const char *stage, const ps_output_t *o, ps_err_t *err);

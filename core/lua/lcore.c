@@ -2,8 +2,11 @@
  * lcore.c: the functions of require('psurvey.core') that belong to no
  * object: the codec, shipping, memory use, versions.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,6 +145,43 @@ static int core_mkdir(lua_State *L) {
   return luaL_fileresult(L, 0, path);
 }
 
+/* core.cwd() -> the working directory | fail, message */
+static int core_cwd(lua_State *L) {
+  char dir[PATH_MAX];
+  if (getcwd(dir, sizeof dir) == NULL) return luaL_fileresult(L, 0, ".");
+  lua_pushstring(L, dir);
+  return 1;
+}
+
+/* core.alive(pid) -> whether a process of that id lives on this host */
+static int core_alive(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM));
+  return 1;
+}
+
+/* core.listdir(path) -> array of its entries' names (not . and ..),
+   sorted | fail, message */
+static int core_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (d == NULL) return luaL_fileresult(L, 0, path);
+  lua_newtable(L);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
 /* core.env_names(prefix) -> names of the environment variables with prefix */
 static int core_env_names(lua_State *L) {
   extern char **environ;
@@ -175,6 +215,12 @@ static int core_memory(lua_State *L) {
 
 /* core.sleep(seconds): a wait that a signal cuts short (Ctrl-C then
    reaches the Lua hook that raises "interrupted"). */
+/* core.now() -> the time of day, Unix seconds with their fraction */
+static int core_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ps_now_us() / 1e6);
+  return 1;
+}
+
 static int core_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   if (s > 0) {
@@ -197,14 +243,26 @@ static int core_census(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},         {"census", core_census},
-                                      {"encode", core_encode},       {"brief", core_brief},
-                                      {"decode", core_decode},       {"ship", core_ship},
-                                      {"hash", core_hash},           {"pid", core_pid},
-                                      {"hostname", core_hostname},   {"vmem", core_vmem},
-                                      {"isatty", core_isatty},       {"cpus", core_cpus},
-                                      {"memory", core_memory},       {"mkdir", core_mkdir},
-                                      {"env_names", core_env_names}, {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"sleep", core_sleep},
+                                      {"census", core_census},
+                                      {"encode", core_encode},
+                                      {"brief", core_brief},
+                                      {"decode", core_decode},
+                                      {"ship", core_ship},
+                                      {"hash", core_hash},
+                                      {"pid", core_pid},
+                                      {"hostname", core_hostname},
+                                      {"vmem", core_vmem},
+                                      {"isatty", core_isatty},
+                                      {"cpus", core_cpus},
+                                      {"memory", core_memory},
+                                      {"mkdir", core_mkdir},
+                                      {"env_names", core_env_names},
+                                      {"cwd", core_cwd},
+                                      {"alive", core_alive},
+                                      {"listdir", core_listdir},
+                                      {"now", core_now},
+                                      {NULL, NULL}};
 
 int psL_open_core(lua_State *L) {
   luaL_newlib(L, core_funcs);

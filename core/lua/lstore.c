@@ -5,9 +5,11 @@
  */
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "export.h"
+#include "json.h"
 #include "lcodec.h"
 #include "lpsurvey.h"
 #include "store.h"
@@ -231,9 +233,89 @@ static const char *opt_field(lua_State *L, int idx, const char *k) {
   return s;
 }
 
+/* The __gc of begin_run's buffers of JSON text. */
+static int free_texts(lua_State *L) {
+  ps_buf_t *texts = lua_touserdata(L, 1);
+  ps_buf_free(&texts[0]);
+  ps_buf_free(&texts[1]);
+  return 0;
+}
+
+/* Field k of the table at idx, an array of strings, as a JSON array in
+   b (NULL when absent). */
+static const char *json_array(lua_State *L, int idx, const char *k, ps_buf_t *b) {
+  if (lua_getfield(L, idx, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1)) luaL_error(L, "begin_run: field '%s' must be an array of strings", k);
+  ps_buf_putc(b, '[');
+  for (lua_Integer j = 1, n = luaL_len(L, -1); j <= n; j++) {
+    size_t len;
+    lua_rawgeti(L, -1, j);
+    const char *s = lua_tolstring(L, -1, &len);
+    if (s == NULL) luaL_error(L, "begin_run: %s[%d] must be a string", k, (int)j);
+    if (j > 1) ps_buf_putc(b, ',');
+    ps_json_string(b, s, len);
+    lua_pop(L, 1);
+  }
+  ps_buf_putc(b, ']');
+  lua_pop(L, 1);
+  ps_buf_putc(b, '\0');
+  return b->failed ? NULL : b->data;
+}
+
+/* A tag: its key and value, borrowed from the tags table. */
+typedef struct tag_s {
+  const char *k, *v;
+  size_t klen, vlen;
+} tag_t;
+
+static int tag_cmp(const void *a, const void *b) {
+  const tag_t *x = a, *y = b;
+  size_t n = x->klen < y->klen ? x->klen : y->klen;
+  int c = memcmp(x->k, y->k, n);
+  return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Field k of the table at idx, a table of strings by string key, as a
+   JSON object in b with its keys sorted, so that the same tags are the
+   same text (NULL when absent). Leaves the stack as it was. */
+static const char *json_object(lua_State *L, int idx, const char *k, ps_buf_t *b) {
+  if (lua_getfield(L, idx, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1)) luaL_error(L, "begin_run: field '%s' must be a table", k);
+  int t = lua_gettop(L), n = 0;
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) n++;
+  tag_t *tags = lua_newuserdatauv(L, sizeof(tag_t) * (size_t)(n > 0 ? n : 1), 0);
+  n = 0;
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "begin_run: field '%s' must map strings to strings", k);
+    tag_t *g = &tags[n++];
+    g->k = lua_tolstring(L, -2, &g->klen); /* the table keeps both alive */
+    g->v = lua_tolstring(L, -1, &g->vlen);
+  }
+  qsort(tags, (size_t)n, sizeof *tags, tag_cmp);
+  ps_buf_putc(b, '{');
+  for (int j = 0; j < n; j++) {
+    if (j) ps_buf_putc(b, ',');
+    ps_json_string(b, tags[j].k, tags[j].klen);
+    ps_buf_putc(b, ':');
+    ps_json_string(b, tags[j].v, tags[j].vlen);
+  }
+  ps_buf_putc(b, '}');
+  ps_buf_putc(b, '\0');
+  lua_settop(L, t - 1);
+  return b->failed ? NULL : b->data;
+}
+
 /* store:begin_run({ script, script_hash, host, pid, psurvey, lua, libuv,
-   sqlite, options }) -> id | fail, message, 'busy': records a run that
-   starts now */
+   sqlite, options, argv = {...}, cwd, git_commit, git_dirty, note,
+   tags = { key = value }, log }) -> id | fail, message, 'busy': records a run
+   that starts now (argv and tags as JSON text) */
 static int store_begin_run(lua_State *L) {
   lstore_t *u = check_store(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -249,7 +331,25 @@ static int store_begin_run(lua_State *L) {
   };
   lua_getfield(L, 2, "pid");
   run.pid = (int64_t)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  lua_getfield(L, 2, "git_dirty");
+  run.git_dirty = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  run.cwd = opt_field(L, 2, "cwd");
+  run.git_commit = opt_field(L, 2, "git_commit");
+  run.note = opt_field(L, 2, "note");
+  run.log = opt_field(L, 2, "log");
+  /* The JSON texts live in buffers held by a userdata, freed by its
+     __gc should anything below raise: two buffers, one userdata. */
+  ps_buf_t *texts = lua_newuserdatauv(L, sizeof(ps_buf_t) * 2, 0);
+  ps_buf_init(&texts[0]);
+  ps_buf_init(&texts[1]);
+  lua_newtable(L);
+  lua_pushcfunction(L, free_texts);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  run.argv = json_array(L, 2, "argv", &texts[0]);
+  run.tags = json_object(L, 2, "tags", &texts[1]);
+  if (texts[0].failed || texts[1].failed) return luaL_error(L, "out of memory");
   int64_t id;
   ps_err_t err;
   if (ps_store_begin_run(u->s, &run, &id, &err) != 0) return write_failed(L, &err);
@@ -264,6 +364,36 @@ static int store_end_run(lua_State *L) {
   const char *status = luaL_checkstring(L, 3);
   ps_err_t err;
   if (ps_store_end_run(u->s, (int64_t)id, status, &err) != 0) return write_failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* store:drop_stages({ name, ... }) -> true | fail, message, 'busy': removes
+   those stages (names as stored), their tables and records, all or none;
+   raises for a name that is not a stage's */
+static int store_drop_stages(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n > 0 ? n : 1), 0);
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    names[k] = lua_tostring(L, -1); /* the table keeps it alive */
+    if (names[k] == NULL) return luaL_argerror(L, 2, "an array of table names expected");
+    lua_pop(L, 1);
+  }
+  ps_err_t err;
+  if (ps_store_drop_stages(u->s, names, n, &err) != 0) return write_failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* store:compact() -> true | fail, message, 'busy': gives free pages back
+   to the file system */
+static int store_compact(lua_State *L) {
+  lstore_t *u = check_store(L, 1);
+  ps_err_t err;
+  if (ps_store_compact(u->s, &err) != 0) return write_failed(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -474,6 +604,8 @@ static const luaL_Reg store_methods[] = {{"lock", store_lock},
                                          {"cursor", store_cursor},
                                          {"begin_run", store_begin_run},
                                          {"end_run", store_end_run},
+                                         {"drop_stages", store_drop_stages},
+                                         {"compact", store_compact},
                                          {"stage_info", store_stage_info},
                                          {"stage_worker", store_stage_worker},
                                          {"stages", store_stages},

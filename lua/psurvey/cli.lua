@@ -19,7 +19,7 @@ local M = {}
 -- The commands, in the order the help lists them: each is a module
 -- psurvey.commands.<name> with usage (lines), help ({ flag, text } pairs)
 -- and run(argv) -> exit status.
-local COMMANDS = { 'results', 'diff', 'replay' }
+local COMMANDS = { 'results', 'diff', 'report', 'status', 'replay', 'gc' }
 
 local function command(name)
   for _, c in ipairs(COMMANDS) do
@@ -182,7 +182,12 @@ local function parse(argv)
       local v, why = spec.parse(value)
       if why == nil then v, why = spec.check(v) end
       if why then return nil, usage_error("option '%s': %s", flag, why) end
-      values[spec.name] = v
+      if spec.many and values[spec.name] then
+        -- A flag given again adds to the table (--tag a=1 --tag b=2).
+        for k, x in pairs(v) do values[spec.name][k] = x end
+      else
+        values[spec.name] = v
+      end
     elseif script == nil then
       script = a
     else
@@ -219,7 +224,7 @@ function M.main(argv)
     return 3
   end
   local psurvey = require('psurvey')
-  psurvey._set_cli(values, script)
+  psurvey._set_cli(values, script, table.move(argv, 0, #argv, 1, {}))
   _G.arg = { [0] = script, [-1] = argv[0] }
   table.move(rest, 1, #rest, 1, _G.arg)
   local ok, e = xpcall(chunk, traceback, table.unpack(rest))

@@ -29,6 +29,8 @@ local state = {
   init = {},       -- options given to init()
   cli = {},        -- options from the command line (psurvey survey.lua --ncores 2)
   script = nil,    -- the survey script, for the default database name
+  argv = nil,      -- the psurvey program's command line, for the runs' records
+  provenance = nil, -- what cites this run (argv, cwd, git): found once, at its first record
   engine = nil,    -- core.engine: loop, workers, hidden log
   stores = {},     -- path -> core.store
   stages = 0,      -- map() calls so far, for default names
@@ -42,8 +44,9 @@ local state = {
   finalisers = {}, -- sentinels that end the run when the Lua state closes
 }
 
---- The psurvey program, which workers run as `psurvey worker`.
-local function find_exe()
+--- The psurvey program, which workers run as `psurvey worker`; raises at
+--- level when there is none.
+local function find_exe(level)
   if core.exe_path then return core.exe_path end
   local env = os.getenv('PSURVEY_BIN')
   if env and env ~= '' then return env end
@@ -62,7 +65,7 @@ local function find_exe()
       return path
     end
   end
-  error('cannot find the psurvey program to start workers: install psurvey or set PSURVEY_BIN', 3)
+  error('cannot find the psurvey program to start workers: install psurvey or set PSURVEY_BIN', level)
 end
 
 local function script_name()
@@ -128,16 +131,99 @@ local function keep_finaliser()
   state.finalisers[#state.finalisers + 1] = setmetatable({}, { __gc = function() M.shutdown() end })
 end
 
---- This run's row in the database's runs table, made at its first map().
-local function run_id(store, dbpath, text, verbose)
+--- Whether a program is on the PATH, found without starting anything.
+local function on_path(name)
+  for dir in (os.getenv('PATH') or ''):gmatch('[^:]+') do
+    local f = io.open(dir .. '/' .. name, 'rb')
+    if f then
+      f:close()
+      return true
+    end
+  end
+  return false
+end
+
+--- Whether dir or a directory above it has a .git (a directory, or the
+--- file of a linked work tree), looked for without starting anything.
+local function in_git_tree(dir)
+  if os.getenv('GIT_DIR') then return true end
+  if dir:sub(1, 1) ~= '/' then dir = (core.cwd() or '.') .. '/' .. dir end
+  while true do
+    local f = io.open(dir .. '/.git', 'rb')
+    if f then
+      f:close()
+      return true
+    end
+    local parent = dir:match('^(.*)/[^/]*$')
+    if parent == nil or parent == dir then return false end
+    if parent == '' then
+      if dir == '/' then return false end
+      parent = '/'
+    end
+    dir = parent
+  end
+end
+
+--- The git commit of the work tree that holds the script (the full hash),
+--- and whether tracked files differ from it (as `git describe --dirty`
+--- says: untracked files do not count, so .psurvey/ and a run's outputs do
+--- not make the next run dirty). Without git on the PATH or outside a work
+--- tree nothing is started; git's complaints never reach the terminal.
+local function git_of(script)
+  local dir = script and script:match('^(.*)/[^/]*$') or '.'
+  if dir == '' then dir = '/' end
+  if not on_path('git') or not in_git_tree(dir) then return nil end
+  local q = "'" .. dir:gsub("'", "'\\''") .. "'"
+  local p = io.popen(('exec 2>/dev/null </dev/null; git -C %s rev-parse --verify -q HEAD &&'
+    .. ' git -C %s status --porcelain --untracked-files=no && echo end'):format(q, q))
+  if not p then return nil end
+  local out = p:read('a') or ''
+  p:close()
+  local commit, rest = out:match('^(%x+)\n(.*)$')
+  if not commit or #commit < 40 then return nil end
+  local changes = rest:match('^(.-)end\n$')
+  if changes == nil then return commit, nil end
+  return commit, changes ~= ''
+end
+
+--- The command line: the psurvey program's, or the Lua interpreter's (arg).
+local function command_line()
+  if state.argv then return state.argv end
+  local out, lo = {}, 0
+  if type(arg) ~= 'table' then return out end
+  while arg[lo - 1] ~= nil do lo = lo - 1 end
+  for i = lo, #arg do out[#out + 1] = tostring(arg[i]) end
+  return out
+end
+
+--- The engine of this run, started at its first map(): its loop, its
+--- workers and its hidden log. Raises at level when it cannot start.
+local function start_engine(level)
+  if not state.engine then
+    state.engine = core.engine(find_exe(level + 1))
+    keep_finaliser()
+  end
+  return state.engine
+end
+
+--- This run's row in the database's runs table, made at its first map(),
+--- once the database is this run's (its lock) and the engine has its log.
+local function run_id(store, dbpath, values, text, verbose, level)
   if state.runs[dbpath] then return state.runs[dbpath] end
   local ok, err = store:lock()
   if not ok then errors.raise(err, 0) end
+  local log = start_engine(level + 1):log_path()
   local script = state.script or (arg and arg[0])
+  if not state.provenance then
+    local commit, dirty = git_of(script)
+    state.provenance = { argv = command_line(), cwd = core.cwd(), git_commit = commit, git_dirty = dirty }
+  end
+  local p = state.provenance
   state.runs[dbpath] = patiently(verbose, store.begin_run, store, {
     script = script or '', script_hash = file_hash(script) or '', host = core.hostname(), pid = core.pid(),
     psurvey = core.version, lua = _VERSION, libuv = core.libuv_version, sqlite = core.sqlite_version,
-    options = text,
+    options = text, argv = p.argv, cwd = p.cwd, git_commit = p.git_commit, git_dirty = p.git_dirty,
+    note = values.note, tags = values.tag, log = log,
   })
   keep_finaliser()
   return state.runs[dbpath]
@@ -478,12 +564,9 @@ function M.map(worker, list, opts)
   local user_hash = core.hash(core.encode(values.user, true))
   local store, dbpath = open_store(values.db, values.verbose)
   local text = describe(values, from)
-  local run = run_id(store, dbpath, describe(options.resolve(layers({}))), values.verbose)
+  local run_values, run_from = options.resolve(layers({}))
+  local run = run_id(store, dbpath, run_values, describe(run_values, run_from), values.verbose, 3)
   if values.resume then check_resume(store, dbpath, name, values.resume, code_hash, user_hash) end
-  if not state.engine then
-    state.engine = core.engine(find_exe())
-    keep_finaliser()
-  end
   if renamed then
     state.engine:log(renamed)
     if values.verbose >= 2 then io.stderr:write('psurvey: ', renamed, '\n') end
@@ -561,7 +644,7 @@ function M._replay(db, name, index)
   if not pset then error(("table '%s' has no pset #%d"):format(name, index), 0) end
   local last = store:last_limits(name, index) or {}
   local scratch = core.store(nil)
-  state.engine = state.engine or core.engine(find_exe())
+  state.engine = state.engine or core.engine(find_exe(3))
   state.engine:backend('process', {})
   local res, why = state.engine:run(core.array({ pset }), scratch, {
     name = 'replay', ncores = 1, verbose = 0, vstats = 0, code = code, user = user,
@@ -611,9 +694,10 @@ function M.vmem()
   return core.vmem()
 end
 
---- Used by the psurvey program: command-line options and the script's name.
-function M._set_cli(values, script)
-  state.cli, state.script = values, script
+--- Used by the psurvey program: command-line options, the script's name
+--- and the program's whole command line (argv[0] first).
+function M._set_cli(values, script, argv)
+  state.cli, state.script, state.argv = values, script, argv
 end
 
 --- Whether some pset of some map() failed (the program's exit status).

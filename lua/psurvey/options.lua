@@ -438,6 +438,34 @@ M.specs = {
       if s == 'false' then return false end
       return s
     end },
+  { name = 'note', scope = 'init', arg = 'TEXT',
+    help = 'a note on this run, kept with it in each database it writes (psurvey results FILE --runs)',
+    check = function(v)
+      if type(v) ~= 'string' then return nil, 'expected a string, got ' .. type(v) end
+      return v
+    end },
+  { name = 'tag', scope = 'init', arg = 'KEY=VALUE', many = true, merge = true,
+    help = 'a tag of this run, kept with it like the note; repeat it for more: --tag series=B --tag host=lab1',
+    parse = function(s)
+      if s:match('^%s*{') then return parse_literal(s) end
+      local k, v = s:match('^([^=]*)=(.*)$')
+      if k == nil then return nil, ("expected KEY=VALUE, got '%s'"):format(s) end
+      return { [k] = v }
+    end,
+    check = function(v)
+      if type(v) ~= 'table' then return nil, 'expected a table of KEY = VALUE strings, got ' .. type(v) end
+      local out = {}
+      for k, x in pairs(v) do
+        if type(k) ~= 'string' or k == '' then
+          return nil, ('expected a non-empty string as a key, got %s'):format(type(k) == 'string' and "''" or
+            tostring(k))
+        end
+        if type(x) == 'number' or type(x) == 'boolean' then x = tostring(x) end
+        if type(x) ~= 'string' then return nil, ("key '%s': expected a string value, got %s"):format(k, type(x)) end
+        out[k] = x
+      end
+      return out
+    end },
   { name = 'name', scope = 'map', arg = 'NAME', check = check_string,
     help = "the map's table in the database (default stage1, stage2, ... in call order)" },
   { name = 'on_result', scope = 'map', code_only = true,
@@ -548,6 +576,9 @@ function M.check_table(opts, where, level)
     end
     if spec.scope == 'map' and where == 'init' then
       errors.raise(("option '%s' belongs to map(), not init()"):format(k), level + 1)
+    end
+    if spec.scope == 'init' and where == 'map' then
+      errors.raise(("option '%s' belongs to init(), not map(): it describes the whole run"):format(k), level + 1)
     end
     local value, why = spec.check(v)
     if why then errors.raise(("option '%s' to %s(): %s"):format(k, where, why), level + 1) end

@@ -35,7 +35,8 @@ describe('the results database', function()
     for _, c in ipairs(H.sql(db(), 'pragma table_info(grid)')) do cols[#cols + 1] = c.name end
     table.sort(cols)
     local want = { '_index', 'n', 'half', 'big', 'name', 'third', 'list', '_status', '_exception', '_traceback',
-      '_attempt', '_worker', '_host', '_start', '_end', '_duration', '_cpu', '_memory', '_name', '_hash', '_types' }
+      '_attempt', '_worker', '_host', '_start', '_end', '_duration', '_cpu', '_memory', '_name', '_hash', '_run',
+      '_types' }
     table.sort(want)
     assert.same(want, cols)
     assert.same({ { x = 2, sq = 4 }, { x = 3, sq = 9 } }, H.sql(db(), 'select x, sq from second order by _index'))
@@ -129,8 +130,8 @@ describe('the results database', function()
     assert.matches('\n%s*3%s+1%s+error%s+survey%.lua:3: three is bad%s', r.out)
     r = H.run(dir, 'results .psurvey/survey.db --table _psurvey_runs --csv')
     assert.equal(0, r.code, r.err)
-    assert.matches('^id,started,finished,status,script,script_hash,host,pid,psurvey,lua,libuv,sqlite,options\r\n1,',
-      r.out)
+    assert.matches('^id,started,finished,status,script,script_hash,host,pid,psurvey,lua,libuv,sqlite,options,'
+      .. 'argv,cwd,git_commit,git_dirty,note,tags,log\r\n1,', r.out)
   end)
 
   it('says a column is missing instead of reading its name as text', function()

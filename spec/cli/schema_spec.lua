@@ -41,7 +41,7 @@ describe('the schema of the results database', function()
   it('records the version of its tables in the database', function()
     local dir = H.tmpdir()
     assert.equal(0, H.survey(dir, survey).code)
-    assert.equal(2, user_version(dir .. '/r.db'))
+    assert.equal(4, user_version(dir .. '/r.db'))
   end)
 
   it('brings a database of an earlier psurvey up to date, and reads its stages back', function()
@@ -50,7 +50,7 @@ describe('the schema of the results database', function()
     assert.equal(0, user_version(dir .. '/r.db'))
     local r = H.survey(dir, survey)
     assert.equal(0, r.code, r.err)
-    assert.equal(2, user_version(dir .. '/r.db'))
+    assert.equal(4, user_version(dir .. '/r.db'))
     local columns = {}
     for _, c in ipairs(H.sql(dir .. '/r.db', 'SELECT name FROM pragma_table_info(\'_psurvey_tables\')')) do
       columns[#columns + 1] = c.name
@@ -89,12 +89,12 @@ for row in psurvey.open('r.db', 'old'):rows() do print(row.x, math.type(row.x), 
   it('refuses a database whose tables a newer psurvey made, and leaves it as it was', function()
     local dir = H.tmpdir()
     assert.equal(0, H.survey(dir, survey).code)
-    sqlite3(dir .. '/r.db', 'PRAGMA user_version = 3')
+    sqlite3(dir .. '/r.db', 'PRAGMA user_version = 5')
     local r = H.survey(dir, survey)
     assert.equal(3, r.code)
-    assert.matches("cannot use database 'r%.db': a newer psurvey wrote it %(its tables are of version 3, this "
-      .. "psurvey's of 2%): use that psurvey, or give this survey another 'db'", r.err)
+    assert.matches("cannot use database 'r%.db': a newer psurvey wrote it %(its tables are of version 5, this "
+      .. "psurvey's of 4%): use that psurvey, or give this survey another 'db'", r.err)
     assert.same({ { name = 'stage1' } }, H.sql(dir .. '/r.db', 'SELECT name FROM _psurvey_tables'))
-    assert.equal(3, user_version(dir .. '/r.db'))
+    assert.equal(5, user_version(dir .. '/r.db'))
   end)
 end)

@@ -15,6 +15,7 @@ local M = {
     '        [--csv | --jsonl] [--where EXPR] [--sort COL,-COL]',
     '        [--columns A,B] [--limit N]',
     'results FILE --table NAME --output INDEX',
+    'results FILE --runs',
   },
   help = {
     { 'results FILE', 'list the tables of a database, one per map(); SCRIPT.lua for its .psurvey/SCRIPT.db' },
@@ -29,6 +30,8 @@ local M = {
     { '  --sort COL,-COL', 'order rows by these columns, - for descending' },
     { '  --columns A,B', 'show or export these columns alone' },
     { '  --limit N', 'at most N rows' },
+    { 'results FILE --runs', 'the runs that wrote the database: when, how they ended, their script, git commit,'
+      .. ' note and tags' },
   },
 }
 
@@ -303,6 +306,9 @@ local function run(store, file, o)
 end
 
 function M.run(argv)
+  for i = 2, #argv do
+    if argv[i] == '--runs' then return require('psurvey.commands.runs').run(argv) end
+  end
   local o, code = parse(argv)
   if not o then return code end
   local store, path = common.open(o.file, 'results')
