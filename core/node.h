@@ -56,6 +56,10 @@ typedef struct ps_backend_ops_s {
   int (*gone)(const ps_node_t *n);
   /* Frees the node's own state (the pool frees the node). */
   void (*free)(ps_node_t *n);
+  /* For a node that stands for others to come (a Slurm allocation): how
+     they stand, in a few words ("jobs 1 queued, 2 running; agents 2 up,
+     1 lost"), for the progress lines. May be NULL. */
+  void (*describe)(const ps_node_t *n, char *out, size_t size);
 } ps_backend_ops_t;
 
 struct ps_node_s {

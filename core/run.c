@@ -818,6 +818,18 @@ static void hosts_text(ps_run_t *r) {
                      n->name, (long long)n->done, n->slots, state);
     if (w > 0) o += (size_t)w;
   }
+  /* The nodes that stand for agents to come say how those stand. */
+  o = 0;
+  size = sizeof r->progress.agents;
+  r->progress.agents[0] = '\0';
+  for (int k = 0; k < p->nnodes && o < size; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->ops->describe == NULL) continue;
+    char text[200];
+    n->ops->describe(n, text, sizeof text);
+    int w = snprintf(r->progress.agents + o, size - o, "%s%s", o ? "; " : "", text);
+    if (w > 0) o += (size_t)w;
+  }
 }
 
 /* The stage's progress to carbon: counts, rate, run-time percentiles, and

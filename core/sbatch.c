@@ -40,7 +40,7 @@ typedef struct alloc_s {
   int njobs, capjobs;
   int want, per_minute, max_job_count;
   int64_t poll_us, last_poll; /* last_poll: when the squeue under way started */
-  int64_t recent[256]; /* when the last submissions were made (monotonic us), a ring */
+  int64_t recent[256];        /* when the last submissions were made (monotonic us), a ring */
   int nrecent;
   int failures, closing;
   ps_errand_t *submitting, *polling;
@@ -279,6 +279,19 @@ static void alloc_free(ps_node_t *n) {
   uv_close((uv_handle_t *)&a->timer, timer_closed);
 }
 
+static void alloc_describe(const ps_node_t *n, char *out, size_t size) {
+  const alloc_t *a = alloc_of(n);
+  int queued = 0, running = 0, connecting, up, lost;
+  for (int k = 0; k < a->njobs; k++) {
+    queued += a->jobs[k].state == JOB_QUEUED;
+    running += a->jobs[k].state == JOB_RUNNING;
+  }
+  ps_gate_counts(a->gate, &connecting, &up, &lost);
+  snprintf(out, size, "slurm: jobs %d queued, %d running; agents %d up, %d lost%s",
+           queued + (a->submitting != NULL), running, up, lost,
+           a->failures >= GIVE_UP_AFTER ? " (sbatch keeps failing)" : "");
+}
+
 static const ps_backend_ops_t alloc_ops = {
     .name = "slurm",
     .noun = "Slurm allocations",
@@ -290,6 +303,7 @@ static const ps_backend_ops_t alloc_ops = {
     .end = alloc_end,
     .gone = alloc_gone,
     .free = alloc_free,
+    .describe = alloc_describe,
 };
 
 /* A number from `scontrol show config`: "Name = value". */

@@ -139,6 +139,14 @@ static void step_free(ps_node_t *n) {
   close_pipes(s);
 }
 
+static void step_describe(const ps_node_t *n, char *out, size_t size) {
+  const step_t *s = step_of(n);
+  int connecting, up, lost;
+  ps_gate_counts(s->gate, &connecting, &up, &lost);
+  snprintf(out, size, "slurm job %s: agents %d up, %d connecting, %d lost%s", s->job, up,
+           connecting, lost, s->exited ? " (srun has ended)" : "");
+}
+
 static const ps_backend_ops_t step_ops = {
     .name = "slurm",
     .noun = "Slurm allocation",
@@ -150,6 +158,7 @@ static const ps_backend_ops_t step_ops = {
     .end = step_end,
     .gone = step_gone,
     .free = step_free,
+    .describe = step_describe,
 };
 
 int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
