@@ -20,11 +20,13 @@ root=$PWD
 # man, which renders the man page in its spec. The report's specs open it
 # in headless Chromium (with a font: without one, text vanishes from the
 # screenshots), read the screenshots with python3, and check the HTML with
-# tidy.
+# tidy. The Slurm specs start a private single-node cluster (munged,
+# slurmctld, slurmd) in a temporary directory.
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev libsqlite3-dev
           lua-cjson lua-busted sqlite3 openssh-server openssh-client iproute2
           graphite-carbon python3-whisper help2man man-db
-          chromium fonts-dejavu-core python3 tidy)
+          chromium fonts-dejavu-core python3 tidy
+          slurm-wlm slurmctld slurmd slurm-client munge)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,8 +42,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   # graphite-carbon asks whether a purge deletes its data: no.
   echo "graphite-carbon graphite-carbon/postrm_remove_databases boolean false" |
     "${sudo[@]}" debconf-set-selections
+  # The Slurm and munge packages would start their daemons: no service is
+  # started while they install (a policy-rc.d of our own, removed after).
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   "${sudo[@]}" apt-get update -q
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [ -n "$own_policy" ]; then "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

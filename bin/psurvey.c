@@ -6,16 +6,20 @@
  * (embedded_lua.c), so it needs no files beside it. Everything about the
  * command line itself is in lua/psurvey/cli.lua.
  */
+#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "auth.h"
 #include "census.h"
+#include "dial.h"
 #include "lpsurvey.h"
 
 struct ps_embedded {
@@ -129,18 +133,78 @@ static void report_census(void) {
   if (o > 0) fprintf(stderr, "psurvey: census: still open at exit: %s\n", text);
 }
 
-int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "worker") == 0) return psL_worker_main(argc, argv);
-  if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-      fprintf(stderr, "psurvey agent: cannot find its own program\n");
+/* The run's token for `agent --connect`: from --token-file FILE (which
+   only its owner may read), or PSURVEY_AGENT_TOKEN, taken out of the
+   environment so that no worker inherits it. NULL after saying why. */
+static const char *agent_token(const char *file, char *buf, size_t size) {
+  if (file) {
+    struct stat st;
+    FILE *f = fopen(file, "r");
+    if (f == NULL || fstat(fileno(f), &st) != 0) {
+      fprintf(stderr, "psurvey agent: cannot read the token file %s: %s\n", file, strerror(errno));
+      if (f) fclose(f);
+      return NULL;
+    }
+    if ((st.st_mode & 077) != 0 || st.st_uid != getuid()) {
+      fprintf(stderr, "psurvey agent: the token file %s must be yours and mode 0600 (it is %03o)\n",
+              file, (unsigned)(st.st_mode & 0777));
+      fclose(f);
+      return NULL;
+    }
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    buf[n] = '\0';
+  } else {
+    const char *env = getenv("PSURVEY_AGENT_TOKEN");
+    snprintf(buf, size, "%s", env ? env : "");
+    unsetenv("PSURVEY_AGENT_TOKEN");
+  }
+  if (strlen(buf) < PS_AUTH_TOKEN_MIN) {
+    fprintf(stderr,
+            "psurvey agent: --connect needs the run's token (at least %d characters) in "
+            "PSURVEY_AGENT_TOKEN or --token-file FILE\n",
+            PS_AUTH_TOKEN_MIN);
+    return NULL;
+  }
+  return buf;
+}
+
+/* psurvey agent [--connect HOST:PORT [--token-file FILE]] */
+static int agent_main(int argc, char **argv) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    fprintf(stderr, "psurvey agent: cannot find its own program\n");
+    return 2;
+  }
+  exe[n] = '\0';
+  const char *connect = NULL, *token_file = NULL;
+  for (int k = 2; k < argc; k++) {
+    if (strcmp(argv[k], "--connect") == 0 && k + 1 < argc) {
+      connect = argv[++k];
+    } else if (strcmp(argv[k], "--token-file") == 0 && k + 1 < argc) {
+      token_file = argv[++k];
+    } else {
+      fprintf(stderr, "usage: psurvey agent [--connect HOST:PORT [--token-file FILE]]\n");
       return 2;
     }
-    exe[n] = '\0';
-    return ps_agent_main(exe);
   }
+  if (connect == NULL) return ps_agent_main(exe, -1);
+  char token[512];
+  if (agent_token(token_file, token, sizeof token) == NULL) return 2;
+  int fd;
+  ps_err_t err;
+  if (ps_dial_driver(connect, token, 10000, &fd, &err) != 0) {
+    fprintf(stderr, "psurvey agent: %s\n", err.msg);
+    return 1;
+  }
+  return ps_agent_main(exe, fd);
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "worker") == 0) return psL_worker_main(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "agent") == 0) return agent_main(argc, argv);
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "psurvey: cannot create a Lua state: not enough memory\n");

@@ -1,5 +1,6 @@
 /*
- * agent.c: `psurvey agent`, the far end of one ssh connection. It runs a
+ * agent.c: `psurvey agent`, the far end of one ssh connection, or of a
+ * connection back to the driver (`--connect`, dial.c). It runs a
  * pool of `psurvey worker` processes on its host, as the driver asks
  * (SPAWN, KILL), and relays frames: TO from the driver goes to a worker
  * as it is, a worker's frames go back wrapped in FROM, a worker's death as
@@ -156,15 +157,16 @@ static void stop(agent_t *a) {
   for (int k = 0; k < a->pool.n; k++) ps_worker_kill(a->pool.workers[k], SIGKILL, NULL);
 }
 
-int ps_agent_main(const char *exe) {
+int ps_agent_main(const char *exe, int conn) {
   static agent_t A;
   agent_t *a = &A;
   memset(a, 0, sizeof *a);
   signal(SIGPIPE, SIG_IGN);
   /* Frames go out on a private descriptor; stdout becomes stderr, so that
      nothing else ever writes into the protocol. */
-  a->out = dup(1);
-  if (a->out < 0 || dup2(2, 1) < 0) {
+  a->out = conn >= 0 ? conn : dup(1);
+  int in = conn >= 0 ? dup(conn) : 0;
+  if (a->out < 0 || in < 0 || dup2(2, 1) < 0) {
     perror("psurvey agent");
     return 2;
   }
@@ -186,6 +188,10 @@ int ps_agent_main(const char *exe) {
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
   host[sizeof host - 1] = '\0';
+  /* In a Slurm job: its id, and the GPUs Slurm gave the step (as the
+     workers will name them in CUDA_VISIBLE_DEVICES). */
+  const char *job = getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "";
+  const char *gpus = job[0] && getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "";
   /* The CPUs the agent (and the workers it starts) may run on there. */
   int cores = ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
@@ -197,12 +203,15 @@ int ps_agent_main(const char *exe) {
       (uint64_t)cores,
       (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
       {host, strlen(host)},
-      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)}};
+      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)},
+      {gpus, strlen(gpus)},
+      {job, strlen(job)},
+      0};
   ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 
-  if (ps_link_open(&a->loop, 0, -1, NULL, 0, &driver_link, a, &a->in, &err) != 0) {
-    fprintf(stderr, "psurvey agent: cannot read standard input: %s\n", err.msg);
+  if (ps_link_open(&a->loop, in, -1, NULL, 0, &driver_link, a, &a->in, &err) != 0) {
+    fprintf(stderr, "psurvey agent: cannot read from the driver: %s\n", err.msg);
     return 2;
   }
   while (!a->stopping) uv_run(&a->loop, UV_RUN_ONCE);

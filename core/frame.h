@@ -47,7 +47,10 @@
  * Between the driver and an agent (`psurvey agent`, one per ssh host),
  * which runs that host's workers and relays their frames:
  *   AGENT    agent -> driver: varint protocol, bytes host, varint cores,
- *            varint memory (MiB), bytes psurvey version
+ *            varint memory (MiB), bytes psurvey version, bytes GPU ids
+ *            (comma-separated, or empty), bytes Slurm job id (or empty),
+ *            varint the job's end (Unix seconds, 0 unknown). A driver reads
+ *            the protocol first, to tell another version from garbage
  *   SPAWN    driver -> agent: varint worker id, bytes GPU ids (comma-
  *            separated, empty for none: the worker's CUDA_VISIBLE_DEVICES);
  *            the agent starts a worker

@@ -333,6 +333,9 @@ void ps_msg_put_agent(ps_buf_t *b, const ps_msg_agent_t *m) {
   ps_buf_put_varint(b, m->cores);
   ps_buf_put_varint(b, m->memory_mb);
   put_bytes(b, m->version);
+  put_bytes(b, m->gpus);
+  put_bytes(b, m->job);
+  ps_buf_put_varint(b, m->ends);
   ps_frame_end(b, s);
 }
 
@@ -340,7 +343,8 @@ int ps_msg_get_agent(const char *p, size_t n, ps_msg_agent_t *m) {
   ps_reader_t r;
   ps_reader_init(&r, p, n);
   int rc = get_varint(&r, &m->protocol) || get_bytes(&r, &m->host) || get_varint(&r, &m->cores) ||
-           get_varint(&r, &m->memory_mb) || get_bytes(&r, &m->version);
+           get_varint(&r, &m->memory_mb) || get_bytes(&r, &m->version) || get_bytes(&r, &m->gpus) ||
+           get_bytes(&r, &m->job) || get_varint(&r, &m->ends);
   return done(&r, rc);
 }
 

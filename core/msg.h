@@ -140,6 +140,9 @@ int ps_msg_get_fatal(const char *p, size_t n, ps_bytes_t *message);
 typedef struct ps_msg_agent_s {
   uint64_t protocol, cores, memory_mb;
   ps_bytes_t host, version;
+  ps_bytes_t gpus; /* the GPU ids its workers may use, comma-separated, or empty */
+  ps_bytes_t job;  /* the Slurm job it runs in, or empty */
+  uint64_t ends;   /* when that job's time runs out (Unix seconds), or 0: unknown */
 } ps_msg_agent_t;
 void ps_msg_put_agent(ps_buf_t *b, const ps_msg_agent_t *m);
 int ps_msg_get_agent(const char *p, size_t n, ps_msg_agent_t *m);

@@ -56,6 +56,10 @@ typedef struct ps_backend_ops_s {
   int (*gone)(const ps_node_t *n);
   /* Frees the node's own state (the pool frees the node). */
   void (*free)(ps_node_t *n);
+  /* For a node that stands for others to come (a Slurm allocation): how
+     they stand, in a few words ("jobs 1 queued, 2 running; agents 2 up,
+     1 lost"), for the progress lines. May be NULL. */
+  void (*describe)(const ps_node_t *n, char *out, size_t size);
 } ps_backend_ops_t;
 
 struct ps_node_s {
@@ -70,6 +74,8 @@ struct ps_node_s {
   int ngpus;               /* GPUs its workers may be bound to */
   char gpus[PS_GPUS_TEXT]; /* their ids, comma-separated, as configured */
   char host[256];          /* the host's own name */
+  char job[32];            /* the Slurm job its agent runs in, or "" */
+  int64_t ends;            /* when that job's time runs out (Unix seconds), or 0 */
   int workers;             /* alive there */
   int failures;            /* connection attempts failed in a row */
   int ever_up;

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,16 @@ void ps_pool_node_lost(ps_node_t *n, const char *why) {
   }
   n->failures++;
   if (p->cb.on_node) p->cb.on_node(n, 0);
+}
+
+void ps_pool_note(ps_pool_t *p, const char *fmt, ...) {
+  if (p->cb.on_note == NULL) return;
+  char text[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  p->cb.on_note(p, text);
 }
 
 int ps_pool_nodes_up(const ps_pool_t *p, int *slots) {

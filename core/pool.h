@@ -27,6 +27,8 @@ typedef struct ps_pool_cb_s {
   /* A node came up (up = 1) or was lost (up = 0: its workers were already
      buried, with w->lost set). */
   void (*on_node)(ps_node_t *n, int up);
+  /* A backend's remark for the log (an agent refused...). May be NULL. */
+  void (*on_note)(ps_pool_t *p, const char *text);
 } ps_pool_cb_t;
 
 struct ps_worker_s {
@@ -81,6 +83,8 @@ int ps_pool_on_close(ps_pool_t *p, void (*close)(ps_pool_t *p, void *data), void
    their fault); the scheduler hears of it through on_node. */
 void ps_pool_node_up(ps_node_t *n);
 void ps_pool_node_lost(ps_node_t *n, const char *why);
+/* A backend's remark for the log (on_note), formatted. */
+void ps_pool_note(ps_pool_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Nodes up now, and slots on them. */
 int ps_pool_nodes_up(const ps_pool_t *p, int *slots);
 /* 1 when no node is up and none is expected back. */

@@ -289,6 +289,11 @@ void ps_progress_tick(ps_progress_t *p, const ps_counts_t *c, const ps_hist_t *h
       fprintf(stderr, "psurvey: %s: %s\n", p->name, s);
     }
   }
+  if (p->verbose >= 1 && strcmp(p->agents, p->agents_shown) != 0) {
+    clear_bar(p);
+    fprintf(stderr, "psurvey: %s: %s\n", p->name, p->agents);
+    snprintf(p->agents_shown, sizeof p->agents_shown, "%s", p->agents);
+  }
   if (p->tty && p->verbose >= 1) {
     if (p->verbose >= 2 && p->hosts[0] && due(now, p->last_hosts_us, SLOW_US)) {
       clear_bar(p);

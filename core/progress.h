@@ -43,6 +43,9 @@ typedef struct ps_progress_s {
   int failures_shown;
   char logpath[64]; /* the log holding failures' tracebacks, once one failed */
   char hosts[400];  /* per-host counts (ssh), shown at verbose >= 2; the caller fills it */
+  /* How the agents to come stand (Slurm), shown at verbose >= 1 when it
+     changes; the caller fills it. */
+  char agents[300], agents_shown[300];
   int64_t last_hosts_us;
   /* Psets done (ok and failed) at each of the last seconds, a ring, for
      the rate over PS_RATE_WINDOW_S (ps_progress_sample). */

@@ -14,7 +14,7 @@
 #endif
 
 /* Bumped whenever a frame layout changes; driver and worker must agree. */
-#define PS_PROTOCOL 5
+#define PS_PROTOCOL 6
 
 /* Deepest nesting of tables a decoder accepts. */
 #define PS_MAX_DEPTH 100

@@ -26,20 +26,44 @@ static ps_worker_t *find_worker(ps_relay_t *r, uint64_t id) {
 static int on_hello(ps_relay_t *r, const char *p, size_t len, char *why, size_t whysz) {
   ps_node_t *n = r->node;
   ps_msg_agent_t m;
+  /* The protocol first: another version's hello may be laid out otherwise. */
+  ps_reader_t head;
+  uint64_t protocol, skip;
+  ps_reader_init(&head, p, len);
+  if (ps_read_varint(&head, &protocol) == 0 && protocol != PS_PROTOCOL) {
+    /* Every version so far begins with protocol, host, cores, memory
+       and version: the version is named when it can be read. */
+    const char *host, *version = "?";
+    size_t hostlen, vlen = 1;
+    if (ps_read_bytes(&head, &host, &hostlen) != 0 || ps_read_varint(&head, &skip) != 0 ||
+        ps_read_varint(&head, &skip) != 0 || ps_read_bytes(&head, &version, &vlen) != 0) {
+      version = "?";
+      vlen = 1;
+    }
+    snprintf(why, whysz,
+             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install "
+             "the same version on both",
+             (int)(vlen < 40 ? vlen : 40), version, (unsigned long long)protocol, PSURVEY_VERSION,
+             PS_PROTOCOL);
+    return PS_EPROTO;
+  }
   if (ps_msg_get_agent(p, len, &m) != 0) {
     snprintf(why, whysz, "its agent sent a malformed hello");
     return PS_EPROTO;
   }
-  if (m.protocol != PS_PROTOCOL) {
-    snprintf(why, whysz,
-             "psurvey there is version %.*s (protocol %llu), this one is %s (protocol %d): install "
-             "the same "
-             "version on both",
-             (int)(m.version.n < 40 ? m.version.n : 40), m.version.p,
-             (unsigned long long)m.protocol, PSURVEY_VERSION, PS_PROTOCOL);
-    return PS_EPROTO;
-  }
   ps_text(n->host, sizeof n->host, m.host.p, m.host.n);
+  ps_text(n->job, sizeof n->job, m.job.p, m.job.n);
+  n->ends = (int64_t)m.ends;
+  /* The GPUs the agent was given (a Slurm step's), unless configured. */
+  if (n->ngpus == 0 && m.gpus.n > 0 && m.gpus.n < sizeof n->gpus) {
+    char ids[PS_GPUS_TEXT];
+    ps_err_t err;
+    ps_text(ids, sizeof ids, m.gpus.p, m.gpus.n);
+    if (ps_node_set_gpus(n, ids, &err) != 0) {
+      snprintf(why, whysz, "its agent's GPUs '%s': %s", ids, err.msg);
+      return PS_EPROTO;
+    }
+  }
   n->cores = (int)m.cores;
   n->mem_mb = (int64_t)m.memory_mb;
   /* The driver runs elsewhere: every CPU the agent may use there (its

@@ -725,6 +725,12 @@ static void on_node(ps_node_t *n, int up) {
                       n->why);
   }
 }
+/* A backend's remark: the log keeps it. */
+static void on_note(ps_pool_t *p, const char *text) {
+  ps_engine_t *e = p->owner;
+  ps_log_printf(&e->log, "%s", text);
+}
+
 int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   memset(e, 0, sizeof *e);
   /* A worker that dies while we write to it must not kill the driver. */
@@ -739,6 +745,7 @@ int ps_engine_init(ps_engine_t *e, const char *exe, ps_err_t *err) {
   e->pool.cb.on_frame = on_frame;
   e->pool.cb.on_dead = on_dead;
   e->pool.cb.on_node = on_node;
+  e->pool.cb.on_note = on_note;
   e->pool.owner = e;
   e->log.fd = -1;
   ps_log_open(&e->log);
@@ -809,6 +816,18 @@ static void hosts_text(ps_run_t *r) {
                                                          : ", down";
     int w = snprintf(r->progress.hosts + o, size - o, "%s%s %lld done (%d slots%s)", k ? ", " : "",
                      n->name, (long long)n->done, n->slots, state);
+    if (w > 0) o += (size_t)w;
+  }
+  /* The nodes that stand for agents to come say how those stand. */
+  o = 0;
+  size = sizeof r->progress.agents;
+  r->progress.agents[0] = '\0';
+  for (int k = 0; k < p->nnodes && o < size; k++) {
+    ps_node_t *n = p->nodes[k];
+    if (n->ops->describe == NULL) continue;
+    char text[200];
+    n->ops->describe(n, text, sizeof text);
+    int w = snprintf(r->progress.agents + o, size - o, "%s%s", o ? "; " : "", text);
     if (w > 0) o += (size_t)w;
   }
 }

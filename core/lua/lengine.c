@@ -13,6 +13,8 @@
 #include "local.h"
 #include "lpsurvey.h"
 #include "run.h"
+#include "sbatch.h"
+#include "slurm.h"
 #include "source.h"
 #include "ssh.h"
 #include "store.h"
@@ -552,11 +554,53 @@ static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   return ps_ssh_setup(p, specs, n, &o, err);
 }
 
+/* The Slurm backend: inside an allocation, opts = { listen = address,
+   port = n, srun = program, heartbeat = s }; from a login node, also
+   nodes = N, max_jobs = n, per_minute = n, poll = s, args = { sbatch
+   options }, log_dir = the agents' logs. */
+static int backend_slurm(lua_State *L, ps_pool_t *p, ps_err_t *err) {
+  size_t len;
+  const char *listen = str_field(L, 3, "listen", &len);
+  int port = (int)int_field(L, 3, "port", 0);
+  double heartbeat = num_field(L, 3, "heartbeat", 30);
+  int nodes = (int)int_field(L, 3, "nodes", 0);
+  if (nodes == 0) {
+    ps_slurm_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.listen = listen;
+    o.port = port;
+    o.heartbeat = heartbeat;
+    o.srun = str_field(L, 3, "srun", &len);
+    return ps_slurm_setup(p, &o, err);
+  }
+  ps_sbatch_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.listen = listen;
+  o.port = port;
+  o.heartbeat = heartbeat;
+  int max_jobs = (int)int_field(L, 3, "max_jobs", 0);
+  o.jobs = max_jobs > 0 && max_jobs < nodes ? max_jobs : nodes;
+  o.per_minute = (int)int_field(L, 3, "per_minute", 30);
+  o.poll = num_field(L, 3, "poll", 5);
+  o.log_dir = str_field(L, 3, "log_dir", &len);
+  lua_getfield(L, 3, "args");
+  int nargs = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  const char **args = lua_newuserdatauv(L, sizeof *args * (size_t)(nargs ? nargs : 1), 0);
+  for (int k = 0; k < nargs; k++) {
+    lua_rawgeti(L, -2, k + 1);
+    args[k] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* kept alive by the table */
+  }
+  o.args = args;
+  o.nargs = nargs;
+  return ps_sbatch_setup(p, &o, err);
+}
+
 /* The backends, by name: adding one is a file in core/ and a line here. */
 static const struct {
   const char *name;
   int (*setup)(lua_State *L, ps_pool_t *p, ps_err_t *err);
-} backends[] = {{"process", backend_process}, {"ssh", backend_ssh}};
+} backends[] = {{"process", backend_process}, {"ssh", backend_ssh}, {"slurm", backend_slurm}};
 
 /* engine:backend(name, opts): adds the nodes of a backend to the pool
    ('process': this machine; 'ssh': opts as backend_ssh reads them). */

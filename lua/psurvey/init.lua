@@ -262,6 +262,18 @@ local function note_start_over(store, name, code_hash, user_hash, total, verbose
   if verbose >= 1 then io.stderr:write('psurvey: ', text, '\n') end
 end
 
+--- Whether a program of that name is in a directory of PATH.
+local function on_path(name)
+  for dir in (os.getenv('PATH') or ''):gmatch('[^:]+') do
+    local f = io.open(dir .. '/' .. name, 'rb')
+    if f then
+      f:close()
+      return true
+    end
+  end
+  return false
+end
+
 --- The backends: where workers run. prepare(values, from, level) checks
 --- the options and returns the backend's setup (nil for none) and a key
 --- that names its workers; setup(engine, setup) adds its nodes to the pool.
@@ -290,13 +302,46 @@ local backends = {
         reconnect = ssh.reconnect == false and 0 or 1, ssh = ssh.program })
     end,
   },
+  slurm = {
+    prepare = function(values, from, level)
+      local slurm = values.slurm or {}
+      if (os.getenv('SLURM_JOB_ID') or '') ~= '' then return slurm, 'slurm job ' .. os.getenv('SLURM_JOB_ID') end
+      if slurm.nodes == nil then
+        errors.raise(("option 'backend' (from %s): 'slurm' runs inside a Slurm allocation (an sbatch script or"
+          .. ' salloc), and SLURM_JOB_ID is not set here; or give slurm = { nodes = N, time = ... } for psurvey'
+          .. ' to ask for allocations itself'):format(from.backend), level + 1)
+      end
+      if not on_path('sbatch') then
+        errors.raise(("option 'backend' (from %s): slurm = { nodes = %d } asks for allocations with sbatch, which"
+          .. ' is not on the PATH here'):format(from.backend, slurm.nodes), level + 1)
+      end
+      return slurm, ('slurm allocations of %d nodes'):format(slurm.nodes)
+    end,
+    setup = function(engine, slurm)
+      local args = {}
+      local function add(flag, value) if value ~= nil then args[#args + 1] = flag .. '=' .. tostring(value) end end
+      add('--time', slurm.time)
+      add('--partition', slurm.partition)
+      add('--account', slurm.account)
+      add('--qos', slurm.qos)
+      add('--cpus-per-task', slurm.cpus_per_task)
+      add('--mem', slurm.mem)
+      add('--gpus', slurm.gpus)
+      for _, o in ipairs(slurm.extra or {}) do args[#args + 1] = o end
+      engine:backend('slurm', { listen = slurm.listen, port = slurm.port or 0, srun = slurm.srun,
+        heartbeat = slurm.heartbeat or 30, nodes = (os.getenv('SLURM_JOB_ID') or '') == '' and slurm.nodes or nil,
+        max_jobs = slurm.max_jobs, per_minute = slurm.per_minute, poll = slurm.poll, args = args,
+        log_dir = '.psurvey/logs' })
+    end,
+  },
 }
 
 --- Raises at level when a chosen backend is not available here.
 local function check_backends(values, from, level)
   for _, backend in ipairs(values.backend) do
     if not backends[backend] then
-      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process' or 'ssh'")
+      errors.raise(("option 'backend' (from %s): the '%s' backend is not available yet; use 'process', 'ssh' or"
+        .. " 'slurm'")
         :format(from.backend, backend), level + 1)
     end
   end

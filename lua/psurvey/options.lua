@@ -247,8 +247,8 @@ M.parse_literal = parse_literal
 ---@class psurvey.OptionSpec
 M.specs = {
   { name = 'backend', default = { 'process' }, arg = 'NAME[,NAME]',
-    help = 'where workers run: process (this machine), ssh (the hosts of --hosts), or both (process,ssh) as one'
-      .. ' pool; slurm is not available yet',
+    help = 'where workers run: process (this machine), ssh (the hosts of --hosts), slurm (the nodes of the Slurm'
+      .. ' allocation it runs in), or several as one pool (process,ssh)',
     check = function(v)
       -- One name, names separated by commas, or a list of names: a list.
       local list = {}
@@ -388,6 +388,43 @@ M.specs = {
       end
       for i, o in ipairs(v.options or {}) do
         if type(o) ~= 'string' then return nil, ('options[%d] must be a string, got %s'):format(i, type(o)) end
+      end
+      return v
+    end },
+  { name = 'slurm', default = nil, arg = 'TABLE', parse = parse_literal,
+    help = "slurm backend: inside an allocation, or { nodes = N, time = '1:00:00', partition, account, qos,"
+      .. ' cpus_per_task, mem, gpus, extra = { sbatch options }, max_jobs, per_minute = 30, poll = 5 } to ask for'
+      .. " allocations itself; listen = 'ADDRESS' (default: this host's name's address), port, heartbeat = 30",
+    check = function(v)
+      if type(v) ~= 'table' then return nil, 'expected a table, got ' .. type(v) end
+      local known = { listen = 'string', port = 'number', srun = 'string', heartbeat = 'number', nodes = 'number',
+        time = 'string', partition = 'string', account = 'string', qos = 'string', cpus_per_task = 'number',
+        mem = 'string', gpus = 'string', extra = 'table', max_jobs = 'number', per_minute = 'number',
+        poll = 'number' }
+      local names = {}
+      for k in pairs(known) do names[#names + 1] = k end
+      table.sort(names)
+      for k, x in pairs(v) do
+        if known[k] == nil then
+          return nil, ("unknown key '%s'%s (known: %s)"):format(tostring(k), M.suggest(tostring(k), names),
+            table.concat(names, ', '))
+        end
+        if k == 'gpus' and math.type(x) == 'integer' then x = tostring(x) end
+        if type(x) ~= known[k] then return nil, ("key '%s' must be a %s, got %s"):format(k, known[k], type(x)) end
+      end
+      for _, k in ipairs({ 'nodes', 'cpus_per_task', 'max_jobs', 'per_minute' }) do
+        if v[k] ~= nil and (math.type(v[k]) ~= 'integer' or v[k] < 1) then
+          return nil, ("key '%s' must be a whole number of at least 1"):format(k)
+        end
+      end
+      if v.port and (math.type(v.port) ~= 'integer' or v.port < 0 or v.port > 65535) then
+        return nil, "key 'port' must be an integer from 0 to 65535"
+      end
+      for _, k in ipairs({ 'heartbeat', 'poll' }) do
+        if v[k] and (v[k] ~= v[k] or v[k] <= 0) then return nil, ("key '%s' must be > 0 seconds"):format(k) end
+      end
+      for i, o in ipairs(v.extra or {}) do
+        if type(o) ~= 'string' then return nil, ('extra[%d] must be a string, got %s'):format(i, type(o)) end
       end
       return v
     end },

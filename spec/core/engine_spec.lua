@@ -31,8 +31,8 @@ describe('the engine', function()
   it('refuses a backend it does not know, and a second set of ssh hosts', function()
     local engine = core.engine(H.bin)
     finally(function() engine:close() end)
-    assert.has_error(function() engine:backend('slurm', {}) end,
-      "bad argument #1 to 'backend' (unknown backend 'slurm')")
+    assert.has_error(function() engine:backend('pbs', {}) end,
+      "bad argument #1 to 'backend' (unknown backend 'pbs')")
     local hosts = { hosts = { { target = '127.0.0.1', port = 1 } }, reconnect = 0 }
     engine:backend('ssh', hosts)
     assert.has_error(function() engine:backend('ssh', hosts) end, 'the ssh hosts are set once per run')

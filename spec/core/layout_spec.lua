@@ -5,12 +5,12 @@ local H = require('support.helpers')
 
 -- The floor of every file of core/, by name without its extension.
 local floors = {
-  ps = 0, util = 0, buf = 0, log = 0, stats = 0, census = 0, cpus = 0,
+  ps = 0, util = 0, buf = 0, log = 0, stats = 0, census = 0, cpus = 0, sha256 = 0,
   value = 1, json = 1, hash = 1, brief = 1, tally = 1,
   source = 2, resources = 2, space = 2, view = 2,
-  frame = 3, link = 3, child = 3, program = 3, capture = 3, carbon = 3,
+  frame = 3, link = 3, child = 3, program = 3, capture = 3, carbon = 3, auth = 3, dial = 3,
   msg = 4,
-  node = 5, pool = 5, ['local'] = 5, relay = 5, ssh = 5, agent = 5,
+  node = 5, pool = 5, ['local'] = 5, relay = 5, ssh = 5, agent = 5, gate = 5, slurm = 5,
   store = 5, store_private = 5, schema = 5, catalog = 5, query = 5, stage = 5, sqlstage = 5, memstage = 5,
   resume = 5, cursor = 5, celltypes = 5, export = 5,
   scheduler = 6, outcome = 6,

@@ -226,7 +226,7 @@ sleep 5
       hosts = { addrs[1] .. ' psurvey=' .. old, addrs[2] .. ' psurvey=' .. H.bin } }))
     assert.equal(500, #r)
     assert.matches('host 10%.200%.0%.11: cannot connect: psurvey there is version 0%.0%.1 %(protocol 1%), this one '
-      .. 'is 0%.1%.0 %(protocol 5%): install the same version on both', H.slurp(r.log))
+      .. 'is 0%.1%.0 %(protocol 6%): install the same version on both', H.slurp(r.log))
   end)
 
   it('finishes when an agent is killed with SIGKILL', function()

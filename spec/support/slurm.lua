@@ -1,0 +1,112 @@
+--- spec/support/slurm.lua: a real single-node Slurm cluster (munged,
+--- slurmctld, slurmd) started by hand in a temporary directory, for the
+--- #slurm specs: no systemd, nothing written under /etc/slurm; every
+--- Slurm command the specs run reads SLURM_CONF. Needs root and Debian's
+--- slurm-wlm and munge (setup.sh and .ci/run install them).
+local H = require('support.helpers')
+
+local S = {}
+
+local function sh(script)
+  local ok = os.execute(script)
+  return ok
+end
+
+--- Starts the cluster; returns { dir, conf, env = 'SLURM_CONF=...' }, or
+--- nil and why.
+function S.start()
+  local d = H.tmpdir()
+  local conf = d .. '/etc/slurm.conf'
+  local cpus = math.tointeger(tonumber((H.shell('nproc'):gsub('%s', ''))))
+  os.execute(('mkdir -p %s/etc %s/state %s/spool %s/log'):format(d, d, d, d))
+  H.write(d, 'etc/slurm.conf', ([[
+ClusterName=psurvey
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=%s/state
+SlurmdSpoolDir=%s/spool
+SlurmctldPidFile=%s/slurmctld.pid
+SlurmdPidFile=%s/slurmd.pid
+SlurmctldLogFile=%s/log/slurmctld.log
+SlurmdLogFile=%s/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,bf_interval=1
+MpiDefault=none
+ReturnToService=2
+MailProg=/bin/true
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+NodeName=localhost CPUs=%d State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+]]):format(d, d, d, d, d, d, cpus))
+  local env = 'SLURM_CONF=' .. H.quote(conf)
+  -- munged: its key (the package makes one), its socket directory, as user munge.
+  local ok = sh(([[
+set -e
+[ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
+chown munge:munge /etc/munge/munge.key; chmod 0400 /etc/munge/munge.key
+install -d -o munge -g munge -m 0755 /run/munge
+if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
+  setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F >%s/log/munged.out 2>&1 &
+  echo $! > %s/munged.pid
+fi
+for i in $(seq 250); do munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.02; done
+export %s
+slurmctld -D -i >%s/log/slurmctld.out 2>&1 &
+echo $! > %s/slurmctld.bgpid
+for i in $(seq 500); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.02; done
+slurmd -D -N localhost >%s/log/slurmd.out 2>&1 &
+echo $! > %s/slurmd.bgpid
+for i in $(seq 500); do [ "$(sinfo -h -n localhost -o %%T 2>/dev/null)" = idle ] && exit 0; sleep 0.02; done
+exit 1
+]]):format(d, d, env, d, d, d, d))
+  local cluster = { dir = d, conf = conf, env = env }
+  if not ok then
+    S.stop(cluster)
+    return nil, 'the Slurm cluster did not come up: ' .. (H.slurp(d .. '/log/slurmctld.log') or '')
+      .. (H.slurp(d .. '/log/slurmd.log') or '')
+  end
+  return cluster
+end
+
+--- Stops what start() started, by pid.
+function S.stop(cluster)
+  if not cluster then return end
+  for _, name in ipairs({ 'slurmd.bgpid', 'slurmctld.bgpid', 'munged.pid' }) do
+    local pid = tonumber(H.slurp(cluster.dir .. '/' .. name) or '')
+    if pid then
+      os.execute(('kill -TERM %d 2>/dev/null; for i in $(seq 100); do kill -0 %d 2>/dev/null || exit 0; '
+        .. 'sleep 0.05; done; kill -KILL %d 2>/dev/null'):format(pid, pid, pid))
+    end
+  end
+end
+
+--- Runs a shell command with the cluster's SLURM_CONF; returns its stdout.
+function S.run(cluster, cmd)
+  return H.shell('export ' .. cluster.env .. '; ' .. cmd)
+end
+
+--- Submits `script` (text) from dir with sbatch, waits up to secs for the
+--- job to end; returns its id and final state (COMPLETED, FAILED...).
+function S.batch(cluster, dir, script, secs)
+  H.write(dir, 'job.sh', script)
+  local id = S.run(cluster, ('cd %s && sbatch --parsable job.sh'):format(H.quote(dir))):match('%d+')
+  assert(id, 'sbatch gave no job id')
+  local state
+  for _ = 1, (secs or 60) * 10 do
+    state = S.run(cluster, ('scontrol show job %s -o 2>/dev/null'):format(id)):match('JobState=(%S+)')
+    if state and state ~= 'PENDING' and state ~= 'RUNNING' and state ~= 'CONFIGURING'
+      and state ~= 'COMPLETING' then break end
+    os.execute('sleep 0.1')
+  end
+  return id, state
+end
+
+return S
