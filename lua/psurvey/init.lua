@@ -262,18 +262,6 @@ local function note_start_over(store, name, code_hash, user_hash, total, verbose
   if verbose >= 1 then io.stderr:write('psurvey: ', text, '\n') end
 end
 
---- Whether a program of that name is in a directory of PATH.
-local function on_path(name)
-  for dir in (os.getenv('PATH') or ''):gmatch('[^:]+') do
-    local f = io.open(dir .. '/' .. name, 'rb')
-    if f then
-      f:close()
-      return true
-    end
-  end
-  return false
-end
-
 --- The backends: where workers run. prepare(values, from, level) checks
 --- the options and returns the backend's setup (nil for none) and a key
 --- that names its workers; setup(engine, setup) adds its nodes to the pool.
