@@ -332,6 +332,9 @@ local function check_backends(values, from, level)
         .. " 'slurm'")
         :format(from.backend, backend), level + 1)
     end
+    -- Slurm says at init() what it lacks (an allocation, nodes, sbatch):
+    -- its preparation has no other effect.
+    if backend == 'slurm' then backends.slurm.prepare(values, from, level + 1) end
   end
 end
 

@@ -45,8 +45,8 @@ local function from_nvidia_smi()
 end
 
 --- Where this machine's GPU ids come from, first found wins: each source
---- is { name, find(values) -> list of ids or nil }. The slurm backend will
---- put its own (the job's SLURM_STEP_GPUS / SLURM_JOB_GPUS) after the option.
+--- is { name, find(values) -> list of ids or nil }. (A Slurm node's come
+--- from its agent: the CUDA_VISIBLE_DEVICES Slurm gave the agent's step.)
 M.gpu_sources = {
   { name = "option 'gpus'", find = function(values) return values.gpus end },
   { name = 'CUDA_VISIBLE_DEVICES', find = function()

@@ -4,6 +4,10 @@ local psurvey = require('psurvey')
 
 local function noop() return {} end
 
+-- What the slurm backend says outside an allocation, without nodes.
+local NO_ALLOCATION = "'slurm' runs inside a Slurm allocation %(an sbatch script or salloc%), and SLURM_JOB_ID"
+  .. ' is not set here'
+
 describe('psurvey options', function()
   teardown(function()
     H.shutdown()
@@ -30,11 +34,11 @@ describe('psurvey options', function()
     assert.matches("option 'name' belongs to map%(%), not init%(%)$", err)
   end)
 
-  it('says at init() that a backend is not available, before any map()', function()
+  it('says at init() what a backend lacks here, before any map()', function()
     local ok, err = pcall(psurvey.init, { backend = 'slurm' })
     assert.is_false(ok)
-    assert.matches("option 'backend' %(from init%): the 'slurm' backend is not available yet; use 'process' or "
-      .. "'ssh'$", err)
+    assert.matches("option 'backend' %(from init%): " .. NO_ALLOCATION .. '; or give slurm = { nodes = N, time ='
+      .. ' ... } for psurvey to ask for allocations itself$', err)
     ok, err = pcall(psurvey.init, { backend = 'sge' })
     assert.matches("option 'backend' to init%(%): expected 'process', 'ssh' or 'slurm' %(or a list of them%), got "
       .. "'sge'$", err)
@@ -42,12 +46,12 @@ describe('psurvey options', function()
     assert.equal(1, #psurvey.map(noop, { {} }, H.options()))
   end)
 
-  it('says which backends are not available yet, and what ssh needs', function()
+  it('says what ssh and slurm need', function()
     local ok, err = pcall(psurvey.map, noop, {}, { backend = 'ssh' })
     assert.is_false(ok)
     assert.matches("option 'backend' %(from map%): 'ssh' needs hosts: a hosts file %(%-%-hosts FILE%) or ", err)
     ok, err = pcall(psurvey.map, noop, {}, { backend = 'slurm' })
-    assert.matches("the 'slurm' backend is not available yet", err)
+    assert.matches(NO_ALLOCATION, err)
   end)
 
   it('takes one backend, several separated by commas, or a list of them, each once', function()
@@ -70,7 +74,7 @@ describe('psurvey options', function()
     end
     local ok, err = pcall(psurvey.map, noop, {}, { backend = 'process,slurm' })
     assert.is_false(ok)
-    assert.matches("option 'backend' %(from map%): the 'slurm' backend is not available yet", err)
+    assert.matches("option 'backend' %(from map%): " .. NO_ALLOCATION, err)
   end)
 
   it('rejects bad arguments to map', function()
