@@ -513,6 +513,25 @@ static int backend_process(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   return rc;
 }
 
+/* The strings of array field `field` of the table at idx, in an array
+   pushed on the stack (both stay there while they are used; the table
+   keeps the strings alive). *n is their count, 0 without the field. */
+static const char **string_list(lua_State *L, int idx, const char *field, int *n) {
+  lua_getfield(L, idx, field);
+  int list = lua_gettop(L);
+  *n = lua_istable(L, list) ? (int)lua_rawlen(L, list) : 0;
+  const char **out = lua_newuserdatauv(L, sizeof *out * (size_t)(*n ? *n : 1), 0);
+  for (int k = 0; k < *n; k++) {
+    /* A string the table keeps: a number converted here would be kept by
+       nothing once popped. */
+    if (lua_rawgeti(L, list, k + 1) != LUA_TSTRING)
+      luaL_error(L, "engine:backend: %s[%d] is not a string", field, k + 1);
+    out[k] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
 /* The ssh backend, with opts = { hosts = { {target=, port=, slots=,
    psurvey=, gpus = 'id,id'}, ... }, ssh_args = {...}, heartbeat = s, reconnect = 0|1,
    ssh = program }. */
@@ -537,16 +556,7 @@ static int backend_ssh(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   }
   ps_ssh_opts_t o;
   memset(&o, 0, sizeof o);
-  lua_getfield(L, 3, "ssh_args");
-  int nargs = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
-  const char **args = lua_newuserdatauv(L, sizeof *args * (size_t)(nargs ? nargs : 1), 0);
-  for (int k = 0; k < nargs; k++) {
-    lua_rawgeti(L, -2, k + 1);
-    args[k] = luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* kept alive by the table */
-  }
-  o.ssh_args = args;
-  o.nssh_args = nargs;
+  o.ssh_args = string_list(L, 3, "ssh_args", &o.nssh_args);
   o.heartbeat = num_field(L, 3, "heartbeat", 30);
   o.reconnect = (int)int_field(L, 3, "reconnect", 1);
   size_t len;
@@ -583,16 +593,7 @@ static int backend_slurm(lua_State *L, ps_pool_t *p, ps_err_t *err) {
   o.per_minute = (int)int_field(L, 3, "per_minute", 30);
   o.poll = num_field(L, 3, "poll", 5);
   o.log_dir = str_field(L, 3, "log_dir", &len);
-  lua_getfield(L, 3, "args");
-  int nargs = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
-  const char **args = lua_newuserdatauv(L, sizeof *args * (size_t)(nargs ? nargs : 1), 0);
-  for (int k = 0; k < nargs; k++) {
-    lua_rawgeti(L, -2, k + 1);
-    args[k] = luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* kept alive by the table */
-  }
-  o.args = args;
-  o.nargs = nargs;
+  o.args = string_list(L, 3, "args", &o.nargs);
   return ps_sbatch_setup(p, &o, err);
 }
 

@@ -125,7 +125,7 @@ describe('psurvey gc', function()
     assert.matches('\nto remove: 0 tables and 1 log, ', r.out)
     r = H.run(dir, 'gc --keep two')
     assert.equal(2, r.code)
-    assert.equal("psurvey: option '--keep' needs a count (0, 1, ...), got 'two'\n(see psurvey --help)\n", r.err)
+    assert.equal("psurvey: gc: option '--keep' needs a count (0, 1, ...), got 'two'\n(see psurvey --help)\n", r.err)
   end)
 
   it('removes exactly those with --yes, and the database still reads and resumes', function()

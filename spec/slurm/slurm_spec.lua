@@ -5,7 +5,7 @@
 local H = require('support.helpers')
 local S = require('support.slurm')
 
-describe('#slurm the Slurm backend inside an allocation', function()
+describe('#slurm the Slurm backend', function()
   local cluster
   setup(function()
     local why
@@ -17,224 +17,217 @@ describe('#slurm the Slurm backend inside an allocation', function()
     H.cleanup()
   end)
 
-  local SURVEY = [[
-local psurvey = require('psurvey')
-local results = psurvey.map(function(p)
-  if p.sleep then os.execute('sleep ' .. p.sleep) end
-  return { y = p.x * p.x, token = os.getenv('PSURVEY_AGENT_TOKEN') or 'unseen',
-    job = os.getenv('SLURM_JOB_ID') }
-end, psurvey.product({ x = psurvey.range(1, tonumber(arg[1] or '2000')),
-  sleep = arg[2] and { tonumber(arg[2]) } or nil }), { name = 'squares' })
-print(#results, #results.missing)
-]]
+  describe('inside an allocation', function()
+    local SURVEY = [[
+  local psurvey = require('psurvey')
+  local results = psurvey.map(function(p)
+    if p.sleep then os.execute('sleep ' .. p.sleep) end
+    return { y = p.x * p.x, token = os.getenv('PSURVEY_AGENT_TOKEN') or 'unseen',
+      job = os.getenv('SLURM_JOB_ID') }
+  end, psurvey.product({ x = psurvey.range(1, tonumber(arg[1] or '2000')),
+    sleep = arg[2] and { tonumber(arg[2]) } or nil }), { name = 'squares' })
+  print(#results, #results.missing)
+  ]]
 
-  local function job(dir, args)
-    return ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --output=job.out --error=job.err\n'
-      .. '%s survey.lua --backend slurm %s\n'):format(H.bin, args or '')
-  end
-
-  it('runs 2,000 psets on the allocation\'s agents, each stored exactly once', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local id, state = S.batch(cluster, dir, job(dir), 60)
-    local out = H.slurp(dir .. '/job.out') or ''
-    assert.equal('COMPLETED', state, out)
-    assert.matches('^2000\t0\n', out)
-    local db = dir .. '/.psurvey/survey.db'
-    assert.same({ { n = 2000, d = 2000, lo = 1, hi = 2000 } },
-      H.sql(db, 'select count(*) n, count(distinct _index) d, min(x) lo, max(x) hi from squares'))
-    -- The workers ran under the agents, in the job, without the token.
-    assert.same({ { token = 'unseen', job = id, n = 2000 } },
-      H.sql(db, 'select token, job, count(*) n from squares group by token, job'))
-    local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
-    assert.matches('slurm job ' .. id .. ': agents connect to 127%.0%.0%.1 port %d+', log)
-    assert.matches('host 127%.0%.0%.1:%d+: connected %(vm, %d+ cores', log)
-  end)
-
-  it('gives the same rows as the process backend', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local _, state = S.batch(cluster, dir, job(dir, '-- 50'), 60)
-    assert.equal('COMPLETED', state, H.slurp(dir .. '/job.out'))
-    local here = H.tmpdir()
-    H.write(here, 'survey.lua', SURVEY)
-    local r = H.run(here, 'survey.lua -- 50')
-    assert.equal(0, r.code, r.err)
-    local cols = 'x, y, _index, _status, _hash'
-    assert.same(H.sql(here .. '/.psurvey/survey.db', 'select ' .. cols .. ' from squares order by _index'),
-      H.sql(dir .. '/.psurvey/survey.db', 'select ' .. cols .. ' from squares order by _index'))
-  end)
-
-  it('refuses an agent with a wrong token, and says so in the log', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    -- 40 psets of 0.25 s on 2 workers: 5 s to connect a stranger.
-    H.write(dir, 'job.sh', job(dir, '-- 40 0.25'))
-    local id = S.run(cluster, ('cd %s && sbatch --parsable job.sh'):format(H.quote(dir))):match('%d+')
-    local port
-    for _ = 1, 100 do
-      local logs = H.logs(dir)
-      local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
-      port = log:match('agents connect to 127%.0%.0%.1 port (%d+)')
-      if port then break end
-      os.execute('sleep 0.1')
+    local function job(dir, args)
+      return ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --output=job.out --error=job.err\n'
+        .. '%s survey.lua --backend slurm %s\n'):format(H.bin, args or '')
     end
-    assert(port, 'the driver never listened')
-    local out = H.shell(('PSURVEY_AGENT_TOKEN=%s %s agent --connect 127.0.0.1:%s 2>&1; echo "exit $?"')
-      :format(('ab'):rep(32), H.bin, port))
-    assert.matches("psurvey agent: the driver at 127%.0%.0%.1:%d+ does not hold this agent's token: refusing it\n"
-      .. 'exit 1\n$', out)
-    out = H.shell(('PSURVEY_AGENT_TOKEN=short %s agent --connect 127.0.0.1:%s 2>&1; echo "exit $?"')
-      :format(H.bin, port))
-    assert.matches('needs the run\'s token %(at least 32 characters%)', out)
-    local state
-    for _ = 1, 300 do
-      state = S.run(cluster, 'scontrol show job ' .. id .. ' -o'):match('JobState=(%S+)')
-      if state == 'COMPLETED' or state == 'FAILED' then break end
-      os.execute('sleep 0.1')
+
+    it('runs 2,000 psets on the allocation\'s agents, each stored exactly once', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local id, state = S.batch(cluster, dir, job(dir), 60)
+      local out = H.slurp(dir .. '/job.out') or ''
+      assert.equal('COMPLETED', state, out)
+      assert.matches('^2000\t0\n', out)
+      local db = dir .. '/.psurvey/survey.db'
+      assert.same({ { n = 2000, d = 2000, lo = 1, hi = 2000 } },
+        H.sql(db, 'select count(*) n, count(distinct _index) d, min(x) lo, max(x) hi from squares'))
+      -- The workers ran under the agents, in the job, without the token.
+      assert.same({ { token = 'unseen', job = id, n = 2000 } },
+        H.sql(db, 'select token, job, count(*) n from squares group by token, job'))
+      local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
+      assert.matches('slurm job ' .. id .. ': agents connect to 127%.0%.0%.1 port %d+', log)
+      assert.matches('host 127%.0%.0%.1:%d+: connected %(vm, %d+ cores', log)
+    end)
+
+    it('gives the same rows as the process backend', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local _, state = S.batch(cluster, dir, job(dir, '-- 50'), 60)
+      assert.equal('COMPLETED', state, H.slurp(dir .. '/job.out'))
+      local here = H.tmpdir()
+      H.write(here, 'survey.lua', SURVEY)
+      local r = H.run(here, 'survey.lua -- 50')
+      assert.equal(0, r.code, r.err)
+      local cols = 'x, y, _index, _status, _hash'
+      assert.same(H.sql(here .. '/.psurvey/survey.db', 'select ' .. cols .. ' from squares order by _index'),
+        H.sql(dir .. '/.psurvey/survey.db', 'select ' .. cols .. ' from squares order by _index'))
+    end)
+
+    it('refuses an agent with a wrong token, and says so in the log', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      -- 40 psets of 0.25 s on 2 workers: 5 s to connect a stranger.
+      H.write(dir, 'job.sh', job(dir, '-- 40 0.25'))
+      local id = S.run(cluster, ('cd %s && sbatch --parsable job.sh'):format(H.quote(dir))):match('%d+')
+      local port
+      for _ = 1, 100 do
+        local logs = H.logs(dir)
+        local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
+        port = log:match('agents connect to 127%.0%.0%.1 port (%d+)')
+        if port then break end
+        os.execute('sleep 0.1')
+      end
+      assert(port, 'the driver never listened')
+      local out = H.shell(('PSURVEY_AGENT_TOKEN=%s %s agent --connect 127.0.0.1:%s 2>&1; echo "exit $?"')
+        :format(('ab'):rep(32), H.bin, port))
+      assert.matches("psurvey agent: the driver at 127%.0%.0%.1:%d+ does not hold this agent's token: refusing it\n"
+        .. 'exit 1\n$', out)
+      out = H.shell(('PSURVEY_AGENT_TOKEN=short %s agent --connect 127.0.0.1:%s 2>&1; echo "exit $?"')
+        :format(H.bin, port))
+      assert.matches('needs the run\'s token %(at least 32 characters%)', out)
+      local state
+      for _ = 1, 300 do
+        state = S.run(cluster, 'scontrol show job ' .. id .. ' -o'):match('JobState=(%S+)')
+        if state == 'COMPLETED' or state == 'FAILED' then break end
+        os.execute('sleep 0.1')
+      end
+      assert.equal('COMPLETED', state, H.slurp(dir .. '/job.out'))
+      assert.matches('^40\t0\n', H.slurp(dir .. '/job.out'))
+      local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
+      assert.matches('refused an agent from 127%.0%.0%.1:%d+: a wrong token', log)
+    end)
+
+    it('runs the README\'s sbatch script as written', function()
+      local readme = H.slurp(H.root .. '/README.md')
+      local script = assert(readme:match('\n## Slurm\n.-\n```\n(#!/bin/bash\n.-)```\n'))
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local id, state = S.batch(cluster, dir, script:gsub('\npsurvey ', '\n' .. H.bin .. ' '), 60)
+      assert.equal('COMPLETED', state, (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or ''))
+      assert.equal('2000\t0\n', H.slurp(dir .. '/job.out'))
+      assert.same({ { job = id, n = 2000 } },
+        H.sql(dir .. '/.psurvey/survey.db', 'select job, count(*) n from squares'))
+    end)
+
+    it('is an error at init() outside an allocation, naming what is missing', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local r = H.run(dir, 'survey.lua --backend slurm', { SLURM_JOB_ID = false })
+      assert.equal(2, r.code)
+      assert.matches("'slurm' runs inside a Slurm allocation %(an sbatch script or salloc%), and SLURM_JOB_ID is not"
+        .. ' set here', r.err)
+    end)
+  end)
+
+  describe('asking for allocations itself', function()
+
+    local SURVEY = [[
+  local psurvey = require('psurvey')
+  local n, sleep, slurm = tonumber(arg[1]), tonumber(arg[2]), load('return ' .. arg[3])()
+  local results = psurvey.map(function(p)
+    os.execute('sleep ' .. sleep)
+    return { y = p.x * p.x, job = os.getenv('SLURM_JOB_ID') }
+  end, psurvey.product({ x = psurvey.range(1, n) }), { name = 'squares', backend = 'slurm', slurm = slurm,
+    retries = 0 })
+  print(#results, #results.missing)
+  ]]
+
+    local function run(dir, args)
+      return H.run(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
     end
-    assert.equal('COMPLETED', state, H.slurp(dir .. '/job.out'))
-    assert.matches('^40\t0\n', H.slurp(dir .. '/job.out'))
-    local log = H.slurp(dir .. '/' .. H.logs(dir)[1])
-    assert.matches('refused an agent from 127%.0%.0%.1:%d+: a wrong token', log)
-  end)
 
-  it('runs the README\'s sbatch script as written', function()
-    local readme = H.slurp(H.root .. '/README.md')
-    local script = assert(readme:match('\n## Slurm\n.-\n```\n(#!/bin/bash\n.-)```\n'))
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local id, state = S.batch(cluster, dir, script:gsub('\npsurvey ', '\n' .. H.bin .. ' '), 60)
-    assert.equal('COMPLETED', state, (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or ''))
-    assert.equal('2000\t0\n', H.slurp(dir .. '/job.out'))
-    assert.same({ { job = id, n = 2000 } }, H.sql(dir .. '/.psurvey/survey.db', 'select job, count(*) n from squares'))
-  end)
+    local function log_of(dir) return H.slurp(dir .. '/' .. H.logs(dir)[1]) end
 
-  it('is an error at init() outside an allocation, naming what is missing', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local r = H.run(dir, 'survey.lua --backend slurm', { SLURM_JOB_ID = false })
-    assert.equal(2, r.code)
-    assert.matches("'slurm' runs inside a Slurm allocation %(an sbatch script or salloc%), and SLURM_JOB_ID is not"
-      .. ' set here', r.err)
-  end)
-end)
-
-describe('#slurm the Slurm backend asking for allocations itself', function()
-  local cluster
-  setup(function()
-    local why
-    cluster, why = S.start()
-    assert(cluster, why)
-  end)
-  teardown(function()
-    S.stop(cluster)
-    H.cleanup()
-  end)
-
-  local SURVEY = [[
-local psurvey = require('psurvey')
-local n, sleep, slurm = tonumber(arg[1]), tonumber(arg[2]), load('return ' .. arg[3])()
-local results = psurvey.map(function(p)
-  os.execute('sleep ' .. sleep)
-  return { y = p.x * p.x, job = os.getenv('SLURM_JOB_ID') }
-end, psurvey.product({ x = psurvey.range(1, n) }), { name = 'squares', backend = 'slurm', slurm = slurm,
-  retries = 0 })
-print(#results, #results.missing)
-]]
-
-  local function run(dir, args)
-    return H.run(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
-  end
-
-  local function log_of(dir) return H.slurp(dir .. '/' .. H.logs(dir)[1]) end
-
-  local function jobs_left()
-    return S.run(cluster, "squeue -h -t PENDING,RUNNING -o '%i %j %T' | grep psurvey- || true")
-  end
-
-  it('submits agent jobs, uses their agents, and cancels what is left at the end', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local r = run(dir, "200 0 '{ nodes = 1, cpus_per_task = 2, time = \"5:00\", poll = 0.5 }'")
-    assert.equal(0, r.code, r.err)
-    assert.equal('200\t0\n', r.out)
-    local db = dir .. '/.psurvey/survey.db'
-    local rows = H.sql(db, 'select job, count(*) n, count(distinct _index) d from squares group by job')
-    assert.equal(1, #rows)
-    assert.same({ 200, 200 }, { rows[1].n, rows[1].d })
-    local log = log_of(dir)
-    local id = rows[1].job
-    assert.matches('submitted slurm job ' .. id .. ' %(1 queued or running%)', log)
-    assert.matches('cancelled slurm jobs ' .. id, log)
-    assert.equal('', jobs_left())
-    -- The agent's output went to a log beside the run's.
-    assert.is_not_nil(io.open(dir .. '/.psurvey/logs/agent-' .. id .. '.log'))
-  end)
-
-  it('keeps at most max_jobs queued or running', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local r = run(dir, "20 0.1 '{ nodes = 4, max_jobs = 2, cpus_per_task = 1, poll = 0.5 }'")
-    assert.equal(0, r.code, r.err)
-    local log = log_of(dir)
-    local submitted = 0
-    for n in log:gmatch('submitted slurm job %d+ %((%d+) queued or running%)') do
-      submitted = submitted + 1
-      assert.is_true(tonumber(n) <= 2, log)
+    local function jobs_left()
+      return S.run(cluster, "squeue -h -t PENDING,RUNNING -o '%i %j %T' | grep psurvey- || true")
     end
-    assert.equal(2, submitted, log)
-    assert.equal('', jobs_left())
-  end)
 
-  it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local proc = require('support.background').start(dir, "survey.lua -- 40 0.2 '{ nodes = 1, cpus_per_task = 2,"
-      .. " poll = 0.3 }'", { SLURM_CONF = cluster.conf })
-    local B = require('support.background')
-    finally(function() B.kill(proc) end)
-    local first
-    for _ = 1, 200 do
-      local logs = H.logs(dir)
-      local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
-      first = log:match('slurm job (%d+) started')
-      if first and log:find('connected', 1, true) then break end
-      os.execute('sleep 0.1')
-    end
-    assert(first, 'no job started')
-    os.execute('sleep 1')
-    S.run(cluster, 'scancel ' .. first)
-    local done = B.finish(proc, 60)
-    assert.equal(0, done.code, done.err)
-    assert.matches('^40\t0\n', done.out)
-    local db = dir .. '/.psurvey/survey.db'
-    assert.same({ { n = 40, d = 40 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
-    local log = log_of(dir)
-    assert.matches('slurm job ' .. first .. ' ended', log)
-    local second = log:match('submitted slurm job (%d+) %(1 queued or running%)', log:find('ended', 1, true))
-    assert(second and second ~= first, log)
-    local lost = H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'")[1].n
-    assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
-    assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
-  end)
+    it('submits agent jobs, uses their agents, and cancels what is left at the end', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local r = run(dir, "200 0 '{ nodes = 1, cpus_per_task = 2, time = \"5:00\", poll = 0.5 }'")
+      assert.equal(0, r.code, r.err)
+      assert.equal('200\t0\n', r.out)
+      local db = dir .. '/.psurvey/survey.db'
+      local rows = H.sql(db, 'select job, count(*) n, count(distinct _index) d from squares group by job')
+      assert.equal(1, #rows)
+      assert.same({ 200, 200 }, { rows[1].n, rows[1].d })
+      local log = log_of(dir)
+      local id = rows[1].job
+      assert.matches('submitted slurm job ' .. id .. ' %(1 queued or running%)', log)
+      assert.matches('cancelled slurm jobs ' .. id, log)
+      assert.equal('', jobs_left())
+      -- The agent's output went to a log beside the run's.
+      assert.is_not_nil(io.open(dir .. '/.psurvey/logs/agent-' .. id .. '.log'))
+    end)
 
-  it('says why when sbatch refuses the jobs', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local r = run(dir, "5 0 '{ nodes = 1, partition = \"nope\", poll = 0.2 }'")
-    assert.equal(2, r.code, r.err)
-    assert.matches('sbatch failed 3 times in a row: sbatch: error: invalid partition specified: nope', r.err)
-  end)
+    it('keeps at most max_jobs queued or running', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local r = run(dir, "20 0.1 '{ nodes = 4, max_jobs = 2, cpus_per_task = 1, poll = 0.5 }'")
+      assert.equal(0, r.code, r.err)
+      local log = log_of(dir)
+      local submitted = 0
+      for n in log:gmatch('submitted slurm job %d+ %((%d+) queued or running%)') do
+        submitted = submitted + 1
+        assert.is_true(tonumber(n) <= 2, log)
+      end
+      assert.equal(2, submitted, log)
+      assert.equal('', jobs_left())
+    end)
 
-  it('is an error at init() without an allocation, nodes or sbatch, naming what is missing', function()
-    local dir = H.tmpdir()
-    H.write(dir, 'survey.lua', SURVEY)
-    local r = run(dir, "5 0 '{}'")
-    assert.equal(2, r.code)
-    assert.matches("or give slurm = { nodes = N, time = ... } for psurvey to ask for allocations itself", r.err)
-    r = H.run(dir, "survey.lua -- 5 0 '{ nodes = 1 }'", { SLURM_JOB_ID = false, PATH = '/nonexistent' })
-    assert.equal(2, r.code)
-    assert.matches('slurm = { nodes = 1 } asks for allocations with sbatch, which is not on the PATH here', r.err)
+    it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local proc = require('support.background').start(dir, "survey.lua -- 40 0.2 '{ nodes = 1, cpus_per_task = 2,"
+        .. " poll = 0.3 }'", { SLURM_CONF = cluster.conf })
+      local B = require('support.background')
+      finally(function() B.kill(proc) end)
+      local first
+      for _ = 1, 200 do
+        local logs = H.logs(dir)
+        local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
+        first = log:match('slurm job (%d+) started')
+        if first and log:find('connected', 1, true) then break end
+        os.execute('sleep 0.1')
+      end
+      assert(first, 'no job started')
+      os.execute('sleep 1')
+      S.run(cluster, 'scancel ' .. first)
+      local done = B.finish(proc, 60)
+      assert.equal(0, done.code, done.err)
+      assert.matches('^40\t0\n', done.out)
+      local db = dir .. '/.psurvey/survey.db'
+      assert.same({ { n = 40, d = 40 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+      local log = log_of(dir)
+      assert.matches('slurm job ' .. first .. ' ended', log)
+      local second = log:match('submitted slurm job (%d+) %(1 queued or running%)', log:find('ended', 1, true))
+      assert(second and second ~= first, log)
+      local lost = H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'")[1].n
+      assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
+      assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
+    end)
+
+    it('says why when sbatch refuses the jobs', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local r = run(dir, "5 0 '{ nodes = 1, partition = \"nope\", poll = 0.2 }'")
+      assert.equal(2, r.code, r.err)
+      assert.matches('sbatch failed 3 times in a row: sbatch: error: invalid partition specified: nope', r.err)
+    end)
+
+    it('is an error at init() without an allocation, nodes or sbatch, naming what is missing', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local r = run(dir, "5 0 '{}'")
+      assert.equal(2, r.code)
+      assert.matches("or give slurm = { nodes = N, time = ... } for psurvey to ask for allocations itself", r.err)
+      r = H.run(dir, "survey.lua -- 5 0 '{ nodes = 1 }'", { SLURM_JOB_ID = false, PATH = '/nonexistent' })
+      assert.equal(2, r.code)
+      assert.matches('slurm = { nodes = 1 } asks for allocations with sbatch, which is not on the PATH here', r.err)
+    end)
   end)
 end)

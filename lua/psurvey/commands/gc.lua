@@ -110,31 +110,14 @@ local function logs()
 end
 
 local function parse(argv)
-  local o = { keep = KEEP }
-  local i = 2
-  while i <= #argv do
-    local a = argv[i]
-    if a == '--yes' then
-      o.yes = true
-    elseif a == '--keep' or a:match('^%-%-keep=') then
-      local v = a:match('^%-%-keep=(.*)')
-      if not v then
-        i = i + 1
-        v = argv[i]
-      end
-      o.keep = v and v:match('^%d+$') and math.tointeger(tonumber(v))
-      if not o.keep then
-        return nil, usage_error("option '--keep' needs a count (0, 1, ...), got %s", v and ("'" .. v .. "'") or
-          'nothing')
-      end
-    elseif a:sub(1, 1) == '-' then
-      return nil, usage_error("unknown option '%s' to 'gc'", a)
-    elseif o.file then
-      return nil, usage_error("'gc' takes one database file")
-    else
-      o.file = a
-    end
-    i = i + 1
+  local o, code = common.arguments(argv, 'gc', { ['--keep'] = 'keep' }, { ['--yes'] = function(o) o.yes = true end })
+  if not o then return nil, code end
+  if o.keep == nil then
+    o.keep = KEEP
+  else
+    local v = o.keep
+    o.keep = v:match('^%d+$') and math.tointeger(tonumber(v))
+    if not o.keep then return nil, usage_error("gc: option '--keep' needs a count (0, 1, ...), got '%s'", v) end
   end
   return o
 end

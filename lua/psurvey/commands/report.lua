@@ -23,28 +23,9 @@ local VALUED = { ['--table'] = 'table', ['-o'] = 'output', ['--output'] = 'outpu
   ['--z'] = 'z' }
 
 function M.run(argv)
-  local file, opts = nil, {}
-  local i = 2
-  while i <= #argv do
-    local a = argv[i]
-    local flag, value = a:match('^(%-%-[%w]+)=(.*)$')
-    flag = flag or a
-    if VALUED[flag] then
-      if value == nil then
-        i = i + 1
-        value = argv[i]
-      end
-      if value == nil or value == '' then return usage_error("report: option '%s' needs a value", flag) end
-      opts[VALUED[flag]] = value
-    elseif a:sub(1, 1) == '-' and a ~= '-' then
-      return usage_error("unknown option '%s' to 'report'", a)
-    elseif file == nil then
-      file = a
-    else
-      return usage_error("'report' takes one database file")
-    end
-    i = i + 1
-  end
+  local opts, code = common.arguments(argv, 'report', VALUED, {})
+  if not opts then return code end
+  local file = opts.file
   if not file then return usage_error('report: which database? psurvey report FILE') end
   local store, path = common.open(file, 'report')
   if not store then return path end

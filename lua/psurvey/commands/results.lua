@@ -48,39 +48,15 @@ local function list_of(text)
 end
 
 local function parse(argv)
-  local o = {}
-  local i = 2
-  while i <= #argv do
-    local a = argv[i]
-    local flag, value = a:match('^(%-%-[^=]+)=(.*)$')
-    flag = flag or a
-    if VALUED[flag] then
-      if value == nil then
-        i = i + 1
-        value = argv[i]
-      end
-      if value == nil or value == '' then return nil, usage_error("results: option '%s' needs a value", flag) end
-      o[VALUED[flag]] = value
-    elseif MODES[a] then
-      if o.mode and o.mode ~= MODES[a] then
-        return nil, usage_error('results: --%s and %s do not go together', o.mode, a)
-      end
-      o.mode = MODES[a]
-    elseif a == '--full' then
-      o.full = true
-    elseif a:sub(1, 1) == '-' then
-      local known = { '--full' }
-      for f in pairs(VALUED) do known[#known + 1] = f end
-      for f in pairs(MODES) do known[#known + 1] = f end
-      table.sort(known)
-      return nil, usage_error("results: unknown option '%s'%s", a, options.suggest(flag, known))
-    elseif o.file == nil then
-      o.file = a
-    else
-      return nil, usage_error("results: one database at a time (got '%s' and '%s')", o.file, a)
+  local alone = { ['--full'] = function(o) o.full = true end }
+  for flag, mode in pairs(MODES) do
+    alone[flag] = function(o)
+      if o.mode and o.mode ~= mode then return ('--%s and %s do not go together'):format(o.mode, flag) end
+      o.mode = mode
     end
-    i = i + 1
   end
+  local o, code = common.arguments(argv, 'results', VALUED, alone)
+  if not o then return nil, code end
   if not o.file then return nil, usage_error('results: which database? psurvey results FILE (or SCRIPT.lua)') end
   if o.output then
     o.index = o.output:match('^%d+$') and tonumber(o.output)
