@@ -351,6 +351,9 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
   int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
   while (!r->fatal && ps_sched_next_batch(&r->sched, &st->slot, depth, &want)) {
+    /* An agent whose allocation ends before the batch would is drained:
+       its psets go to workers with time left. */
+    if (!ps_sched_in_time(&r->sched, w->node, want, ps_now_us())) break;
     ps_buf_t b;
     ps_buf_init(&b);
     size_t start = ps_msg_tasks_begin(&b);

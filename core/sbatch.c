@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -20,7 +21,8 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_ENDED };
 
 typedef struct job_s {
   char id[32];
-  int64_t submitted; /* monotonic us */
+  int64_t submitted;   /* monotonic us */
+  int64_t start, ends; /* Unix seconds, as squeue last said; 0: not known */
   int state;
   char last[24]; /* the state squeue last gave */
 } job_t;
@@ -49,9 +51,24 @@ typedef struct alloc_s {
 
 static alloc_t *alloc_of(const ps_node_t *n) { return n->impl; }
 
+static const ps_backend_ops_t alloc_ops; /* the allocator node's functions, below */
+
+/* A running job whose time is nearly out (a fifth of its time limit left,
+   or two polls): its replacement is asked for now, so that it may start
+   before this one ends. */
+static int ending(const alloc_t *a, const job_t *j, int64_t now) {
+  if (j->state != JOB_RUNNING || j->ends <= 0 || j->start <= 0 || j->ends <= j->start) return 0;
+  int64_t margin = (j->ends - j->start) / 5, polls = 2 * a->poll_us / 1000000 + 1;
+  return j->ends - now <= (margin > polls ? margin : polls);
+}
+
+/* Jobs that count toward the number kept: queued, or running with time
+   left; the submission under way. */
 static int active(const alloc_t *a) {
   int n = a->submitting ? 1 : 0;
-  for (int k = 0; k < a->njobs; k++) n += a->jobs[k].state != JOB_ENDED;
+  int64_t now = (int64_t)time(NULL);
+  for (int k = 0; k < a->njobs; k++)
+    n += a->jobs[k].state != JOB_ENDED && !ending(a, &a->jobs[k], now);
   return n;
 }
 
@@ -112,8 +129,28 @@ static job_t *find_job(alloc_t *a, const char *id) {
   return NULL;
 }
 
-/* squeue's answer: "ID STATE" per line, for this run's jobs. A job it
-   no longer lists has ended. */
+/* A time as squeue prints it, 2026-11-29T21:05:00 (local time), in Unix
+   seconds; 0 for N/A, Unknown, NONE. */
+static int64_t unix_time(const char *text) {
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == NULL || *rest != '\0') return 0;
+  tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  return t == (time_t)-1 ? 0 : (int64_t)t;
+}
+
+/* The agents of job j know when it ends (the scheduler drains them). */
+static void set_ends(alloc_t *a, const job_t *j) {
+  for (int k = 0; k < a->pool->nnodes; k++) {
+    ps_node_t *n = a->pool->nodes[k];
+    if (n->ops != &alloc_ops && strcmp(n->job, j->id) == 0) n->ends = j->ends;
+  }
+}
+
+/* squeue's answer: "ID STATE START END" per line, for this run's jobs. A
+   job it no longer lists has ended. */
 static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_buf_t *out,
                       const ps_buf_t *err) {
   alloc_t *a = e->data;
@@ -125,11 +162,16 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) nl = end;
-    char id[32], state[24];
-    char line[128];
+    char id[32], state[24], start[32] = "", end[32] = "";
+    char line[160];
     snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
-    if (sscanf(line, "%31s %23s", id, state) == 2) {
+    if (sscanf(line, "%31s %23s %31s %31s", id, state, start, end) >= 2) {
       job_t *j = find_job(a, id);
+      if (j) {
+        j->start = unix_time(start);
+        j->ends = unix_time(end);
+        set_ends(a, j);
+      }
       if (j && j->state != JOB_ENDED) {
         int running = strcmp(state, "RUNNING") == 0,
             queued = strcmp(state, "PENDING") == 0 || strcmp(state, "CONFIGURING") == 0;
@@ -172,7 +214,7 @@ static void submit(alloc_t *a) {
 }
 
 static void poll_jobs(alloc_t *a) {
-  char *argv[] = {a->squeue, "-h", "--states=all", "--name", a->name, "-o", "%i %T", NULL};
+  char *argv[] = {a->squeue, "-h", "--states=all", "--name", a->name, "-o", "%i %T %S %e", NULL};
   ps_err_t err;
   if (ps_errand_start(a->pool->loop, &a->pool->reaper, argv, on_polled, a, &a->polling, &err) != 0)
     a->polling = NULL;

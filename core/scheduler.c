@@ -105,6 +105,15 @@ void ps_sched_ran(ps_sched_t *s, int64_t duration_us) {
   s->count++;
 }
 
+int ps_sched_in_time(const ps_sched_t *s, const ps_node_t *n, int64_t want, int64_t now_us) {
+  if (n->ends <= 0) return 1;
+  double left_us = (double)n->ends * 1e6 - (double)now_us;
+  /* Twice the batch's expected time, and a second for the frames. */
+  double mean = s->count ? s->sum_us / (double)s->count : 0;
+  double est = s->have_est && s->est_us > mean ? s->est_us : mean;
+  return left_us > 2.0 * est * (double)(want > 0 ? want : 1) + 1e6;
+}
+
 int64_t ps_sched_batch_size(const ps_sched_t *s, const ps_slot_t *slot) {
   int64_t k;
   if (s->o.group_size > 0) {

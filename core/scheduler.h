@@ -130,6 +130,11 @@ int ps_sched_requeue(ps_sched_t *s, ps_task_t t, int first);
 void ps_sched_ran(ps_sched_t *s, int64_t duration_us);
 /* The psets in the next automatic batch for slot. */
 int64_t ps_sched_batch_size(const ps_sched_t *s, const ps_slot_t *slot);
+/* Whether a worker on node n can still take a batch of `want` psets at
+   now_us (Unix us): not when the node's allocation ends (n->ends) before
+   twice the batch's expected run time (the psets' measured run times) and
+   a second have passed. A node without an end always can. */
+int ps_sched_in_time(const ps_sched_t *s, const ps_node_t *n, int64_t want, int64_t now_us);
 
 /* Placement. Workers that serve node n (not retiring); those that come
    before slot in the list on its node; n's slots not taken by busy

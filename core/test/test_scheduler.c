@@ -246,6 +246,22 @@ static void batches_follow_run_time(void) {
   world_free(&w);
 }
 
+static void nodes_ending_soon_take_no_batch(void) {
+  world_t w;
+  world_init(&w, 1000, (int[]){2}, 1, 0);
+  ps_node_t *n = &w.nodes[0];
+  int64_t now = 1000000000LL * 1000000;      /* Unix us */
+  CHECK(ps_sched_in_time(&w.s, n, 10, now)); /* no end: always */
+  n->ends = 1000000000LL + 10;               /* 10 s left */
+  CHECK(ps_sched_in_time(&w.s, n, 1, now));  /* nothing measured: a second to spare is enough */
+  for (int k = 0; k < 10; k++) ps_sched_ran(&w.s, 2000000); /* psets of 2 s */
+  CHECK(ps_sched_in_time(&w.s, n, 2, now));                 /* 2 x 4 s + 1 s < 10 s */
+  CHECK(!ps_sched_in_time(&w.s, n, 3, now));                /* 2 x 6 s + 1 s > 10 s */
+  n->ends = 1000000000LL;                                   /* over */
+  CHECK(!ps_sched_in_time(&w.s, n, 1, now));
+  world_free(&w);
+}
+
 static void group_size_fixes_batches(void) {
   world_t w;
   world_init(&w, 100, (int[]){2}, 1, 7);
@@ -517,6 +533,8 @@ static const tc_case_t cases[] = {
     {"skips psets an earlier run finished (resume)", resume_skips_finished_psets},
     {"runs the psets of a lost node's workers elsewhere, as they were",
      lost_workers_psets_run_elsewhere},
+    {"gives no batch to a node whose allocation ends before it would",
+     nodes_ending_soon_take_no_batch},
 };
 int main(int argc, char **argv) {
   return tc_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

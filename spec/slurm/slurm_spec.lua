@@ -211,6 +211,30 @@ describe('#slurm the Slurm backend', function()
       assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
     end)
 
+    it('drains an agent before its job\'s time runs out, and asks for the next job in time', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      -- Jobs of one minute; about 110 s of psets for one agent's 2 workers,
+      -- so that Slurm ends the first job (within 30 s of its minute) while
+      -- the survey runs.
+      local r = run(dir, "440 0.5 '{ nodes = 1, cpus_per_task = 1, time = \"1:00\", poll = 1 }'")
+      assert.equal(0, r.code, r.err)
+      assert.equal('440\t0\n', r.out)
+      local db = dir .. '/.psurvey/survey.db'
+      local jobs = H.sql(db, 'select job, count(*) n from squares group by job order by min(_start)')
+      assert.is_true(#jobs >= 2, 'one job did it all')
+      local log = log_of(dir)
+      local first, second = jobs[1].job, jobs[2].job
+      -- The next job was asked for while the first still ran.
+      local asked = log:find('submitted slurm job ' .. second, 1, true)
+      local ended = log:find('slurm job ' .. first .. ' ended', 1, true)
+      assert.is_true(asked ~= nil and ended ~= nil and asked < ended, log)
+      assert.matches('slurm job ' .. first .. ' ended: TIMEOUT', log)
+      -- Nothing was running on the first job's agent when its time ran out.
+      assert.same({ { n = 0 } }, H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'"))
+      assert.same({ { n = 440, d = 440 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+    end)
+
     it('says why when sbatch refuses the jobs', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
