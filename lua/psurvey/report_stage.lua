@@ -6,6 +6,7 @@
 --- million psets gives a few thousand rows to Lua at most. Not here: what
 --- it found (psurvey.report_results), the page and provenance
 --- (psurvey.report).
+local stored = require('psurvey.summary')
 local svg = require('psurvey.svg')
 local html = require('psurvey.html')
 
@@ -23,9 +24,7 @@ end
 local MAX_LANES = 40
 
 --- A table or column name quoted for SQL.
-function M.quote(name)
-  return '"' .. name:gsub('"', '""') .. '"'
-end
+M.quote = stored.ident
 local quote = M.quote
 
 --- All rows of a query (small by construction), and its columns.
@@ -203,26 +202,6 @@ GROUP BY b, h, w ORDER BY h, w, b]]):format(per_worker and '_worker' or 'NULL', 
     .. figure(p:svg(), caption))
 end
 
--- The percentiles of a column, exactly, from one sort: { [p] = value }.
-local function percentiles(s, col, where, n, ps)
-  local ranks, want = {}, {}
-  for _, q in ipairs(ps) do
-    local r = math.max(1, math.ceil(q / 100 * n))
-    ranks[#ranks + 1] = r
-    want[r] = want[r] or {}
-    table.insert(want[r], q)
-  end
-  local marks = {}
-  for i in ipairs(ranks) do marks[i] = '?' .. i end
-  local data = rows(s.store, ('SELECT rn, v FROM (SELECT %s AS v, row_number() OVER (ORDER BY %s) AS rn FROM %s'
-    .. ' WHERE %s) WHERE rn IN (%s)'):format(col, col, s.T, where, table.concat(marks, ', ')), table.unpack(ranks))
-  local out = {}
-  for _, d in ipairs(data) do
-    for _, q in ipairs(want[d.rn] or {}) do out[q] = d.v end
-  end
-  return out
-end
-
 -- The histogram of run times, on a log scale when they span more than
 -- two decades, with p50, p90 and p99 marked.
 local function runtime(s)
@@ -245,7 +224,7 @@ local function runtime(s)
     lo, w, nb)
   local top = 0
   for _, d in ipairs(data) do top = math.max(top, d.n) end
-  local pct = percentiles(s, '_duration', '_duration IS NOT NULL', r.n, { 50, 90, 99 })
+  local pct = stored.percentiles(s.store, s.info.name, '_duration', '_duration IS NOT NULL', r.n, { 50, 90, 99 })
   local function fmt(x) return html.duration(log and 10 ^ x or x) end
   local ticks
   if log then

@@ -80,8 +80,26 @@ function M.columns(store, stage)
   return cols
 end
 
-local QUANTILES = { { 'p25', 0.25 }, { 'p50', 0.50 }, { 'p75', 0.75 }, { 'p90', 0.90 }, { 'p95', 0.95 },
-  { 'p99', 0.99 } }
+--- Percentiles of column `col` (an SQL expression of psurvey's own) over
+--- the `n` rows of `stage` where `where` holds, each the value of nearest
+--- rank, from one sort: { [p] = value } for each p of `ps` (percent: 50,
+--- 90...).
+function M.percentiles(store, stage, col, where, n, ps)
+  local ranks, want = {}, {}
+  for _, p in ipairs(ps) do
+    local rank = math.max(1, math.ceil(p / 100 * n))
+    ranks[#ranks + 1] = rank
+    want[rank] = want[rank] or {}
+    table.insert(want[rank], p)
+  end
+  local out = {}
+  local sql = ('SELECT rn, v FROM (SELECT %s AS v, row_number() OVER (ORDER BY %s) AS rn FROM %s WHERE %s)'
+    .. ' WHERE rn IN (%s)'):format(col, col, M.ident(stage), where, table.concat(ranks, ','))
+  for r in rows(store:query(sql)) do
+    for _, p in ipairs(want[r.rn] or {}) do out[p] = r.v end
+  end
+  return out
+end
 
 --- The run times of the psets stored (those that succeeded and those that
 --- failed; `where`, an SQL condition of psurvey's own, narrows them):
@@ -89,24 +107,13 @@ local QUANTILES = { { 'p25', 0.25 }, { 'p50', 0.50 }, { 'p75', 0.75 }, { 'p90', 
 --- of nearest rank, in seconds. { count = 0 } when none ran.
 function M.runtime(store, stage, where)
   local cond = '_duration IS NOT NULL' .. (where and (' AND ' .. where) or '')
-  local t = M.ident(stage)
   local s = one(store, ('SELECT count(*) AS count, avg(_duration) AS mean, min(_duration) AS min,'
-    .. ' max(_duration) AS max FROM %s WHERE %s'):format(t, cond))
+    .. ' max(_duration) AS max FROM %s WHERE %s'):format(M.ident(stage), cond))
   local out = { count = s.count or 0 }
   if out.count == 0 then return out end
   out.mean, out.min, out.max = s.mean, s.min, s.max
-  -- One sort for all the ranks.
-  local ranks, want = {}, {}
-  for _, q in ipairs(QUANTILES) do
-    local rank = math.max(1, math.ceil(q[2] * out.count))
-    ranks[#ranks + 1] = rank
-    want[rank] = want[rank] or {}
-    table.insert(want[rank], q[1])
-  end
-  local sql = ('SELECT rn, d FROM (SELECT _duration AS d, row_number() OVER (ORDER BY _duration) AS rn'
-    .. ' FROM %s WHERE %s) WHERE rn IN (%s)'):format(t, cond, table.concat(ranks, ','))
-  for r in rows(store:query(sql)) do
-    for _, name in ipairs(want[r.rn] or {}) do out[name] = r.d end
+  for p, v in pairs(M.percentiles(store, stage, '_duration', cond, out.count, { 25, 50, 75, 90, 95, 99 })) do
+    out['p' .. p] = v
   end
   return out
 end
