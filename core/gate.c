@@ -21,7 +21,6 @@
 /* Time a connection has for the token exchange and its hello (us). */
 #define EXCHANGE_US 10000000
 #define DEFAULT_HEARTBEAT_S 30
-#define MAX_PING_US 1000000
 
 typedef struct agent_s agent_t;
 
@@ -53,7 +52,6 @@ struct agent_s {
   /* A node's: */
   ps_node_t *node;
   ps_relay_t relay;
-  int64_t last_ping;
   int bye; /* told to end */
 };
 
@@ -195,7 +193,7 @@ static void become_node(uv_handle_t *h) {
   snprintf(n->name, sizeof n->name, "%s", a->peer);
   a->node = n;
   a->relay.node = n;
-  a->relay.last_heard = a->last_ping = ps_mono_us();
+  a->relay.last_heard = a->relay.last_ping = ps_mono_us();
   int fd = a->fd;
   a->fd = -1;
   if (ps_link_open(g->pool->loop, fd, fd, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN, &agent_link, a,
@@ -294,20 +292,14 @@ static void on_tick(uv_timer_t *t) {
     next = a->next;
     if (now - a->since > EXCHANGE_US) refuse(a, "no token exchange within 10 s");
   }
-  int64_t ping_every = g->heartbeat_us / 4 < MAX_PING_US ? g->heartbeat_us / 4 : MAX_PING_US;
   ps_pool_t *p = g->pool;
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
     if (n->ops != &g->ops || agent_of(n)->relay.link == NULL) continue;
     agent_t *a = agent_of(n);
-    if (now - a->relay.last_heard > g->heartbeat_us) {
-      char why[120];
-      snprintf(why, sizeof why, "no word from it for %g s (heartbeat)",
-               (double)g->heartbeat_us / 1e6);
+    char why[120];
+    if (ps_relay_watch(&a->relay, now, g->heartbeat_us, why, sizeof why)) {
       node_lost(n, why);
-    } else if (n->state == PS_NODE_UP && now - a->last_ping >= ping_every) {
-      a->last_ping = now;
-      ps_relay_ping(&a->relay);
     } else if (n->state == PS_NODE_CONNECTING && now - a->since > EXCHANGE_US) {
       node_lost(n, "no hello from its agent within 10 s");
     }

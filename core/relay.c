@@ -143,3 +143,23 @@ static void send_empty(ps_relay_t *r, int kind) {
 void ps_relay_ping(ps_relay_t *r) { send_empty(r, PS_MSG_PING); }
 
 void ps_relay_bye(ps_relay_t *r) { send_empty(r, PS_MSG_BYE); }
+
+/* Agents are pinged four times per heartbeat, and at least once a second,
+   so a silent one is told from a quiet one well before its heartbeat runs
+   out. */
+#define PINGS_PER_HEARTBEAT 4
+#define MAX_PING_US 1000000
+
+int ps_relay_watch(ps_relay_t *r, int64_t now, int64_t heartbeat_us, char *why, size_t whysz) {
+  if (now - r->last_heard > heartbeat_us) {
+    snprintf(why, whysz, "no word from it for %g s (heartbeat)", (double)heartbeat_us / 1e6);
+    return 1;
+  }
+  int64_t every = heartbeat_us / PINGS_PER_HEARTBEAT;
+  if (every > MAX_PING_US) every = MAX_PING_US;
+  if (r->node->state == PS_NODE_UP && now - r->last_ping >= every) {
+    r->last_ping = now;
+    ps_relay_ping(r);
+  }
+  return 0;
+}

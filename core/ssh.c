@@ -18,11 +18,6 @@
 #define KILL_GRACE_US 1000000
 /* The first wait before a lost host is tried again (us); it doubles. */
 #define FIRST_BACKOFF_US 1000000
-/* Agents are pinged four times per heartbeat, and at least this often
-   (us), so a silent host is told from a quiet one well before its
-   heartbeat runs out. */
-#define PINGS_PER_HEARTBEAT 4
-#define MAX_PING_US 1000000
 /* Seconds of silence before a host is lost, unless ssh.heartbeat says. */
 #define DEFAULT_HEARTBEAT_S 30
 
@@ -44,7 +39,7 @@ typedef struct host_s {
   char **argv;      /* the ssh command; owned */
   conn_t *conn;     /* the current ssh process, or NULL */
   int64_t retry_at; /* when to connect again (monotonic us) */
-  int64_t last_ping, since;
+  int64_t since;
 } host_t;
 
 static host_t *host_of(const ps_node_t *n) { return n->impl; }
@@ -247,7 +242,7 @@ static void node_connect(ps_node_t *n) {
   conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) return;
   n->state = PS_NODE_CONNECTING;
-  h->since = h->relay.last_heard = h->last_ping = ps_mono_us();
+  h->since = h->relay.last_heard = h->relay.last_ping = ps_mono_us();
   n->why[0] = '\0';
   /* In a session of its own (child.h): Ctrl-C reaches the driver, which
      ends it. */
@@ -284,25 +279,19 @@ static void on_tick(uv_timer_t *t) {
   ps_pool_t *p = hs->pool;
   int64_t now = ps_mono_us();
   int64_t silence = (int64_t)(hs->o.heartbeat * 1e6);
-  int64_t ping_every = silence / PINGS_PER_HEARTBEAT;
-  if (ping_every > MAX_PING_US) ping_every = MAX_PING_US;
   for (int k = 0; k < p->nnodes; k++) {
     ps_node_t *n = p->nodes[k];
     if (n->impl == NULL || host_of(n)->hosts != hs) continue;
     host_t *h = host_of(n);
     conn_t *c = h->conn;
+    char why[120];
     if (c && c->killed_at && now - c->killed_at > KILL_GRACE_US) {
       conn_drop(c);
-    } else if (c && now - h->relay.last_heard > silence) {
-      char why[120];
-      snprintf(why, sizeof why, "no word from it for %g s (heartbeat)", hs->o.heartbeat);
+    } else if (c && ps_relay_watch(&h->relay, now, silence, why, sizeof why)) {
       if (c->exited)
         conn_drop(c); /* describe_end says how ssh ended */
       else
         kill_conn(n, why);
-    } else if (c && n->state == PS_NODE_UP && now - h->last_ping >= ping_every) {
-      h->last_ping = now;
-      ps_relay_ping(&h->relay);
     } else if (c == NULL && hs->o.reconnect && now >= h->retry_at && !hs->closing) {
       node_connect(n);
     }
