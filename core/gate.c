@@ -35,6 +35,8 @@ struct ps_gate_s {
   int handles; /* open: freed when both are closed */
   int port, closing, connecting, lost;
   agent_t *pending; /* connections in the token exchange */
+  void (*judge)(void *data, ps_node_t *n);
+  void *judge_data;
 };
 
 /* A connection: first in the token exchange (pending), then a node's. */
@@ -94,14 +96,26 @@ static void refuse(agent_t *a, const char *why) {
 
 static agent_t *agent_of(const ps_node_t *n) { return n->impl; }
 
-static void node_lost(ps_node_t *n, const char *why) {
+/* The connection is gone; the node is lost now, or, when its loss may
+   have a cause the backend can find out (judged = 1: not told to end, in
+   a job), once the judge knows it. */
+static void lose(ps_node_t *n, const char *why, int judged) {
   agent_t *a = agent_of(n);
+  ps_gate_t *g = a->gate;
   if (a->relay.link == NULL) return;
   ps_link_close(a->relay.link);
   a->relay.link = NULL;
-  a->gate->lost++;
+  g->lost++;
+  if (judged && g->judge && !a->bye && !g->closing && n->job[0] && n->state == PS_NODE_UP) {
+    n->state = PS_NODE_LOSING;
+    snprintf(n->why, sizeof n->why, "%s", why);
+    g->judge(g->judge_data, n);
+    return;
+  }
   ps_pool_node_lost(n, why);
 }
+
+static void node_lost(ps_node_t *n, const char *why) { lose(n, why, 0); }
 
 static void on_frame(ps_link_t *l, int kind, const char *payload, size_t len) {
   agent_t *a = l->data;
@@ -115,7 +129,7 @@ static void on_end(ps_link_t *l, const char *why) {
   if (a->bye && why == NULL) return node_lost(a->node, "it ended as asked (BYE)");
   snprintf(text, sizeof text, "%s%s", why ? "its agent sent " : "its agent's connection ended",
            why ? why : "");
-  node_lost(a->node, text);
+  lose(a->node, text, why == NULL);
 }
 
 static const ps_link_cb_t agent_link = {on_frame, on_end, NULL};
@@ -299,7 +313,7 @@ static void on_tick(uv_timer_t *t) {
     agent_t *a = agent_of(n);
     char why[120];
     if (ps_relay_watch(&a->relay, now, g->heartbeat_us, why, sizeof why)) {
-      node_lost(n, why);
+      lose(n, why, 1);
     } else if (n->state == PS_NODE_CONNECTING && now - a->since > EXCHANGE_US) {
       node_lost(n, "no hello from its agent within 10 s");
     }
@@ -361,6 +375,8 @@ int ps_gate_open(ps_pool_t *p, const ps_gate_opts_t *o, ps_gate_t **out, ps_err_
   g->ops.noun = o->noun;
   snprintf(g->token, sizeof g->token, "%s", o->token);
   g->heartbeat_us = (int64_t)((o->heartbeat > 0 ? o->heartbeat : DEFAULT_HEARTBEAT_S) * 1e6);
+  g->judge = o->judge;
+  g->judge_data = o->judge_data;
   g->port = ntohs(addr.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
   uv_poll_init(p->loop, &g->listening, fd);
   uv_timer_init(p->loop, &g->timer);

@@ -22,6 +22,13 @@ typedef struct ps_gate_opts_s {
   const char *token;       /* the run's token (copied) */
   double heartbeat;        /* seconds of silence before an agent is lost; 0: 30 */
   const char *name, *noun; /* what its nodes are: "slurm", "Slurm node" (static strings) */
+  /* When set, a node of a Slurm job whose agent was lost without being
+     told to end (its connection ended, or it fell silent) is not lost at
+     once: it is PS_NODE_LOSING, and judge, asked why, sets n->loss and
+     ends it with ps_pool_node_lost (Slurm says whether the job was
+     preempted a moment after the agent is gone). NULL: lost at once. */
+  void (*judge)(void *data, ps_node_t *n);
+  void *judge_data;
 } ps_gate_opts_t;
 
 /* Starts listening; the gate closes with the pool. */

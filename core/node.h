@@ -18,7 +18,13 @@ typedef struct ps_pool_s ps_pool_t;
 typedef struct ps_worker_s ps_worker_t;
 typedef struct ps_node_s ps_node_t;
 
-enum { PS_NODE_DOWN, PS_NODE_CONNECTING, PS_NODE_UP };
+/* LOSING: its connection is gone and its backend is finding out why
+   (gate.h); it takes no work, and is DOWN once its backend knows. */
+enum { PS_NODE_DOWN, PS_NODE_CONNECTING, PS_NODE_UP, PS_NODE_LOSING };
+
+/* Why a node was lost, when its backend can tell: the attempts of the
+   psets it had in flight record it (host_lost, preempted, walltime). */
+enum { PS_LOSS_HOST, PS_LOSS_PREEMPTED, PS_LOSS_WALLTIME };
 
 /* A node's GPUs: at most PS_GPUS_MAX, their ids (as CUDA_VISIBLE_DEVICES
    names them: an index or a UUID) PS_GPUS_TEXT bytes at most, joined with
@@ -81,6 +87,7 @@ struct ps_node_s {
   int ever_up;
   int64_t done;  /* psets finished there (the scheduler counts) */
   char why[400]; /* why it went down, or "" */
+  int loss;      /* PS_LOSS_*: the cause, as its backend found it */
 };
 
 #endif

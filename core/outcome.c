@@ -3,8 +3,8 @@
 
 #include <assert.h>
 
-static const char *const names[PS_OUTCOME_KINDS] = {"ok",     "error", "memory",   "timeout",
-                                                    "signal", "exit",  "host_lost"};
+static const char *const names[PS_OUTCOME_KINDS] = {
+    "ok", "error", "memory", "timeout", "signal", "exit", "host_lost", "preempted", "walltime"};
 
 const char *ps_outcome_name(ps_outcome_kind_t kind) {
   assert(kind >= 0 && kind < PS_OUTCOME_KINDS);

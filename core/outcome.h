@@ -19,6 +19,8 @@ typedef enum ps_outcome_kind_e {
   PS_OUTCOME_SIGNAL,    /* its worker was killed by a signal */
   PS_OUTCOME_EXIT,      /* its worker exited */
   PS_OUTCOME_HOST_LOST, /* its host was lost: no fault of the pset */
+  PS_OUTCOME_PREEMPTED, /* its host's Slurm job was preempted: no fault either */
+  PS_OUTCOME_WALLTIME,  /* its host's Slurm job reached its time limit: nor */
   PS_OUTCOME_KINDS
 } ps_outcome_kind_t;
 
@@ -33,7 +35,8 @@ typedef struct ps_outcome_s {
   ps_bytes_t out, err; /* what it wrote to stdout and stderr, as the worker kept it */
 } ps_outcome_t;
 
-/* "ok", "error", "memory", "timeout", "signal", "exit", "host_lost". */
+/* "ok", "error", "memory", "timeout", "signal", "exit", "host_lost",
+   "preempted", "walltime". */
 const char *ps_outcome_name(ps_outcome_kind_t kind);
 /* The kind of a RESULTS status (PS_STATUS_*): PS_OUTCOME_KINDS for none. */
 ps_outcome_kind_t ps_outcome_of_status(int status);

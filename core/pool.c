@@ -69,6 +69,7 @@ void ps_pool_node_up(ps_node_t *n) {
   n->ever_up = 1;
   n->failures = 0;
   n->why[0] = '\0';
+  n->loss = PS_LOSS_HOST;
   if (n->pool->cb.on_node) n->pool->cb.on_node(n, 1);
 }
 

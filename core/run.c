@@ -639,13 +639,17 @@ static void settle_death(ps_run_t *r, ps_worker_t *w, worker_state_t *st, const 
           "worker processes do not load the worker code (%s); is a module it requires stuck?",
           cause);
   } else if (w->lost) {
-    /* Its host is gone: not the psets' fault, they cost no attempt. */
+    /* Its host is gone: not the psets' fault, they cost no attempt. The
+       attempts say why, when its backend found out. */
     int64_t now = ps_now_us();
+    ps_outcome_kind_t kind = w->node->loss == PS_LOSS_PREEMPTED  ? PS_OUTCOME_PREEMPTED
+                             : w->node->loss == PS_LOSS_WALLTIME ? PS_OUTCOME_WALLTIME
+                                                                 : PS_OUTCOME_HOST_LOST;
     for (size_t k = 0; k < s->len && !r->fatal && rc == 0; k++) {
       ps_task_t t = s->fifo[s->head + k];
       ps_outcome_t out = {.index = t.index,
                           .attempt = t.attempt,
-                          .kind = PS_OUTCOME_HOST_LOST,
+                          .kind = kind,
                           .start_us = now,
                           .message = {cause, strlen(cause)}};
       ps__run_record_attempt(r, w, &t, &out);

@@ -16,16 +16,34 @@
 /* sbatch failures in a row after which no more jobs are asked for. */
 #define GIVE_UP_AFTER 3
 #define MAX_ARGS 64
+/* Agents whose loss waits for squeue to say why; more are judged on what
+   is known. */
+#define MAX_LOSING 64
+/* How long a lost agent waits for squeue before it is judged anyway (us). */
+#define JUDGE_PATIENCE_US 10000000
+/* An agent lost this close to its job's end (or after it) was lost to
+   the walltime: slurmctld ends jobs on its own periodic check (s). */
+#define WALLTIME_SLACK_S 5
 
-enum { JOB_QUEUED, JOB_RUNNING, JOB_ENDED };
+/* ENDING: Slurm is ending it (COMPLETING and the like): not counted as
+   one kept, not yet ended. */
+enum { JOB_QUEUED, JOB_RUNNING, JOB_ENDING, JOB_ENDED };
 
 typedef struct job_s {
   char id[32];
   int64_t submitted;   /* monotonic us */
   int64_t start, ends; /* Unix seconds, as squeue last said; 0: not known */
+  int64_t preempted;   /* when Slurm preempted it (Unix seconds), or 0 */
   int state;
   char last[24]; /* the state squeue last gave */
 } job_t;
+
+/* An agent lost without being told to end, waiting for squeue to say why
+   (gate.h's judge). */
+typedef struct losing_s {
+  ps_node_t *node;
+  int64_t since; /* monotonic us */
+} losing_t;
 
 /* The allocator: its node's impl. */
 typedef struct alloc_s {
@@ -44,7 +62,9 @@ typedef struct alloc_s {
   int64_t poll_us, last_poll; /* last_poll: when the squeue under way started */
   int64_t recent[256];        /* when the last submissions were made (monotonic us), a ring */
   int nrecent;
-  int failures, closing;
+  int failures, closing, hurry; /* hurry: poll at the next tick */
+  losing_t losing[MAX_LOSING];
+  int nlosing;
   ps_errand_t *submitting, *polling;
   uv_timer_t timer;
 } alloc_t;
@@ -68,7 +88,8 @@ static int active(const alloc_t *a) {
   int n = a->submitting ? 1 : 0;
   int64_t now = (int64_t)time(NULL);
   for (int k = 0; k < a->njobs; k++)
-    n += a->jobs[k].state != JOB_ENDED && !ending(a, &a->jobs[k], now);
+    n += (a->jobs[k].state == JOB_QUEUED || a->jobs[k].state == JOB_RUNNING) &&
+         !ending(a, &a->jobs[k], now);
   return n;
 }
 
@@ -149,8 +170,55 @@ static void set_ends(alloc_t *a, const job_t *j) {
   }
 }
 
-/* squeue's answer: "ID STATE START END" per line, for this run's jobs. A
-   job it no longer lists has ended. */
+/* What squeue's state says of a job: the states Slurm has ended it in,
+   those in which it is ending it; any other is a wait (PENDING,
+   CONFIGURING, REQUEUED, SUSPENDED...). */
+static int job_state(const char *state) {
+  static const char *const over[] = {"BOOT_FAIL", "CANCELLED",     "COMPLETED",   "DEADLINE",
+                                     "FAILED",    "NODE_FAIL",     "PREEMPTED",   "TIMEOUT",
+                                     "REVOKED",   "OUT_OF_MEMORY", "SPECIAL_EXIT"};
+  static const char *const ending[] = {"COMPLETING", "SIGNALING", "STAGE_OUT"};
+  if (strcmp(state, "RUNNING") == 0) return JOB_RUNNING;
+  for (size_t k = 0; k < sizeof over / sizeof *over; k++)
+    if (strcmp(state, over[k]) == 0) return JOB_ENDED;
+  for (size_t k = 0; k < sizeof ending / sizeof *ending; k++)
+    if (strcmp(state, ending[k]) == 0) return JOB_ENDING;
+  return JOB_QUEUED;
+}
+
+/* The verdict on the k-th lost agent, from what squeue last said of its
+   job: preempted (Slurm set the job's PreemptTime), its walltime (lost
+   at or near its job's end), or lost for a cause Slurm does not name
+   (scancel, a node's failure, the agent's own death). */
+static void judge_now(alloc_t *a, int k) {
+  ps_node_t *n = a->losing[k].node;
+  a->losing[k] = a->losing[--a->nlosing];
+  const job_t *j = find_job(a, n->job);
+  size_t used = strlen(n->why);
+  if (j && j->preempted > 0) {
+    n->loss = PS_LOSS_PREEMPTED;
+    snprintf(n->why + used, sizeof n->why - used, " (slurm job %s was preempted)", n->job);
+  } else if (n->ends > 0 && (int64_t)time(NULL) >= n->ends - WALLTIME_SLACK_S) {
+    n->loss = PS_LOSS_WALLTIME;
+    snprintf(n->why + used, sizeof n->why - used, " (slurm job %s reached its time limit)", n->job);
+  } else {
+    n->loss = PS_LOSS_HOST;
+  }
+  ps_pool_node_lost(n, n->why);
+}
+
+/* gate.h's judge: the agent's job is looked up by the next squeue that
+   starts from now. */
+static void judge(void *data, ps_node_t *n) {
+  alloc_t *a = data;
+  if (a->nlosing == MAX_LOSING) judge_now(a, 0); /* room, on what is known */
+  a->losing[a->nlosing++] = (losing_t){n, ps_mono_us()};
+  a->hurry = 1;
+  if (a->closing) judge_now(a, a->nlosing - 1);
+}
+
+/* squeue's answer: "ID STATE START END PREEMPTED" per line, for this
+   run's jobs. A job it no longer lists has ended. */
 static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_buf_t *out,
                       const ps_buf_t *err) {
   alloc_t *a = e->data;
@@ -162,28 +230,29 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) nl = end;
-    char id[32], state[24], start[32] = "", end[32] = "";
-    char line[160];
+    char id[32], state[24], start[32] = "", ends[32] = "", preempted[32] = "";
+    char line[200];
     snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
-    if (sscanf(line, "%31s %23s %31s %31s", id, state, start, end) >= 2) {
-      job_t *j = find_job(a, id);
-      if (j) {
+    job_t *j = NULL;
+    if (sscanf(line, "%31s %23s %31s %31s %31s", id, state, start, ends, preempted) >= 2)
+      j = find_job(a, id);
+    if (j) {
+      /* Its end is its time limit's while it waits or runs; once it has
+         ended, the time it ended. */
+      if (job_state(state) == JOB_QUEUED || job_state(state) == JOB_RUNNING) {
         j->start = unix_time(start);
-        j->ends = unix_time(end);
+        j->ends = unix_time(ends);
         set_ends(a, j);
       }
-      if (j && j->state != JOB_ENDED) {
-        int running = strcmp(state, "RUNNING") == 0,
-            queued = strcmp(state, "PENDING") == 0 || strcmp(state, "CONFIGURING") == 0;
-        if (running && j->state == JOB_QUEUED) ps_pool_note(a->pool, "slurm job %s started", id);
-        if (!running && !queued) {
-          ps_pool_note(a->pool, "slurm job %s ended: %s", id, state);
-          j->state = JOB_ENDED;
-        } else {
-          j->state = running ? JOB_RUNNING : JOB_QUEUED;
-        }
-        snprintf(j->last, sizeof j->last, "%s", state);
-      }
+      j->preempted = unix_time(preempted);
+      snprintf(j->last, sizeof j->last, "%s", state);
+    }
+    if (j && j->state != JOB_ENDED) {
+      int now = job_state(state);
+      if (now == JOB_RUNNING && j->state == JOB_QUEUED)
+        ps_pool_note(a->pool, "slurm job %s started", id);
+      if (now == JOB_ENDED) ps_pool_note(a->pool, "slurm job %s ended: %s", id, state);
+      j->state = now;
     }
     p = nl + 1;
   }
@@ -194,6 +263,9 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
       ps_pool_note(a->pool, "slurm job %s ended (squeue no longer lists it)", a->jobs[k].id);
       a->jobs[k].state = JOB_ENDED;
     }
+  /* The agents lost before this squeue started have their verdict. */
+  for (int k = a->nlosing - 1; k >= 0; k--)
+    if (a->losing[k].since <= a->last_poll) judge_now(a, k);
 }
 
 static void submit(alloc_t *a) {
@@ -214,7 +286,14 @@ static void submit(alloc_t *a) {
 }
 
 static void poll_jobs(alloc_t *a) {
-  char *argv[] = {a->squeue, "-h", "--states=all", "--name", a->name, "-o", "%i %T %S %e", NULL};
+  char *argv[] = {a->squeue,
+                  "-h",
+                  "--states=all",
+                  "--name",
+                  a->name,
+                  "-O",
+                  "JobID: ,State: ,StartTime: ,EndTime: ,PreemptTime: ",
+                  NULL};
   ps_err_t err;
   if (ps_errand_start(a->pool->loop, &a->pool->reaper, argv, on_polled, a, &a->polling, &err) != 0)
     a->polling = NULL;
@@ -224,10 +303,14 @@ static void on_tick(uv_timer_t *t) {
   alloc_t *a = t->data;
   if (a->closing) return;
   int64_t now = ps_mono_us();
-  if (a->polling == NULL && a->njobs > 0 && now - a->last_poll >= a->poll_us) {
+  if (a->polling == NULL && a->njobs > 0 && (a->hurry || now - a->last_poll >= a->poll_us)) {
     a->last_poll = now;
+    a->hurry = 0;
     poll_jobs(a);
   }
+  /* squeue does not answer: the lost agents are judged on what is known. */
+  for (int k = a->nlosing - 1; k >= 0; k--)
+    if (now - a->losing[k].since > JUDGE_PATIENCE_US) judge_now(a, k);
   int cap = a->want < a->max_job_count ? a->want : a->max_job_count;
   if (a->submitting == NULL && a->failures < GIVE_UP_AFTER && active(a) < cap &&
       submitted_last_minute(a, now) < a->per_minute)
@@ -264,6 +347,7 @@ static void timer_closed(uv_handle_t *h) {
 static void alloc_bye(ps_node_t *n) {
   alloc_t *a = alloc_of(n);
   a->closing = 1;
+  while (a->nlosing > 0) judge_now(a, a->nlosing - 1);
   if (a->submitting) ps_errand_drop(a->submitting);
   if (a->polling) ps_errand_drop(a->polling);
   a->submitting = a->polling = NULL;
@@ -398,7 +482,7 @@ int ps_sbatch_setup(ps_pool_t *p, const ps_sbatch_opts_t *o, ps_err_t *err) {
     return ps_err_set(err, PS_ENOMEM, "out of memory, or no randomness for the token");
   }
   ps_gate_t *gate;
-  ps_gate_opts_t go = {address, o->port, a->token, o->heartbeat, "slurm", "Slurm node"};
+  ps_gate_opts_t go = {address, o->port, a->token, o->heartbeat, "slurm", "Slurm node", judge, a};
   int rc = ps_gate_open(p, &go, &gate, err);
   if (rc != 0 || ps_pool_add_node(p, n) != 0) {
     free(a);

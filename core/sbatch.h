@@ -6,8 +6,10 @@
  * watches them all with one squeue call per interval, and cancels what is
  * left when the survey ends. Each job's agent connects back (gate.h) and
  * becomes a node; a job that ends (its time, scancel, preemption, a node
- * failure) is replaced by a new submission. Every submission, start,
- * end and cancel is said in the log with its job id. The allocator is one
+ * failure) is replaced by a new submission. An agent lost without being
+ * told to end waits for the next squeue to say why (preempted, its
+ * walltime, or neither), for its psets' attempts. Every submission,
+ * start, end and cancel is said in the log with its job id. The allocator is one
  * more node, never up: it stands for the agents to come, and is gone when
  * sbatch has failed three times in a row (its error is the node's why).
  */

@@ -177,7 +177,7 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   if (ps_auth_new_token(token) != 0)
     return ps_err_set(err, PS_EWORKER, "no randomness for the run's token");
   ps_gate_t *gate;
-  ps_gate_opts_t go = {address, o->port, token, o->heartbeat, "slurm", "Slurm node"};
+  ps_gate_opts_t go = {address, o->port, token, o->heartbeat, "slurm", "Slurm node", NULL, NULL};
   int rc = ps_gate_open(p, &go, &gate, err);
   if (rc != 0) return rc;
   ps_pool_note(p, "slurm job %s: agents connect to %s port %d", job, address, ps_gate_port(gate));

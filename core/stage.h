@@ -41,7 +41,7 @@ typedef struct ps_row_s {
 /* One failed attempt at a pset, for the stage's attempts. */
 typedef struct ps_attempt_s {
   int64_t index, attempt, worker;
-  const char *kind; /* error, memory, timeout, signal, exit, host_lost */
+  const char *kind; /* error, memory, timeout, signal, exit, host_lost, preempted, walltime */
   const char *message, *traceback;
   size_t message_len, traceback_len;
   const char *host;

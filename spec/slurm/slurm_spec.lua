@@ -1,7 +1,9 @@
--- README "Slurm": a survey inside a Slurm allocation, on a real
--- single-node cluster (slurmctld, slurmd, munged) started by the spec:
--- agents started by srun connect back to the driver and prove the run's
--- token; every pset is stored once; a wrong token is refused and logged.
+-- README "Slurm": a survey inside a Slurm allocation, or asking for
+-- allocations itself, on a real single-node cluster (slurmctld, slurmd,
+-- munged) started by the spec: agents connect back to the driver and
+-- prove the run's token; every pset is stored once; a wrong token is
+-- refused and logged; jobs cancelled, preempted or out of time have their
+-- psets requeued, and say so in the attempts.
 local H = require('support.helpers')
 local S = require('support.slurm')
 
@@ -145,6 +147,22 @@ describe('#slurm the Slurm backend', function()
       return S.run(cluster, "squeue -h -t PENDING,RUNNING -o '%i %j %T' | grep psurvey- || true")
     end
 
+    -- Starts the survey in the background; returns it, with the job of
+    -- the first agent, once that agent has connected (within 20 s).
+    local B = require('support.background')
+    local function start_until_connected(dir, args)
+      local proc = B.start(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf })
+      for _ = 1, 200 do
+        local logs = H.logs(dir)
+        local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
+        local first = log:match('slurm job (%d+) started')
+        if first and log:find(': connected', 1, true) then return proc, first end
+        os.execute('sleep 0.1')
+      end
+      B.kill(proc)
+      error('no agent connected')
+    end
+
     it('submits agent jobs, uses their agents, and cancels what is left at the end', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
@@ -182,19 +200,8 @@ describe('#slurm the Slurm backend', function()
     it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
-      local proc = require('support.background').start(dir, "survey.lua -- 40 0.2 '{ nodes = 1, cpus_per_task = 2,"
-        .. " poll = 0.3 }'", { SLURM_CONF = cluster.conf })
-      local B = require('support.background')
+      local proc, first = start_until_connected(dir, "40 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'")
       finally(function() B.kill(proc) end)
-      local first
-      for _ = 1, 200 do
-        local logs = H.logs(dir)
-        local log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
-        first = log:match('slurm job (%d+) started')
-        if first and log:find('connected', 1, true) then break end
-        os.execute('sleep 0.1')
-      end
-      assert(first, 'no job started')
       os.execute('sleep 1')
       S.run(cluster, 'scancel ' .. first)
       local done = B.finish(proc, 60)
@@ -209,6 +216,58 @@ describe('#slurm the Slurm backend', function()
       local lost = H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'")[1].n
       assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
       assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
+    end)
+
+    it('requeues the psets of a preempted job, and its attempts say it was preempted', function()
+      -- The spec's cluster preempts jobs of partition debug for those of
+      -- partition urgent (PreemptType=preempt/partition_prio).
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local proc, first = start_until_connected(dir, "60 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'")
+      finally(function() B.kill(proc) end)
+      os.execute('sleep 1')
+      local urgent = S.run(cluster, "sbatch --parsable -p urgent -n 2 --wrap 'sleep 2'"):match('%d+')
+      assert(urgent, 'the urgent job was not taken')
+      local done = B.finish(proc, 60)
+      assert.equal(0, done.code, done.err)
+      assert.matches('^60\t0\n', done.out)
+      local db = dir .. '/.psurvey/survey.db'
+      assert.same({ { n = 60, d = 60 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+      local log = log_of(dir)
+      assert.matches('slurm job ' .. first .. ' ended: PREEMPTED', log)
+      assert.matches('lost: its agent\'s connection ended %(slurm job ' .. first .. ' was preempted%)', log)
+      local kinds = H.sql(db, 'select kind, count(*) n from squares_attempts group by kind')
+      assert.equal(1, #kinds, log)
+      assert.equal('preempted', kinds[1].kind)
+      assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
+      -- Its psets finished on the next job's agent.
+      assert.same({}, H.sql(db, ("select _index from squares where job = '%s' and _index in "
+        .. '(select _index from squares_attempts)'):format(first)))
+    end)
+
+    it('uses an allocation that starts late, while the survey runs', function()
+      -- Another user's job holds one of the node's CPUs: of the survey's
+      -- two 1-CPU jobs, one waits until that job is cancelled.
+      local blocker = S.run(cluster, "sbatch --parsable -n 1 --wrap 'sleep 60'"):match('%d+')
+      finally(function() S.run(cluster, 'scancel ' .. blocker) end)
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local proc, first = start_until_connected(dir, "80 0.25 '{ nodes = 2, cpus_per_task = 1, poll = 0.3 }'")
+      finally(function() B.kill(proc) end)
+      os.execute('sleep 2')
+      S.run(cluster, 'scancel ' .. blocker)
+      local done = B.finish(proc, 60)
+      assert.equal(0, done.code, done.err)
+      local db = dir .. '/.psurvey/survey.db'
+      local jobs = H.sql(db, 'select job, count(*) n, min(_start) t from squares group by job order by t')
+      local log = log_of(dir)
+      assert.equal(2, #jobs, log)
+      assert.equal(first, jobs[1].job)
+      -- The second job's agent came two seconds and more into the survey, and took psets.
+      assert.is_true(jobs[2].t - jobs[1].t >= 2, log)
+      assert.is_true(jobs[2].n >= 5, log)
+      assert.same({ { n = 80, d = 80 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+      assert.equal('', jobs_left())
     end)
 
     it('drains an agent before its job\'s time runs out, and asks for the next job in time', function()
@@ -230,8 +289,10 @@ describe('#slurm the Slurm backend', function()
       local ended = log:find('slurm job ' .. first .. ' ended', 1, true)
       assert.is_true(asked ~= nil and ended ~= nil and asked < ended, log)
       assert.matches('slurm job ' .. first .. ' ended: TIMEOUT', log)
-      -- Nothing was running on the first job's agent when its time ran out.
-      assert.same({ { n = 0 } }, H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'"))
+      assert.matches('lost: its agent\'s connection ended %(slurm job ' .. first .. ' reached its time limit%)', log)
+      -- Nothing was running on the first job's agent when its time ran out
+      -- (a pset caught by it would be an attempt of kind walltime).
+      assert.same({ { n = 0 } }, H.sql(db, 'select count(*) n from squares_attempts'))
       assert.same({ { n = 440, d = 440 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
     end)
 

@@ -2,7 +2,8 @@
 --- slurmctld, slurmd) started by hand in a temporary directory, for the
 --- #slurm specs: no systemd, nothing written under /etc/slurm; every
 --- Slurm command the specs run reads SLURM_CONF. Needs root and Debian's
---- slurm-wlm and munge (setup.sh and .ci/run install them).
+--- slurm-wlm and munge (setup.sh and .ci/run install them). Jobs of
+--- partition urgent preempt (cancel) those of partition debug, the default.
 local H = require('support.helpers')
 
 local S = {}
@@ -37,6 +38,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,bf_interval=1
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
@@ -44,7 +47,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 NodeName=localhost CPUs=%d State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 ]]):format(d, d, d, d, d, d, cpus))
   local env = 'SLURM_CONF=' .. H.quote(conf)
   -- munged: its key (the package makes one), its socket directory, as user munge.
