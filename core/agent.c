@@ -195,18 +195,23 @@ int ps_agent_main(const char *exe, int conn) {
   /* The CPUs the agent (and the workers it starts) may run on there. */
   int cores = ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
+  uint64_t mem_mb =
+      pages > 0 && pagesize > 0 ? (uint64_t)(pages / 1024) * (uint64_t)pagesize / 1024 : 0;
+  /* In a Slurm job given --mem, the job's memory is what its psets share. */
+  const char *job_mem = job[0] ? getenv("SLURM_MEM_PER_NODE") : NULL;
+  if (job_mem && strtoull(job_mem, NULL, 10) > 0 && strtoull(job_mem, NULL, 10) < mem_mb)
+    mem_mb = strtoull(job_mem, NULL, 10);
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);
-  ps_msg_agent_t hello = {
-      PS_PROTOCOL,
-      (uint64_t)cores,
-      (uint64_t)(pages > 0 && pagesize > 0 ? (pages / 1024) * pagesize / 1024 : 0),
-      {host, strlen(host)},
-      {PSURVEY_VERSION, strlen(PSURVEY_VERSION)},
-      {gpus, strlen(gpus)},
-      {job, strlen(job)},
-      0};
+  ps_msg_agent_t hello = {PS_PROTOCOL,
+                          (uint64_t)cores,
+                          mem_mb,
+                          {host, strlen(host)},
+                          {PSURVEY_VERSION, strlen(PSURVEY_VERSION)},
+                          {gpus, strlen(gpus)},
+                          {job, strlen(job)},
+                          0};
   ps_msg_put_agent(&b, &hello);
   send_frame(a, &b);
 

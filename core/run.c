@@ -106,6 +106,19 @@ static int gpus_of(void *ud, const ps_task_t *t) {
   return l.gpus;
 }
 
+/* The scheduler asks how much memory a task reserves on its node (MiB):
+   a pset that sets its own memory (its _psurvey table) reserves it, as a
+   retry's options may have raised it; the map's memory only limits each
+   heap, and reserves nothing. */
+static int64_t memory_of(void *ud, const ps_task_t *t) {
+  const ps_run_t *r = ud;
+  const ps_limits_t *own = r->src->limits ? r->src->limits(r->src, t->index) : NULL;
+  if (own == NULL || own->memory <= 0) return 0;
+  ps_limits_t l;
+  ps__run_limits(r, t, &l);
+  return l.memory > 0 ? (int64_t)(l.memory + 0.999) : 0;
+}
+
 void ps__run_check_done(ps_run_t *r) {
   if (r->c.ok + r->c.failed >= r->total) r->done = 1;
 }
@@ -308,6 +321,29 @@ static void too_many_gpus(ps_run_t *r, const ps_task_t *t) {
   ps__run_fail_here(r, t, msg);
 }
 
+/* A pset that reserves more memory than any node up has fails before it
+   runs, saying how much it asked for and the most a node has. */
+static void too_much_memory(ps_run_t *r, const ps_task_t *t) {
+  char msg[sizeof((ps_node_t *)0)->name + 300];
+  ps_pool_t *p = &r->e->pool;
+  const ps_node_t *most = NULL;
+  for (int k = 0; k < p->nnodes; k++)
+    if (p->nodes[k]->ever_up && (most == NULL || p->nodes[k]->mem_mb > most->mem_mb))
+      most = p->nodes[k];
+  int64_t want = memory_of(r, t);
+  if (most && most->ops->slots_per_map)
+    snprintf(msg, sizeof msg, "the pset asks for %lld MiB (memory) but %s has %lld MiB",
+             (long long)want, most->ops->noun, (long long)most->mem_mb);
+  else if (most)
+    snprintf(msg, sizeof msg,
+             "the pset asks for %lld MiB (memory) but the largest %s, %s, has %lld MiB",
+             (long long)want, most->ops->noun, most->name, (long long)most->mem_mb);
+  else
+    snprintf(msg, sizeof msg, "the pset asks for %lld MiB (memory), more than any host has",
+             (long long)want);
+  ps__run_fail_here(r, t, msg);
+}
+
 /* After put_task: t is in flight on w, its encoding (r->scratch) kept. */
 static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now) {
   ps_slot_t *s = &st->slot;
@@ -349,6 +385,7 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   if (r->done || r->fatal || r->interrupted || r->halted || w->closing || w->why[0]) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
+  if (r->sched.o.psets_set_memory) r->sched.most_mb = ps_sched_most_memory(p->nodes, p->nnodes);
   int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
   while (!r->fatal && ps_sched_next_batch(&r->sched, &st->slot, depth, &want)) {
     /* An agent whose allocation ends before the batch would is drained:
@@ -369,6 +406,10 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
       }
       if (got == PS_TAKE_TOO_MANY_GPUS) {
         too_many_gpus(r, &t);
+        continue;
+      }
+      if (got == PS_TAKE_TOO_MUCH_MEMORY) {
+        too_much_memory(r, &t);
         continue;
       }
       if (put_task(r, &b, &t) != 0) continue;
@@ -1157,6 +1198,8 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .gpus = gpus_of,
                         .psets_set_gpus = src->limits != NULL,
                         .most_gpus = ps_sched_most_gpus(e->pool.nodes, e->pool.nnodes),
+                        .memory = memory_of,
+                        .psets_set_memory = src->limits != NULL,
                         .ud = r};
   ps_sched_init(&r->sched, &so);
   if (gethostname(r->hostname, sizeof r->hostname - 1) != 0) strcpy(r->hostname, "localhost");

@@ -43,6 +43,7 @@ void ps_slot_reset(ps_slot_t *slot) {
   slot->nbatches = 0;
   slot->alone = 0;
   slot->weight = 1;
+  slot->reserved_mb = 0;
   slot->wide = slot->taken = 0;
 }
 
@@ -178,6 +179,30 @@ static int gpus_of(const ps_sched_t *s, const ps_task_t *t) {
   return s->o.gpus ? s->o.gpus(s->o.ud, t) : 0;
 }
 
+static int64_t memory_of(const ps_sched_t *s, const ps_task_t *t) {
+  return s->o.memory ? s->o.memory(s->o.ud, t) : 0;
+}
+
+int64_t ps_sched_most_memory(ps_node_t *const *nodes, int nnodes) {
+  int64_t most = 0;
+  for (int k = 0; k < nnodes; k++)
+    if (nodes[k]->ever_up && nodes[k]->mem_mb > most) most = nodes[k]->mem_mb;
+  return most;
+}
+
+int64_t ps_sched_free_memory(const ps_sched_t *s, const ps_node_t *n) {
+  if (n->mem_mb <= 0) return INT64_MAX;
+  int64_t free_mb = n->mem_mb;
+  for (int k = 0; k < s->nslots; k++)
+    if (s->slots[k]->node == n && s->slots[k]->len > 0) free_mb -= s->slots[k]->reserved_mb;
+  return free_mb;
+}
+
+/* Whether task t wants more memory than any node up has. */
+static int too_much_memory(const ps_sched_t *s, const ps_task_t *t) {
+  return s->most_mb > 0 && memory_of(s, t) > s->most_mb;
+}
+
 /* The GPUs the next pset wants: the first to run again, else the next of
    the source. */
 static int head_gpus(const ps_sched_t *s) {
@@ -278,11 +303,12 @@ ps_slot_t *ps_sched_retire(const ps_sched_t *s, int64_t left) {
 }
 
 /* The slots a task at the head of the requeue needs to run alone, or 0
-   when it can share a batch: one that wants GPUs runs alone too. */
+   when it can share a batch: one that wants GPUs or memory runs alone
+   too. */
 static int alone_slots(const ps_sched_t *s, const ps_task_t *t) {
   int k = s->o.ncores(s->o.ud, t);
   if (k > 1) return k;
-  return t->suspect || gpus_of(s, t) > 0 ? 1 : 0;
+  return t->suspect || gpus_of(s, t) > 0 || memory_of(s, t) > 0 ? 1 : 0;
 }
 
 /* The next pset of the source, when it wants GPUs, goes to the head of the
@@ -305,16 +331,18 @@ int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want
   int k = s->nreq > 0 ? alone_slots(s, &s->requeue[0]) : 0;
   if (k > 0) {
     int g = gpus_of(s, &s->requeue[0]);
-    if (g > s->o.most_gpus) {
+    if (g > s->o.most_gpus || too_much_memory(s, &s->requeue[0])) {
       /* It runs nowhere: the first worker to ask fails it (ps_sched_take). */
       slot->wide = 1;
       *want = 1;
       return 1;
     }
     /* It waits for an idle worker bound to as many GPUs as it wants (none,
-       most often) and enough free slots; meanwhile nobody gets more work,
-       so slots do free up. */
-    if (slot->ngpus != g || slot->nbatches > 0 || ps_sched_free_slots(s, slot->node) < k) return 0;
+       most often), enough free slots and enough free memory; meanwhile
+       nobody gets more work, so they do free up. */
+    if (slot->ngpus != g || slot->nbatches > 0 || ps_sched_free_slots(s, slot->node) < k ||
+        ps_sched_free_memory(s, slot->node) < memory_of(s, &s->requeue[0]))
+      return 0;
     slot->wide = k;
     *want = 1;
     return 1;
@@ -331,7 +359,8 @@ int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_t
     if (slot->taken > 0 || s->nreq == 0) return PS_TAKE_NONE;
     slot->taken++;
     *t = requeue_pop(s);
-    return gpus_of(s, t) > s->o.most_gpus ? PS_TAKE_TOO_MANY_GPUS : PS_TAKE_TASK;
+    if (gpus_of(s, t) > s->o.most_gpus) return PS_TAKE_TOO_MANY_GPUS;
+    return too_much_memory(s, t) ? PS_TAKE_TOO_MUCH_MEMORY : PS_TAKE_TASK;
   }
   if (s->nreq > 0) {
     if (alone_slots(s, &s->requeue[0]) > 0) return PS_TAKE_NONE;
@@ -348,8 +377,9 @@ int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_t
   skip_done(s);
   int k = s->o.psets_set_ncores ? s->o.ncores(s->o.ud, t) : 1;
   int g = s->o.psets_set_gpus ? gpus_of(s, t) : 0;
+  int64_t m = s->o.psets_set_memory ? memory_of(s, t) : 0;
   if (g > s->o.most_gpus) return PS_TAKE_TOO_MANY_GPUS;
-  if (k > 1 || g > 0) {
+  if (k > 1 || g > 0 || m > 0) {
     if (largest && k > largest->slots) return PS_TAKE_TOO_WIDE;
     /* It runs alone, next: the batch ends here. */
     if (ps_sched_requeue(s, *t, 1) != 0) return PS_TAKE_NONE;
@@ -376,12 +406,12 @@ static int reserve(ps_slot_t *slot) {
 }
 
 int ps_sched_sent(ps_sched_t *s, ps_slot_t *slot, ps_task_t t, int64_t now) {
-  (void)s;
   if (reserve(slot) != 0) return PS_ENOMEM;
   if (slot->len == 0) slot->head_since = now;
   if (slot->wide) {
     slot->alone = 1;
     slot->weight = slot->wide;
+    slot->reserved_mb = memory_of(s, &t);
   }
   slot->fifo[slot->head + slot->len++] = t;
   return 0;
@@ -403,7 +433,7 @@ ps_task_t ps_sched_finished(ps_sched_t *s, ps_slot_t *slot, int64_t now) {
   if (--slot->batch[0] == 0)
     memmove(slot->batch, slot->batch + 1, sizeof(int) * (size_t)--slot->nbatches);
   slot->head_since = now;
-  if (slot->len == 0) slot->alone = 0, slot->weight = 1;
+  if (slot->len == 0) slot->alone = 0, slot->weight = 1, slot->reserved_mb = 0;
   return t;
 }
 

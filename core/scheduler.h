@@ -31,6 +31,13 @@
  * frees GPUs, else an unbound one, which frees room). Workers bound to
  * GPUs take no other psets; idle, they go when psets without GPUs need
  * their room. A pset that wants more GPUs than any node has fails.
+ *
+ * Memory is reserved by the psets that set their own (`_psurvey.memory`,
+ * in MiB, or a retry's raise of it; the map's `memory` only limits each
+ * heap): such a pset runs alone, like a wide one, on a node whose memory
+ * not reserved by the psets running there is enough, and holds it while
+ * it runs. A node that does not say its memory (0) has room for any. A
+ * pset that wants more memory than any node up has fails.
  */
 #ifndef PS_SCHEDULER_H
 #define PS_SCHEDULER_H
@@ -76,6 +83,7 @@ typedef struct ps_slot_s {
   int taken;     /* psets taken for the batch being made */
   uint64_t gpus; /* the node's GPUs it is bound to for life (bit k: its k-th) */
   int ngpus;     /* how many */
+  int64_t reserved_mb; /* memory the pset it runs alone holds (MiB), or 0 */
 } ps_slot_t;
 
 typedef struct ps_sched_opts_s {
@@ -92,6 +100,10 @@ typedef struct ps_sched_opts_s {
   int (*gpus)(void *ud, const ps_task_t *t);
   int psets_set_gpus;
   int most_gpus; /* the most GPUs any node has */
+  /* The memory a task reserves (MiB; 0: none), asked as ncores is; NULL:
+     none ever. */
+  int64_t (*memory)(void *ud, const ps_task_t *t);
+  int psets_set_memory;
   void *ud;
 } ps_sched_opts_t;
 
@@ -106,6 +118,7 @@ typedef struct ps_sched_s {
   int64_t count;
   ps_slot_t **slots; /* every worker's, in the order they came */
   int nslots, capslots;
+  int64_t most_mb; /* the most memory a node up has (MiB; 0: none says): the caller keeps it */
 } ps_sched_t;
 
 void ps_sched_init(ps_sched_t *s, const ps_sched_opts_t *o);
@@ -146,6 +159,11 @@ int ps_sched_free_slots(const ps_sched_t *s, const ps_node_t *n);
 const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes);
 /* The most GPUs a node of those has (for ps_sched_opts_t.most_gpus). */
 int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes);
+/* The most memory a node of those ever up has, MiB (for most_mb). */
+int64_t ps_sched_most_memory(ps_node_t *const *nodes, int nnodes);
+/* n's memory not reserved by psets running there (MiB; INT64_MAX when n
+   does not say its memory). */
+int64_t ps_sched_free_memory(const ps_sched_t *s, const ps_node_t *n);
 /* The node that gets the next new worker, or NULL, and in *gpus the GPUs
    it is bound to (0: none). A pset that wants GPUs and has no worker bound
    to that many gets one bound to free GPUs of the first up node with room;
@@ -166,10 +184,11 @@ ps_slot_t *ps_sched_retire(const ps_sched_t *s, int64_t left);
  */
 int ps_sched_next_batch(ps_sched_t *s, ps_slot_t *slot, int depth, int64_t *want);
 enum {
-  PS_TAKE_NONE = 0,         /* the batch is made */
-  PS_TAKE_TASK = 1,         /* *t is next */
-  PS_TAKE_TOO_WIDE = 2,     /* *t needs more slots than `largest` node has: it cannot run */
-  PS_TAKE_TOO_MANY_GPUS = 3 /* *t wants more GPUs than any node has (o.most_gpus) */
+  PS_TAKE_NONE = 0,           /* the batch is made */
+  PS_TAKE_TASK = 1,           /* *t is next */
+  PS_TAKE_TOO_WIDE = 2,       /* *t needs more slots than `largest` node has: it cannot run */
+  PS_TAKE_TOO_MANY_GPUS = 3,  /* *t wants more GPUs than any node has (o.most_gpus) */
+  PS_TAKE_TOO_MUCH_MEMORY = 4 /* *t wants more memory than any node up has (most_mb) */
 };
 int ps_sched_take(ps_sched_t *s, ps_slot_t *slot, const ps_node_t *largest, ps_task_t *t);
 int ps_sched_sent(ps_sched_t *s, ps_slot_t *slot, ps_task_t t, int64_t now);

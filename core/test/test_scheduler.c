@@ -26,10 +26,11 @@ typedef struct world_s {
   ps_slot_t slots[MAX_WORKERS];
   int nworkers;
   ps_sched_t s;
-  int ncores[MAX_PSETS]; /* per pset, 0: 1 */
-  int gpus[MAX_PSETS];   /* per pset */
-  int runs[MAX_PSETS];   /* times handed out */
-  int done[MAX_PSETS];   /* times finished */
+  int ncores[MAX_PSETS];     /* per pset, 0: 1 */
+  int gpus[MAX_PSETS];       /* per pset */
+  int64_t memory[MAX_PSETS]; /* MiB reserved, per pset */
+  int runs[MAX_PSETS];       /* times handed out */
+  int done[MAX_PSETS];       /* times finished */
   int64_t total, finished, batches, largest_batch;
   int64_t refused;       /* psets failed for wanting more GPUs than any node has */
   int64_t retired;       /* workers retired to make way */
@@ -37,6 +38,7 @@ typedef struct world_s {
   int64_t shared;        /* times two live workers of a node held the same GPU */
   int most_running_gpus; /* the most GPU psets in flight at once */
   int gpu_rounds;        /* rounds a pset on a worker with GPUs takes (0: 1) */
+  int64_t overcommitted; /* times a node's psets held more memory than it has */
 } world_t;
 
 static int ncores_of(void *ud, const ps_task_t *t) {
@@ -47,6 +49,11 @@ static int ncores_of(void *ud, const ps_task_t *t) {
 static int gpus_of(void *ud, const ps_task_t *t) {
   world_t *w = ud;
   return w->gpus[t->index];
+}
+
+static int64_t memory_of(void *ud, const ps_task_t *t) {
+  world_t *w = ud;
+  return w->memory[t->index];
 }
 
 static void world_init(world_t *w, int64_t total, const int *slots, int nnodes,
@@ -69,6 +76,8 @@ static void world_init(world_t *w, int64_t total, const int *slots, int nnodes,
                        .psets_set_ncores = 1,
                        .gpus = gpus_of,
                        .psets_set_gpus = 1,
+                       .memory = memory_of,
+                       .psets_set_memory = 1,
                        .ud = w};
   ps_sched_init(&w->s, &o);
 }
@@ -82,6 +91,12 @@ static void world_free(world_t *w) {
 static void world_gpus(world_t *w, const int *gpus) {
   for (int k = 0; k < w->nnodes; k++) w->nodes[k].ngpus = gpus[k];
   w->s.o.most_gpus = ps_sched_most_gpus(w->list, w->nnodes);
+}
+
+/* Gives the nodes memory: mb[k] MiB for node k. */
+static void world_memory(world_t *w, const int64_t *mb) {
+  for (int k = 0; k < w->nnodes; k++) w->nodes[k].mem_mb = mb[k];
+  w->s.most_mb = ps_sched_most_memory(w->list, w->nnodes);
 }
 
 /* Retires the workers the scheduler names (an idle worker goes at once)
@@ -117,6 +132,13 @@ static void check_gpus(world_t *w) {
       if (w->s.slots[b]->node == x->node && (w->s.slots[b]->gpus & x->gpus)) w->shared++;
   }
   if (running > w->most_running_gpus) w->most_running_gpus = running;
+  for (int k = 0; k < w->nnodes; k++) {
+    int64_t held = 0;
+    for (int a = 0; a < w->s.nslots; a++)
+      if (w->s.slots[a]->node == &w->nodes[k] && w->s.slots[a]->len > 0)
+        held += w->memory[w->s.slots[a]->fifo[w->s.slots[a]->head].index];
+    w->overcommitted += w->nodes[k].mem_mb > 0 && held > w->nodes[k].mem_mb;
+  }
 }
 
 /* Gives one worker its batches, as run.c does. */
@@ -128,10 +150,11 @@ static void dispatch(world_t *w, ps_slot_t *slot, int depth) {
     ps_task_t t;
     while (n < want && (got = ps_sched_take(&w->s, slot, largest, &t)) != PS_TAKE_NONE) {
       taken++;
-      if (got == PS_TAKE_TOO_WIDE || got == PS_TAKE_TOO_MANY_GPUS) {
+      if (got == PS_TAKE_TOO_WIDE || got == PS_TAKE_TOO_MANY_GPUS ||
+          got == PS_TAKE_TOO_MUCH_MEMORY) {
         w->done[t.index]++; /* fails here */
         w->finished++;
-        w->refused += got == PS_TAKE_TOO_MANY_GPUS;
+        w->refused += got != PS_TAKE_TOO_WIDE;
         continue;
       }
       w->runs[t.index]++;
@@ -504,7 +527,71 @@ static void bound_workers_make_way_for_psets_without_gpus(void) {
   world_free(&w);
 }
 
+static void memory_psets_go_where_there_is_room(void) {
+  world_t w;
+  world_init(&w, 60, (int[]){2, 2}, 2, 0);
+  world_memory(&w, (int64_t[]){1000, 4000});
+  /* Every third pset holds 1500 MiB: only n2 has room, for two at once. */
+  for (int i = 0; i < 60; i += 3) w.memory[i] = 1500;
+  int on_n2 = 0;
+  place(&w);
+  dispatch_all(&w);
+  for (int rounds = 0; w.finished < w.total && rounds < 10000; rounds++) {
+    for (int k = 0; k < w.s.nslots; k++) {
+      ps_slot_t *slot = w.s.slots[k];
+      if (slot->len > 0 && w.memory[slot->fifo[slot->head].index] > 0) {
+        CHECK(slot->alone && slot->len == 1 && slot->reserved_mb == 1500);
+        on_n2 += slot->node == &w.nodes[1];
+        CHECK(slot->node == &w.nodes[1]);
+      }
+      if (slot->len > 0) finish_head(&w, slot, 1000);
+    }
+    dispatch_all(&w);
+    check_gpus(&w);
+  }
+  CHECK(on_n2 == 20 && w.overcommitted == 0);
+  for (int i = 0; i < 60; i++) CHECK(w.done[i] == 1 && w.runs[i] == 1);
+  CHECK(ps_sched_free_memory(&w.s, &w.nodes[1]) == 4000); /* all given back */
+  world_free(&w);
+}
+
+static void memory_is_never_overcommitted(void) {
+  world_t w;
+  world_init(&w, 40, (int[]){4}, 1, 0);
+  world_memory(&w, (int64_t[]){3000});
+  /* 4 slots, but room for one 2000-MiB pset at a time beside 1000-MiB ones. */
+  for (int i = 0; i < 40; i++) w.memory[i] = i % 2 ? 2000 : 1000;
+  run_all(&w, 1000);
+  CHECK(w.overcommitted == 0);
+  for (int i = 0; i < 40; i++) CHECK(w.done[i] == 1);
+  world_free(&w);
+}
+
+static void too_much_memory_fails_before_it_runs(void) {
+  world_t w;
+  world_init(&w, 10, (int[]){2, 2}, 2, 0);
+  world_memory(&w, (int64_t[]){1000, 4000});
+  w.memory[3] = 5000;
+  w.memory[4] = 4000;
+  run_all(&w, 1000);
+  CHECK(w.refused == 1 && w.runs[3] == 0 && w.done[3] == 1);
+  CHECK(w.runs[4] == 1 && w.done[4] == 1); /* n2 has 4000 */
+  for (int i = 0; i < 10; i++) CHECK(w.done[i] == 1);
+  world_free(&w);
+  /* A node that does not say its memory has room for any. */
+  world_init(&w, 4, (int[]){2}, 1, 0);
+  w.memory[1] = 1 << 30;
+  run_all(&w, 1000);
+  CHECK(w.refused == 0 && w.runs[1] == 1);
+  world_free(&w);
+}
+
 static const tc_case_t cases[] = {
+    {"psets that reserve memory go to a node with room for them",
+     memory_psets_go_where_there_is_room},
+    {"never holds more memory on a node than it has", memory_is_never_overcommitted},
+    {"a pset that wants more memory than any node has fails before it runs",
+     too_much_memory_fails_before_it_runs},
     {"GPU psets run on workers bound to as many GPUs, never sharing one",
      gpu_psets_run_on_workers_bound_to_as_many},
     {"GPU psets go to the nodes that have GPUs", gpu_psets_go_to_nodes_with_gpus},

@@ -167,6 +167,49 @@ describe('per-pset limits', function()
     end
   end)
 
+  -- This machine's memory, MiB, as psurvey reads it.
+  local function machine_mb()
+    local kb = tonumber(H.slurp('/proc/meminfo'):match('MemTotal:%s*(%d+) kB'))
+    return kb // 1024
+  end
+
+  it('runs a pset that sets its own memory where that much is free: two that want over half never run at once',
+    function()
+      local half = machine_mb() // 2 + 16
+      local psets = {}
+      for i = 1, 6 do psets[i] = { i = i, _psurvey = { memory = half } } end
+      local r = psurvey.map(function()
+        os.execute('sleep 0.15')
+        return {}
+      end, psets, H.options({ ncores = 2, name = 'reserved' }))
+      assert.equal(6, #r)
+      local rows = H.sql(r.db, 'select i, _start, _end from reserved order by _index')
+      for a = 1, 6 do
+        for b = a + 1, 6 do
+          local x, y = rows[a], rows[b]
+          assert.is_false(x._start < y._end and y._start < x._end,
+            ('psets %d and %d of %d MiB each ran at once'):format(a, b, half))
+        end
+      end
+      -- The map's own memory reserves nothing: the same psets run two at a time.
+      local r2 = psurvey.map(function()
+        os.execute('sleep 0.15')
+        return {}
+      end, { { i = 1 }, { i = 2 } }, H.options({ ncores = 2, memory = half, name = 'limited' }))
+      local two = H.sql(r2.db, 'select _start, _end from limited order by _index')
+      assert.is_true(two[1]._start < two[2]._end and two[2]._start < two[1]._end, 'the map\'s memory reserved')
+    end)
+
+  it('fails a pset that asks for more memory than this machine has, and runs the rest', function()
+    local mb = machine_mb()
+    local r = psurvey.map(function() return {} end, { { i = 1, _psurvey = { memory = 2 * mb } }, { i = 2 } },
+      H.options({ ncores = 2 }))
+    assert.equal(1, #r)
+    local m = rows_of(r.missing)
+    assert.matches(('^the pset asks for %d MiB %%(memory%%) but this machine has %%d+ MiB$'):format(2 * mb),
+      m[1]._exception)
+  end)
+
   it('fails a pset that needs more slots than the map has, and runs the rest', function()
     local r = psurvey.map(function() return {} end, { { i = 1, _psurvey = { ncores = 3 } }, { i = 2 } },
       H.options({ ncores = 2 }))

@@ -166,7 +166,7 @@ describe('#slurm the Slurm backend', function()
     it('submits agent jobs, uses their agents, and cancels what is left at the end', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
-      local r = run(dir, "200 0 '{ nodes = 1, cpus_per_task = 2, time = \"5:00\", poll = 0.5 }'")
+      local r = run(dir, "200 0 '{ nodes = 1, cpus_per_task = 2, time = \"5:00\", mem = \"500M\", poll = 0.5 }'")
       assert.equal(0, r.code, r.err)
       assert.equal('200\t0\n', r.out)
       local db = dir .. '/.psurvey/survey.db'
@@ -177,6 +177,8 @@ describe('#slurm the Slurm backend', function()
       local id = rows[1].job
       assert.matches('submitted slurm job ' .. id .. ' %(1 queued or running%)', log)
       assert.matches('cancelled slurm jobs ' .. id, log)
+      -- The agent's node has the job's memory (--mem), not the machine's.
+      assert.matches('host 127%.0%.0%.1:%d+: connected %(vm, %d+ cores, 500 MiB%)', log)
       assert.equal('', jobs_left())
       -- The agent's output went to a log beside the run's.
       assert.is_not_nil(io.open(dir .. '/.psurvey/logs/agent-' .. id .. '.log'))
