@@ -5,6 +5,7 @@
 --- slurm-wlm and munge (setup.sh and .ci/run install them). Jobs of
 --- partition urgent preempt (cancel) those of partition debug, the default.
 local H = require('support.helpers')
+local N = require('support.netns')
 
 local S = {}
 
@@ -13,25 +14,41 @@ local function sh(script)
   return ok
 end
 
---- Starts the cluster; returns { dir, conf, env = 'SLURM_CONF=...' }, or
---- nil and why.
-function S.start()
+--- Starts the cluster: slurmctld and one slurmd on this machine, or, with
+--- hosts = n, slurmctld here (10.200.0.1) and one slurmd in each of the n
+--- network-namespace hosts h1..hN (netns.lua: they must be up). Returns
+--- { dir, conf, env = 'SLURM_CONF=...' }, or nil and why.
+function S.start(hosts)
   local d = H.tmpdir()
   local conf = d .. '/etc/slurm.conf'
   local cpus = math.tointeger(tonumber((H.shell('nproc'):gsub('%s', ''))))
   os.execute(('mkdir -p %s/etc %s/state %s/spool %s/log'):format(d, d, d, d))
+  local where, nodes, slurmd = 'localhost', {}, {}
+  if hosts then
+    where = ('%s(%s)'):format((H.shell('hostname -s'):gsub('%s', '')), N.HERE)
+    for k = 1, hosts do
+      nodes[k] = ('NodeName=h%d NodeAddr=%s CPUs=%d RealMemory=1000 State=UNKNOWN'):format(k, N.address(k), cpus)
+      -- nsenter, not `ip netns exec`: slurmd wants the root mount namespace.
+      slurmd[k] = ('nsenter --net=/run/netns/%s unshare --uts sh -c "hostname h%d; exec slurmd -D -N h%d" '
+        .. '>%s/log/slurmd-h%d.out 2>&1 &\necho $! > %s/slurmd-h%d.bgpid'):format(N.name(k), k, k, d, k, d, k)
+    end
+  else
+    nodes[1] = ('NodeName=localhost CPUs=%d RealMemory=1000 State=UNKNOWN'):format(cpus)
+    slurmd[1] = ('slurmd -D -N localhost >%s/log/slurmd.out 2>&1 &\necho $! > %s/slurmd.bgpid'):format(d, d)
+  end
   H.write(d, 'etc/slurm.conf', ([[
 ClusterName=psurvey
-SlurmctldHost=localhost
+SlurmctldHost=%s
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=%s/state
-SlurmdSpoolDir=%s/spool
+SlurmdSpoolDir=%s/spool/%%n
 SlurmctldPidFile=%s/slurmctld.pid
-SlurmdPidFile=%s/slurmd.pid
+SlurmdPidFile=%s/slurmd-%%n.pid
 SlurmctldLogFile=%s/log/slurmctld.log
-SlurmdLogFile=%s/log/slurmd.log
+SlurmdLogFile=%s/log/slurmd-%%n.log
+SlurmdTimeout=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -46,10 +63,10 @@ MailProg=/bin/true
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-NodeName=localhost CPUs=%d State=UNKNOWN
+%s
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
 PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
-]]):format(d, d, d, d, d, d, cpus))
+]]):format(where, d, d, d, d, d, d, table.concat(nodes, '\n')))
   local env = 'SLURM_CONF=' .. H.quote(conf)
   -- munged: its key (the package makes one), its socket directory, as user munge.
   local ok = sh(([[
@@ -66,25 +83,29 @@ export %s
 slurmctld -D -i >%s/log/slurmctld.out 2>&1 &
 echo $! > %s/slurmctld.bgpid
 for i in $(seq 500); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.02; done
-slurmd -D -N localhost >%s/log/slurmd.out 2>&1 &
-echo $! > %s/slurmd.bgpid
-for i in $(seq 500); do [ "$(sinfo -h -n localhost -o %%T 2>/dev/null)" = idle ] && exit 0; sleep 0.02; done
+%s
+for i in $(seq 500); do [ "$(sinfo -h -o %%T 2>/dev/null | sort -u)" = idle ] && exit 0; sleep 0.02; done
 exit 1
-]]):format(d, d, env, d, d, d, d))
+]]):format(d, d, env, d, d, table.concat(slurmd, '\n')))
   local cluster = { dir = d, conf = conf, env = env }
   if not ok then
     S.stop(cluster)
-    return nil, 'the Slurm cluster did not come up: ' .. (H.slurp(d .. '/log/slurmctld.log') or '')
-      .. (H.slurp(d .. '/log/slurmd.log') or '')
+    local logs = H.shell(('cat %s/log/*.log %s/log/*.out 2>/dev/null'):format(d, d))
+    return nil, 'the Slurm cluster did not come up: ' .. logs
   end
   return cluster
 end
 
---- Stops what start() started, by pid.
+--- Stops what start() started, by pid: the slurmds, slurmctld, munged.
 function S.stop(cluster)
   if not cluster then return end
-  for _, name in ipairs({ 'slurmd.bgpid', 'slurmctld.bgpid', 'munged.pid' }) do
-    local pid = tonumber(H.slurp(cluster.dir .. '/' .. name) or '')
+  local pidfiles = H.shell(('ls %s/slurmd*.bgpid 2>/dev/null'):format(cluster.dir))
+  local names = {}
+  for f in pidfiles:gmatch('[^\n]+') do names[#names + 1] = f end
+  names[#names + 1] = cluster.dir .. '/slurmctld.bgpid'
+  names[#names + 1] = cluster.dir .. '/munged.pid'
+  for _, name in ipairs(names) do
+    local pid = tonumber(H.slurp(name) or '')
     if pid then
       os.execute(('kill -TERM %d 2>/dev/null; for i in $(seq 100); do kill -0 %d 2>/dev/null || exit 0; '
         .. 'sleep 0.05; done; kill -KILL %d 2>/dev/null'):format(pid, pid, pid))

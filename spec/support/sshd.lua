@@ -1,8 +1,9 @@
 --- spec/support/sshd.lua: real OpenSSH servers for the #ssh specs: one on
 --- loopback, and one inside each of a few network namespaces acting as
---- separate hosts (10.200.0.11, .12, ...) on a private bridge. Needs root,
---- openssh-server and iproute2 (.ci/run installs them).
+--- separate hosts (netns.lua). Needs root, openssh-server and iproute2
+--- (.ci/run installs them).
 local H = require('support.helpers')
+local N = require('support.netns')
 
 local S = {}
 
@@ -68,32 +69,24 @@ function S.loopback(s, port)
   return port
 end
 
---- n network namespaces psurvey-h1.. with an sshd each on 10.200.0.(10+k):22,
---- each with its own host name hK; returns the addresses.
+--- n hosts (netns.lua) with an sshd each on 10.200.0.(10+k):22, each with
+--- its own host name hK; returns the addresses.
 function S.hosts(s, n)
-  local addrs = {}
-  sh('ip link add psv-br type bridge && ip addr add 10.200.0.1/24 dev psv-br && ip link set psv-br up')
+  local addrs = N.up(n)
   s.netns = n
   for k = 1, n do
-    local ns, addr = 'psv-h' .. k, '10.200.0.' .. (10 + k)
-    sh(('ip netns add %s && ip link add psv-veth%d type veth peer name eth0 netns %s'):format(ns, k, ns))
-    sh(('ip link set psv-veth%d master psv-br up && ip -n %s addr add %s/24 dev eth0'):format(k, ns, addr))
-    sh(('ip -n %s link set eth0 up && ip -n %s link set lo up'):format(ns, ns))
-    local conf = sshd_config(s, 'h' .. k, addr, 22)
+    local conf = sshd_config(s, 'h' .. k, addrs[k], 22)
     local log = ('%s/h%d.log'):format(s.dir, k)
     sh(('ip netns exec %s unshare --uts sh -c "hostname h%d; exec /usr/sbin/sshd -D -e -f %s" >/dev/null 2>%s '
-      .. '</dev/null & echo $! > %s/h%d.bgpid'):format(ns, k, conf, log, s.dir, k))
+      .. '</dev/null & echo $! > %s/h%d.bgpid'):format(N.name(k), k, conf, log, s.dir, k))
     s.servers[#s.servers + 1] = ('%s/h%d.bgpid'):format(s.dir, k)
     wait_listening(log)
-    addrs[k] = addr
   end
   return addrs
 end
 
 --- Cuts (up = false) or restores host k's network link.
-function S.link(k, up)
-  sh(('ip link set psv-veth%d %s'):format(k, up and 'up' or 'down'))
-end
+S.link = N.link
 
 --- PIDs of processes whose command line holds text (in any namespace).
 function S.pids(text)
@@ -108,11 +101,7 @@ function S.stop(s)
     os.execute(('P=$(cat %s 2>/dev/null) && { for c in $(ps -o pid= --ppid $P); do kill $c; done; kill $P; }'
       .. ' 2>/dev/null'):format(f))
   end
-  for k = 1, s.netns do
-    os.execute(('for p in $(ip netns pids psv-h%d 2>/dev/null); do kill -9 $p; done; '
-      .. 'ip link del psv-veth%d 2>/dev/null; ip netns del psv-h%d 2>/dev/null'):format(k, k, k))
-  end
-  if s.netns > 0 then os.execute('ip link del psv-br 2>/dev/null') end
+  N.down(s.netns)
   s.servers, s.netns = {}, 0
 end
 
