@@ -127,9 +127,14 @@ static void on_end(ps_link_t *l, const char *why) {
   agent_t *a = l->data;
   char text[400];
   if (a->bye && why == NULL) return node_lost(a->node, "it ended as asked (BYE)");
-  snprintf(text, sizeof text, "%s%s", why ? "its agent sent " : "its agent's connection ended",
-           why ? why : "");
-  lose(a->node, text, why == NULL);
+  /* A malformed frame is the agent's doing; a reset or EOF may be Slurm's. */
+  int malformed = why && strncmp(why, "a malformed frame", 17) == 0;
+  if (malformed)
+    snprintf(text, sizeof text, "its agent sent %s", why);
+  else
+    snprintf(text, sizeof text, "its agent's connection ended%s%s", why ? ": " : "",
+             why ? why : "");
+  lose(a->node, text, !malformed);
 }
 
 static const ps_link_cb_t agent_link = {on_frame, on_end, NULL};
@@ -404,18 +409,24 @@ void ps_gate_counts(const ps_gate_t *g, int *connecting, int *up, int *lost) {
   *lost = g->lost;
 }
 
+int ps_gate_address_of(const char *name, char *out, size_t size, ps_err_t *err) {
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(name, NULL, &hints, &ai) != 0 || ai == NULL)
+    return ps_err_set(err, PS_EVALUE, "'%s' resolves to no address", name);
+  int rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+  freeaddrinfo(ai);
+  return rc == 0 ? 0 : ps_err_set(err, PS_EVALUE, "cannot write the address of '%s'", name);
+}
+
 int ps_gate_own_address(char *out, size_t size, ps_err_t *err) {
   char host[256];
   if (gethostname(host, sizeof host - 1) != 0) return ps_err_set(err, PS_EVALUE, "no host name");
   host[sizeof host - 1] = '\0';
-  struct addrinfo hints = {0}, *ai = NULL;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
+  if (ps_gate_address_of(host, out, size, err) != 0)
     return ps_err_set(err, PS_EVALUE,
                       "this host's name '%s' resolves to no address for the agents: give "
                       "slurm.listen",
                       host);
-  int rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
-  freeaddrinfo(ai);
-  return rc == 0 ? 0 : ps_err_set(err, PS_EVALUE, "cannot write the address of '%s'", host);
+  return 0;
 }

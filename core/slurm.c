@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "census.h"
 #include "gate.h"
+#include "program.h"
 
 /* The allocation: its node's impl. */
 typedef struct step_s {
@@ -161,6 +162,28 @@ static const ps_backend_ops_t step_ops = {
     .describe = step_describe,
 };
 
+/* This node's address as Slurm reaches it (its NodeAddr in `scontrol show
+   node`), which the allocation's other nodes reach too: better than what
+   the host's name resolves to, which may be a loopback address (Debian
+   maps it to 127.0.1.1). -1 when Slurm does not say. */
+static int node_address(char *out, size_t size) {
+  const char *name = getenv("SLURMD_NODENAME");
+  if (name == NULL || name[0] == '\0') return -1;
+  const char *argv[] = {"scontrol", "show", "node", name, "--oneliner", NULL};
+  ps_program_t prog = {argv, NULL, 0, NULL, NULL};
+  ps_program_out_t res;
+  ps_err_t err;
+  if (ps_program_run(&prog, &res, &err) != 0) return -1;
+  char line[4096] = "", addr[256] = "";
+  if (res.exited && res.code == 0 && !res.out.failed && res.out.data)
+    snprintf(line, sizeof line, "%.*s", (int)res.out.len, res.out.data);
+  ps_buf_free(&res.out);
+  ps_buf_free(&res.err);
+  const char *at = strstr(line, " NodeAddr=");
+  if (at == NULL || sscanf(at + 10, "%255s", addr) != 1) return -1;
+  return ps_gate_address_of(addr, out, size, &err) == 0 ? 0 : -1;
+}
+
 int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   const char *job = getenv("SLURM_JOB_ID");
   if (job == NULL || job[0] == '\0')
@@ -172,7 +195,8 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   char address[128], token[PS_AUTH_TOKEN_HEX + 1];
   if (o->listen)
     snprintf(address, sizeof address, "%s", o->listen);
-  else if (ps_gate_own_address(address, sizeof address, err) != 0)
+  else if (node_address(address, sizeof address) != 0 &&
+           ps_gate_own_address(address, sizeof address, err) != 0)
     return err->code;
   if (ps_auth_new_token(token) != 0)
     return ps_err_set(err, PS_EWORKER, "no randomness for the run's token");

@@ -53,6 +53,31 @@ describe('#slurm the Slurm backend on two nodes', function()
     assert.matches('host 10%.200%.0%.12:%d+: connected', log)
   end)
 
+  it('runs a survey inside a two-node allocation, one agent per node, listening on its node\'s NodeAddr', function()
+    local dir = H.tmpdir()
+    H.write(dir, 'survey.lua', [[
+  local psurvey = require('psurvey')
+  local results = psurvey.map(function(p, system)
+    system.sleep(0.004) -- 2 s of work in all: both agents get some
+    return { y = p.x * p.x, node = os.getenv('SLURMD_NODENAME') }
+  end, psurvey.product({ x = psurvey.range(1, 2000) }), { name = 'squares' })
+  print(#results, #results.missing)
+  ]])
+    -- The batch script runs on h1, whose host name resolves to nothing here:
+    -- the driver listens on h1's NodeAddr, which h2's agent reaches.
+    local id, state = S.batch(cluster, dir, ('#!/bin/bash\n#SBATCH --nodes=2 --output=job.out --error=job.err\n'
+      .. '%s survey.lua --backend slurm\n'):format(H.bin), 60)
+    local out = (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or '')
+    assert.equal('COMPLETED', state, out)
+    assert.equal('2000\t0\n', H.slurp(dir .. '/job.out'))
+    local db = dir .. '/.psurvey/survey.db'
+    assert.same({ { n = 2000, d = 2000 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+    local log = log_of(dir)
+    assert.matches('slurm job ' .. id .. ': agents connect to 10%.200%.0%.11 port %d+', log)
+    local nodes = H.sql(db, 'select node, count(*) > 0 used from squares group by node order by node')
+    assert.same({ { node = 'h1', used = 1 }, { node = 'h2', used = 1 } }, nodes, log)
+  end)
+
   it('finishes on the other node the psets of a node that dies', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', SURVEY)
