@@ -170,7 +170,7 @@ static const char *agent_token(const char *file, char *buf, size_t size) {
   return buf;
 }
 
-/* psurvey agent [--connect HOST:PORT [--token-file FILE]] */
+/* psurvey agent [--connect HOST:PORT [--token-file FILE] [--slots N]] */
 static int agent_main(int argc, char **argv) {
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -180,17 +180,24 @@ static int agent_main(int argc, char **argv) {
   }
   exe[n] = '\0';
   const char *connect = NULL, *token_file = NULL;
+  long slots = 0;
   for (int k = 2; k < argc; k++) {
+    char *end = NULL;
     if (strcmp(argv[k], "--connect") == 0 && k + 1 < argc) {
       connect = argv[++k];
     } else if (strcmp(argv[k], "--token-file") == 0 && k + 1 < argc) {
       token_file = argv[++k];
+    } else if (strcmp(argv[k], "--slots") == 0 && k + 1 < argc &&
+               (slots = strtol(argv[k + 1], &end, 10)) >= 1 && slots <= 4096 && *end == '\0') {
+      k++;
     } else {
-      fprintf(stderr, "usage: psurvey agent [--connect HOST:PORT [--token-file FILE]]\n");
+      fprintf(stderr,
+              "usage: psurvey agent [--connect HOST:PORT [--token-file FILE] [--slots N]]\n"
+              "  --slots N: run N workers at once (1 to 4096), not one per CPU\n");
       return 2;
     }
   }
-  if (connect == NULL) return ps_agent_main(exe, -1);
+  if (connect == NULL) return ps_agent_main(exe, -1, (int)slots);
   char token[512];
   if (agent_token(token_file, token, sizeof token) == NULL) return 2;
   int fd;
@@ -199,7 +206,7 @@ static int agent_main(int argc, char **argv) {
     fprintf(stderr, "psurvey agent: %s\n", err.msg);
     return 1;
   }
-  return ps_agent_main(exe, fd);
+  return ps_agent_main(exe, fd, (int)slots);
 }
 
 int main(int argc, char **argv) {

@@ -157,7 +157,7 @@ static void stop(agent_t *a) {
   for (int k = 0; k < a->pool.n; k++) ps_worker_kill(a->pool.workers[k], SIGKILL, NULL);
 }
 
-int ps_agent_main(const char *exe, int conn) {
+int ps_agent_main(const char *exe, int conn, int slots) {
   static agent_t A;
   agent_t *a = &A;
   memset(a, 0, sizeof *a);
@@ -193,7 +193,7 @@ int ps_agent_main(const char *exe, int conn) {
   const char *job = getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "";
   const char *gpus = job[0] && getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "";
   /* The CPUs the agent (and the workers it starts) may run on there. */
-  int cores = ps_cpus_usable();
+  int cores = slots > 0 ? slots : ps_cpus_usable();
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
   uint64_t mem_mb =
       pages > 0 && pagesize > 0 ? (uint64_t)(pages / 1024) * (uint64_t)pagesize / 1024 : 0;
