@@ -378,6 +378,8 @@ static int halt_settled(ps_run_t *r) {
   return 1;
 }
 
+static void fill_workers(ps_run_t *r);
+
 /* Gives the worker batches, as the scheduler makes them, until it holds
    `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
@@ -385,7 +387,6 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   if (r->done || r->fatal || r->interrupted || r->halted || w->closing || w->why[0]) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
-  if (r->sched.o.psets_set_memory) r->sched.most_mb = ps_sched_most_memory(p->nodes, p->nnodes);
   int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
   while (!r->fatal && ps_sched_next_batch(&r->sched, &st->slot, depth, &want)) {
     /* An agent whose allocation ends before the batch would is drained:
@@ -433,6 +434,10 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
     ps_buf_free(&b);
     ps_sched_batch_sent(&r->sched, &st->slot, (int)n);
     r->c.active += n;
+    /* A worker bound to GPUs took the pset it was started for: the next
+       pset that wants GPUs may need a worker of its own, which
+       ps_sched_place starts only while no idle bound worker waits. */
+    if (st->slot.ngpus > 0) fill_workers(r);
   }
 }
 
@@ -765,6 +770,10 @@ static void on_node(ps_node_t *n, int up) {
   if (up) {
     if (r->o->verbose >= 2)
       ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
+    /* What a pset may ask for grows with the nodes that come (a Slurm
+       agent's GPUs and memory are known from its hello). */
+    r->sched.o.most_gpus = ps_sched_most_gpus(e->pool.nodes, e->pool.nnodes);
+    r->sched.most_mb = ps_sched_most_memory(e->pool.nodes, e->pool.nnodes);
     fill_workers(r);
     dispatch_all(r);
   } else if (r->o->verbose >= 1 && n->failures <= 1) {
@@ -1202,6 +1211,7 @@ int ps_engine_run(ps_engine_t *e, ps_source_t *src, ps_store_t *store, const ps_
                         .psets_set_memory = src->limits != NULL,
                         .ud = r};
   ps_sched_init(&r->sched, &so);
+  r->sched.most_mb = ps_sched_most_memory(e->pool.nodes, e->pool.nnodes);
   if (gethostname(r->hostname, sizeof r->hostname - 1) != 0) strcpy(r->hostname, "localhost");
   uint64_t every = ps_progress_interval(&r->progress);
   /* The engine's carbon client, kept from stage to stage while its address

@@ -87,6 +87,16 @@ for i = 1, 16 do list[i] = { i = i, g = 1 + i % 2, sleep = 0.3, _psurvey = { gpu
     assert.same({ ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true }, used)
   end)
 
+  it('runs psets of one GPU each on every GPU at once', function()
+    local dir = H.tmpdir()
+    local r = H.survey(dir, survey([[{}
+for i = 1, 8 do list[i] = { i = i, g = 1, sleep = 0.2, _psurvey = { gpus = 1 } } end]],
+      '{ gpus = { 0, 1 }, ncores = 2 }'), '', no_gpus_env)
+    assert.equal(0, r.code, r.err)
+    assert.same({ { seen = '0', n = 4 }, { seen = '1', n = 4 } },
+      H.sql(dir .. '/.psurvey/survey.db', 'select seen, count(*) n from stage1 group by seen order by seen'))
+  end)
+
   it('fails a pset that asks for more GPUs than any host has, naming both counts', function()
     local dir = H.tmpdir()
     local r = H.survey(dir, survey([[{ { i = 1, g = 1, _psurvey = { gpus = 1 } },
