@@ -68,6 +68,38 @@ describe('#slurm the Slurm backend', function()
         H.sql(dir .. '/.psurvey/survey.db', 'select ' .. cols .. ' from squares order by _index'))
     end)
 
+    it('makes the GPUs Slurm gave the step the node\'s GPU slots, one per pset that wants one', function()
+      -- The spec's cluster has two GPUs for Slurm (gres/gpu on two device
+      -- files): the job asks for both, and Slurm sets CUDA_VISIBLE_DEVICES.
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', [[
+  local psurvey = require('psurvey')
+  local psets = {}
+  for i = 1, 12 do psets[i] = { i = i, _psurvey = { gpus = 1 } } end
+  local results = psurvey.map(function(p, system)
+    system.sleep(0.2)
+    return { ids = os.getenv('CUDA_VISIBLE_DEVICES') }
+  end, psets, { name = 'gpus' })
+  print(#results, #results.missing)
+  ]])
+      local _, state = S.batch(cluster, dir, ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --gres=gpu:2 '
+        .. '--output=job.out --error=job.err\n%s survey.lua --backend slurm\n'):format(H.bin), 60)
+      local out = (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or '')
+      assert.equal('COMPLETED', state, out)
+      assert.equal('12\t0\n', H.slurp(dir .. '/job.out'))
+      local db = dir .. '/.psurvey/survey.db'
+      assert.same({ { ids = '0', n = 6 }, { ids = '1', n = 6 } },
+        H.sql(db, 'select ids, count(*) n from gpus group by ids order by ids'))
+      -- Never two psets on one GPU at once.
+      local rows = H.sql(db, 'select ids, _start, _end from gpus')
+      for a = 1, #rows do
+        for b = a + 1, #rows do
+          local x, y = rows[a], rows[b]
+          assert.is_false(x.ids == y.ids and x._start < y._end and y._start < x._end, 'GPU ' .. x.ids .. ' shared')
+        end
+      end
+    end)
+
     it('refuses an agent with a wrong token, and says so in the log', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)

@@ -33,7 +33,12 @@ function S.start(hosts)
         .. '>%s/log/slurmd-h%d.out 2>&1 &\necho $! > %s/slurmd-h%d.bgpid'):format(N.name(k), k, k, d, k, d, k)
     end
   else
-    nodes[1] = ('NodeName=localhost CPUs=%d RealMemory=1000 State=UNKNOWN'):format(cpus)
+    -- Two GPUs, as far as Slurm knows: gres/gpu over two device files, so a
+    -- job given --gres=gpu:N has CUDA_VISIBLE_DEVICES set by Slurm (the files
+    -- are character devices of NVIDIA's major number, which nothing opens).
+    os.execute(('mkdir -p %s/dev && mknod %s/dev/nvidia0 c 195 0 && mknod %s/dev/nvidia1 c 195 1'):format(d, d, d))
+    H.write(d, 'etc/gres.conf', ('NodeName=localhost Name=gpu File=%s/dev/nvidia[0-1]\n'):format(d))
+    nodes[1] = ('NodeName=localhost CPUs=%d RealMemory=1000 Gres=gpu:2 State=UNKNOWN\nGresTypes=gpu'):format(cpus)
     slurmd[1] = ('slurmd -D -N localhost >%s/log/slurmd.out 2>&1 &\necho $! > %s/slurmd.bgpid'):format(d, d)
   end
   H.write(d, 'etc/slurm.conf', ([[
