@@ -203,6 +203,7 @@ static void judge_now(alloc_t *a, int k) {
     snprintf(n->why + used, sizeof n->why - used, " (slurm job %s reached its time limit)", n->job);
   } else {
     n->loss = PS_LOSS_HOST;
+    snprintf(n->why + used, sizeof n->why - used, " (slurm job %s)", n->job);
   }
   ps_pool_node_lost(n, n->why);
 }

@@ -304,15 +304,29 @@ describe('#slurm the Slurm backend', function()
       assert.equal('', jobs_left())
     end)
 
-    it('drains an agent before its job\'s time runs out, and asks for the next job in time', function()
+    it('drains an agent before its job\'s time runs out, asks for the next job in time, and says which pset '
+      .. 'the walltime caught', function()
       local dir = H.tmpdir()
-      H.write(dir, 'survey.lua', SURVEY)
-      -- Jobs of one minute; about 110 s of psets for one agent's 2 workers,
-      -- so that Slurm ends the first job (within 30 s of its minute) while
-      -- the survey runs.
-      local r = run(dir, "440 0.5 '{ nodes = 1, cpus_per_task = 1, time = \"1:00\", poll = 1 }'")
+      -- Jobs of one minute. Pset 1, the first time it runs, outlasts its
+      -- job: Slurm ends the first job (within 30 s of its minute) while it
+      -- runs, and it finishes on the next. The other psets, 100 s of work
+      -- for one agent's 2 workers, drain off the first job before its end.
+      H.write(dir, 'survey.lua', ([[
+  local psurvey = require('psurvey')
+  local results = psurvey.map(function(p)
+    if p.x == 1 and not io.open('%s/caught') then
+      io.open('%s/caught', 'w'):close()
+      os.execute('sleep 300')
+    end
+    os.execute('sleep 0.5')
+    return { y = p.x * p.x, job = os.getenv('SLURM_JOB_ID') }
+  end, psurvey.product({ x = psurvey.range(1, 200) }), { name = 'squares', backend = 'slurm', retries = 0,
+    slurm = { nodes = 1, cpus_per_task = 1, time = '1:00', poll = 1 } })
+  print(#results, #results.missing)
+  ]]):format(dir, dir))
+      local r = H.run(dir, 'survey.lua', { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
       assert.equal(0, r.code, r.err)
-      assert.equal('440\t0\n', r.out)
+      assert.equal('200\t0\n', r.out)
       local db = dir .. '/.psurvey/survey.db'
       local jobs = H.sql(db, 'select job, count(*) n from squares group by job order by min(_start)')
       assert.is_true(#jobs >= 2, 'one job did it all')
@@ -325,10 +339,27 @@ describe('#slurm the Slurm backend', function()
       assert.matches('slurm job ' .. first .. ' ended: TIMEOUT', log)
       assert.matches('lost: its agent\'s connection ended[^\n]* %(slurm job ' .. first .. ' reached its time limit%)',
         log)
-      -- Nothing was running on the first job's agent when its time ran out
-      -- (a pset caught by it would be an attempt of kind walltime).
-      assert.same({ { n = 0 } }, H.sql(db, 'select count(*) n from squares_attempts'))
-      assert.same({ { n = 440, d = 440 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+      -- Only pset 1's worker had psets in flight when the first job's time
+      -- ran out (pset 1, and any queued behind it): the other worker had
+      -- been drained. Their attempts say walltime, and cost no retry.
+      assert.same({ { workers = 1, kinds = 'walltime', attempts = 1, has_1 = 1 } },
+        H.sql(db, "select count(distinct worker) workers, group_concat(distinct kind) kinds, max(attempt) attempts,"
+          .. ' max(_index = 1) has_1 from squares_attempts'), log)
+      local one = H.sql(db, 'select job, _attempt, _status from squares where x = 1')[1]
+      assert.is_true(one.job ~= first and one._status == 'ok' and one._attempt == 1, log)
+      assert.same({ { n = 200, d = 200 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+    end)
+
+    it('cancels its jobs when interrupted', function()
+      local dir = H.tmpdir()
+      H.write(dir, 'survey.lua', SURVEY)
+      local proc, first = start_until_connected(dir, "60 0.5 '{ nodes = 2, cpus_per_task = 1, poll = 0.3 }'")
+      finally(function() B.kill(proc) end)
+      local took, done = B.stop(proc, 'INT', 30)
+      assert(took, 'the survey did not stop')
+      assert.equal(130, done.code, done.err)
+      assert.matches('cancelled slurm jobs ' .. first, log_of(dir))
+      assert.equal('', jobs_left())
     end)
 
     it('says why when sbatch refuses the jobs', function()
