@@ -148,22 +148,26 @@ describe('per-pset limits', function()
     assert.is_true(rows[2]._memory > 200000 * 8, 'large pset used ' .. rows[2]._memory)
   end)
 
+  -- Maps psets that each sleep `secs` with opts (opts.name names the
+  -- stage); returns their rows, with when each ran.
+  local function timed(psets, opts, secs)
+    local r = psurvey.map(function()
+      os.execute('sleep ' .. secs)
+      return {}
+    end, psets, H.options(opts))
+    assert.equal(#psets, #r)
+    return H.sql(r.db, ('select _index, _start, _end from %s order by _index'):format(opts.name))
+  end
+
+  local function together(x, y) return x._start < y._end and y._start < x._end end
+
   it('gives a pset with ncores = 2 two slots: nothing else runs beside it', function()
     local psets = {}
     for i = 1, 8 do psets[i] = { i = i } end
     psets[4]._psurvey = { ncores = 2 }
-    local r = psurvey.map(function()
-      os.execute('sleep 0.1')
-      return {}
-    end, psets, H.options({ ncores = 2, name = 'slots' }))
-    assert.equal(8, #r)
-    local rows = H.sql(r.db, 'select i, _start, _end from slots order by _index')
-    local wide = rows[4]
+    local rows = timed(psets, { ncores = 2, name = 'slots' }, 0.1)
     for k, row in ipairs(rows) do
-      if k ~= 4 then
-        local overlap = row._start < wide._end and wide._start < row._end
-        assert.is_false(overlap, ('pset %d ran beside the 2-slot pset'):format(row.i))
-      end
+      if k ~= 4 then assert.is_false(together(row, rows[4]), ('pset %d ran beside the 2-slot pset'):format(k)) end
     end
   end)
 
@@ -178,26 +182,15 @@ describe('per-pset limits', function()
       local half = machine_mb() // 2 + 16
       local psets = {}
       for i = 1, 6 do psets[i] = { i = i, _psurvey = { memory = half } } end
-      local r = psurvey.map(function()
-        os.execute('sleep 0.15')
-        return {}
-      end, psets, H.options({ ncores = 2, name = 'reserved' }))
-      assert.equal(6, #r)
-      local rows = H.sql(r.db, 'select i, _start, _end from reserved order by _index')
+      local rows = timed(psets, { ncores = 2, name = 'reserved' }, 0.15)
       for a = 1, 6 do
         for b = a + 1, 6 do
-          local x, y = rows[a], rows[b]
-          assert.is_false(x._start < y._end and y._start < x._end,
-            ('psets %d and %d of %d MiB each ran at once'):format(a, b, half))
+          assert.is_false(together(rows[a], rows[b]), ('psets %d and %d of %d MiB each ran at once'):format(a, b, half))
         end
       end
       -- The map's own memory reserves nothing: the same psets run two at a time.
-      local r2 = psurvey.map(function()
-        os.execute('sleep 0.15')
-        return {}
-      end, { { i = 1 }, { i = 2 } }, H.options({ ncores = 2, memory = half, name = 'limited' }))
-      local two = H.sql(r2.db, 'select _start, _end from limited order by _index')
-      assert.is_true(two[1]._start < two[2]._end and two[2]._start < two[1]._end, 'the map\'s memory reserved')
+      local two = timed({ { i = 1 }, { i = 2 } }, { ncores = 2, memory = half, name = 'limited' }, 0.15)
+      assert.is_true(together(two[1], two[2]), 'the map\'s memory reserved')
     end)
 
   it('fails a pset that asks for more memory than this machine has, and runs the rest', function()

@@ -39,7 +39,8 @@ describe('#slurm the Slurm backend on two nodes', function()
     local dir = H.tmpdir()
     H.write(dir, 'survey.lua', SURVEY)
     local cpus = H.shell('nproc'):gsub('%s', '')
-    local r = H.run(dir, 'survey.lua -- 2000 0 ' .. cpus, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
+    local r = H.run(dir, 'survey.lua -- 2000 0 ' .. cpus, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false }, nil,
+      S.LIMIT)
     assert.equal(0, r.code, r.err)
     assert.equal('2000\t0\n', r.out)
     local db = dir .. '/.psurvey/survey.db'
@@ -65,11 +66,9 @@ describe('#slurm the Slurm backend on two nodes', function()
   ]])
     -- The batch script runs on h1, whose host name resolves to nothing here:
     -- the driver listens on h1's NodeAddr, which h2's agent reaches.
-    local id, state = S.batch(cluster, dir, ('#!/bin/bash\n#SBATCH --nodes=2 --output=job.out --error=job.err\n'
-      .. '%s survey.lua --backend slurm\n'):format(H.bin), 60)
-    local out = (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or '')
-    assert.equal('COMPLETED', state, out)
-    assert.equal('2000\t0\n', H.slurp(dir .. '/job.out'))
+    local id, state, out, err = S.survey_job(cluster, dir, '--nodes=2', nil, 60)
+    assert.equal('COMPLETED', state, out .. err)
+    assert.equal('2000\t0\n', out)
     local db = dir .. '/.psurvey/survey.db'
     assert.same({ { n = 2000, d = 2000 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
     local log = log_of(dir)

@@ -31,17 +31,13 @@ describe('#slurm the Slurm backend', function()
   print(#results, #results.missing)
   ]]
 
-    local function job(dir, args)
-      return ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --output=job.out --error=job.err\n'
-        .. '%s survey.lua --backend slurm %s\n'):format(H.bin, args or '')
-    end
+    local ONE_NODE = '--nodes=1 --cpus-per-task=2'
 
     it('runs 2,000 psets on the allocation\'s agents, each stored exactly once', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
-      local id, state = S.batch(cluster, dir, job(dir), 60)
-      local out = H.slurp(dir .. '/job.out') or ''
-      assert.equal('COMPLETED', state, out)
+      local id, state, out, err = S.survey_job(cluster, dir, ONE_NODE, nil, 60)
+      assert.equal('COMPLETED', state, out .. err)
       assert.matches('^2000\t0\n', out)
       local db = dir .. '/.psurvey/survey.db'
       assert.same({ { n = 2000, d = 2000, lo = 1, hi = 2000 } },
@@ -57,8 +53,8 @@ describe('#slurm the Slurm backend', function()
     it('gives the same rows as the process backend', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
-      local _, state = S.batch(cluster, dir, job(dir, '-- 50'), 60)
-      assert.equal('COMPLETED', state, H.slurp(dir .. '/job.out'))
+      local _, state, out, err = S.survey_job(cluster, dir, ONE_NODE, '-- 50', 60)
+      assert.equal('COMPLETED', state, out .. err)
       local here = H.tmpdir()
       H.write(here, 'survey.lua', SURVEY)
       local r = H.run(here, 'survey.lua -- 50')
@@ -82,11 +78,9 @@ describe('#slurm the Slurm backend', function()
   end, psets, { name = 'gpus' })
   print(#results, #results.missing)
   ]])
-      local _, state = S.batch(cluster, dir, ('#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=2 --gres=gpu:2 '
-        .. '--output=job.out --error=job.err\n%s survey.lua --backend slurm\n'):format(H.bin), 60)
-      local out = (H.slurp(dir .. '/job.out') or '') .. (H.slurp(dir .. '/job.err') or '')
-      assert.equal('COMPLETED', state, out)
-      assert.equal('12\t0\n', H.slurp(dir .. '/job.out'))
+      local _, state, out, err = S.survey_job(cluster, dir, '--nodes=1 --cpus-per-task=2 --gres=gpu:2', nil, 60)
+      assert.equal('COMPLETED', state, out .. err)
+      assert.equal('12\t0\n', out)
       local db = dir .. '/.psurvey/survey.db'
       assert.same({ { ids = '0', n = 6 }, { ids = '1', n = 6 } },
         H.sql(db, 'select ids, count(*) n from gpus group by ids order by ids'))
@@ -104,7 +98,7 @@ describe('#slurm the Slurm backend', function()
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
       -- 40 psets of 0.25 s on 2 workers: 5 s to connect a stranger.
-      H.write(dir, 'job.sh', job(dir, '-- 40 0.25'))
+      H.write(dir, 'job.sh', S.survey_script(ONE_NODE, '-- 40 0.25'))
       local id = S.run(cluster, ('cd %s && sbatch --parsable job.sh'):format(H.quote(dir))):match('%d+')
       local port
       for _ = 1, 100 do
@@ -170,7 +164,7 @@ describe('#slurm the Slurm backend', function()
   ]]
 
     local function run(dir, args)
-      return H.run(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
+      return H.run(dir, 'survey.lua -- ' .. args, { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false }, nil, S.LIMIT)
     end
 
     local function log_of(dir) return H.slurp(dir .. '/' .. H.logs(dir)[1]) end
@@ -231,49 +225,47 @@ describe('#slurm the Slurm backend', function()
       assert.equal('', jobs_left())
     end)
 
-    it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
+    -- Runs n psets of 0.2 s on one job of 2 CPUs; once its agent is at
+    -- work, disturb(job) does something to the job. The survey must end
+    -- well all the same, each pset stored once, none at the cost of a
+    -- retry. Returns the job, the database and the log.
+    local function disturbed(n, disturb)
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)
-      local proc, first = start_until_connected(dir, "40 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'")
+      local proc, first = start_until_connected(dir, n .. " 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'")
       finally(function() B.kill(proc) end)
       os.execute('sleep 1')
-      S.run(cluster, 'scancel ' .. first)
+      disturb(first)
       local done = B.finish(proc, 60)
       assert.equal(0, done.code, done.err)
-      assert.matches('^40\t0\n', done.out)
+      assert.equal(n .. '\t0\n', done.out)
       local db = dir .. '/.psurvey/survey.db'
-      assert.same({ { n = 40, d = 40 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
-      local log = log_of(dir)
+      assert.same({ { n = n, d = n } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+      assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
+      return first, db, log_of(dir)
+    end
+
+    it('requeues the psets of a job cancelled mid-run, at no cost to their retries, and asks for another', function()
+      local first, db, log = disturbed(40, function(job) S.run(cluster, 'scancel ' .. job) end)
       assert.matches('slurm job ' .. first .. ' ended', log)
       local second = log:match('submitted slurm job (%d+) %(1 queued or running%)', log:find('ended', 1, true))
       assert(second and second ~= first, log)
       local lost = H.sql(db, "select count(*) n from squares_attempts where kind = 'host_lost'")[1].n
       assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
-      assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
     end)
 
     it('requeues the psets of a preempted job, and its attempts say it was preempted', function()
       -- The spec's cluster preempts jobs of partition debug for those of
       -- partition urgent (PreemptType=preempt/partition_prio).
-      local dir = H.tmpdir()
-      H.write(dir, 'survey.lua', SURVEY)
-      local proc, first = start_until_connected(dir, "60 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'")
-      finally(function() B.kill(proc) end)
-      os.execute('sleep 1')
-      local urgent = S.run(cluster, "sbatch --parsable -o /dev/null -p urgent -n 2 --wrap 'sleep 2'"):match('%d+')
-      assert(urgent, 'the urgent job was not taken')
-      local done = B.finish(proc, 60)
-      assert.equal(0, done.code, done.err)
-      assert.matches('^60\t0\n', done.out)
-      local db = dir .. '/.psurvey/survey.db'
-      assert.same({ { n = 60, d = 60 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
-      local log = log_of(dir)
+      local first, db, log = disturbed(60, function()
+        assert(S.run(cluster, "sbatch --parsable -o /dev/null -p urgent -n 2 --wrap 'sleep 2'"):match('%d+'),
+          'the urgent job was not taken')
+      end)
       assert.matches('slurm job ' .. first .. ' ended: PREEMPTED', log)
       assert.matches('lost: its agent\'s connection ended[^\n]* %(slurm job ' .. first .. ' was preempted%)', log)
       local kinds = H.sql(db, 'select kind, count(*) n from squares_attempts group by kind')
       assert.equal(1, #kinds, log)
       assert.equal('preempted', kinds[1].kind)
-      assert.same({}, H.sql(db, 'select _index from squares where _attempt > 1 and _status <> \'ok\''))
       -- Its psets finished on the next job's agent.
       assert.same({}, H.sql(db, ("select _index from squares where job = '%s' and _index in "
         .. '(select _index from squares_attempts)'):format(first)))
@@ -324,7 +316,7 @@ describe('#slurm the Slurm backend', function()
     slurm = { nodes = 1, cpus_per_task = 1, time = '1:00', poll = 1 } })
   print(#results, #results.missing)
   ]]):format(dir, dir))
-      local r = H.run(dir, 'survey.lua', { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false })
+      local r = H.run(dir, 'survey.lua', { SLURM_CONF = cluster.conf, SLURM_JOB_ID = false }, nil, S.LIMIT)
       assert.equal(0, r.code, r.err)
       assert.equal('200\t0\n', r.out)
       local db = dir .. '/.psurvey/survey.db'

@@ -19,8 +19,12 @@ end
 function N.name(k) return 'psv-h' .. k end
 function N.address(k) return '10.200.0.' .. (10 + k) end
 
---- Makes n hosts; returns their addresses.
+--- Makes n hosts; returns their addresses. Hosts an earlier run left
+--- behind (killed by a timeout) are removed first.
 function N.up(n)
+  local left = 0
+  for name in H.shell('ip netns list'):gmatch('psv%-h(%d+)') do left = math.max(left, tonumber(name)) end
+  if left > 0 or H.shell('ip link show psv-br 2>/dev/null') ~= '' then N.down(math.max(left, n)) end
   sh('ip link add psv-br type bridge && ip addr add ' .. N.HERE .. '/24 dev psv-br && ip link set psv-br up')
   local addrs = {}
   for k = 1, n do

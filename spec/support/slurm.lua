@@ -9,6 +9,18 @@ local N = require('support.netns')
 
 local S = {}
 
+-- A TCP port nothing here listens on, from a range clear of the kernel's
+-- ephemeral ports: each cluster has its own, so a cluster an earlier run
+-- left behind (killed by a timeout) cannot answer for this one.
+local function free_port(not_this)
+  for _ = 1, 100 do
+    local port = math.random(20000, 29999)
+    local busy = H.shell(('ss -ltnH "sport = :%d"'):format(port))
+    if port ~= not_this and busy == '' then return port end
+  end
+  error('no free TCP port between 20000 and 29999')
+end
+
 local function sh(script)
   local ok = os.execute(script)
   return ok
@@ -41,9 +53,13 @@ function S.start(hosts)
     nodes[1] = ('NodeName=localhost CPUs=%d RealMemory=1000 Gres=gpu:2 State=UNKNOWN\nGresTypes=gpu'):format(cpus)
     slurmd[1] = ('slurmd -D -N localhost >%s/log/slurmd.out 2>&1 &\necho $! > %s/slurmd.bgpid'):format(d, d)
   end
+  local ctld_port = free_port()
+  local slurmd_port = free_port(ctld_port)
   H.write(d, 'etc/slurm.conf', ([[
 ClusterName=psurvey
 SlurmctldHost=%s
+SlurmctldPort=%d
+SlurmdPort=%d
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -71,7 +87,7 @@ JobCompType=jobcomp/none
 %s
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
 PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
-]]):format(where, d, d, d, d, d, d, table.concat(nodes, '\n')))
+]]):format(where, ctld_port, slurmd_port, d, d, d, d, d, d, table.concat(nodes, '\n')))
   local env = 'SLURM_CONF=' .. H.quote(conf)
   -- munged: its key (the package makes one), its socket directory, as user munge.
   local ok = sh(([[
@@ -88,11 +104,14 @@ export %s
 slurmctld -D -i >%s/log/slurmctld.out 2>&1 &
 echo $! > %s/slurmctld.bgpid
 for i in $(seq 500); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.02; done
+kill -0 $(cat %s/slurmctld.bgpid)  # ours answered, not another
 %s
 for i in $(seq 500); do [ "$(sinfo -h -o %%T 2>/dev/null | sort -u)" = idle ] && exit 0; sleep 0.02; done
 exit 1
-]]):format(d, d, env, d, d, table.concat(slurmd, '\n')))
-  local cluster = { dir = d, conf = conf, env = env }
+]]):format(d, d, env, d, d, d, table.concat(slurmd, '\n')))
+  -- Stopped by the spec's teardown, or else when the Lua state closes
+  -- (busted skips teardown in some runs with --filter).
+  local cluster = setmetatable({ dir = d, conf = conf, env = env }, { __gc = function(c) S.stop(c) end })
   if not ok then
     S.stop(cluster)
     local logs = H.shell(('cat %s/log/*.log %s/log/*.out 2>/dev/null'):format(d, d))
@@ -103,7 +122,8 @@ end
 
 --- Stops what start() started, by pid: the slurmds, slurmctld, munged.
 function S.stop(cluster)
-  if not cluster then return end
+  if not cluster or cluster.stopped then return end
+  cluster.stopped = true
   local pidfiles = H.shell(('ls %s/slurmd*.bgpid 2>/dev/null'):format(cluster.dir))
   local names = {}
   for f in pidfiles:gmatch('[^\n]+') do names[#names + 1] = f end
@@ -117,6 +137,10 @@ function S.stop(cluster)
     end
   end
 end
+
+--- What H.run wraps a survey on the cluster in: a survey that hangs fails
+--- its spec (exit 124) instead of the whole suite's time.
+S.LIMIT = 'timeout -s KILL 180'
 
 --- Runs a shell command with the cluster's SLURM_CONF; returns its stdout.
 function S.run(cluster, cmd)
@@ -137,6 +161,20 @@ function S.batch(cluster, dir, script, secs)
     os.execute('sleep 0.1')
   end
   return id, state
+end
+
+--- An sbatch script that runs `psurvey survey.lua --backend slurm [args]`
+--- with the given #SBATCH options, its output in job.out and job.err.
+function S.survey_script(options, args)
+  return ('#!/bin/bash\n#SBATCH %s --output=job.out --error=job.err\n%s survey.lua --backend slurm %s\n'):format(
+    options, H.bin, args or '')
+end
+
+--- Runs that script in dir, waiting up to secs; returns the job's id, its
+--- final state and what it wrote to job.out and job.err.
+function S.survey_job(cluster, dir, options, args, secs)
+  local id, state = S.batch(cluster, dir, S.survey_script(options, args), secs)
+  return id, state, H.slurp(dir .. '/job.out') or '', H.slurp(dir .. '/job.err') or ''
 end
 
 return S
