@@ -197,10 +197,15 @@ int ps_agent_main(const char *exe, int conn, int slots) {
   long pages = sysconf(_SC_PHYS_PAGES), pagesize = sysconf(_SC_PAGESIZE);
   uint64_t mem_mb =
       pages > 0 && pagesize > 0 ? (uint64_t)(pages / 1024) * (uint64_t)pagesize / 1024 : 0;
-  /* In a Slurm job given --mem, the job's memory is what its psets share. */
-  const char *job_mem = job[0] ? getenv("SLURM_MEM_PER_NODE") : NULL;
-  if (job_mem && strtoull(job_mem, NULL, 10) > 0 && strtoull(job_mem, NULL, 10) < mem_mb)
-    mem_mb = strtoull(job_mem, NULL, 10);
+  /* In a Slurm job given --mem (or --mem-per-cpu), the job's memory on
+     this node is what its psets share. */
+  uint64_t job_mb = 0;
+  if (job[0] && getenv("SLURM_MEM_PER_NODE"))
+    job_mb = strtoull(getenv("SLURM_MEM_PER_NODE"), NULL, 10);
+  else if (job[0] && getenv("SLURM_MEM_PER_CPU") && getenv("SLURM_CPUS_ON_NODE"))
+    job_mb = strtoull(getenv("SLURM_MEM_PER_CPU"), NULL, 10) *
+             strtoull(getenv("SLURM_CPUS_ON_NODE"), NULL, 10);
+  if (job_mb > 0 && job_mb < mem_mb) mem_mb = job_mb;
   ps_buf_t b;
   ps_buf_init(&b);
   ps_buf_put(&b, PS_AGENT_MAGIC, PS_AGENT_MAGIC_LEN);

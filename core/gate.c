@@ -409,14 +409,36 @@ void ps_gate_counts(const ps_gate_t *g, int *connecting, int *up, int *lost) {
   *lost = g->lost;
 }
 
+/* How good an address is for agents on other hosts: IPv4 first, loopback
+   last (a host name often resolves to 127.0.1.1 or ::1 as well). */
+static int rank(const struct addrinfo *ai) {
+  if (ai->ai_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)ai->ai_addr;
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127 ? 2 : 0;
+  }
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ai->ai_addr;
+  return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ? 3 : 1;
+}
+
 int ps_gate_address_of(const char *name, char *out, size_t size, ps_err_t *err) {
   struct addrinfo hints = {0}, *ai = NULL;
   hints.ai_socktype = SOCK_STREAM;
   if (getaddrinfo(name, NULL, &hints, &ai) != 0 || ai == NULL)
     return ps_err_set(err, PS_EVALUE, "'%s' resolves to no address", name);
-  int rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+  const struct addrinfo *best = NULL;
+  for (const struct addrinfo *p = ai; p; p = p->ai_next)
+    if ((p->ai_family == AF_INET || p->ai_family == AF_INET6) &&
+        (best == NULL || rank(p) < rank(best)))
+      best = p;
+  int rc = best ? getnameinfo(best->ai_addr, best->ai_addrlen, out, (socklen_t)size, NULL, 0,
+                              NI_NUMERICHOST)
+                : -1;
   freeaddrinfo(ai);
   return rc == 0 ? 0 : ps_err_set(err, PS_EVALUE, "cannot write the address of '%s'", name);
+}
+
+int ps_gate_is_loopback(const char *address) {
+  return strncmp(address, "127.", 4) == 0 || strcmp(address, "::1") == 0;
 }
 
 int ps_gate_own_address(char *out, size_t size, ps_err_t *err) {

@@ -36,8 +36,11 @@ int ps_gate_open(ps_pool_t *p, const ps_gate_opts_t *o, ps_gate_t **out, ps_err_
 /* The address this host's name resolves to (where agents reach the
    driver unless told otherwise), as text. */
 int ps_gate_own_address(char *out, size_t size, ps_err_t *err);
-/* The address a host name (or an address) resolves to, as text. */
+/* The address a host name (or an address) resolves to, as text: of its
+   addresses, IPv4 before IPv6, loopback last. */
 int ps_gate_address_of(const char *name, char *out, size_t size, ps_err_t *err);
+/* Whether an address (as text) is a loopback one. */
+int ps_gate_is_loopback(const char *address);
 /* The port it listens on. */
 int ps_gate_port(const ps_gate_t *g);
 /* Agents in the middle of the token exchange or of their hello, up, and

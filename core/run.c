@@ -283,67 +283,6 @@ static int put_task(ps_run_t *r, ps_buf_t *b, const ps_task_t *t) {
   return 0;
 }
 
-/* A pset that needs more slots than any node has fails before it runs. */
-static void too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most) {
-  char msg[200];
-  int need = ncores_of(r, t);
-  if (most->ops->slots_per_map)
-    snprintf(msg, sizeof msg,
-             "the pset needs %d slots (ncores) but this map has %d (option 'ncores')", need,
-             most->slots);
-  else
-    snprintf(msg, sizeof msg, "the pset needs %d slots (ncores) but the largest %s has %d", need,
-             most->ops->noun, most->slots);
-  ps__run_fail_here(r, t, msg);
-}
-
-/* A pset that wants more GPUs than any node has fails before it runs,
-   saying how many it asked for and the most a node has. */
-static void too_many_gpus(ps_run_t *r, const ps_task_t *t) {
-  char msg[sizeof((ps_node_t *)0)->name + 300], asks[64], has[100];
-  int most = r->sched.o.most_gpus, want = gpus_of(r, t);
-  ps_pool_t *p = &r->e->pool;
-  const ps_node_t *only = p->nnodes == 1 ? p->nodes[0] : NULL;
-  snprintf(asks, sizeof asks, "asks for %d GPU%s (gpus)", want, want == 1 ? "" : "s");
-  if (most > 0)
-    snprintf(has, sizeof has, "%d", most);
-  else if (only && only->ops->slots_per_map)
-    snprintf(has, sizeof has, "none (option 'gpus', CUDA_VISIBLE_DEVICES or nvidia-smi say which)");
-  else
-    snprintf(has, sizeof has, "none (option 'gpus'; for hosts, gpus=)");
-  if (only && only->ops->slots_per_map)
-    snprintf(msg, sizeof msg, "the pset %s but %s has %s", asks, only->ops->noun, has);
-  else if (only)
-    snprintf(msg, sizeof msg, "the pset %s but %s %s has %s", asks, only->ops->noun, only->name,
-             has);
-  else
-    snprintf(msg, sizeof msg, "the pset %s but the most any host has is %s", asks, has);
-  ps__run_fail_here(r, t, msg);
-}
-
-/* A pset that reserves more memory than any node up has fails before it
-   runs, saying how much it asked for and the most a node has. */
-static void too_much_memory(ps_run_t *r, const ps_task_t *t) {
-  char msg[sizeof((ps_node_t *)0)->name + 300];
-  ps_pool_t *p = &r->e->pool;
-  const ps_node_t *most = NULL;
-  for (int k = 0; k < p->nnodes; k++)
-    if (p->nodes[k]->ever_up && (most == NULL || p->nodes[k]->mem_mb > most->mem_mb))
-      most = p->nodes[k];
-  int64_t want = memory_of(r, t);
-  if (most && most->ops->slots_per_map)
-    snprintf(msg, sizeof msg, "the pset asks for %lld MiB (memory) but %s has %lld MiB",
-             (long long)want, most->ops->noun, (long long)most->mem_mb);
-  else if (most)
-    snprintf(msg, sizeof msg,
-             "the pset asks for %lld MiB (memory) but the largest %s, %s, has %lld MiB",
-             (long long)want, most->ops->noun, most->name, (long long)most->mem_mb);
-  else
-    snprintf(msg, sizeof msg, "the pset asks for %lld MiB (memory), more than any host has",
-             (long long)want);
-  ps__run_fail_here(r, t, msg);
-}
-
 /* After put_task: t is in flight on w, its encoding (r->scratch) kept. */
 static void sent_task(ps_run_t *r, worker_state_t *st, ps_task_t t, int64_t now) {
   ps_slot_t *s = &st->slot;
@@ -378,13 +317,13 @@ static int halt_settled(ps_run_t *r) {
   return 1;
 }
 
-static void fill_workers(ps_run_t *r);
-
 /* Gives the worker batches, as the scheduler makes them, until it holds
    `depth` of them. */
 static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
   worker_state_t *st = ps__state_of(w);
   if (r->done || r->fatal || r->interrupted || r->halted || w->closing || w->why[0]) return;
+  /* A node being lost (its backend finding out why) takes no work. */
+  if (w->node->state != PS_NODE_UP) return;
   ps_pool_t *p = &r->e->pool;
   const ps_node_t *largest = ps_sched_largest(p->nodes, p->nnodes);
   int64_t want, now = ps_mono_us(); /* one reading for what is sent now */
@@ -402,15 +341,15 @@ static void dispatch(ps_run_t *r, ps_worker_t *w, int depth) {
            (got = ps_sched_take(&r->sched, &st->slot, largest, &t)) != PS_TAKE_NONE) {
       taken++;
       if (got == PS_TAKE_TOO_WIDE) {
-        too_wide(r, &t, largest);
+        ps__run_too_wide(r, &t, largest);
         continue;
       }
       if (got == PS_TAKE_TOO_MANY_GPUS) {
-        too_many_gpus(r, &t);
+        ps__run_too_many_gpus(r, &t);
         continue;
       }
       if (got == PS_TAKE_TOO_MUCH_MEMORY) {
-        too_much_memory(r, &t);
+        ps__run_too_much_memory(r, &t);
         continue;
       }
       if (put_task(r, &b, &t) != 0) continue;
@@ -757,6 +696,17 @@ static void on_dead(ps_worker_t *w) {
 }
 
 /* A node connected or was lost. */
+/* Whether a node that was never up may still come (a Slurm allocation
+   asked for, an ssh host still trying). */
+static int more_may_come(const ps_pool_t *p) {
+  for (int k = 0; k < p->nnodes; k++) {
+    const ps_node_t *n = p->nodes[k];
+    if (!n->ever_up && (n->state != PS_NODE_DOWN || n->ops->gone == NULL || !n->ops->gone(n)))
+      return 1;
+  }
+  return 0;
+}
+
 static void on_node(ps_node_t *n, int up) {
   ps_engine_t *e = n->pool->owner;
   ps_run_t *r = e->run;
@@ -767,20 +717,22 @@ static void on_node(ps_node_t *n, int up) {
     ps_log_printf(&e->log, "host %s: %s: %s", n->name, n->ever_up ? "lost" : "cannot connect",
                   n->why);
   if (r == NULL) return;
-  if (up) {
-    if (r->o->verbose >= 2)
-      ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
-    /* What a pset may ask for grows with the nodes that come (a Slurm
-       agent's GPUs and memory are known from its hello). */
+  /* What a pset may ask for follows the nodes: it grows as they come (a
+     Slurm agent's GPUs and memory are known from its hello), and shrinks
+     as they are lost for good, unless more may come (a node never up and
+     not gone: Slurm allocations asked for), so that a pset no node left
+     can take fails instead of waiting for ever. */
+  if (up || !more_may_come(&e->pool)) {
     r->sched.o.most_gpus = ps_sched_most_gpus(e->pool.nodes, e->pool.nnodes);
     r->sched.most_mb = ps_sched_most_memory(e->pool.nodes, e->pool.nnodes);
-    fill_workers(r);
-    dispatch_all(r);
-  } else if (r->o->verbose >= 1 && n->failures <= 1) {
-    /* Said once per outage; reconnect attempts go to the log. */
+  }
+  if (up && r->o->verbose >= 2)
+    ps_progress_event(&r->progress, "host %s connected: %d slots", n->name, n->slots);
+  if (!up && r->o->verbose >= 1 && n->failures <= 1) /* once per outage; retries: the log */
     ps_progress_event(&r->progress, "host %s %s: %s", n->name, n->ever_up ? "lost" : "unreachable",
                       n->why);
-  }
+  if (up) fill_workers(r);
+  dispatch_all(r);
 }
 /* A backend's remark: the log keeps it. */
 static void on_note(ps_pool_t *p, const char *text) {

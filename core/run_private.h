@@ -1,7 +1,8 @@
 /*
- * run_private.h: what the two files of a running stage share: run.c (its
- * life, its workers and their events) and finish.c (what becomes of an
- * attempt: a row, a record, a retry). Not for any other file.
+ * run_private.h: what the files of a running stage share: run.c (its
+ * life, its workers and their events), finish.c (what becomes of an
+ * attempt: a row, a record, a retry) and refusals.c (why a pset can run
+ * nowhere). Not for any other file.
  */
 #ifndef PS_RUN_PRIVATE_H
 #define PS_RUN_PRIVATE_H
@@ -107,5 +108,12 @@ void ps__run_attempt_failed(ps_run_t *r, ps_worker_t *w, ps_task_t t, const ps_o
 void ps__run_pset_name(ps_run_t *r, int64_t index, char *out, size_t n);
 /* Frees the limits and causes of the psets that were retried. */
 void ps__run_free_overrides(ps_run_t *r);
+
+/* refusals.c. A pset that can run nowhere fails before it runs, saying
+   what it asked for and the most a node has: more slots (ncores) than the
+   largest node (most), more GPUs, more memory. */
+void ps__run_too_wide(ps_run_t *r, const ps_task_t *t, const ps_node_t *most);
+void ps__run_too_many_gpus(ps_run_t *r, const ps_task_t *t);
+void ps__run_too_much_memory(ps_run_t *r, const ps_task_t *t);
 
 #endif

@@ -16,9 +16,6 @@
 /* sbatch failures in a row after which no more jobs are asked for. */
 #define GIVE_UP_AFTER 3
 #define MAX_ARGS 64
-/* Agents whose loss waits for squeue to say why; more are judged on what
-   is known. */
-#define MAX_LOSING 64
 /* How long a lost agent waits for squeue before it is judged anyway (us). */
 #define JUDGE_PATIENCE_US 10000000
 /* An agent lost this close to its job's end (or after it) was lost to
@@ -63,8 +60,8 @@ typedef struct alloc_s {
   int64_t recent[256];        /* when the last submissions were made (monotonic us), a ring */
   int nrecent;
   int failures, closing, hurry; /* hurry: poll at the next tick */
-  losing_t losing[MAX_LOSING];
-  int nlosing;
+  losing_t *losing;             /* growing: a preemption may take many agents at once */
+  int nlosing, caplosing;
   ps_errand_t *submitting, *polling;
   uv_timer_t timer;
 } alloc_t;
@@ -212,7 +209,16 @@ static void judge_now(alloc_t *a, int k) {
    starts from now. */
 static void judge(void *data, ps_node_t *n) {
   alloc_t *a = data;
-  if (a->nlosing == MAX_LOSING) judge_now(a, 0); /* room, on what is known */
+  if (a->nlosing == a->caplosing) {
+    int cap = a->caplosing ? 2 * a->caplosing : 16;
+    losing_t *more = realloc(a->losing, sizeof *more * (size_t)cap);
+    if (more == NULL) { /* out of memory: judged on what is known */
+      ps_pool_node_lost(n, n->why);
+      return;
+    }
+    a->losing = more;
+    a->caplosing = cap;
+  }
   a->losing[a->nlosing++] = (losing_t){n, ps_mono_us()};
   a->hurry = 1;
   if (a->closing) judge_now(a, a->nlosing - 1);
@@ -340,6 +346,7 @@ static void timer_closed(uv_handle_t *h) {
   free(a->squeue);
   free(a->scancel);
   free(a->jobs);
+  free(a->losing);
   free(a);
 }
 
@@ -485,10 +492,16 @@ int ps_sbatch_setup(ps_pool_t *p, const ps_sbatch_opts_t *o, ps_err_t *err) {
   ps_gate_t *gate;
   ps_gate_opts_t go = {address, o->port, a->token, o->heartbeat, "slurm", "Slurm node", judge, a};
   int rc = ps_gate_open(p, &go, &gate, err);
-  if (rc != 0 || ps_pool_add_node(p, n) != 0) {
+  if (rc != 0) {
     free(a);
     free(n);
-    return rc ? rc : ps_err_set(err, PS_ENOMEM, "out of memory");
+    return rc;
+  }
+  if (ps_pool_add_node(p, n) != 0) {
+    /* The gate, open until the pool closes, keeps a as its judge's: a
+       stays (out of memory, the run is ending anyway). */
+    free(n);
+    return ps_err_set(err, PS_ENOMEM, "out of memory");
   }
   a->pool = p;
   a->node = n;

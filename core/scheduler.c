@@ -168,10 +168,15 @@ const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes) {
   return m;
 }
 
+/* Whether n is lost for good (its backend says it will not come back). */
+static int gone(const ps_node_t *n) {
+  return n->state == PS_NODE_DOWN && n->ops->gone != NULL && n->ops->gone(n);
+}
+
 int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes) {
   int most = 0;
   for (int k = 0; k < nnodes; k++)
-    if (nodes[k]->ngpus > most) most = nodes[k]->ngpus;
+    if (!gone(nodes[k]) && nodes[k]->ngpus > most) most = nodes[k]->ngpus;
   return most;
 }
 
@@ -185,8 +190,12 @@ static int64_t memory_of(const ps_sched_t *s, const ps_task_t *t) {
 
 int64_t ps_sched_most_memory(ps_node_t *const *nodes, int nnodes) {
   int64_t most = 0;
-  for (int k = 0; k < nnodes; k++)
-    if (nodes[k]->ever_up && nodes[k]->mem_mb > most) most = nodes[k]->mem_mb;
+  for (int k = 0; k < nnodes; k++) {
+    const ps_node_t *n = nodes[k];
+    if (!n->ever_up || gone(n)) continue;
+    if (n->mem_mb <= 0) return 0; /* it does not say: it has room for any */
+    if (n->mem_mb > most) most = n->mem_mb;
+  }
   return most;
 }
 

@@ -157,9 +157,11 @@ int ps_sched_serving_before(const ps_sched_t *s, const ps_slot_t *slot);
 int ps_sched_free_slots(const ps_sched_t *s, const ps_node_t *n);
 /* The node of those ever up with the most slots, or NULL. */
 const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes);
-/* The most GPUs a node of those has (for ps_sched_opts_t.most_gpus). */
+/* The most GPUs a node of those not lost for good has (for
+   ps_sched_opts_t.most_gpus). */
 int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes);
-/* The most memory a node of those ever up has, MiB (for most_mb). */
+/* The most memory a node of those ever up and not lost for good has, MiB
+   (for most_mb); 0 when one of them does not say its memory. */
 int64_t ps_sched_most_memory(ps_node_t *const *nodes, int nnodes);
 /* n's memory not reserved by psets running there (MiB; INT64_MAX when n
    does not say its memory). */

@@ -198,6 +198,13 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   else if (node_address(address, sizeof address) != 0 &&
            ps_gate_own_address(address, sizeof address, err) != 0)
     return err->code;
+  /* Agents on other nodes cannot reach a loopback address. */
+  const char *nn = getenv("SLURM_JOB_NUM_NODES");
+  if (!o->listen && ps_gate_is_loopback(address) && nn && atoi(nn) > 1)
+    return ps_err_set(err, PS_EVALUE,
+                      "backend 'slurm': this node's address for the agents is %s, a loopback "
+                      "address the other %d nodes cannot reach: give slurm.listen",
+                      address, atoi(nn) - 1);
   if (ps_auth_new_token(token) != 0)
     return ps_err_set(err, PS_EWORKER, "no randomness for the run's token");
   ps_gate_t *gate;
@@ -224,7 +231,7 @@ int ps_slurm_setup(ps_pool_t *p, const ps_slurm_opts_t *o, ps_err_t *err) {
   char connect[200], nodes[32], cpus[32];
   snprintf(connect, sizeof connect, strchr(address, ':') ? "[%s]:%d" : "%s:%d", address,
            ps_gate_port(gate));
-  const char *nn = getenv("SLURM_JOB_NUM_NODES"), *cn = getenv("SLURM_CPUS_ON_NODE");
+  const char *cn = getenv("SLURM_CPUS_ON_NODE");
   snprintf(nodes, sizeof nodes, "--nodes=%s", nn && nn[0] ? nn : "1");
   snprintf(cpus, sizeof cpus, "--cpus-per-task=%s", cn && cn[0] ? cn : "1");
   char *argv[] = {(char *)(o->srun ? o->srun : "srun"),

@@ -578,9 +578,15 @@ static void too_much_memory_fails_before_it_runs(void) {
   CHECK(w.runs[4] == 1 && w.done[4] == 1); /* n2 has 4000 */
   for (int i = 0; i < 10; i++) CHECK(w.done[i] == 1);
   world_free(&w);
-  /* A node that does not say its memory has room for any. */
+  /* A node that does not say its memory has room for any, beside one that does too. */
   world_init(&w, 4, (int[]){2}, 1, 0);
   w.memory[1] = 1 << 30;
+  run_all(&w, 1000);
+  CHECK(w.refused == 0 && w.runs[1] == 1);
+  world_free(&w);
+  world_init(&w, 4, (int[]){2, 2}, 2, 0);
+  world_memory(&w, (int64_t[]){0, 4000});
+  w.memory[1] = 5000;
   run_all(&w, 1000);
   CHECK(w.refused == 0 && w.runs[1] == 1);
   world_free(&w);

@@ -93,8 +93,19 @@ for i = 1, 16 do list[i] = { i = i, g = 1 + i % 2, sleep = 0.3, _psurvey = { gpu
 for i = 1, 8 do list[i] = { i = i, g = 1, sleep = 0.2, _psurvey = { gpus = 1 } } end]],
       '{ gpus = { 0, 1 }, ncores = 2 }'), '', no_gpus_env)
     assert.equal(0, r.code, r.err)
-    assert.same({ { seen = '0', n = 4 }, { seen = '1', n = 4 } },
-      H.sql(dir .. '/.psurvey/survey.db', 'select seen, count(*) n from stage1 group by seen order by seen'))
+    -- Both GPUs at work at once (before a fix, all ran on GPU 0, one at a time).
+    local got = rows(dir)
+    local together = 0
+    for a = 1, #got do
+      for b = a + 1, #got do
+        local x, y = got[a], got[b]
+        if x.s < y.e and y.s < x.e then
+          assert.are_not.equal(x.seen, y.seen)
+          together = together + 1
+        end
+      end
+    end
+    assert.is_true(together > 0, 'the two GPUs never ran psets at once')
   end)
 
   it('fails a pset that asks for more GPUs than any host has, naming both counts', function()

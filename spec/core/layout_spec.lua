@@ -14,7 +14,7 @@ local floors = {
   store = 5, store_private = 5, schema = 5, catalog = 5, query = 5, stage = 5, sqlstage = 5, memstage = 5,
   resume = 5, cursor = 5, celltypes = 5, export = 5,
   scheduler = 6, outcome = 6,
-  run = 7, run_private = 7, finish = 7, progress = 7,
+  run = 7, run_private = 7, finish = 7, refusals = 7, progress = 7,
 }
 
 local function includes(path)

@@ -82,8 +82,8 @@ describe('#slurm the Slurm backend', function()
       assert.equal('COMPLETED', state, out .. err)
       assert.equal('12\t0\n', out)
       local db = dir .. '/.psurvey/survey.db'
-      assert.same({ { ids = '0', n = 6 }, { ids = '1', n = 6 } },
-        H.sql(db, 'select ids, count(*) n from gpus group by ids order by ids'))
+      -- Both GPUs were used (before a fix, all ran on GPU 0, one at a time).
+      assert.same({ { ids = '0' }, { ids = '1' } }, H.sql(db, 'select distinct ids from gpus order by ids'))
       -- Never two psets on one GPU at once.
       local rows = H.sql(db, 'select ids, _start, _end from gpus')
       for a = 1, #rows do
@@ -258,7 +258,7 @@ describe('#slurm the Slurm backend', function()
       -- The spec's cluster preempts jobs of partition debug for those of
       -- partition urgent (PreemptType=preempt/partition_prio).
       local first, db, log = disturbed(60, function()
-        assert(S.run(cluster, "sbatch --parsable -o /dev/null -p urgent -n 2 --wrap 'sleep 2'"):match('%d+'),
+        assert(S.run(cluster, "sbatch --parsable -o /dev/null -p urgent --exclusive --wrap 'sleep 2'"):match('%d+'),
           'the urgent job was not taken')
       end)
       assert.matches('slurm job ' .. first .. ' ended: PREEMPTED', log)
@@ -272,9 +272,11 @@ describe('#slurm the Slurm backend', function()
     end)
 
     it('uses an allocation that starts late, while the survey runs', function()
-      -- Another user's job holds one of the node's CPUs: of the survey's
-      -- two 1-CPU jobs, one waits until that job is cancelled.
-      local blocker = S.run(cluster, "sbatch --parsable -o /dev/null -n 1 --wrap 'sleep 60'"):match('%d+')
+      -- Another user's job holds all but one of the node's CPUs: of the
+      -- survey's two 1-CPU jobs, one waits until that job is cancelled.
+      local cpus = tonumber((H.shell('nproc'):gsub('%s', '')))
+      local blocker = S.run(cluster, ("sbatch --parsable -o /dev/null -n %d --wrap 'sleep 60'"):format(cpus - 1))
+        :match('%d+')
       finally(function() S.run(cluster, 'scancel ' .. blocker) end)
       local dir = H.tmpdir()
       H.write(dir, 'survey.lua', SURVEY)

@@ -104,7 +104,7 @@ export %s
 slurmctld -D -i >%s/log/slurmctld.out 2>&1 &
 echo $! > %s/slurmctld.bgpid
 for i in $(seq 500); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.02; done
-kill -0 $(cat %s/slurmctld.bgpid)  # ours answered, not another
+kill -0 $(cat %s/slurmctld.bgpid)  # ours is up (its own ports keep another from answering)
 %s
 for i in $(seq 500); do [ "$(sinfo -h -o %%T 2>/dev/null | sort -u)" = idle ] && exit 0; sleep 0.02; done
 exit 1
