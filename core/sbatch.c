@@ -18,6 +18,13 @@
 #define MAX_ARGS 64
 /* How long a lost agent waits for squeue before it is judged anyway (us). */
 #define JUDGE_PATIENCE_US 10000000
+/* A squeue running this many polls' time, and 10 s at least, is stuck (a
+   controller that does not answer): it is killed and asked again. An
+   sbatch gets 60 s; one killed may have submitted its job, which the next
+   squeue finds by its name. */
+#define STUCK_POLLS 10
+#define STUCK_MIN_US 10000000
+#define SBATCH_STUCK_US 60000000
 /* An agent lost this close to its job's end (or after it) was lost to
    the walltime: slurmctld ends jobs on its own periodic check (s). */
 #define WALLTIME_SLACK_S 5
@@ -60,6 +67,8 @@ typedef struct alloc_s {
   int64_t recent[256];        /* when the last submissions were made (monotonic us), a ring */
   int nrecent;
   int failures, closing, hurry; /* hurry: poll at the next tick */
+  int stuck;                    /* squeues killed in a row for not answering */
+  int64_t submit_started;       /* monotonic us */
   losing_t *losing;             /* growing: a preemption may take many agents at once */
   int nlosing, caplosing;
   ps_errand_t *submitting, *polling;
@@ -103,6 +112,30 @@ static void first_line(const ps_buf_t *b, char *out, size_t size) {
   snprintf(out, size, "%.*s", (int)n, b->failed || b->data == NULL ? "" : b->data);
 }
 
+static job_t *find_job(alloc_t *a, const char *id) {
+  for (int k = 0; k < a->njobs; k++)
+    if (strcmp(a->jobs[k].id, id) == 0) return &a->jobs[k];
+  return NULL;
+}
+
+/* A job of this run's, queued as far as we know; NULL when out of memory. */
+static job_t *add_job(alloc_t *a, const char *id) {
+  if (a->njobs == a->capjobs) {
+    int cap = a->capjobs ? 2 * a->capjobs : 16;
+    job_t *more = realloc(a->jobs, sizeof *more * (size_t)cap);
+    if (more == NULL) return NULL;
+    a->jobs = more;
+    a->capjobs = cap;
+  }
+  job_t *j = &a->jobs[a->njobs++];
+  memset(j, 0, sizeof *j);
+  snprintf(j->id, sizeof j->id, "%s", id);
+  j->submitted = ps_mono_us();
+  j->state = JOB_QUEUED;
+  snprintf(j->last, sizeof j->last, "PENDING");
+  return j;
+}
+
 static void on_submitted(ps_errand_t *e, int exited, int code, int sig, const ps_buf_t *out,
                          const ps_buf_t *err) {
   alloc_t *a = e->data;
@@ -125,26 +158,8 @@ static void on_submitted(ps_errand_t *e, int exited, int code, int sig, const ps
     return;
   }
   a->failures = 0;
-  if (a->njobs == a->capjobs) {
-    int cap = a->capjobs ? 2 * a->capjobs : 16;
-    job_t *more = realloc(a->jobs, sizeof *more * (size_t)cap);
-    if (more == NULL) return;
-    a->jobs = more;
-    a->capjobs = cap;
-  }
-  job_t *j = &a->jobs[a->njobs++];
-  memset(j, 0, sizeof *j);
-  snprintf(j->id, sizeof j->id, "%s", id);
-  j->submitted = ps_mono_us();
-  j->state = JOB_QUEUED;
-  snprintf(j->last, sizeof j->last, "PENDING");
-  ps_pool_note(a->pool, "submitted slurm job %s (%d queued or running)", id, active(a));
-}
-
-static job_t *find_job(alloc_t *a, const char *id) {
-  for (int k = 0; k < a->njobs; k++)
-    if (strcmp(a->jobs[k].id, id) == 0) return &a->jobs[k];
-  return NULL;
+  if (find_job(a, id) || add_job(a, id))
+    ps_pool_note(a->pool, "submitted slurm job %s (%d queued or running)", id, active(a));
 }
 
 /* A time as squeue prints it, 2026-11-29T21:05:00 (local time), in Unix
@@ -232,6 +247,8 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
   (void)sig, (void)err;
   a->polling = NULL;
   if (!exited || code != 0 || out->failed) return; /* the next poll asks again */
+  if (a->stuck > 0) ps_pool_note(a->pool, "squeue answers again");
+  a->stuck = 0;
   for (int k = 0; k < a->njobs; k++) a->jobs[k].last[0] = a->jobs[k].state == JOB_ENDED ? 'E' : 0;
   const char *p = out->data ? out->data : "", *end = p + out->len;
   while (p < end) {
@@ -241,8 +258,14 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
     char line[200];
     snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
     job_t *j = NULL;
-    if (sscanf(line, "%31s %23s %31s %31s %31s", id, state, start, ends, preempted) >= 2)
+    if (sscanf(line, "%31s %23s %31s %31s %31s", id, state, start, ends, preempted) >= 2) {
       j = find_job(a, id);
+      /* One of this run's that a killed sbatch did not tell us of (while
+         an sbatch runs, an unknown job may be its own, told soon). */
+      if (j == NULL && a->submitting == NULL && job_state(state) != JOB_ENDED &&
+          (j = add_job(a, id)) != NULL)
+        ps_pool_note(a->pool, "slurm job %s is this run's too (its sbatch did not answer)", id);
+    }
     if (j) {
       /* Its end is its time limit's while it waits or runs; once it has
          ended, the time it ended. */
@@ -289,7 +312,7 @@ static void submit(alloc_t *a) {
     if (a->node) ps_pool_node_lost(a->node, err.msg);
     return;
   }
-  a->recent[a->nrecent++ % 256] = ps_mono_us();
+  a->submit_started = a->recent[a->nrecent++ % 256] = ps_mono_us();
 }
 
 static void poll_jobs(alloc_t *a) {
@@ -310,6 +333,21 @@ static void on_tick(uv_timer_t *t) {
   alloc_t *a = t->data;
   if (a->closing) return;
   int64_t now = ps_mono_us();
+  int64_t stuck_us =
+      STUCK_POLLS * a->poll_us > STUCK_MIN_US ? STUCK_POLLS * a->poll_us : STUCK_MIN_US;
+  if (a->polling && now - a->last_poll > stuck_us) {
+    if (a->stuck++ == 0)
+      ps_pool_note(a->pool, "squeue has not answered in %.0f s: killed, asking again",
+                   stuck_us / 1e6);
+    ps_errand_drop(a->polling);
+    a->polling = NULL;
+  }
+  if (a->submitting && now - a->submit_started > SBATCH_STUCK_US) {
+    ps_pool_note(a->pool, "sbatch has not answered in %d s: killed", SBATCH_STUCK_US / 1000000);
+    ps_errand_drop(a->submitting);
+    a->submitting = NULL;
+    a->failures++;
+  }
   if (a->polling == NULL && a->njobs > 0 && (a->hurry || now - a->last_poll >= a->poll_us)) {
     a->last_poll = now;
     a->hurry = 0;

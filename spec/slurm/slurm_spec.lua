@@ -254,6 +254,50 @@ describe('#slurm the Slurm backend', function()
       assert.is_true(lost >= 1, 'no pset was lost with the cancelled job')
     end)
 
+    it('goes on when squeue does not answer: a lost agent is judged on what is known, a stuck squeue is killed',
+      function()
+        -- squeue as a controller too busy to answer while `hang` exists.
+        local dir = H.tmpdir()
+        os.execute('mkdir -p ' .. H.quote(dir .. '/bin'))
+        H.write(dir, 'bin/squeue', ('#!/bin/sh\nwhile [ -e %s/hang ]; do sleep 0.1; done\nexec %s "$@"\n')
+          :format(H.quote(dir), (H.shell('command -v squeue'):gsub('%s', ''))))
+        os.execute('chmod +x ' .. H.quote(dir .. '/bin/squeue'))
+        H.write(dir, 'survey.lua', SURVEY)
+        local proc = B.start(dir, "survey.lua -- 60 0.2 '{ nodes = 1, cpus_per_task = 2, poll = 0.3 }'",
+          { SLURM_CONF = cluster.conf, PATH = dir .. '/bin:' .. os.getenv('PATH') })
+        finally(function() B.kill(proc) end)
+        local log = ''
+        local function log_says(pattern, secs)
+          for _ = 1, secs * 10 do
+            local logs = H.logs(dir)
+            log = logs[1] and H.slurp(dir .. '/' .. logs[1]) or ''
+            local found = log:match(pattern)
+            if found then return found end
+            os.execute('sleep 0.1')
+          end
+          error('the log never said ' .. pattern .. ':\n' .. log)
+        end
+        local first = log_says('slurm job (%d+) started', 20)
+        log_says(': connected', 20)
+        H.write(dir, 'hang', '')
+        os.execute('sleep 0.5')
+        S.run(cluster, 'scancel ' .. first)
+        -- Ten seconds on, the agent is judged without squeue, and the stuck
+        -- squeue is killed; then the controller answers again.
+        log_says('lost: its agent\'s connection ended[^\n]* %(slurm job ' .. first .. '%)', 20)
+        log_says('squeue has not answered in 10 s: killed, asking again', 20)
+        os.remove(dir .. '/hang')
+        local done = B.finish(proc, 60)
+        assert.equal(0, done.code, done.err)
+        assert.equal('60\t0\n', done.out)
+        log = log_of(dir)
+        assert.matches('squeue answers again', log)
+        assert.matches('slurm job ' .. first .. ' ended: CANCELLED', log)
+        local db = dir .. '/.psurvey/survey.db'
+        assert.same({ { n = 60, d = 60 } }, H.sql(db, 'select count(*) n, count(distinct _index) d from squares'))
+        assert.same({ { kind = 'host_lost' } }, H.sql(db, 'select distinct kind from squares_attempts'))
+      end)
+
     it('requeues the psets of a preempted job, and its attempts say it was preempted', function()
       -- The spec's cluster preempts jobs of partition debug for those of
       -- partition urgent (PreemptType=preempt/partition_prio).
