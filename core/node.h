@@ -90,4 +90,10 @@ struct ps_node_s {
   int loss;      /* PS_LOSS_*: the cause, as its backend found it */
 };
 
+/* Whether n is lost for good: not up, and its backend does not expect it
+   back (a node without `gone` always may come back). */
+static inline int ps_node_gone(const ps_node_t *n) {
+  return n->state != PS_NODE_UP && n->ops->gone != NULL && n->ops->gone(n);
+}
+
 #endif

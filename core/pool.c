@@ -99,6 +99,19 @@ void ps_pool_note(ps_pool_t *p, const char *fmt, ...) {
   p->cb.on_note(p, text);
 }
 
+int ps_pool_no_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
+  (void)w;
+  return ps_err_set(err, PS_EWORKER, "%s %s runs no worker: its agents do", n->ops->noun, n->name);
+}
+
+int ps_pool_no_send(ps_worker_t *w, ps_buf_t *b) {
+  (void)w;
+  ps_buf_free(b);
+  return PS_EWORKER;
+}
+
+void ps_pool_no_kill(ps_worker_t *w, int sig) { (void)w, (void)sig; }
+
 int ps_pool_nodes_up(const ps_pool_t *p, int *slots) {
   int up = 0, s = 0;
   for (int k = 0; k < p->nnodes; k++)
@@ -114,7 +127,7 @@ int ps_pool_nodes_gone(const ps_pool_t *p) {
   if (p->nnodes == 0) return 0;
   for (int k = 0; k < p->nnodes; k++) {
     const ps_node_t *n = p->nodes[k];
-    if (n->state == PS_NODE_UP || n->ops->gone == NULL || !n->ops->gone(n)) return 0;
+    if (!ps_node_gone(n)) return 0;
   }
   return 1;
 }

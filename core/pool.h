@@ -85,6 +85,12 @@ void ps_pool_node_up(ps_node_t *n);
 void ps_pool_node_lost(ps_node_t *n, const char *why);
 /* A backend's remark for the log (on_note), formatted. */
 void ps_pool_note(ps_pool_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The spawn, send and kill of a node that stands for others and runs no
+   worker itself (a Slurm allocation, whose agents are nodes of their
+   own): spawn refuses, send drops, kill does nothing. */
+int ps_pool_no_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err);
+int ps_pool_no_send(ps_worker_t *w, ps_buf_t *b);
+void ps_pool_no_kill(ps_worker_t *w, int sig);
 /* Nodes up now, and slots on them. */
 int ps_pool_nodes_up(const ps_pool_t *p, int *slots);
 /* 1 when no node is up and none is expected back. */

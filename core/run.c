@@ -701,8 +701,7 @@ static void on_dead(ps_worker_t *w) {
 static int more_may_come(const ps_pool_t *p) {
   for (int k = 0; k < p->nnodes; k++) {
     const ps_node_t *n = p->nodes[k];
-    if (!n->ever_up && (n->state != PS_NODE_DOWN || n->ops->gone == NULL || !n->ops->gone(n)))
-      return 1;
+    if (!n->ever_up && !ps_node_gone(n)) return 1;
   }
   return 0;
 }

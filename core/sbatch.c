@@ -239,6 +239,33 @@ static void judge(void *data, ps_node_t *n) {
   if (a->closing) judge_now(a, a->nlosing - 1);
 }
 
+/* One line of squeue's answer: "ID STATE START END PREEMPTED". */
+static void read_job(alloc_t *a, const char *line) {
+  char id[32], state[24], start[32] = "", ends[32] = "", preempted[32] = "";
+  if (sscanf(line, "%31s %23s %31s %31s %31s", id, state, start, ends, preempted) < 2) return;
+  int now = job_state(state);
+  job_t *j = find_job(a, id);
+  /* One of this run's that a killed sbatch did not tell us of (while an
+     sbatch runs, an unknown job may be its own, told soon). */
+  if (j == NULL && a->submitting == NULL && now != JOB_ENDED && (j = add_job(a, id)) != NULL)
+    ps_pool_note(a->pool, "slurm job %s is this run's too (its sbatch did not answer)", id);
+  if (j == NULL) return;
+  /* Its end is its time limit's while it waits or runs; once it has
+     ended, the time it ended. */
+  if (now == JOB_QUEUED || now == JOB_RUNNING) {
+    j->start = unix_time(start);
+    j->ends = unix_time(ends);
+    set_ends(a, j);
+  }
+  j->preempted = unix_time(preempted);
+  snprintf(j->last, sizeof j->last, "%s", state);
+  if (j->state == JOB_ENDED) return;
+  if (now == JOB_RUNNING && j->state == JOB_QUEUED)
+    ps_pool_note(a->pool, "slurm job %s started", id);
+  if (now == JOB_ENDED) ps_pool_note(a->pool, "slurm job %s ended: %s", id, state);
+  j->state = now;
+}
+
 /* squeue's answer: "ID STATE START END PREEMPTED" per line, for this
    run's jobs. A job it no longer lists has ended. */
 static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_buf_t *out,
@@ -254,36 +281,9 @@ static void on_polled(ps_errand_t *e, int exited, int code, int sig, const ps_bu
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) nl = end;
-    char id[32], state[24], start[32] = "", ends[32] = "", preempted[32] = "";
     char line[200];
     snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
-    job_t *j = NULL;
-    if (sscanf(line, "%31s %23s %31s %31s %31s", id, state, start, ends, preempted) >= 2) {
-      j = find_job(a, id);
-      /* One of this run's that a killed sbatch did not tell us of (while
-         an sbatch runs, an unknown job may be its own, told soon). */
-      if (j == NULL && a->submitting == NULL && job_state(state) != JOB_ENDED &&
-          (j = add_job(a, id)) != NULL)
-        ps_pool_note(a->pool, "slurm job %s is this run's too (its sbatch did not answer)", id);
-    }
-    if (j) {
-      /* Its end is its time limit's while it waits or runs; once it has
-         ended, the time it ended. */
-      if (job_state(state) == JOB_QUEUED || job_state(state) == JOB_RUNNING) {
-        j->start = unix_time(start);
-        j->ends = unix_time(ends);
-        set_ends(a, j);
-      }
-      j->preempted = unix_time(preempted);
-      snprintf(j->last, sizeof j->last, "%s", state);
-    }
-    if (j && j->state != JOB_ENDED) {
-      int now = job_state(state);
-      if (now == JOB_RUNNING && j->state == JOB_QUEUED)
-        ps_pool_note(a->pool, "slurm job %s started", id);
-      if (now == JOB_ENDED) ps_pool_note(a->pool, "slurm job %s ended: %s", id, state);
-      j->state = now;
-    }
+    read_job(a, line);
     p = nl + 1;
   }
   /* A job submitted after this squeue started may not be listed yet. */
@@ -363,19 +363,6 @@ static void on_tick(uv_timer_t *t) {
 }
 
 /* The allocator node's functions: it never runs a worker. */
-
-static int alloc_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
-  (void)n, (void)w;
-  return ps_err_set(err, PS_EWORKER, "workers run on the allocations' agents");
-}
-
-static int alloc_send(ps_worker_t *w, ps_buf_t *b) {
-  (void)w;
-  ps_buf_free(b);
-  return PS_EWORKER;
-}
-
-static void alloc_kill(ps_worker_t *w, int sig) { (void)w, (void)sig; }
 
 static void timer_closed(uv_handle_t *h) {
   alloc_t *a = h->data;
@@ -467,9 +454,9 @@ static void alloc_describe(const ps_node_t *n, char *out, size_t size) {
 static const ps_backend_ops_t alloc_ops = {
     .name = "slurm",
     .noun = "Slurm allocations",
-    .spawn = alloc_spawn,
-    .send = alloc_send,
-    .kill = alloc_kill,
+    .spawn = ps_pool_no_spawn,
+    .send = ps_pool_no_send,
+    .kill = ps_pool_no_kill,
     .bye = alloc_bye,
     .open = alloc_open,
     .end = alloc_end,

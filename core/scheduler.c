@@ -168,15 +168,10 @@ const ps_node_t *ps_sched_largest(ps_node_t *const *nodes, int nnodes) {
   return m;
 }
 
-/* Whether n is lost for good (its backend says it will not come back). */
-static int gone(const ps_node_t *n) {
-  return n->state == PS_NODE_DOWN && n->ops->gone != NULL && n->ops->gone(n);
-}
-
 int ps_sched_most_gpus(ps_node_t *const *nodes, int nnodes) {
   int most = 0;
   for (int k = 0; k < nnodes; k++)
-    if (!gone(nodes[k]) && nodes[k]->ngpus > most) most = nodes[k]->ngpus;
+    if (!ps_node_gone(nodes[k]) && nodes[k]->ngpus > most) most = nodes[k]->ngpus;
   return most;
 }
 
@@ -192,7 +187,7 @@ int64_t ps_sched_most_memory(ps_node_t *const *nodes, int nnodes) {
   int64_t most = 0;
   for (int k = 0; k < nnodes; k++) {
     const ps_node_t *n = nodes[k];
-    if (!n->ever_up || gone(n)) continue;
+    if (!n->ever_up || ps_node_gone(n)) continue;
     if (n->mem_mb <= 0) return 0; /* it does not say: it has room for any */
     if (n->mem_mb > most) most = n->mem_mb;
   }

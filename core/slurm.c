@@ -96,19 +96,6 @@ static void on_exit_cb(ps_child_t *child, int64_t status, int sig) {
   if (n) ps_pool_node_lost(n, why);
 }
 
-static int step_spawn(ps_node_t *n, ps_worker_t *w, ps_err_t *err) {
-  (void)n, (void)w;
-  return ps_err_set(err, PS_EWORKER, "workers run on the allocation's agents");
-}
-
-static int step_send(ps_worker_t *w, ps_buf_t *b) {
-  (void)w;
-  ps_buf_free(b);
-  return PS_EWORKER;
-}
-
-static void step_kill(ps_worker_t *w, int sig) { (void)w, (void)sig; }
-
 /* Closing: the agents are told BYE by their nodes and end, and so does
    srun's step; srun is killed only if it outlasts the drain (step_end). */
 static void step_bye(ps_node_t *n) { (void)n; }
@@ -151,9 +138,9 @@ static void step_describe(const ps_node_t *n, char *out, size_t size) {
 static const ps_backend_ops_t step_ops = {
     .name = "slurm",
     .noun = "Slurm allocation",
-    .spawn = step_spawn,
-    .send = step_send,
-    .kill = step_kill,
+    .spawn = ps_pool_no_spawn,
+    .send = ps_pool_no_send,
+    .kill = ps_pool_no_kill,
     .bye = step_bye,
     .open = step_open,
     .end = step_end,
