@@ -4,11 +4,5 @@
 local H = require('support.helpers')
 
 describe('the scheduler', function()
-  local program, names = H.c_test('test_scheduler')
-  it('has its cases', function()
-    assert.is_true(#names >= 10, 'no cases from ' .. program .. ': ' .. table.concat(names, '\n'))
-  end)
-  for _, name in ipairs(names) do
-    it(name, function() H.c_case(program, name) end)
-  end
+  H.c_cases(it, 'test_scheduler', 10)
 end)

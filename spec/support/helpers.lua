@@ -157,6 +157,19 @@ function H.c_case(program, name)
   assert(out == 'ok ' .. name .. '\n' and rc == 0, ('%s (exit %s):\n%s'):format(program, rc, out))
 end
 
+--- Inside a describe block: one spec per case of C test program `name`
+--- (core/test/), and one that it lists at least `at_least` of them. `it`
+--- is the spec file's own (busted gives it to spec files, not modules).
+function H.c_cases(it, name, at_least)
+  local program, names = H.c_test(name)
+  it('has its cases', function()
+    assert(#names >= at_least, 'no cases from ' .. program .. ': ' .. table.concat(names, '\n'))
+  end)
+  for _, case in ipairs(names) do
+    it(case, function() H.c_case(program, case) end)
+  end
+end
+
 --- Shuts psurvey down and checks that nothing the engine made is still
 --- open once unreachable objects are collected (core.census()): a count
 --- left above zero is a leak, named in the failure.
